@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+// Entry point. runbook's sources are TypeScript run by Node's built-in type stripping (Node >= 22.18),
+// so there is no build step between a checkout and a working CLI.
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 22 || (major === 22 && minor < 18)) {
+  process.stderr.write(
+    `runbook: Node ${process.versions.node} is too old; Node >= 22.18 is needed (24 LTS recommended).\n` +
+      `  Run scripts/bootstrap.sh, which installs Node 24 into .tools/ when the machine's Node is older.\n`,
+  );
+  process.exit(2);
+}
+process.removeAllListeners('warning');
+process.on('warning', (w) => {
+  if (w.name === 'ExperimentalWarning') return;
+  process.stderr.write(`${w.name}: ${w.message}\n`);
+});
+const { main } = await import('../src/cli/main.ts');
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,308 @@
+/**
+ * Every action a runbook can name: its input schema and what it does to the world. Metadata only (no I/O,
+ * no etcd3 import), so `validate`, `show` and the JSON Schema load fast. Implementations are bound by name
+ * in src/actions/registry.ts.
+ */
+import { z } from 'zod';
+import { parseBytes, parseDuration } from '../util/units.ts';
+import type { ActionMeta } from './types.ts';
+
+export const zBytes = z
+  .union([z.number(), z.string()])
+  .transform((v, ctx) => {
+    const n = parseBytes(v);
+    if (n === undefined) {
+      ctx.addIssue({ code: 'custom', message: `not a byte size: ${JSON.stringify(v)} (use e.g. 8GiB, 512MB or a number of bytes)` });
+      return z.NEVER;
+    }
+    return n;
+  })
+  .meta({ description: 'bytes: a number or a size like 8GiB, 512MB' });
+
+export const zDuration = z
+  .union([z.number(), z.string()])
+  .transform((v, ctx) => {
+    const n = parseDuration(v);
+    if (n === undefined) {
+      ctx.addIssue({ code: 'custom', message: `not a duration: ${JSON.stringify(v)} (use e.g. 500ms, 30s, 5m, 1h30m)` });
+      return z.NEVER;
+    }
+    return n;
+  })
+  .meta({ description: 'duration: like 500ms, 30s, 5m, 1h30m (a bare number is milliseconds)' });
+
+const alarmName = z.enum(['NOSPACE', 'CORRUPT']);
+const memberRef = z.string().min(1).max(256).describe('member name, hex member id, or peer URL');
+
+function action<S extends z.ZodType>(meta: ActionMeta<S>): ActionMeta<S> {
+  return meta;
+}
+
+export const catalog = {
+  'etcd.preflight': action({
+    name: 'etcd.preflight',
+    summary: 'Status and alarms of every member, leader, learners, versions, db sizes, disk headroom; refuses on CORRUPT or an unreachable member',
+    input: z.strictObject({
+      expectAlarms: z.array(alarmName).default(['NOSPACE']).describe('alarms that are expected (others abort)'),
+      allowUnreachable: z.boolean().default(false).describe('go on when a member is down (it is skipped and reported)'),
+      headroomFactor: z.number().min(0).max(10).default(1).describe('free disk needed on each member, as a multiple of its db size (defrag writes a full copy)'),
+      quotaBytes: zBytes.optional().describe('the backend quota in force (default: from the inventory or the member flags, else 2GiB)'),
+    }),
+    mutates: false,
+    idempotent: true,
+  }),
+  'etcd.compact': action({
+    name: 'etcd.compact',
+    summary: 'Compact the keyspace history once, cluster-wide, at the current revision minus `keep` (physical)',
+    input: z.strictObject({
+      keep: z.number().int().min(0).default(0).describe('revisions of history to keep'),
+      physical: z.boolean().default(true),
+    }),
+    mutates: true,
+    idempotent: true,
+  }),
+  'etcd.defrag': action({
+    name: 'etcd.defrag',
+    summary: 'Defragment one member (forEach over voters, followers first); moves leadership away before defragmenting the leader',
+    input: z.strictObject({
+      minReclaimBytes: zBytes.default(0).describe('skip a member whose db - in-use is below this'),
+      timeoutPerGiB: zDuration.default(120_000).describe('deadline scaled to db size (at least 30s)'),
+      moveLeaderFirst: z.boolean().default(true),
+    }),
+    mutates: true,
+    idempotent: true,
+    perMember: 'required',
+  }),
+  'etcd.alarm-disarm': action({
+    name: 'etcd.alarm-disarm',
+    summary: 'Disarm an alarm on every member that has it; NOSPACE only when every member is below the quota',
+    input: z.strictObject({
+      alarm: alarmName.default('NOSPACE'),
+      quotaBytes: zBytes.optional(),
+      requireBelowQuota: z.boolean().default(true),
+    }),
+    mutates: true,
+    idempotent: true,
+  }),
+  'etcd.write-probe': action({
+    name: 'etcd.write-probe',
+    summary: 'Put and delete a canary key: proves the cluster accepts writes',
+    input: z.strictObject({ key: z.string().min(1).max(512).default('/runbook/canary') }),
+    mutates: true,
+    idempotent: true,
+  }),
+  'etcd.member-healthy': action({
+    name: 'etcd.member-healthy',
+    summary: 'A member answers status, knows a leader, has no alarm of its own (a gate between members)',
+    input: z.strictObject({
+      member: memberRef.optional().describe('default: the forEach item'),
+      waitFor: zDuration.default(30_000).describe('keep checking this long before failing'),
+    }),
+    mutates: false,
+    idempotent: true,
+    perMember: 'optional',
+  }),
+  'etcd.move-leader': action({
+    name: 'etcd.move-leader',
+    summary: 'Move raft leadership to another healthy voter',
+    input: z.strictObject({ to: memberRef.optional().describe('default: the healthiest voter that is not the leader') }),
+    mutates: true,
+    idempotent: true,
+    perMember: 'optional',
+  }),
+  'etcd.cluster-healthy': action({
+    name: 'etcd.cluster-healthy',
+    summary: 'One leader, one cluster id, every voter answering, no alarms, equal KV hashes',
+    input: z.strictObject({
+      expectVoters: z.number().int().min(1).optional(),
+      hashes: z.boolean().default(true),
+      waitFor: zDuration.default(60_000),
+    }),
+    mutates: false,
+    idempotent: true,
+  }),
+  'etcd.snapshot-save': action({
+    name: 'etcd.snapshot-save',
+    summary: 'Stream a snapshot to a file (constant memory), verify it, record sha256/revision/size in a manifest, apply retention',
+    input: z.strictObject({
+      dir: z.string().min(1).optional().describe('default: the first snapshot dir of the inventory'),
+      keepLast: z.number().int().min(1).optional(),
+      maxAge: zDuration.optional(),
+      verify: z.boolean().default(true),
+    }),
+    mutates: true,
+    idempotent: false,
+  }),
+  'etcd.snapshot-select': action({
+    name: 'etcd.snapshot-select',
+    summary: 'Newest snapshot that passes integrity (sha256 trailer, status, trial restore on a copy); older ones are fallbacks',
+    input: z.strictObject({
+      dirs: z.array(z.string().min(1)).optional().describe('default: the snapshot dirs of the inventory'),
+      trialRestore: z.boolean().default(true),
+      maxCandidates: z.number().int().min(1).max(1000).default(20),
+    }),
+    mutates: false,
+    idempotent: true,
+  }),
+  'etcd.restore-member': action({
+    name: 'etcd.restore-member',
+    summary: "Restore one member's data dir from the chosen snapshot into <dir>.part, then rename (old data must be moved aside first)",
+    input: z.strictObject({
+      snapshot: z.string().min(1).describe('path of the snapshot (usually the output of snapshot-select)'),
+      sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+      clusterToken: z.string().min(1).max(128).optional().describe('default: derived from the run id'),
+    }),
+    mutates: true,
+    idempotent: true,
+    perMember: 'required',
+    needsInventory: true,
+  }),
+  'etcd.replacement-preflight': action({
+    name: 'etcd.replacement-preflight',
+    summary: 'Identify the member to replace; refuse when removal would lose quorum, on a 2-member cluster, or when a learner exists',
+    input: z.strictObject({ member: memberRef.optional().describe('default: the one unhealthy member, when unambiguous') }),
+    mutates: false,
+    idempotent: true,
+  }),
+  'etcd.member-remove': action({
+    name: 'etcd.member-remove',
+    summary: 'Remove a member from the cluster (already gone = done)',
+    input: z.strictObject({ member: memberRef }),
+    mutates: true,
+    idempotent: true,
+  }),
+  'etcd.member-add': action({
+    name: 'etcd.member-add',
+    summary: 'Add a member (as a learner where supported); peer URL already present = done',
+    input: z.strictObject({ name: z.string().min(1), peerURL: z.string().url(), learner: z.boolean().default(true) }),
+    mutates: true,
+    idempotent: true,
+  }),
+  'etcd.member-promote': action({
+    name: 'etcd.member-promote',
+    summary: 'Promote a learner once it is in sync (polled with backoff); already a voter = done',
+    input: z.strictObject({ member: memberRef, waitFor: zDuration.default(120_000) }),
+    mutates: true,
+    idempotent: true,
+  }),
+  'members.set-flag': action({
+    name: 'members.set-flag',
+    summary: "Change one etcd flag of a member through its driver and restart it (rolling, with a health gate)",
+    input: z.strictObject({
+      flag: z.string().regex(/^[a-z][a-z0-9-]*$/, 'a flag name without dashes in front, e.g. quota-backend-bytes'),
+      value: z.union([z.string(), z.number(), z.boolean()]),
+    }),
+    mutates: true,
+    idempotent: true,
+    perMember: 'required',
+    needsInventory: true,
+  }),
+  'members.stop': action({
+    name: 'members.stop',
+    summary: 'Stop a member through its driver',
+    input: z.strictObject({}),
+    mutates: true,
+    idempotent: true,
+    perMember: 'required',
+    needsInventory: true,
+  }),
+  'members.start': action({
+    name: 'members.start',
+    summary: 'Start a member through its driver and wait until it answers',
+    input: z.strictObject({ waitFor: zDuration.default(30_000) }),
+    mutates: true,
+    idempotent: true,
+    perMember: 'required',
+    needsInventory: true,
+  }),
+  'members.try-restart': action({
+    name: 'members.try-restart',
+    summary: 'Start every stopped member on its existing data; reports whether a healthy quorum formed (never fails for that)',
+    input: z.strictObject({ waitFor: zDuration.default(30_000) }),
+    mutates: true,
+    idempotent: true,
+    needsInventory: true,
+  }),
+  'members.move-data-aside': action({
+    name: 'members.move-data-aside',
+    summary: "Move a stopped member's data dir to <dir>.<label>-<timestamp> (never deleted)",
+    input: z.strictObject({ label: z.string().regex(/^[a-z0-9-]{1,40}$/).default('pre-restore') }),
+    mutates: true,
+    idempotent: true,
+    perMember: 'required',
+    needsInventory: true,
+  }),
+  'members.start-replacement': action({
+    name: 'members.start-replacement',
+    summary: 'Start the replacement member with --initial-cluster-state existing and the current --initial-cluster',
+    input: z.strictObject({
+      member: memberRef,
+      peerURL: z.string().url().optional(),
+      clientURL: z.string().url().optional(),
+      waitFor: zDuration.default(60_000),
+    }),
+    mutates: true,
+    idempotent: true,
+    needsInventory: true,
+  }),
+  'kubernetes.stop-apiservers': action({
+    name: 'kubernetes.stop-apiservers',
+    summary: 'Fence: stop the kube-apiservers named in the inventory before etcd is touched',
+    input: z.strictObject({}),
+    mutates: true,
+    idempotent: true,
+    needsInventory: true,
+  }),
+  'kubernetes.start-apiservers': action({
+    name: 'kubernetes.start-apiservers',
+    summary: 'Start the kube-apiservers named in the inventory again',
+    input: z.strictObject({}),
+    mutates: true,
+    idempotent: true,
+    needsInventory: true,
+  }),
+  'kubectl.verify': action({
+    name: 'kubectl.verify',
+    summary: 'kubectl checks with the inventory kubeconfig: readyz (get --raw /readyz), nodes-ready',
+    input: z.strictObject({
+      checks: z.array(z.enum(['readyz', 'nodes-ready'])).min(1).default(['readyz']),
+      waitFor: zDuration.default(60_000),
+    }),
+    mutates: false,
+    idempotent: true,
+  }),
+  exec: action({
+    name: 'exec',
+    summary: 'Run a command as an argv array (never a shell string); on the member host when in a member forEach',
+    input: z.strictObject({
+      argv: z.array(z.string().max(4096)).min(1).max(256),
+      env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).optional(),
+      cwd: z.string().optional(),
+      idempotent: z.boolean().default(false).describe('safe to run again when a crash left its outcome unknown'),
+      probe: z.array(z.string().max(4096)).min(1).max(256).optional().describe('argv of a read-only check: exit 0 means the effect is already there'),
+    }),
+    mutates: true,
+    idempotent: false,
+    perMember: 'optional',
+  }),
+  wait: action({
+    name: 'wait',
+    summary: 'Wait a fixed time (bounded; resumes count the time already waited)',
+    input: z.strictObject({ duration: zDuration }),
+    mutates: false,
+    idempotent: true,
+  }),
+  approve: action({
+    name: 'approve',
+    summary: 'A pause that only a human approval ends (use with approval: required)',
+    input: z.strictObject({ message: z.string().max(2000).optional() }),
+    mutates: false,
+    idempotent: true,
+  }),
+} as const satisfies Record<string, ActionMeta>;
+
+export type ActionName = keyof typeof catalog;
+
+export function actionMeta(name: string): ActionMeta | undefined {
+  return Object.hasOwn(catalog, name) ? (catalog as Record<string, ActionMeta>)[name] : undefined;
+}
