@@ -33,6 +33,8 @@ export interface ActionContext {
   runId: string;
   stepId: string;
   attempt: number;
+  /** When this step (item) first started, across resumes: lets a `wait` count time already waited. */
+  firstStartedAt: number;
   item?: StepItem;
   inventory: Inventory;
   params: Record<string, unknown>;

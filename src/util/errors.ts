@@ -48,7 +48,17 @@ export class UserError extends Error {
  * - cancelled: the operator interrupted the run
  * - unimplemented: the action has no implementation in this build
  */
-export type StepErrorKind = 'transient' | 'precondition' | 'invalid' | 'timeout' | 'cancelled' | 'unimplemented' | 'failed';
+export type StepErrorKind =
+  | 'transient'
+  | 'precondition'
+  | 'invalid'
+  | 'timeout'
+  | 'cancelled'
+  | 'unimplemented'
+  | 'denied'
+  /** an aborted attempt did not stop: never retried, a human must look */
+  | 'stuck'
+  | 'failed';
 
 export class StepError extends Error {
   override name = 'StepError';
