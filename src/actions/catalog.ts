@@ -105,7 +105,10 @@ export const catalog = {
   'etcd.move-leader': action({
     name: 'etcd.move-leader',
     summary: 'Move raft leadership to another healthy voter',
-    input: z.strictObject({ to: memberRef.optional().describe('default: the healthiest voter that is not the leader') }),
+    input: z.strictObject({
+      to: memberRef.optional().describe('default: the healthiest voter that is not the leader'),
+      awayFrom: memberRef.optional().describe('only move when this member is the leader (default: the forEach item, else always move)'),
+    }),
     mutates: true,
     idempotent: true,
     perMember: 'optional',

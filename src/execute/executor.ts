@@ -261,6 +261,10 @@ function execute(x: ExecInternals): RunHandle {
     } catch (err) {
       throw new StepError('invalid', `step "${s.id}": ${(err as Error).message}`);
     }
+    // A template that gives null means "not given": drop the key so the action's default applies.
+    if (raw && typeof raw === 'object' && !Array.isArray(raw)) {
+      raw = Object.fromEntries(Object.entries(raw as Record<string, unknown>).filter(([, v]) => v !== null));
+    }
     const parsed = meta.input.safeParse(raw);
     if (!parsed.success) {
       const msg = parsed.error.issues.map((i) => `${i.path.join('.') || 'with'}: ${i.message}`).join('; ');
@@ -272,7 +276,7 @@ function execute(x: ExecInternals): RunHandle {
   const itemFor = (s: Step, context: MachineContext, index: number): StepItem => {
     const keys = context.items[s.id] ?? [];
     const key = keys[index]!;
-    const member = s.forEach?.kind === 'members' ? findMember(x.inventory, key) : undefined;
+    const member = findMember(x.inventory, key);
     const st = stepState(fold, s.id);
     const done = keys.filter((k) => st.item.get(k)?.status === 'succeeded');
     return {
