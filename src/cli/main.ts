@@ -1,0 +1,73 @@
+/**
+ * `runbook` command line. Exit codes:
+ *   0 ok · 1 a run (or check) failed · 2 invalid input (runbook, inventory, flags) · 3 waiting for approval
+ *   4 cluster locked by another run · 5 denied · 6 diagnose found something critical · 130/143 interrupted (resumable)
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { ExitCode, UserError, formatDiagnostic, messageOf } from '../util/errors.ts';
+import { processIo, type Io } from './output.ts';
+import { registerRunbookCommands } from './runbooks.ts';
+import { registerRunCommands } from './runs.ts';
+
+export const VERSION = '0.1.0';
+
+export function buildProgram(io: Io): Command {
+  const program = new Command('runbook')
+    .description('Incident-recovery runbooks for the etcd clusters under Kubernetes control planes')
+    .version(VERSION, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .exitOverride();
+  program.addHelpText(
+    'after',
+    `
+Exit codes:
+  0   ok                          1   a run or check failed (resumable: see the message)
+  2   invalid input               3   paused waiting for approval
+  4   cluster locked by a run     5   denied
+  6   diagnose: critical finding  130/143  interrupted by SIGINT/SIGTERM (resumable)`,
+  );
+  registerRunbookCommands(program, io);
+  registerRunCommands(program, io);
+  for (const cmd of program.commands) cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
+  return program;
+}
+
+export async function main(argv: string[], io: Io = processIo()): Promise<number> {
+  const program = buildProgram(io);
+  let code: number = ExitCode.ok;
+  program.hook('postAction', (_this, action) => {
+    const c = (action as Command & { exitCodeValue?: number }).exitCodeValue;
+    if (typeof c === 'number') code = c;
+  });
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (err) {
+    return handleError(err, io);
+  }
+}
+
+export function handleError(err: unknown, io: Io): number {
+  if (err instanceof CommanderError) {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.ok;
+    return ExitCode.invalidInput; // commander already printed which flag/argument is wrong
+  }
+  if (err instanceof UserError) {
+    if (err.diagnostics.length) for (const d of err.diagnostics) io.err(formatDiagnostic(d));
+    if (err.message && (!err.diagnostics.length || !err.message.startsWith(err.diagnostics[0] ? formatDiagnostic(err.diagnostics[0]) : '\0'))) io.err(`runbook: ${err.message}`);
+    return err.exitCode;
+  }
+  // Not a user error: a bug or an unexpected failure. Say so plainly; the stack only with RUNBOOK_DEBUG=1.
+  io.err(`runbook: internal error: ${messageOf(err)}`);
+  if (io.env.RUNBOOK_DEBUG && err instanceof Error && err.stack) io.err(err.stack);
+  else io.err('  (set RUNBOOK_DEBUG=1 for a stack trace, and please report it)');
+  return ExitCode.failed;
+}
+
+/** Let an action set the process exit code without throwing. */
+export function setExit(cmd: Command, code: number): void {
+  (cmd as Command & { exitCodeValue?: number }).exitCodeValue = code;
+}
+
+export { Option };
