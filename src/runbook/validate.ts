@@ -1,0 +1,362 @@
+/**
+ * Structural and semantic validation of a parsed runbook. Every problem is reported (not just the first), each
+ * at the node it is about. Produces the typed Runbook only when there are none.
+ */
+import { actionMeta, catalog } from '../actions/catalog.ts';
+import type { ActionMeta } from '../actions/types.ts';
+import { findTemplates, parseExpr } from '../compile/expr.ts';
+import type { Diagnostic } from '../util/errors.ts';
+import { describeIssues, suggest, valueAt } from '../util/yaml-source.ts';
+import type { SchemaIssue, YamlPath, YamlSource } from '../util/yaml-source.ts';
+import { DEFAULT_RETRY } from './model.ts';
+import type { ForEachSpec, ParamSpec, ParamType, RetryPolicy, Runbook, Step } from './model.ts';
+import { normalizeParamValue } from './params.ts';
+import {
+  FOREACH_KEYS,
+  PARAM_KEYS,
+  PARAM_NAME_RE,
+  RETRY_KEYS,
+  STEP_ID_RE,
+  STEP_KEYS,
+  TOP_KEYS,
+  shapeKeysAt,
+  zForEachItems,
+  zForEachMembers,
+  zParam,
+  zRunbookTop,
+  zStep,
+} from './schema.ts';
+import type { z } from 'zod';
+
+export interface ValidationResult {
+  /** Set when there are no diagnostics. */
+  runbook?: Runbook;
+  diagnostics: Diagnostic[];
+}
+
+const ACTION_NAMES = Object.keys(catalog);
+const INVENTORY_FIELDS = ['name', 'source', 'members', 'tls', 'auth', 'kubernetes', 'snapshots', 'etcdBinDir', 'requestTimeoutMs', 'quotaBytes'];
+
+type Raw = Record<string, unknown>;
+
+function isObj(v: unknown): v is Raw {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Validate the YAML of a runbook; `hash` is the sha256 of the file's bytes. */
+export function validateRunbook(src: YamlSource, hash: string): ValidationResult {
+  const v = new Validator(src);
+  const runbook = v.run(hash);
+  const diagnostics = v.sorted();
+  return diagnostics.length ? { diagnostics } : { runbook: runbook!, diagnostics };
+}
+
+class Validator {
+  readonly src: YamlSource;
+  readonly raw: Raw;
+  readonly diags: Diagnostic[] = [];
+  readonly rawSteps: unknown[];
+  /** First index of each well-formed step id. */
+  readonly stepIndex = new Map<string, number>();
+  readonly paramNames: string[];
+
+  constructor(src: YamlSource) {
+    this.src = src;
+    this.raw = src.value;
+    this.rawSteps = Array.isArray(this.raw.steps) ? this.raw.steps : [];
+    this.paramNames = isObj(this.raw.params) ? Object.keys(this.raw.params) : [];
+    this.rawSteps.forEach((s, i) => {
+      const id = isObj(s) ? s.id : undefined;
+      if (typeof id === 'string' && !this.stepIndex.has(id)) this.stepIndex.set(id, i);
+    });
+  }
+
+  run(hash: string): Runbook | undefined {
+    const top = zRunbookTop.safeParse(this.raw);
+    if (!top.success) this.issues([], top.error.issues, this.raw, (p) => (p.length === 0 ? TOP_KEYS : undefined));
+    if (top.success && top.data.destructive && top.data.autoApprove) {
+      this.at(['autoApprove'], 'a destructive runbook always needs a human approval: remove autoApprove or destructive');
+    }
+    const params = this.params();
+    const steps = this.rawSteps.map((s, i) => this.step(s, i));
+    if (this.diags.length || !top.success) return undefined;
+    const t = top.data;
+    const runbook: Runbook = {
+      apiVersion: t.apiVersion,
+      name: t.name,
+      summary: t.summary,
+      destructive: t.destructive,
+      autoApprove: t.autoApprove,
+      params,
+      steps: steps as Step[],
+      source: { file: this.src.file, hash },
+    };
+    if (t.description !== undefined) runbook.description = t.description;
+    return runbook;
+  }
+
+  sorted(): Diagnostic[] {
+    const seen = new Set<string>();
+    return this.diags
+      .filter((d) => {
+        const k = `${d.line}:${d.col}:${d.message}`;
+        if (seen.has(k)) return false;
+        seen.add(k);
+        return true;
+      })
+      .sort((a, b) => a.line - b.line || a.col - b.col);
+  }
+
+  // ---- reporting ------------------------------------------------------------------------------------------
+
+  /** Report at a path. `key`: point at the key; `labelPath`: what the message is about (default: path). */
+  at(path: YamlPath, message: string, opts: { key?: boolean; offset?: number; labelPath?: YamlPath } = {}): void {
+    const pos = opts.offset !== undefined ? this.src.posInScalar(path, opts.offset) : this.src.posOf(path, { key: opts.key ?? false });
+    const labelPath = opts.labelPath ?? (opts.key ? path.slice(0, -1) : path);
+    this.diags.push({ file: this.src.file, ...pos, message: `${this.label(labelPath)}${message}` });
+  }
+
+  label(path: YamlPath): string {
+    let prefix = '';
+    let rest: YamlPath = path;
+    if (path[0] === 'steps' && typeof path[1] === 'number') {
+      const id = valueAt(this.raw, ['steps', path[1], 'id']);
+      prefix = typeof id === 'string' && id.length <= 80 ? `step "${id}"` : `step ${path[1] + 1}`;
+      rest = path.slice(2);
+    } else if (path[0] === 'params' && path.length >= 2) {
+      prefix = `param "${String(path[1])}"`;
+      rest = path.slice(2);
+    }
+    const field = rest.map((s, i) => (typeof s === 'number' ? `[${s}]` : i === 0 ? s : `.${s}`)).join('');
+    return [prefix, field].filter(Boolean).join(': ') + (prefix || field ? ': ' : '');
+  }
+
+  issues(base: YamlPath, issues: readonly object[], root: unknown, known: (p: (string | number)[]) => string[] | undefined): void {
+    for (const m of describeIssues(issues as SchemaIssue[], root, known)) {
+      const path = [...base, ...m.path];
+      this.at(path, m.message, { key: m.key ?? false, ...(m.missing ? { labelPath: path.slice(0, -1) } : {}) });
+    }
+  }
+
+  // ---- params ---------------------------------------------------------------------------------------------
+
+  params(): ParamSpec[] {
+    const out: ParamSpec[] = [];
+    if (!isObj(this.raw.params)) return out;
+    for (const [name, spec] of Object.entries(this.raw.params)) {
+      const path = ['params', name];
+      if (!PARAM_NAME_RE.test(name)) {
+        this.at(path, 'a param name must be an identifier (letters, digits, _), e.g. quotaBytes', { key: true, labelPath: path });
+      }
+      if (!isObj(spec)) {
+        this.at(path, `expected a mapping like { type: string }, got ${spec === null ? 'nothing' : Array.isArray(spec) ? 'a list' : JSON.stringify(spec)}`);
+        continue;
+      }
+      const r = zParam.safeParse(spec);
+      if (!r.success) {
+        this.issues(path, r.error.issues, spec, (p) => (p.length === 0 ? PARAM_KEYS : undefined));
+        continue;
+      }
+      const p = r.data;
+      if (p.enum && p.type !== 'string' && p.type !== 'list') this.at([...path, 'enum'], `enum is only for string and list params (this one is ${p.type})`);
+      let dflt: unknown;
+      if (p.default !== undefined) {
+        const d = normalizeParamValue({ type: p.type as ParamType, enum: p.enum }, p.default);
+        if (d.ok) dflt = d.value;
+        else this.at([...path, 'default'], `does not fit type ${p.type}: ${d.error}`);
+      }
+      const ps: ParamSpec = { name, type: p.type, optional: p.optional ?? false, pos: { file: this.src.file, ...this.src.posOf(path, { key: true }) } };
+      if (p.description !== undefined) ps.description = p.description;
+      if (dflt !== undefined) ps.default = dflt;
+      if (p.enum) ps.enum = p.enum;
+      out.push(ps);
+    }
+    return out;
+  }
+
+  // ---- steps ----------------------------------------------------------------------------------------------
+
+  step(raw: unknown, i: number): Step | undefined {
+    const path = ['steps', i];
+    if (!isObj(raw)) {
+      this.at(path, `each step must be a mapping with id and action, got ${raw === null ? 'nothing' : Array.isArray(raw) ? 'a list' : JSON.stringify(raw).slice(0, 40)}`);
+      return undefined;
+    }
+    const r = zStep.safeParse(raw);
+    if (!r.success) {
+      this.issues(path, r.error.issues, raw, (p) =>
+        p.length === 0 ? STEP_KEYS : p.length === 1 && p[0] === 'retry' ? RETRY_KEYS : undefined,
+      );
+    }
+
+    // id
+    const id = raw.id;
+    if (typeof id === 'string') {
+      if (!STEP_ID_RE.test(id)) this.at([...path, 'id'], `step id ${JSON.stringify(id)} must be lowercase kebab-case (a-z, 0-9, -), starting with a letter`);
+      const first = this.stepIndex.get(id);
+      if (first !== undefined && first !== i) {
+        this.at([...path, 'id'], `duplicate step id ${JSON.stringify(id)} (first used on line ${this.src.posOf(['steps', first]).line})`);
+      }
+    }
+
+    // action
+    const action = typeof raw.action === 'string' ? raw.action : undefined;
+    const meta = action !== undefined ? actionMeta(action) : undefined;
+    if (action !== undefined && !meta) {
+      const hint = suggest(action, ACTION_NAMES);
+      this.at([...path, 'action'], `unknown action ${JSON.stringify(action)}${hint ? ` (did you mean "${hint}"?)` : ' (see `runbook show --actions`)'}`);
+    }
+
+    // forEach
+    const forEach = this.forEach(raw.forEach, path, i);
+    if (meta?.perMember === 'required' && forEach?.kind !== 'members') {
+      this.at([...path, 'action'], `action "${meta.name}" works on one member at a time: add forEach: { members: voters } (or all / learners)`);
+    }
+
+    // with
+    const withRaw = raw.with === undefined ? {} : raw.with;
+    if (meta && isObj(withRaw)) this.withInput(meta, withRaw, [...path, 'with']);
+    if (isObj(withRaw)) this.templates(withRaw, [...path, 'with'], i, forEach !== undefined, 0);
+
+    // when
+    if (typeof raw.when === 'string') this.expr([...path, 'when'], raw.when, 0, i, forEach !== undefined, 'when');
+
+    // gate
+    if (typeof raw.gate === 'string') {
+      const g = actionMeta(raw.gate);
+      if (!g) {
+        const gates = ACTION_NAMES.filter((n) => !actionMeta(n)!.mutates);
+        const hint = suggest(raw.gate, gates);
+        this.at([...path, 'gate'], `unknown gate action ${JSON.stringify(raw.gate)}${hint ? ` (did you mean "${hint}"?)` : ` (read-only actions: ${gates.join(', ')})`}`);
+      } else if (g.mutates) {
+        this.at([...path, 'gate'], `gate "${g.name}" changes the cluster; a gate must be a read-only check such as etcd.member-healthy`);
+      }
+    }
+
+    // retry intervals
+    if (r.success && r.data.retry?.initialInterval !== undefined && r.data.retry.maximumInterval !== undefined && r.data.retry.maximumInterval < r.data.retry.initialInterval) {
+      this.at([...path, 'retry', 'maximumInterval'], 'maximumInterval is shorter than initialInterval');
+    }
+
+    if (!r.success || !meta || forEach === null) return undefined;
+    const d = r.data;
+    const retry: RetryPolicy = { ...DEFAULT_RETRY, nonRetryable: [...DEFAULT_RETRY.nonRetryable] };
+    if (d.retry) {
+      if (d.retry.maximumAttempts !== undefined) retry.maximumAttempts = d.retry.maximumAttempts;
+      if (d.retry.initialInterval !== undefined) retry.initialIntervalMs = d.retry.initialInterval;
+      if (d.retry.backoffCoefficient !== undefined) retry.backoffCoefficient = d.retry.backoffCoefficient;
+      if (d.retry.maximumInterval !== undefined) retry.maximumIntervalMs = d.retry.maximumInterval;
+      if (d.retry.nonRetryable !== undefined) retry.nonRetryable = [...d.retry.nonRetryable];
+    }
+    const step: Step = {
+      id: d.id,
+      action: d.action,
+      with: isObj(d.with) ? d.with : {},
+      retry,
+      approval: d.approval,
+      optional: d.optional,
+      pos: { file: this.src.file, ...this.src.posOf(path) },
+    };
+    if (d.description !== undefined) step.description = d.description;
+    if (d.when !== undefined) step.when = String(d.when);
+    if (forEach) step.forEach = forEach;
+    if (d.gate !== undefined) step.gate = d.gate;
+    if (d.timeout !== undefined) step.timeoutMs = d.timeout;
+    return step;
+  }
+
+  /** undefined: no forEach; null: a broken one (already reported). */
+  forEach(raw: unknown, stepPath: YamlPath, i: number): ForEachSpec | undefined | null {
+    if (raw === undefined) return undefined;
+    const path = [...stepPath, 'forEach'];
+    if (!isObj(raw)) {
+      this.at(path, 'forEach must be a mapping: { members: voters } or { items: "<expression>" }');
+      return null;
+    }
+    const known = () => FOREACH_KEYS;
+    if ('items' in raw) {
+      const r = zForEachItems.safeParse(raw);
+      if (!r.success) {
+        this.issues(path, r.error.issues, raw, (p) => (p.length === 0 ? known() : undefined));
+        return null;
+      }
+      this.expr([...path, 'items'], r.data.items, 0, i, false, 'forEach.items');
+      return { kind: 'items', items: r.data.items };
+    }
+    const r = zForEachMembers.safeParse(raw);
+    if (!r.success) {
+      this.issues(path, r.error.issues, raw, (p) => (p.length === 0 ? known() : undefined));
+      return null;
+    }
+    return { kind: 'members', members: r.data.members, order: r.data.order, moveLeaderFirst: r.data.moveLeaderFirst };
+  }
+
+  /** Check `with` against the action's input schema; values holding templates are checked at run time. */
+  withInput(meta: ActionMeta, value: Raw, path: YamlPath): void {
+    const r = meta.input.safeParse(value);
+    if (r.success) return;
+    const templated = (p: PropertyKey[]): boolean => {
+      for (let n = 1; n <= p.length; n++) {
+        const v = valueAt(value, p.slice(0, n).filter((s): s is string | number => typeof s !== 'symbol'));
+        if (typeof v === 'string' && v.includes('${{')) return true;
+      }
+      return false;
+    };
+    const issues = r.error.issues.filter((iss) => !templated(iss.path));
+    this.issues(path, issues, value, (p) => shapeKeysAt(meta.input as z.ZodType, p));
+  }
+
+  templates(value: unknown, path: YamlPath, stepIdx: number, inForEach: boolean, depth: number): void {
+    if (depth > 64) return;
+    if (typeof value === 'string') {
+      if (!value.includes('${{')) return;
+      const { parts, error } = findTemplates(value);
+      for (const p of parts) this.expr(path, p.expr, p.offset, stepIdx, inForEach, 'template');
+      if (error) this.at(path, error.message, { offset: error.offset });
+    } else if (Array.isArray(value)) {
+      value.forEach((v, k) => this.templates(v, [...path, k], stepIdx, inForEach, depth + 1));
+    } else if (isObj(value)) {
+      for (const [k, v] of Object.entries(value)) this.templates(v, [...path, k], stepIdx, inForEach, depth + 1);
+    }
+  }
+
+  /** Check one CEL expression found at `path` (starting at `offset` inside the scalar). */
+  expr(path: YamlPath, text: string, offset: number, stepIdx: number, itemAllowed: boolean, what: string): void {
+    const r = parseExpr(text);
+    const shown = JSON.stringify(text.length > 80 ? `${text.slice(0, 77)}...` : text);
+    if (!r.ok) {
+      const hint = what !== 'template' && text.includes('${{') ? ` (${what} is already an expression: write it without \${{ }})` : '';
+      this.at(path, `invalid expression ${shown}: ${r.error}${hint}`, { offset: offset + (r.offset ?? 0) });
+    }
+    const where = (name: string) => ({ offset: offset + Math.max(0, wordIndex(text, name)) });
+    for (const p of r.refs.params) {
+      if (this.paramNames.includes(p)) continue;
+      const hint = suggest(p, this.paramNames);
+      const list = this.paramNames.length ? `declared: ${this.paramNames.join(', ')}` : 'this runbook declares no params';
+      this.at(path, `unknown param "${p}" in ${shown} (${hint ? `did you mean "${hint}"?` : list})`, where(p));
+    }
+    for (const s of r.refs.steps) {
+      const idx = this.stepIndex.get(s);
+      if (idx === undefined) {
+        const hint = suggest(s, [...this.stepIndex.keys()]);
+        this.at(path, `no step "${s}" in ${shown}${hint ? ` (did you mean "${hint}"?)` : ''}`, where(s));
+      } else if (idx >= stepIdx) {
+        this.at(path, `step "${s}" does not run before this one, so its results are not available in ${shown}`, where(s));
+      }
+    }
+    for (const f of r.refs.inventory) {
+      if (INVENTORY_FIELDS.includes(f)) continue;
+      const hint = suggest(f, INVENTORY_FIELDS);
+      this.at(path, `inventory has no field "${f}"${hint ? ` (did you mean "${hint}"?)` : ` (fields: ${INVENTORY_FIELDS.join(', ')})`}`, where(f));
+    }
+    if (r.refs.item && !itemAllowed) {
+      this.at(path, `"item" is only set inside a forEach step (in ${shown})`, where('item'));
+    }
+  }
+}
+
+/** Index of `name` as a whole word in an expression, or -1. */
+function wordIndex(text: string, name: string): number {
+  const re = new RegExp(`(?<![A-Za-z0-9_])${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![A-Za-z0-9_])`);
+  return re.exec(text)?.index ?? -1;
+}
