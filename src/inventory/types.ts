@@ -61,4 +61,6 @@ export interface Inventory {
   etcdBinDir?: string;
   /** Per-call deadline for etcd requests in ms (default 5000). */
   requestTimeoutMs?: number;
+  /** The backend quota (--quota-backend-bytes) the members run with, when known. */
+  quotaBytes?: number;
 }
