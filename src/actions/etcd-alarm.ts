@@ -1,0 +1,126 @@
+/**
+ * etcd.alarm-disarm and etcd.write-probe. NOSPACE is disarmed only when every member's db is below the quota:
+ * otherwise the next write raises it again. Every disarm is checked against the alarm list afterwards (the
+ * client does not fail when it disarmed nothing).
+ */
+import { disarmAlarm, listAlarms, type Alarm, type AlarmName } from '../etcd/maintenance.ts';
+import { putDeleteCanary, type CanaryResult } from '../etcd/kv.ts';
+import { clusterView, idOf, type ClusterView } from '../etcd/view.ts';
+import { StepError } from '../util/errors.ts';
+import { formatBytes } from '../util/units.ts';
+import { requestTarget } from './etcd-compact.ts';
+import { callOpts, effectiveQuota, etcdPool } from './etcd-common.ts';
+import type { ActionContext, ActionImpl } from './types.ts';
+
+export interface DisarmInput {
+  alarm: AlarmName;
+  quotaBytes?: number;
+  requireBelowQuota: boolean;
+}
+
+export interface DisarmOutput {
+  alarm: AlarmName;
+  disarmed: { member: string; memberId: string }[];
+  alreadyClear: boolean;
+  quotaBytes?: number;
+  dbSizes?: Record<string, number>;
+}
+
+function memberName(view: ClusterView, id: string): string {
+  return view.members.find((p) => idOf(p) === id)?.name ?? view.memberList?.find((m) => m.id === id)?.name ?? id;
+}
+
+const matching = (alarms: Alarm[], alarm: AlarmName) => alarms.filter((a) => a.alarm === alarm);
+
+function belowQuotaCheck(ctx: ActionContext, view: ClusterView, input: DisarmInput): { quotaBytes: number; dbSizes: Record<string, number> } {
+  const quota = effectiveQuota(ctx, input.quotaBytes);
+  const dbSizes: Record<string, number> = {};
+  const over: string[] = [];
+  for (const p of view.members) {
+    if (!p.ok) {
+      ctx.log(`${p.name} does not answer (${p.error}): its db size is unknown; if it is over the quota it raises ${input.alarm} again when it is back`);
+      continue;
+    }
+    dbSizes[p.name] = p.status.dbSize;
+    if (p.status.dbSize >= quota.bytes) over.push(`${p.name} ${formatBytes(p.status.dbSize)} (${p.status.dbSize} bytes)`);
+  }
+  if (over.length > 0) {
+    throw new StepError('precondition', `not disarming ${input.alarm}: db size at or above the quota of ${formatBytes(quota.bytes)} (${quota.bytes} bytes, ${quota.source}) on ${over.join(', ')}; the next write would raise it again`, {
+      ...(over.length === 1 ? { member: over[0]!.split(' ')[0]! } : {}),
+      hint: 'compact and defragment first (or raise --quota-backend-bytes)',
+    });
+  }
+  return { quotaBytes: quota.bytes, dbSizes };
+}
+
+export const alarmDisarmAction: ActionImpl<DisarmInput, DisarmOutput> = {
+  async probe(ctx, input) {
+    const pool = etcdPool(ctx);
+    const to = requestTarget(await clusterView(pool, callOpts(ctx)));
+    const left = matching(await listAlarms(pool, to.endpoint, callOpts(ctx)), input.alarm);
+    if (left.length === 0) return { done: true, output: { alarm: input.alarm, disarmed: [], alreadyClear: true }, detail: `no ${input.alarm} alarm` };
+    return { done: false, detail: `${input.alarm} armed for ${left.map((a) => a.memberId).join(', ')}` };
+  },
+  async plan(ctx, input) {
+    const view = await clusterView(etcdPool(ctx), callOpts(ctx));
+    const armed = matching(view.alarms ?? [], input.alarm);
+    if (armed.length === 0) return `nothing to do: no ${input.alarm} alarm`;
+    let check = '';
+    if (input.alarm === 'NOSPACE' && input.requireBelowQuota) {
+      try {
+        const q = belowQuotaCheck({ ...ctx, log: () => {} }, view, input);
+        check = ` (every member below the quota of ${formatBytes(q.quotaBytes)})`;
+      } catch (err) {
+        return `would refuse: ${(err as Error).message}`;
+      }
+    }
+    return `disarm ${input.alarm} for ${armed.map((a) => memberName(view, a.memberId)).join(', ')}${check}`;
+  },
+  async run(ctx, input) {
+    const pool = etcdPool(ctx);
+    const view = await clusterView(pool, callOpts(ctx));
+    const to = requestTarget(view);
+    const armed = matching(view.alarms ?? (await listAlarms(pool, to.endpoint, callOpts(ctx))), input.alarm);
+    if (armed.length === 0) return { alarm: input.alarm, disarmed: [], alreadyClear: true };
+    const check = input.alarm === 'NOSPACE' && input.requireBelowQuota ? belowQuotaCheck(ctx, view, input) : undefined;
+    for (const a of armed) {
+      ctx.log(`disarming ${input.alarm} of ${memberName(view, a.memberId)} (${a.memberId})`);
+      await disarmAlarm(pool, to.endpoint, a.memberId, input.alarm, callOpts(ctx));
+    }
+    const left = matching(await listAlarms(pool, to.endpoint, callOpts(ctx)), input.alarm);
+    if (left.length > 0) {
+      throw new StepError('failed', `${input.alarm} still armed for ${left.map((a) => memberName(view, a.memberId)).join(', ')} after disarming`, {
+        hint: 'another write may have raised it again: check db sizes against the quota',
+      });
+    }
+    return {
+      alarm: input.alarm,
+      disarmed: armed.map((a) => ({ member: memberName(view, a.memberId), memberId: a.memberId })),
+      alreadyClear: false,
+      ...(check ?? {}),
+    };
+  },
+  async verify(ctx, input) {
+    const pool = etcdPool(ctx);
+    const to = requestTarget(await clusterView(pool, callOpts(ctx)));
+    const left = matching(await listAlarms(pool, to.endpoint, callOpts(ctx)), input.alarm);
+    if (left.length > 0) throw new StepError('failed', `${input.alarm} alarm still listed for ${left.map((a) => a.memberId).join(', ')}`);
+  },
+};
+
+export interface WriteProbeInput {
+  key: string;
+}
+
+export const writeProbeAction: ActionImpl<WriteProbeInput, CanaryResult> = {
+  async plan(_ctx, input) {
+    return `put a unique value at ${input.key}, read it back, delete it`;
+  },
+  async run(ctx, input) {
+    const pool = etcdPool(ctx);
+    const to = requestTarget(await clusterView(pool, callOpts(ctx)));
+    const r = await putDeleteCanary(pool, to.endpoint, input.key, { ...callOpts(ctx), tag: `${ctx.runId}/${ctx.stepId}#${ctx.attempt}` });
+    ctx.log(`canary ${input.key} written, read back and deleted through ${r.member} in ${r.durationMs} ms (revision ${r.revision})`);
+    return r;
+  },
+};

@@ -1,0 +1,197 @@
+/**
+ * Read-only health checks, polled up to `waitFor`: etcd.member-healthy (a gate between members) and
+ * etcd.cluster-healthy (the final verification).
+ */
+import { toHexId } from '../etcd/ids.ts';
+import { hashKV, type KVHash } from '../etcd/maintenance.ts';
+import type { EtcdPool } from '../etcd/pool.ts';
+import { memberStatus, type MemberStatus } from '../etcd/status.ts';
+import { clusterView, findMember, isLearner } from '../etcd/view.ts';
+import { isAlreadyCompacted } from '../etcd/errors.ts';
+import type { MemberSpec } from '../inventory/types.ts';
+import { StepError } from '../util/errors.ts';
+import { formatBytes } from '../util/units.ts';
+import { callOpts, effectiveQuota, etcdPool, pollUntil } from './etcd-common.ts';
+import type { ActionContext, ActionImpl } from './types.ts';
+
+/** Alarms as a member's status reports them: "memberID:17161531507652365892 alarm:NOSPACE ". */
+export function alarmsFromStatusErrors(errors: string[]): { memberId: string; alarm: string }[] {
+  return errors.flatMap((e) => {
+    const m = /memberID:(\d+)\s+alarm:([A-Z]+)/.exec(e);
+    return m ? [{ memberId: toHexId(m[1]!), alarm: m[2]! }] : [];
+  });
+}
+
+export interface MemberHealthyInput {
+  member?: string;
+  waitFor: number;
+}
+
+export interface MemberHealthyOutput {
+  member: string;
+  memberId: string;
+  leaderId: string;
+  dbSize: number;
+  isLearner: boolean;
+  /** Alarms raised for this member that do not block (NOSPACE with the db back under the quota). */
+  alarms: string[];
+}
+
+async function targetMember(ctx: ActionContext, pool: EtcdPool, input: MemberHealthyInput): Promise<MemberSpec> {
+  if (input.member) {
+    const byName = pool.spec(input.member);
+    if (byName) return byName;
+    const p = findMember(await clusterView(pool, callOpts(ctx)), input.member);
+    if (!p) throw new StepError('invalid', `member-healthy: no member ${JSON.stringify(input.member)} in inventory ${ctx.inventory.name}`);
+    return p.spec;
+  }
+  if (ctx.item?.member) return ctx.item.member;
+  throw new StepError('invalid', 'member-healthy: name a member (with: { member: ... }) or use it in a member forEach / as a gate');
+}
+
+/**
+ * One check. NOSPACE raised for the member blocks only while its db is still at or above the quota: during
+ * nospace-recovery the alarm stays armed (by design) until every member is defragmented, and the gate that runs
+ * between members takes no input. CORRUPT always fails at once (waiting does not fix it).
+ */
+function judge(s: MemberStatus, quotaBytes: number): { value: MemberHealthyOutput } | { reason: string } {
+  if (s.leaderId === '0') return { reason: `${s.name} knows no leader` };
+  const own = alarmsFromStatusErrors(s.errors).filter((a) => a.memberId === s.memberId);
+  if (own.some((a) => a.alarm === 'CORRUPT')) {
+    throw new StepError('precondition', `${s.name} (${s.memberId}) has a CORRUPT alarm`, { member: s.name, hint: 'its data differs from the others: replace it or restore' });
+  }
+  if (own.some((a) => a.alarm === 'NOSPACE') && s.dbSize >= quotaBytes) {
+    return { reason: `${s.name} has a NOSPACE alarm and its db (${formatBytes(s.dbSize)}) is at or above the quota (${formatBytes(quotaBytes)})` };
+  }
+  return { value: { member: s.name, memberId: s.memberId, leaderId: s.leaderId, dbSize: s.dbSize, isLearner: s.isLearner, alarms: own.map((a) => a.alarm) } };
+}
+
+export const memberHealthyAction: ActionImpl<MemberHealthyInput, MemberHealthyOutput> = {
+  async run(ctx, input) {
+    const pool = etcdPool(ctx);
+    const spec = await targetMember(ctx, pool, input);
+    const quota = effectiveQuota(ctx);
+    return pollUntil(
+      ctx,
+      input.waitFor,
+      async () => {
+        try {
+          return judge(await memberStatus(pool, spec.clientURL, callOpts(ctx)), quota.bytes);
+        } catch (err) {
+          if (err instanceof StepError && (err.kind === 'precondition' || err.kind === 'invalid' || err.kind === 'cancelled')) throw err;
+          return { reason: (err as Error).message };
+        }
+      },
+      { what: `${spec.name} healthy`, member: spec.name, intervalMs: 200 },
+    );
+  },
+};
+
+export interface ClusterHealthyInput {
+  expectVoters?: number;
+  hashes: boolean;
+  waitFor: number;
+}
+
+export interface ClusterHealthyOutput {
+  clusterId: string;
+  leader: string;
+  leaderId: string;
+  voters: string[];
+  learners: string[];
+  revision: number;
+  hash?: { revision: number; value: number };
+}
+
+/**
+ * KV hashes of every voter at one revision. Returns the common hash, or a reason to look again (members at
+ * different revisions that could not be compared yet). Different hashes at the same revision are not a passing
+ * state: the data diverged, and waiting will not fix it.
+ */
+export async function compareHashes(ctx: ActionContext, pool: EtcdPool, endpoints: { name: string; endpoint: string }[]): Promise<{ value: { revision: number; value: number } } | { reason: string }> {
+  const at = async (rev: number) => Promise.all(endpoints.map(async (e) => ({ ...e, h: await hashKV(pool, e.endpoint, rev, callOpts(ctx)) })));
+  let hashes = await at(0);
+  const revs = new Set(hashes.map((x) => x.h.revision));
+  if (revs.size > 1) {
+    const rev = Math.min(...revs);
+    try {
+      hashes = await at(rev);
+    } catch (err) {
+      if (isAlreadyCompacted(err)) return { reason: `members at different revisions (${[...revs].join(', ')}) and ${rev} is compacted` };
+      throw err;
+    }
+  }
+  const first: KVHash = hashes[0]!.h;
+  const differ = hashes.filter((x) => x.h.hash !== first.hash);
+  if (differ.length > 0) {
+    throw new StepError('precondition', `KV hashes differ at revision ${first.revision}: ${hashes.map((x) => `${x.name} ${x.h.hash}`).join(', ')}`, {
+      hint: 'the members hold different data: find the odd one out (etcdctl endpoint hashkv) and replace it',
+    });
+  }
+  return { value: { revision: first.revision, value: first.hash } };
+}
+
+async function checkCluster(ctx: ActionContext, pool: EtcdPool, input: ClusterHealthyInput): Promise<{ value: ClusterHealthyOutput } | { reason: string }> {
+  const view = await clusterView(pool, callOpts(ctx));
+  if (!view.memberList) return { reason: `no member answers the member list${view.errors.length ? `: ${view.errors.join('; ')}` : ''}` };
+  const voterIds = new Set(view.memberList.filter((m) => !m.isLearner).map((m) => m.id));
+  const down = view.members.filter((p) => !p.ok && !isLearner(p));
+  if (down.length > 0) return { reason: `not answering: ${down.map((p) => `${p.name} (${p.ok ? '' : p.error})`).join('; ')}` };
+  const voters: { name: string; endpoint: string; status?: MemberStatus }[] = view.members.flatMap((p) => (p.ok && !isLearner(p) ? [{ name: p.name, endpoint: p.endpoint, status: p.status }] : []));
+  for (const m of view.unknownMembers.filter((x) => !x.isLearner)) {
+    const url = m.clientURLs[0];
+    if (!url) return { reason: `voter ${m.name || m.id} has no client URL (not started?)` };
+    try {
+      voters.push({ name: m.name || m.id, endpoint: url, status: await memberStatus(pool, url, callOpts(ctx)) });
+    } catch (err) {
+      return { reason: `voter ${m.name || m.id} (not in the inventory): ${(err as Error).message}` };
+    }
+  }
+  if (input.expectVoters !== undefined && voterIds.size !== input.expectVoters) return { reason: `${voterIds.size} voters, expected ${input.expectVoters}` };
+  if (view.clusterIds.length !== 1) return { reason: `members report different cluster ids: ${view.clusterIds.join(', ')}` };
+  const leaders = new Set(voters.map((v) => v.status!.leaderId));
+  if (leaders.size !== 1 || leaders.has('0')) return { reason: `no agreed leader: ${voters.map((v) => `${v.name}→${v.status!.leaderId}`).join(' ')}` };
+  const leaderId = [...leaders][0]!;
+  if (!voterIds.has(leaderId)) return { reason: `leader ${leaderId} is not a voter in the member list` };
+  if (view.alarms === null) return { reason: 'alarm list unavailable' };
+  if (view.alarms.length > 0) return { reason: `alarms: ${view.alarms.map((a) => `${a.alarm}@${a.memberId}`).join(', ')}` };
+  let hash: ClusterHealthyOutput['hash'];
+  if (input.hashes) {
+    const h = await compareHashes(ctx, pool, voters);
+    if ('reason' in h) return h;
+    hash = h.value;
+  }
+  const leader = voters.find((v) => v.status!.memberId === leaderId)?.name ?? leaderId;
+  return {
+    value: {
+      clusterId: view.clusterIds[0]!,
+      leader,
+      leaderId,
+      voters: voters.map((v) => v.name),
+      learners: view.members.filter((p) => isLearner(p)).map((p) => p.name),
+      revision: view.revision,
+      ...(hash ? { hash } : {}),
+    },
+  };
+}
+
+export const clusterHealthyAction: ActionImpl<ClusterHealthyInput, ClusterHealthyOutput> = {
+  async run(ctx, input) {
+    const pool = etcdPool(ctx);
+    const out = await pollUntil(
+      ctx,
+      input.waitFor,
+      async () => {
+        try {
+          return await checkCluster(ctx, pool, input);
+        } catch (err) {
+          if (err instanceof StepError && (err.kind === 'precondition' || err.kind === 'invalid' || err.kind === 'cancelled')) throw err;
+          return { reason: (err as Error).message };
+        }
+      },
+      { what: 'cluster healthy', intervalMs: 250 },
+    );
+    ctx.log(`cluster healthy: leader ${out.leader}, voters ${out.voters.join(', ')}${out.hash ? `, equal hashes at revision ${out.hash.revision}` : ''}`);
+    return out;
+  },
+};

@@ -1,0 +1,172 @@
+/**
+ * One etcd3 client per endpoint, created on first use and reused for the whole run (a connection costs
+ * ~70 ms, a call 2–4 ms). Per ETCD-NOTES: a multi-host client sends each call to a random member and its
+ * retries can move a defragment elsewhere, so every client here has exactly one host, the library's fault
+ * handling is off (each call runs once; retries belong to the engine, where they are journaled), and every
+ * unary call carries a deadline.
+ */
+import { readFileSync } from 'node:fs';
+import { Etcd3, type IOptions } from 'etcd3';
+import { noop } from 'cockatiel';
+import type { Inventory, MemberSpec } from '../inventory/types.ts';
+import { UserError } from '../util/errors.ts';
+import { normalizeURL } from './ids.ts';
+
+export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
+
+/** An Etcd3 client bound to one endpoint, with the calls the library gets wrong fixed. */
+export class EtcdClient extends Etcd3 {
+  readonly endpoint: string;
+  constructor(endpoint: string, options: IOptions) {
+    super(options);
+    this.endpoint = endpoint;
+  }
+
+  /**
+   * HashKV. etcd3 1.1.2's `maintenance.hashKV` calls the gRPC method `hashKV`, which grpc-js names `hashKv`
+   * (or `HashKV`), so it always fails with "client[method] is not a function".
+   */
+  hashKV(req: { revision?: string | number }, options?: { deadline?: number }): Promise<{ header: { revision: string; member_id: string; cluster_id: string }; hash: number | string; compact_revision: string }> {
+    return this.pool.exec('Maintenance', 'HashKV', req, options);
+  }
+}
+
+interface Credentials {
+  tls?: { rootCertificate: Buffer; privateKey?: Buffer; certChain?: Buffer };
+  auth?: { username: string; password: string };
+}
+
+export interface EtcdPoolOptions {
+  /** Per-call deadline (default: inventory.requestTimeoutMs, else 5 s). */
+  requestTimeoutMs?: number;
+}
+
+/**
+ * @example
+ *   const pool = new EtcdPool(inventory);
+ *   try { const s = await memberStatus(pool, 'm1'); } finally { pool.close(); }
+ */
+export class EtcdPool {
+  readonly inventory: Inventory;
+  readonly requestTimeoutMs: number;
+  readonly #clients = new Map<string, EtcdClient>();
+  #credentials: Credentials | undefined;
+  #closed = false;
+
+  constructor(inventory: Inventory, opts: EtcdPoolOptions = {}) {
+    this.inventory = inventory;
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? inventory.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  }
+
+  /** The inventory member with this name or client URL. */
+  spec(endpointOrName: string): MemberSpec | undefined {
+    const byName = this.inventory.members.find((m) => m.name === endpointOrName);
+    if (byName) return byName;
+    const url = normalizeURL(endpointOrName);
+    return this.inventory.members.find((m) => normalizeURL(m.clientURL) === url);
+  }
+
+  /** The client URL for a member name, or the URL itself. */
+  endpointOf(endpointOrName: string): string {
+    const spec = this.spec(endpointOrName);
+    if (spec) return spec.clientURL;
+    if (/^https?:\/\//.test(endpointOrName)) return endpointOrName;
+    throw new UserError(`unknown member ${JSON.stringify(endpointOrName)}: not a member name of inventory ${this.inventory.name} nor a URL`);
+  }
+
+  /** How messages name an endpoint: the inventory name when there is one. */
+  nameOf(endpointOrName: string): string {
+    return this.spec(endpointOrName)?.name ?? endpointOrName;
+  }
+
+  /** The cached single-host client of a member (by name or client URL). */
+  member(endpointOrName: string): EtcdClient {
+    if (this.#closed) throw new Error('EtcdPool is closed');
+    const endpoint = this.endpointOf(endpointOrName);
+    const key = normalizeURL(endpoint);
+    let client = this.#clients.get(key);
+    if (!client) {
+      client = new EtcdClient(endpoint, this.#options(endpoint));
+      this.#clients.set(key, client);
+    }
+    return client;
+  }
+
+  /** Drop a member's client (e.g. after its process was restarted with new TLS files); the next call reconnects. */
+  forget(endpointOrName: string): void {
+    const key = normalizeURL(this.endpointOf(endpointOrName));
+    this.#clients.get(key)?.close();
+    this.#clients.delete(key);
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const c of this.#clients.values()) c.close();
+    this.#clients.clear();
+  }
+
+  get size(): number {
+    return this.#clients.size;
+  }
+
+  #options(endpoint: string): IOptions {
+    const creds = this.#loadCredentials();
+    const timeout = this.requestTimeoutMs;
+    const secure = endpoint.startsWith('https:');
+    return {
+      hosts: endpoint,
+      ...(secure && creds.tls ? { credentials: creds.tls } : {}),
+      ...(creds.auth ? { auth: { ...creds.auth, callOptions: () => ({ deadline: Date.now() + timeout }) } } : {}),
+      faultHandling: { host: () => noop, global: noop },
+      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + timeout }),
+      // A dead member must fail fast rather than wait out the whole deadline reconnecting.
+      grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 },
+    };
+  }
+
+  /** TLS files and the password are read once, lazily; their contents never leave this object. */
+  #loadCredentials(): Credentials {
+    if (this.#credentials) return this.#credentials;
+    const creds: Credentials = {};
+    const tls = this.inventory.tls;
+    if (tls) {
+      if (tls.insecureSkipVerify) {
+        throw new UserError('inventory tls.insecureSkipVerify is not supported by the gRPC client: give tls.cacert (the CA that signed the member certificates)');
+      }
+      if ((tls.cert === undefined) !== (tls.key === undefined)) throw new UserError('inventory tls: cert and key go together (give both or neither)');
+      const read = (what: string, path: string): Buffer => {
+        try {
+          return readFileSync(path);
+        } catch (err) {
+          throw new UserError(`inventory tls.${what}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+        }
+      };
+      creds.tls = {
+        // grpc-js accepts null for "the system's roots"; etcd3's type says Buffer.
+        rootCertificate: (tls.cacert ? read('cacert', tls.cacert) : null) as Buffer,
+        ...(tls.key ? { privateKey: read('key', tls.key) } : {}),
+        ...(tls.cert ? { certChain: read('cert', tls.cert) } : {}),
+      };
+    }
+    const auth = this.inventory.auth;
+    if (auth) creds.auth = { username: auth.username, password: readPassword(auth) };
+    this.#credentials = creds;
+    return creds;
+  }
+}
+
+function readPassword(auth: NonNullable<Inventory['auth']>): string {
+  if (auth.passwordEnv) {
+    const v = process.env[auth.passwordEnv];
+    if (v === undefined || v === '') throw new UserError(`inventory auth: environment variable ${auth.passwordEnv} (passwordEnv) is not set`);
+    return v;
+  }
+  if (auth.passwordFile) {
+    try {
+      return readFileSync(auth.passwordFile, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new UserError(`inventory auth: cannot read passwordFile ${auth.passwordFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    }
+  }
+  throw new UserError(`inventory auth: user ${auth.username} needs passwordEnv or passwordFile`);
+}
