@@ -1,0 +1,47 @@
+/**
+ * How a member's etcd process is stopped, started and reconfigured. Step actions get a driver with
+ * `driverFor(member)` and never care whether the member is a local process, a systemd unit or a static pod.
+ */
+import type { MemberSpec } from '../inventory/types.ts';
+import { StepError } from '../util/errors.ts';
+import { processDriver } from './process.ts';
+
+export interface DriverStartOptions {
+  signal?: AbortSignal;
+}
+
+export interface DriverStopOptions {
+  /** Grace period after SIGTERM before SIGKILL (default 15 s). */
+  timeoutMs?: number;
+  /** SIGKILL straight away. */
+  force?: boolean;
+}
+
+export interface MemberDriver {
+  /** Start the member (idempotent: a running member is left alone). Returns once the process is launched, not healthy. */
+  start(opts?: DriverStartOptions): Promise<void>;
+  /** Stop the member (idempotent: a stopped member is fine) and wait until its process is gone. */
+  stop(opts?: DriverStopOptions): Promise<void>;
+  status(): Promise<{ running: boolean; pid?: number }>;
+  /** The flag's value in effect: the running process's when it runs, else what the next start would use. */
+  getFlag(flag: string): Promise<string | undefined>;
+  /** Change a flag for the next start (does not restart). `changed: false` when it already had this value. */
+  setFlag(flag: string, value: string): Promise<{ changed: boolean; previous?: string }>;
+}
+
+/** The driver for a member, by its inventory driver type. */
+export function driverFor(member: MemberSpec): MemberDriver {
+  switch (member.driver.type) {
+    case 'process':
+      return processDriver(member);
+    case 'none':
+      throw new StepError('invalid', `member ${member.name} has no driver (driver: none), so it cannot be stopped, started or reconfigured`, {
+        member: member.name,
+        hint: 'give the member a driver in the inventory, or do this step by hand',
+      });
+    default:
+      throw new StepError('unimplemented', `member ${member.name}: the ${member.driver.type} driver is not implemented in this build`, {
+        member: member.name,
+      });
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * The test harness itself, against real etcd: if these fail, every other integration test is suspect.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Etcd3, GRPCResourceExhastedError, AlarmAction } from 'etcd3';
+import { noop } from 'cockatiel';
+import { parse } from 'yaml';
+import { corruptFile, livePids, startCluster } from '../support/etcd-cluster.ts';
+import type { TestCluster } from '../support/etcd-cluster.ts';
+import { driverFor } from '../../src/drivers/types.ts';
+
+const clusters: TestCluster[] = [];
+afterAll(async () => {
+  await Promise.all(clusters.map((c) => c.teardown()));
+});
+
+describe('3-member cluster', () => {
+  it('fills to NOSPACE, survives kill -9 and restart of a member, and leaves nothing behind', async () => {
+    const cluster = await startCluster({ members: 3 });
+    clusters.push(cluster);
+    expect(cluster.members.map((m) => cluster.pid(m.name))).toEqual(cluster.members.map(() => expect.any(Number)));
+    const [m1, m2, m3] = cluster.members.map((m) => m.name) as [string, string, string];
+
+    // One leader, every member agrees.
+    const statuses = await Promise.all([m1, m2, m3].map((n) => cluster.status(n)));
+    expect(new Set(statuses.map((s) => s.leader)).size).toBe(1);
+    expect(statuses.map((s) => s.memberId)).toContain(statuses[0]!.leader);
+
+    // NOSPACE, as the etcd3 client (not only the harness) sees it.
+    const { puts } = await cluster.fillToNospace();
+    expect(puts).toBeGreaterThan(10);
+    const client = cluster.client(m2);
+    const { alarms } = await client.maintenance.alarm({ action: AlarmAction.Get });
+    expect(alarms.map((a) => String(a.alarm).toUpperCase())).toContain('NOSPACE');
+    expect(await cluster.alarms()).toContainEqual({ memberID: expect.stringMatching(/^[0-9a-f]+$/), alarm: 'NOSPACE' });
+    await expect(client.put('after-nospace').value('x').exec()).rejects.toBeInstanceOf(GRPCResourceExhastedError);
+    // Reads still work (no circuit breaker tripped by the failed put).
+    expect(await client.get('runbook-test/fill/0').buffer()).toHaveLength(256 * 1024);
+    const { dbSize } = await cluster.status(m1);
+    expect(dbSize).toBeGreaterThanOrEqual(cluster.quotaBytes * 0.9);
+
+    // A snapshot can be taken and damaged.
+    const snap = join(cluster.dir, 'snapshots', 'a.db');
+    await cluster.snapshot(snap);
+    const size = statSync(snap).size;
+    expect(size).toBeGreaterThan(1024 * 1024);
+    corruptFile(snap, 'truncate-half');
+    expect(statSync(snap).size).toBe(Math.floor(size / 2));
+
+    // kill -9 a member: the rest stay healthy; restart it: it rejoins with its data.
+    const victim = statuses[0]!.leader === statuses[2]!.memberId ? m2 : m3;
+    const oldPid = cluster.pid(victim)!;
+    await cluster.kill(victim, 'SIGKILL');
+    expect(livePids([oldPid])).toEqual([]);
+    expect(cluster.pid(victim)).toBeUndefined();
+    await cluster.waitHealthy(15_000);
+    await cluster.start(victim);
+    expect(cluster.pid(victim)).not.toBe(oldPid);
+    await cluster.waitHealthy(15_000);
+    const back = await cluster.status(victim);
+    expect(back.revision).toBe((await cluster.status(m1)).revision);
+    expect(await cluster.alarms()).toContainEqual(expect.objectContaining({ alarm: 'NOSPACE' }));
+
+    // The inventory drives the same members through the product's driver.
+    const inv = cluster.inventory();
+    expect(inv.source).toBe('test');
+    expect(inv.members.map((m) => m.name)).toEqual([m1, m2, m3]);
+    const written = parse(readFileSync(cluster.writeInventory(), 'utf8'));
+    expect(written.members).toEqual(inv.members);
+    const driver = driverFor(inv.members[0]!);
+    expect(await driver.status()).toEqual({ running: true, pid: cluster.pid(m1) });
+    expect(await driver.getFlag('quota-backend-bytes')).toBe(String(cluster.quotaBytes));
+
+    const pids = cluster.startedPids();
+    expect(pids.length).toBe(4);
+    await cluster.teardown();
+    expect(livePids(pids)).toEqual([]);
+    expect(existsSync(cluster.dir)).toBe(false);
+  });
+});
+
+describe('TLS cluster', () => {
+  it('answers a client with a certificate and refuses one without', async () => {
+    const cluster = await startCluster({ members: 1, tls: true });
+    clusters.push(cluster);
+    expect(cluster.endpoints[0]).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    const tls = cluster.tls!;
+
+    const good = cluster.client();
+    await good.put('tls-probe').value('ok').exec();
+    expect(await good.get('tls-probe').string()).toBe('ok');
+
+    const noCert = new Etcd3({
+      hosts: cluster.endpoints[0]!,
+      credentials: { rootCertificate: readFileSync(tls.cacert) },
+      faultHandling: { host: () => noop, global: noop },
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 3000 }),
+    });
+    try {
+      await expect(noCert.get('tls-probe').string()).rejects.toThrow();
+    } finally {
+      noCert.close();
+    }
+
+    const snap = join(cluster.dir, 'snapshots', 'tls.db');
+    await cluster.snapshot(snap);
+    expect(statSync(snap).size).toBeGreaterThan(0);
+
+    const pids = cluster.startedPids();
+    await cluster.teardown();
+    expect(livePids(pids)).toEqual([]);
+    expect(existsSync(cluster.dir)).toBe(false);
+  });
+});

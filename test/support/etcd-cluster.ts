@@ -1,0 +1,610 @@
+/**
+ * Real etcd clusters for integration tests: N members on 127.0.0.1 (free ports, a temp dir, a tiny quota),
+ * started through the product's `process` driver, plus the fault-injection helpers tests need.
+ *
+ * Every member this harness starts is SIGKILLed by pid at teardown, and (best effort) when the test process exits.
+ * Set RUNBOOK_TEST_KEEP=1 to keep the temp dirs (logs, data) of clusters for a look after a failure.
+ */
+import { closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { noop } from 'cockatiel';
+import { AlarmAction, Etcd3, GRPCResourceExhastedError } from 'etcd3';
+import type { IOptions } from 'etcd3';
+import { execa } from 'execa';
+import { stringify } from 'yaml';
+import type { Inventory, MemberSpec } from '../../src/inventory/types.ts';
+import { argvMatches, effectiveCommand, isAlive, processArgv, startProcess, stopProcess } from '../../src/drivers/process.ts';
+import type { ProcessSpec } from '../../src/drivers/process.ts';
+import { makeTestCerts } from './tls-certs.ts';
+
+export interface TestMember {
+  name: string;
+  clientURL: string;
+  peerURL: string;
+  dataDir: string;
+  logFile: string;
+  pidFile: string;
+  command: string[];
+}
+
+export interface MemberStatus {
+  dbSize: number;
+  dbSizeInUse: number;
+  /** Hex, unpadded, like `etcdctl -w simple` (0 when the member knows no leader). */
+  leader: string;
+  memberId: string;
+  revision: number;
+  raftTerm: number;
+  isLearner: boolean;
+}
+
+export interface TestCluster {
+  dir: string;
+  members: TestMember[];
+  endpoints: string[];
+  quotaBytes: number;
+  /** Client certificate files (etcdctl's --cacert/--cert/--key) when the cluster serves clients over TLS. */
+  tls?: { cacert: string; cert: string; key: string };
+  /** Members with process drivers; source 'test'. */
+  inventory(overrides?: Partial<Inventory>): Inventory;
+  /** Writes the inventory as cluster.yaml (default `<dir>/cluster.yaml`) and returns its path. */
+  writeInventory(file?: string, overrides?: Partial<Inventory>): string;
+  /** A new single-endpoint client (default: the first member), library retries and circuit breaker off, 5 s deadline per call. Closed at teardown. */
+  client(member?: string): Etcd3;
+  /** Start a member through the process driver (flags set through the driver apply). Does not wait for health. */
+  start(name: string): Promise<void>;
+  /** SIGTERM through the process driver and wait for the exit. */
+  stop(name: string): Promise<void>;
+  /** Send a signal (default SIGKILL) to the member's process; waits for the exit when the signal ends it. */
+  kill(name: string, signal?: NodeJS.Signals): Promise<void>;
+  /** Pid of the member's live process (per its pid file), if any. */
+  pid(name: string): number | undefined;
+  /** Leader elected, every member expected to run answers status and agrees on the leader. Default 20 s. */
+  waitHealthy(timeoutMs?: number, opts?: { members?: string[] }): Promise<void>;
+  /** Overwrite a few keys with big values until etcd answers NOSPACE and the alarm is raised. */
+  fillToNospace(opts?: { valueBytes?: number; keys?: number }): Promise<{ puts: number }>;
+  /** Active alarms; memberID in hex like etcdctl, alarm as etcd names it (NOSPACE, CORRUPT). */
+  alarms(): Promise<{ memberID: string; alarm: string }[]>;
+  status(name: string): Promise<MemberStatus>;
+  /** `etcdctl snapshot save` from one running member. */
+  snapshot(file: string): Promise<void>;
+  /** Every pid this harness started (alive or not): for "no process left behind" asserts. */
+  startedPids(): number[];
+  /** SIGKILL every member this harness started (by pid), wait for the exits, close clients, remove the temp dir. */
+  teardown(): Promise<void>;
+}
+
+export interface StartClusterOptions {
+  members?: number;
+  quotaBytes?: number;
+  tls?: boolean;
+  /** Cluster name (inventory name, token prefix). */
+  name?: string;
+  /** Appended to every member's command line. */
+  extraFlags?: string[];
+  /** Time to wait for the first healthy cluster (default 30 s). */
+  startTimeoutMs?: number;
+}
+
+const MiB = 1024 * 1024;
+const DEFAULT_QUOTA = 16 * MiB;
+const CALL_DEADLINE_MS = 5_000;
+
+function binary(name: string): string {
+  const dir = process.env.ETCD_BIN_DIR;
+  return dir ? join(dir, name) : name;
+}
+
+const hex = (decimal: string | undefined): string => (decimal ? BigInt(decimal).toString(16) : '0');
+
+// ---- processes left behind: killed on exit -------------------------------------------------------------------------
+
+const liveClusters = new Set<ClusterImpl>();
+let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const cluster of liveClusters) cluster.killAllSync();
+  });
+}
+
+/** The pids among these that are live processes (zombies count as gone). */
+export function livePids(pids: number[]): number[] {
+  return pids.filter((pid) => isAlive(pid));
+}
+
+/**
+ * n distinct free TCP ports on 127.0.0.1, picked below the kernel's ephemeral range (so an outgoing
+ * connection cannot take one between this check and etcd's bind).
+ */
+export async function freePorts(n: number): Promise<number[]> {
+  const ports: number[] = [];
+  for (let tries = 0; ports.length < n; tries++) {
+    if (tries > 200 * n) throw new Error(`freePorts: no free port found after ${tries} tries`);
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (ports.includes(port)) continue;
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (free) ports.push(port);
+  }
+  return ports;
+}
+
+/** Damage a file the way disks and interrupted copies do. */
+export function corruptFile(path: string, how: 'truncate-half' | 'truncate-tail' | 'flip-byte'): void {
+  const size = statSync(path).size;
+  const fd = openSync(path, 'r+');
+  try {
+    if (how === 'truncate-half') ftruncateSync(fd, Math.floor(size / 2));
+    else if (how === 'truncate-tail') ftruncateSync(fd, Math.max(0, size - 16));
+    else {
+      if (size === 0) throw new Error(`corruptFile: ${path} is empty`);
+      const at = Math.floor(size / 2);
+      const b = Buffer.alloc(1);
+      readSync(fd, b, 0, 1, at);
+      b[0] = b[0]! ^ 0xff;
+      writeSync(fd, b, 0, 1, at);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Last lines of a member log, each cut to a readable length. */
+export function logTail(file: string, lines = 15): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return `(no log at ${file})`;
+  }
+  const tail = text.trimEnd().split('\n').slice(-lines).map((l) => (l.length > 400 ? `${l.slice(0, 400)}…` : l));
+  return tail.length && tail[0] !== '' ? tail.join('\n') : '(log is empty)';
+}
+
+// ---- the cluster ------------------------------------------------------------------------------------------------------
+
+interface Certs {
+  cacert: string;
+  cert: string;
+  key: string;
+  serverCert: string;
+  serverKey: string;
+}
+
+class ClusterImpl implements TestCluster {
+  readonly dir: string;
+  members: TestMember[] = [];
+  endpoints: string[] = [];
+  readonly quotaBytes: number;
+  readonly tls: { cacert: string; cert: string; key: string } | undefined;
+  readonly #name: string;
+  readonly #certs: Certs | undefined;
+  /** Members the harness expects to be running (started and not stopped/killed through the harness). */
+  readonly #expected = new Set<string>();
+  readonly #started = new Set<number>();
+  readonly #clients = new Set<Etcd3>();
+  /** One reusable client per member for the harness's own calls; dropped after a failure (fresh connection next time). */
+  readonly #own = new Map<string, Etcd3>();
+  #tornDown = false;
+
+  constructor(dir: string, name: string, quotaBytes: number, certs: Certs | undefined) {
+    this.dir = dir;
+    this.#name = name;
+    this.quotaBytes = quotaBytes;
+    this.#certs = certs;
+    this.tls = certs ? { cacert: certs.cacert, cert: certs.cert, key: certs.key } : undefined;
+  }
+
+  /** Lays out members on fresh ports (fresh data dirs). */
+  layout(n: number, ports: number[], extraFlags: string[]): void {
+    const scheme = this.#certs ? 'https' : 'http';
+    const token = `${this.#name}-${randomBytes(4).toString('hex')}`;
+    const names = Array.from({ length: n }, (_, i) => `m${i + 1}`);
+    const peer = (i: number) => `http://127.0.0.1:${ports[2 * i + 1]}`;
+    const initialCluster = names.map((nm, i) => `${nm}=${peer(i)}`).join(',');
+    this.members = names.map((name, i) => {
+      const clientURL = `${scheme}://127.0.0.1:${ports[2 * i]}`;
+      const peerURL = peer(i);
+      const dataDir = join(this.dir, `${name}.etcd`);
+      const tlsFlags = this.#certs
+        ? ['--cert-file', this.#certs.serverCert, '--key-file', this.#certs.serverKey, '--client-cert-auth', '--trusted-ca-file', this.#certs.cacert]
+        : [];
+      return {
+        name, clientURL, peerURL, dataDir,
+        logFile: join(this.dir, `${name}.log`),
+        pidFile: join(this.dir, `${name}.pid`),
+        command: [
+          binary('etcd'),
+          '--name', name,
+          '--data-dir', dataDir,
+          '--listen-client-urls', clientURL,
+          '--advertise-client-urls', clientURL,
+          '--listen-peer-urls', peerURL,
+          '--initial-advertise-peer-urls', peerURL,
+          '--initial-cluster', initialCluster,
+          '--initial-cluster-token', token,
+          '--initial-cluster-state', 'new',
+          '--quota-backend-bytes', String(this.quotaBytes),
+          '--auto-compaction-retention=0',
+          '--snapshot-count', '10000',
+          '--heartbeat-interval', '50',
+          '--election-timeout', '500',
+          '--logger=zap',
+          '--log-outputs=stderr',
+          ...tlsFlags,
+          ...extraFlags,
+        ],
+      };
+    });
+    this.endpoints = this.members.map((m) => m.clientURL);
+  }
+
+  member(name: string): TestMember {
+    const m = this.members.find((x) => x.name === name);
+    if (!m) throw new Error(`no member ${name} in this cluster (members: ${this.members.map((x) => x.name).join(', ')})`);
+    return m;
+  }
+
+  #spec(m: TestMember): ProcessSpec {
+    return { type: 'process', command: m.command, pidFile: m.pidFile, logFile: m.logFile };
+  }
+
+  #memberSpec(m: TestMember): MemberSpec {
+    return { name: m.name, clientURL: m.clientURL, peerURL: m.peerURL, dataDir: m.dataDir, driver: this.#spec(m) };
+  }
+
+  inventory(overrides: Partial<Inventory> = {}): Inventory {
+    const inv: Inventory = {
+      name: this.#name,
+      source: 'test',
+      members: this.members.map((m) => this.#memberSpec(m)),
+      snapshots: { dirs: [join(this.dir, 'snapshots')] },
+      requestTimeoutMs: CALL_DEADLINE_MS,
+    };
+    if (this.tls) inv.tls = { ...this.tls };
+    if (process.env.ETCD_BIN_DIR) inv.etcdBinDir = process.env.ETCD_BIN_DIR;
+    return { ...inv, ...overrides };
+  }
+
+  writeInventory(file = join(this.dir, 'cluster.yaml'), overrides: Partial<Inventory> = {}): string {
+    const { source: _source, ...inv } = this.inventory(overrides);
+    writeFileSync(file, stringify(inv));
+    return file;
+  }
+
+  #newClient(m: TestMember): Etcd3 {
+    const options: IOptions = {
+      hosts: m.clientURL,
+      faultHandling: { host: () => noop, global: noop },
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_DEADLINE_MS }),
+    };
+    if (this.tls) {
+      options.credentials = {
+        rootCertificate: readFileSync(this.tls.cacert),
+        certChain: readFileSync(this.tls.cert),
+        privateKey: readFileSync(this.tls.key),
+      };
+    }
+    return new Etcd3(options);
+  }
+
+  client(member?: string): Etcd3 {
+    const m = member === undefined ? this.members[0]! : this.member(member);
+    const c = this.#newClient(m);
+    this.#clients.add(c);
+    return c;
+  }
+
+  #ownClient(name: string): Etcd3 {
+    let c = this.#own.get(name);
+    if (!c) {
+      c = this.#newClient(this.member(name));
+      this.#own.set(name, c);
+    }
+    return c;
+  }
+
+  #dropOwnClient(name: string): void {
+    const c = this.#own.get(name);
+    if (c) {
+      this.#own.delete(name);
+      c.close();
+    }
+  }
+
+  /** A call on the harness's client for a member; a failure drops the client so the next call reconnects at once. */
+  async #call<T>(name: string, fn: (c: Etcd3) => Promise<T>): Promise<T> {
+    try {
+      return await fn(this.#ownClient(name));
+    } catch (err) {
+      this.#dropOwnClient(name);
+      throw err;
+    }
+  }
+
+  /** Pid of the member's live process per its pid file, checked against its command line. */
+  pid(name: string): number | undefined {
+    const m = this.member(name);
+    let pid: number;
+    try {
+      pid = Number(readFileSync(m.pidFile, 'utf8').trim());
+    } catch {
+      return undefined;
+    }
+    if (!isAlive(pid)) return undefined;
+    const argv = processArgv(pid);
+    return argv && argvMatches(argv, m.command) ? pid : undefined;
+  }
+
+  startedPids(): number[] {
+    return [...this.#started];
+  }
+
+  async start(name: string): Promise<void> {
+    const m = this.member(name);
+    const spec = this.#spec(m);
+    const { pid } = await startProcess({ ...spec, command: effectiveCommand(spec) });
+    this.#started.add(pid);
+    this.#expected.add(name);
+  }
+
+  async stop(name: string): Promise<void> {
+    const m = this.member(name);
+    this.#expected.delete(name);
+    this.#dropOwnClient(name);
+    const spec = this.#spec(m);
+    await stopProcess({ ...spec, command: effectiveCommand(spec) }, { timeoutMs: 10_000 });
+  }
+
+  async kill(name: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const pid = this.pid(name);
+    if (pid === undefined) throw new Error(`kill ${name}: member is not running`);
+    const ends = signal === 'SIGKILL' || signal === 'SIGTERM' || signal === 'SIGINT' || signal === 'SIGQUIT';
+    if (ends) {
+      this.#expected.delete(name);
+      this.#dropOwnClient(name);
+    }
+    process.kill(pid, signal);
+    if (!ends) return;
+    for (const until = Date.now() + 10_000; isAlive(pid); await sleep(20)) {
+      if (Date.now() > until) throw new Error(`kill ${name}: pid ${pid} still alive 10 s after ${signal}`);
+    }
+  }
+
+  async status(name: string): Promise<MemberStatus> {
+    const s = await this.#call(name, (c) => c.maintenance.status());
+    return {
+      dbSize: Number(s.dbSize),
+      dbSizeInUse: Number(s.dbSizeInUse),
+      leader: hex(s.leader),
+      memberId: hex(s.header.member_id),
+      revision: Number(s.header.revision),
+      raftTerm: Number(s.raftTerm),
+      isLearner: s.isLearner,
+    };
+  }
+
+  /** Members the harness expects running, first the ones that answer best (no guarantee). */
+  #running(): TestMember[] {
+    return this.members.filter((m) => this.#expected.has(m.name));
+  }
+
+  #anyRunning(what: string): TestMember {
+    const m = this.#running()[0];
+    if (!m) throw new Error(`${what}: no member is running`);
+    return m;
+  }
+
+  async waitHealthy(timeoutMs = 20_000, opts: { members?: string[] } = {}): Promise<void> {
+    const members = opts.members ? opts.members.map((n) => this.member(n)) : this.#running();
+    if (members.length === 0) throw new Error('waitHealthy: no member is expected to run');
+    const until = Date.now() + timeoutMs;
+    let problem = 'no answer yet';
+    let culprit: TestMember | undefined;
+    for (;;) {
+      for (const m of members) {
+        if (this.pid(m.name) === undefined) {
+          throw new Error(`waitHealthy: member ${m.name} is not running (exited?). Log tail of ${m.logFile}:\n${logTail(m.logFile)}`);
+        }
+      }
+      const answers = await Promise.allSettled(
+        members.map((m) =>
+          this.#call(m.name, (c) => c.maintenance.status({ deadline: Date.now() + Math.min(2_000, Math.max(200, until - Date.now())) })),
+        ),
+      );
+      const failed = answers.findIndex((a) => a.status === 'rejected');
+      const rejected = answers[failed];
+      if (rejected?.status === 'rejected') {
+        culprit = members[failed];
+        problem = `${culprit!.name} does not answer status: ${(rejected.reason as Error)?.message ?? String(rejected.reason)}`;
+      } else {
+        const statuses = answers.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : []));
+        const ids = statuses.map((s) => s.header.member_id);
+        const leaders = new Set(statuses.map((s) => s.leader));
+        const leader = statuses[0]!.leader;
+        culprit = undefined;
+        if (leaders.size !== 1) problem = `members disagree on the leader: ${members.map((m, i) => `${m.name}→${hex(statuses[i]!.leader)}`).join(' ')}`;
+        else if (leader === '0') problem = 'no leader elected';
+        // Right after the leader dies the others still name it until the election timeout: wait for one of ours.
+        else if (!opts.members && !ids.includes(leader)) problem = `leader ${hex(leader)} is not one of the running members`;
+        else return;
+      }
+      if (Date.now() >= until) {
+        const tails = (culprit ? [culprit] : members).map((m) => `--- ${m.name} (${m.logFile}):\n${logTail(m.logFile, 8)}`).join('\n');
+        throw new Error(`waitHealthy: cluster not healthy after ${timeoutMs} ms: ${problem}\n${tails}`);
+      }
+      await sleep(100);
+    }
+  }
+
+  async fillToNospace(opts: { valueBytes?: number; keys?: number } = {}): Promise<{ puts: number }> {
+    const valueBytes = opts.valueBytes ?? 256 * 1024;
+    const keys = opts.keys ?? 16;
+    const m = this.#anyRunning('fillToNospace');
+    const value = Buffer.alloc(valueBytes, 0x61);
+    const maxPuts = Math.ceil((this.quotaBytes * 4) / valueBytes) + 64;
+    let puts = 0;
+    for (;;) {
+      if (puts >= maxPuts) throw new Error(`fillToNospace: no NOSPACE after ${puts} puts of ${valueBytes} bytes (quota ${this.quotaBytes})`);
+      try {
+        await this.#call(m.name, (c) => c.put(`runbook-test/fill/${puts % keys}`).value(value).exec());
+        puts++;
+      } catch (err) {
+        if (err instanceof GRPCResourceExhastedError) break;
+        throw new Error(`fillToNospace: put ${puts} failed with something other than NOSPACE: ${(err as Error).message}`, { cause: err });
+      }
+    }
+    for (const until = Date.now() + 5_000; ; await sleep(100)) {
+      if ((await this.alarms()).some((a) => a.alarm === 'NOSPACE')) return { puts };
+      if (Date.now() > until) throw new Error(`fillToNospace: puts fail with NOSPACE but no NOSPACE alarm is listed`);
+    }
+  }
+
+  async alarms(): Promise<{ memberID: string; alarm: string }[]> {
+    const m = this.#anyRunning('alarms');
+    const r = await this.#call(m.name, (c) => c.maintenance.alarm({ action: AlarmAction.Get }));
+    return r.alarms.map((a) => ({ memberID: hex(a.memberID), alarm: String(a.alarm).toUpperCase() }));
+  }
+
+  async snapshot(file: string): Promise<void> {
+    const m = this.#anyRunning('snapshot');
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('ETCDCTL_')) env[k] = v;
+    const tlsArgs = this.tls ? ['--cacert', this.tls.cacert, '--cert', this.tls.cert, '--key', this.tls.key] : [];
+    const r = await execa(binary('etcdctl'), ['--endpoints', m.clientURL, ...tlsArgs, 'snapshot', 'save', file], {
+      env, extendEnv: false, reject: false, timeout: 60_000, stdin: 'ignore',
+    });
+    if (r.exitCode !== 0) throw new Error(`etcdctl snapshot save ${file} failed (exit ${r.exitCode}): ${r.stderr.slice(-500)}`);
+  }
+
+  /** Pids to kill: every pid we started plus whatever the pid files name now (the product may have restarted members). */
+  #ourLivePids(): number[] {
+    const pids = new Set(this.#started);
+    for (const m of this.members) {
+      const pid = this.pid(m.name);
+      if (pid !== undefined) pids.add(pid);
+    }
+    // Only processes still running one of our members' command lines (never a recycled pid).
+    return [...pids].filter((pid) => {
+      if (!isAlive(pid)) return false;
+      const argv = processArgv(pid);
+      return argv !== undefined && this.members.some((m) => argvMatches(argv, m.command));
+    });
+  }
+
+  killAllSync(): void {
+    for (const pid of this.#ourLivePids()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    if (process.env.RUNBOOK_TEST_KEEP !== '1') rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  async killAll(): Promise<void> {
+    const pids = this.#ourLivePids();
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    for (const until = Date.now() + 10_000; livePids(pids).length > 0; await sleep(20)) {
+      if (Date.now() > until) throw new Error(`teardown: pids ${livePids(pids).join(', ')} still alive 10 s after SIGKILL`);
+    }
+    this.#expected.clear();
+  }
+
+  async teardown(): Promise<void> {
+    if (this.#tornDown) return;
+    this.#tornDown = true;
+    for (const c of [...this.#clients, ...this.#own.values()]) c.close();
+    this.#clients.clear();
+    this.#own.clear();
+    try {
+      await this.killAll();
+    } finally {
+      liveClusters.delete(this);
+      if (process.env.RUNBOOK_TEST_KEEP !== '1') rmSync(this.dir, { recursive: true, force: true });
+    }
+  }
+
+  async launch(): Promise<void> {
+    await Promise.all(
+      this.members.map(async (m) => {
+        const { pid } = await startProcess(this.#spec(m));
+        this.#started.add(pid);
+        this.#expected.add(m.name);
+      }),
+    );
+  }
+
+  /** After a failed launch: kill what started and clear data dirs so the next layout starts clean. */
+  async reset(): Promise<void> {
+    await this.killAll();
+    for (const c of this.#own.values()) c.close();
+    this.#own.clear();
+    for (const m of this.members) rmSync(m.dataDir, { recursive: true, force: true });
+  }
+
+  portClash(): boolean {
+    return this.members.some((m) => existsSync(m.logFile) && readFileSync(m.logFile, 'utf8').includes('address already in use'));
+  }
+}
+
+/**
+ * Start an N-member cluster (default 3) on loopback and wait until it is healthy.
+ *
+ * @example
+ * const cluster = await startCluster({ quotaBytes: 16 * 1024 * 1024 });
+ * try { await cluster.fillToNospace(); } finally { await cluster.teardown(); }
+ */
+export async function startCluster(opts: StartClusterOptions = {}): Promise<TestCluster> {
+  const n = opts.members ?? 3;
+  if (!Number.isInteger(n) || n < 1 || n > 7) throw new Error(`startCluster: members must be 1..7, got ${n}`);
+  installExitHook();
+  const dir = mkdtempSync(join(tmpdir(), 'runbook-test-'));
+  let certs: Certs | undefined;
+  try {
+    certs = opts.tls ? await makeTestCerts(join(dir, 'tls')) : undefined;
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  mkdirSync(join(dir, 'snapshots'));
+  const cluster = new ClusterImpl(dir, opts.name ?? 'test', opts.quotaBytes ?? DEFAULT_QUOTA, certs);
+  liveClusters.add(cluster);
+  try {
+    for (let attempt = 1; ; attempt++) {
+      cluster.layout(n, await freePorts(2 * n), opts.extraFlags ?? []);
+      await cluster.launch();
+      try {
+        await cluster.waitHealthy(opts.startTimeoutMs ?? 30_000);
+        return cluster;
+      } catch (err) {
+        // Another test took one of our ports between the check and etcd's bind: try again on new ports.
+        if (attempt < 3 && cluster.portClash()) {
+          await cluster.reset();
+          for (const m of cluster.members) rmSync(m.logFile, { force: true });
+          continue;
+        }
+        throw err;
+      }
+    }
+  } catch (err) {
+    await cluster.teardown().catch(() => {});
+    throw err;
+  }
+}
