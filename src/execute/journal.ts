@@ -108,10 +108,25 @@ export function openJournal(file: string, runId: string): JournalWriter & { torn
   }
   const fd = fs.openSync(file, 'a');
   if (existing.length === 0) fsyncDir(path.dirname(file));
+  const failpoint = parseFailpoint(process.env.RUNBOOK_FAILPOINT);
+  let written = 0;
   return createWriter(existing, (line) => {
+    written++;
+    if (failpoint?.when === 'before' && written === failpoint.n) process.kill(process.pid, 'SIGKILL');
     fs.writeSync(fd, line);
     fs.fsyncSync(fd);
+    if (failpoint?.when === 'after' && written === failpoint.n) process.kill(process.pid, 'SIGKILL');
   }, () => fs.closeSync(fd), runId, torn);
+}
+
+/**
+ * Fault injection for crash tests, like etcd's failpoints: RUNBOOK_FAILPOINT=journal-before:N kills this process
+ * (SIGKILL) just before the N-th record this process appends is written, journal-after:N just after it is fsync'd.
+ * Killing before a `step.succeeded` record is a crash after a step's effect and before its checkpoint.
+ */
+function parseFailpoint(spec: string | undefined): { when: 'before' | 'after'; n: number } | undefined {
+  const m = spec ? /^journal-(before|after):(\d+)$/.exec(spec) : null;
+  return m ? { when: m[1] as 'before' | 'after', n: Number(m[2]) } : undefined;
 }
 
 /** A journal kept in memory only (plan / dry-run writes nothing to disk). */
