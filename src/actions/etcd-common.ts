@@ -35,13 +35,12 @@ export function quotaFromCommand(command: readonly string[]): number | undefined
 }
 
 /**
- * The backend quota in force: the step input, else the inventory's `quotaBytes` (optional field), else the
+ * The backend quota in force: the step input, else the inventory's `quotaBytes`, else the
  * smallest `--quota-backend-bytes` among process-driver members, else etcd's default of 2 GiB.
  */
 export function resolveQuota(inventory: Inventory, input?: number): QuotaInfo {
   if (input !== undefined && input > 0) return { bytes: input, source: 'input' };
-  const inv = parseBytes((inventory as { quotaBytes?: unknown }).quotaBytes);
-  if (inv !== undefined && inv > 0) return { bytes: inv, source: 'inventory' };
+  if (inventory.quotaBytes !== undefined && inventory.quotaBytes > 0) return { bytes: inventory.quotaBytes, source: 'inventory' };
   const flags = inventory.members.flatMap((m) => (m.driver.type === 'process' ? [quotaFromCommand(m.driver.command)] : [])).filter((n): n is number => n !== undefined);
   if (flags.length > 0) return { bytes: Math.min(...flags), source: 'member flags' };
   return { bytes: DEFAULT_QUOTA_BYTES, source: 'etcd default' };

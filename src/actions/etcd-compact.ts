@@ -33,8 +33,15 @@ type Answering = MemberProbe & { ok: true };
 export function requestTarget(view: ClusterView): Answering {
   const voter = view.members.find((p): p is Answering => p.ok && !isLearner(p));
   const target = view.leader ?? voter;
-  if (!target) throw new StepError('transient', `no voter answers: ${view.members.map((p) => (p.ok ? `${p.name}: learner` : `${p.name}: ${p.error}`)).join('; ')}`);
-  return target;
+  if (target) return target;
+  const down = view.members.filter((p): p is MemberProbe & { ok: false } => !p.ok);
+  // When every member fails the same avoidable way (TLS files, credentials), say so: retrying cannot help.
+  const invalid = down.length === view.members.length && down.every((p) => p.errorKind === 'invalid');
+  const hint = down.find((p) => p.hint)?.hint;
+  throw new StepError(invalid ? 'invalid' : 'transient', `no voter answers: ${view.members.map((p) => (p.ok ? `${p.name}: learner` : `${p.name}: ${p.error}`)).join('; ')}`, {
+    ...(view.members.length === 1 ? { member: view.members[0]!.name } : {}),
+    ...(hint ? { hint } : {}),
+  });
 }
 
 async function target(ctx: ActionContext, pool: EtcdPool, keep: number): Promise<{ to: Answering; current: number; revision: number }> {

@@ -19,7 +19,10 @@ interface ProbeBase {
   /** The etcd member this inventory entry is (by id from its status, else by peer URL, client URL or name). */
   member?: EtcdMember;
 }
-export type MemberProbe = (ProbeBase & { ok: true; status: MemberStatus }) | (ProbeBase & { ok: false; error: string; errorKind: StepErrorKind });
+export type MemberProbe =
+  | (ProbeBase & { ok: true; status: MemberStatus })
+  /** `error` is the reason without the member's name (messages add it); `hint` what to check. */
+  | (ProbeBase & { ok: false; error: string; errorKind: StepErrorKind; hint?: string });
 
 export interface ClusterView {
   /** One entry per inventory member, in inventory order. */
@@ -62,7 +65,9 @@ export async function clusterView(pool: EtcdPool, opts: CallOpts = {}): Promise<
       try {
         return { ...base, ok: true, status: await memberStatus(pool, spec.clientURL, opts) };
       } catch (err) {
-        return { ...base, ok: false, error: shortGrpcMessage(err), errorKind: classify(err).kind };
+        const { kind, hint } = classify(err);
+        const raw = err instanceof Error && err.cause !== undefined ? err.cause : err;
+        return { ...base, ok: false, error: shortGrpcMessage(raw), errorKind: kind, ...(hint ? { hint } : {}) };
       }
     }),
   );

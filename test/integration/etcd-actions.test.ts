@@ -1,0 +1,239 @@
+/**
+ * The etcd actions against a real 3-member cluster filled to NOSPACE, called in the order of nospace-recovery,
+ * plus refusals (member down, member frozen, disarm above quota) and a TLS cluster.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { catalog } from '../../src/actions/catalog.ts';
+import { etcdActions, resolveMembers } from '../../src/actions/etcd.ts';
+import type { ActionContext, ActionImpl } from '../../src/actions/types.ts';
+import { StepError } from '../../src/util/errors.ts';
+import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { makeActionContext, memberItem, type TestActionContext } from '../support/action-context.ts';
+
+const MiB = 1024 * 1024;
+const QUOTA = 16 * MiB;
+
+function action(name: keyof typeof catalog): { impl: ActionImpl; input: (raw?: Record<string, unknown>) => any } {
+  const impl = etcdActions[name];
+  if (!impl) throw new Error(`no implementation for ${name}`);
+  return { impl, input: (raw = {}) => catalog[name].input.parse(raw) };
+}
+
+const preflight = action('etcd.preflight');
+const compact = action('etcd.compact');
+const defrag = action('etcd.defrag');
+const disarm = action('etcd.alarm-disarm');
+const writeProbe = action('etcd.write-probe');
+const memberHealthy = action('etcd.member-healthy');
+const clusterHealthy = action('etcd.cluster-healthy');
+const moveLeader = action('etcd.move-leader');
+
+async function stepError(p: Promise<unknown>): Promise<StepError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof StepError) return err;
+    throw err;
+  }
+  throw new Error('expected a StepError, the call succeeded');
+}
+
+const timings: Record<string, number> = {};
+async function timed<T>(label: string, fn: () => Promise<T>): Promise<T> {
+  const t0 = performance.now();
+  try {
+    return await fn();
+  } finally {
+    timings[label] = Math.round(performance.now() - t0);
+  }
+}
+
+describe('nospace recovery through the etcd actions (3 members, 16 MiB quota)', () => {
+  let cluster: TestCluster;
+  let t: TestActionContext;
+  const step = (id: string, more: Partial<ActionContext> = {}) => t.step(id, more);
+
+  beforeAll(async () => {
+    cluster = await startCluster({ members: 3, quotaBytes: QUOTA, name: 'nospace' });
+    await cluster.fillToNospace();
+    t = makeActionContext(cluster.inventory());
+  }, 90_000);
+
+  afterAll(async () => {
+    await t?.dispose();
+    await cluster?.teardown();
+    if (Object.keys(timings).length) console.log('etcd action timings (ms):', JSON.stringify(timings));
+  });
+
+  it('runs preflight, refuses to disarm above quota, compacts once, defragments followers then leader, disarms, writes', async () => {
+    const names = cluster.members.map((m) => m.name);
+
+    // --- preflight: NOSPACE is expected; sizes, leader, quota from the member flags.
+    const pre = await timed('preflight', () => preflight.impl.run(step('preflight'), preflight.input({ expectAlarms: ['NOSPACE'] })));
+    expect(pre.alarms.map((a: any) => a.alarm)).toContain('NOSPACE');
+    expect(pre.quotaBytes).toBe(QUOTA);
+    expect(['inventory', 'member flags']).toContain(pre.quotaSource);
+    expect(pre.members.map((m: any) => m.name)).toEqual(names);
+    for (const m of pre.members) {
+      expect(m).toMatchObject({ reachable: true, isLearner: false, memberId: expect.stringMatching(/^[0-9a-f]+$/) });
+      expect(m.dbSize).toBeGreaterThan(QUOTA * 0.75);
+      expect(m.dbSizeInUse).toBeGreaterThan(0);
+      expect(m.diskFreeBytes).toBeGreaterThan(m.dbSize);
+    }
+    expect(pre.members.filter((m: any) => m.isLeader).map((m: any) => m.name)).toEqual([pre.leader.name]);
+    expect(pre.overQuota.length).toBeGreaterThan(0);
+    t.ctx.steps.preflight = { status: 'succeeded', output: JSON.parse(JSON.stringify(pre)) };
+
+    // --- disarm refuses while the db is still above the quota, and leaves the alarm in place.
+    const refused = await stepError(disarm.impl.run(step('disarm'), disarm.input({ alarm: 'NOSPACE' })));
+    expect(refused.kind).toBe('precondition');
+    expect(refused.message).toMatch(/at or above the quota of 16\.0 MiB \(16777216 bytes/);
+    expect((await cluster.alarms()).map((a) => a.alarm)).toContain('NOSPACE');
+
+    // --- compact: once; a second run and the probe both say done.
+    expect((await compact.impl.probe!(step('compact'), compact.input({}))).done).toBe(false);
+    const c1 = await timed('compact', () => compact.impl.run(step('compact'), compact.input({})));
+    expect(c1).toMatchObject({ alreadyCompacted: false, revision: pre.revision });
+    await compact.impl.verify!(step('compact'), compact.input({}), c1);
+    const probe = await compact.impl.probe!(step('compact'), compact.input({}));
+    expect(probe).toMatchObject({ done: true, output: { revision: c1.revision, alreadyCompacted: true } });
+    expect(await compact.impl.run(step('compact'), compact.input({}))).toMatchObject({ alreadyCompacted: true, revision: c1.revision });
+
+    // --- defrag: voters followers-then-leader; leadership leaves the leader before its defrag.
+    const order = (await resolveMembers(step('defrag'), 'voters', 'followers-then-leader')).map((m) => m.name);
+    expect([...order].sort()).toEqual([...names].sort());
+    expect(order.at(-1)).toBe(pre.leader.name);
+    const done: string[] = [];
+    const outputs: any[] = [];
+    for (const [i, name] of order.entries()) {
+      const ctx = step('defrag', { item: memberItem(cluster.inventory(), name, { index: i, done: [...done], moveLeaderFirst: true }) });
+      const input = defrag.input({ moveLeaderFirst: true });
+      expect((await defrag.impl.probe!(ctx, input)).done).toBe(false);
+      const out = await timed(`defrag ${name}`, () => defrag.impl.run(ctx, input));
+      outputs.push(out);
+      expect(out.member).toBe(name);
+      expect(out.after.dbSize).toBeLessThan(QUOTA / 2);
+      expect(out.reclaimedBytes).toBeGreaterThan(QUOTA / 4);
+      if (name === pre.leader.name) {
+        expect(done).toContain(out.leaderMovedTo);
+        // The move happened before the defrag, and the old leader follows the new one.
+        const log = t.logs.filter((l) => l.startsWith('[defrag]'));
+        const moved = log.findIndex((l) => l.includes(`moving leadership from ${name} to ${out.leaderMovedTo}`));
+        const defragged = log.findIndex((l) => l.includes(`defragmenting ${name}:`));
+        expect(moved).toBeGreaterThanOrEqual(0);
+        expect(moved).toBeLessThan(defragged);
+        const s = await cluster.status(name);
+        expect(s.leader).not.toBe(s.memberId);
+        expect(s.leader).toBe((await cluster.status(out.leaderMovedTo)).memberId);
+      } else {
+        expect(out.leaderMovedTo).toBeUndefined();
+      }
+      // The gate between members.
+      await timed(`gate ${name}`, () => memberHealthy.impl.run(ctx, memberHealthy.input({ waitFor: '10s' })));
+      // Done now: the probe says so without defragmenting again.
+      expect(await defrag.impl.probe!(ctx, input)).toMatchObject({ done: true, output: { skipped: true } });
+      done.push(name);
+    }
+    for (const name of names) expect((await cluster.status(name)).dbSize).toBeLessThan(QUOTA / 2);
+
+    // --- disarm: every member is below the quota now; the alarm is really gone.
+    expect((await disarm.impl.probe!(step('disarm'), disarm.input({}))).done).toBe(false);
+    const d = await timed('disarm', () => disarm.impl.run(step('disarm'), disarm.input({ alarm: 'NOSPACE' })));
+    expect(d.disarmed.length).toBeGreaterThan(0);
+    expect(await cluster.alarms()).toEqual([]);
+    await disarm.impl.verify!(step('disarm'), disarm.input({}), d);
+    expect(await disarm.impl.probe!(step('disarm'), disarm.input({}))).toMatchObject({ done: true, output: { alreadyClear: true } });
+
+    // --- the cluster takes writes again; every voter agrees, hashes equal.
+    const w = await timed('write-probe', () => writeProbe.impl.run(step('verify-writes'), writeProbe.input({})));
+    expect(w.revision).toBeGreaterThan(c1.revision);
+    expect(await cluster.client(names[1]).get(w.key).string()).toBeNull();
+    const h = await timed('cluster-healthy', () => clusterHealthy.impl.run(step('verify-cluster'), clusterHealthy.input({ waitFor: '15s', expectVoters: 3 })));
+    expect(h.voters.sort()).toEqual([...names].sort());
+    expect(h.hash).toMatchObject({ revision: expect.any(Number), value: expect.any(Number) });
+  }, 120_000);
+
+  it('moves leadership on request, and the probe sees it done', async () => {
+    const pre = await preflight.impl.run(step('preflight'), preflight.input({ expectAlarms: ['NOSPACE'] }));
+    const leader = pre.leader.name;
+    const ctx = step('move', { item: memberItem(cluster.inventory(), leader) });
+    expect((await moveLeader.impl.probe!(ctx, {})).done).toBe(false);
+    const out = await timed('move-leader', () => moveLeader.impl.run(ctx, {}));
+    expect(out).toMatchObject({ from: leader, moved: true });
+    expect(out.to).not.toBe(leader);
+    expect((await cluster.status(leader)).leader).toBe((await cluster.status(out.to)).memberId);
+    expect((await moveLeader.impl.probe!(ctx, {})).done).toBe(true);
+  }, 60_000);
+
+  it('refuses preflight when a member is frozen or stopped, naming it; allowUnreachable skips it', async () => {
+    const victim = cluster.members[2]!.name;
+    // Frozen: answers nothing; the call deadline (1 s here) bounds the wait.
+    const quick = makeActionContext(cluster.inventory({ requestTimeoutMs: 1000 }));
+    await cluster.kill(victim, 'SIGSTOP');
+    try {
+      const t0 = Date.now();
+      const frozen = await stepError(preflight.impl.run(quick.ctx, preflight.input({ expectAlarms: ['NOSPACE'] })));
+      expect(Date.now() - t0).toBeLessThan(4000);
+      expect(frozen.kind).toBe('precondition');
+      expect(frozen.member).toBe(victim);
+      expect(frozen.message).toContain(victim);
+    } finally {
+      await cluster.kill(victim, 'SIGCONT');
+      await quick.dispose();
+    }
+
+    await cluster.stop(victim);
+    const stopped = await stepError(preflight.impl.run(step('preflight'), preflight.input({ expectAlarms: ['NOSPACE'] })));
+    expect(stopped.kind).toBe('precondition');
+    expect(stopped.member).toBe(victim);
+    expect(stopped.message).toMatch(new RegExp(`${victim} \\(http://127\\.0\\.0\\.1:\\d+\\): connection refused`));
+
+    const allowed = await preflight.impl.run(step('preflight'), preflight.input({ expectAlarms: ['NOSPACE'], allowUnreachable: true }));
+    expect(allowed.unreachable).toEqual([victim]);
+    expect(allowed.members.find((m: any) => m.name === victim)).toMatchObject({ reachable: false, dbSize: null });
+    expect(allowed.notes.join('\n')).toContain(`skipping unreachable: ${victim}`);
+
+    // The health gate on a stopped member fails (bounded by waitFor), naming it.
+    const gate = await stepError(memberHealthy.impl.run(step('gate'), memberHealthy.input({ member: victim, waitFor: '1s' })));
+    expect(gate).toMatchObject({ kind: 'transient', member: victim });
+  }, 60_000);
+});
+
+describe('TLS cluster', () => {
+  let cluster: TestCluster;
+  beforeAll(async () => {
+    cluster = await startCluster({ members: 1, tls: true, name: 'tls' });
+  }, 60_000);
+  afterAll(async () => {
+    await cluster?.teardown();
+  });
+
+  it('talks to members with cacert/cert/key from the inventory', async () => {
+    const inv = cluster.inventory();
+    expect(inv.members[0]!.clientURL).toMatch(/^https:/);
+    const t = makeActionContext(inv);
+    try {
+      const pre = await preflight.impl.run(t.step('preflight'), preflight.input({ expectAlarms: ['NOSPACE'] }));
+      expect(pre.members[0]).toMatchObject({ reachable: true, isLeader: true });
+      const w = await writeProbe.impl.run(t.step('write'), writeProbe.input({ key: '/runbook/tls-canary' }));
+      expect(w.revision).toBeGreaterThan(0);
+      const h = await clusterHealthy.impl.run(t.step('healthy'), clusterHealthy.input({ waitFor: '5s' }));
+      expect(h.voters).toEqual([inv.members[0]!.name]);
+    } finally {
+      await t.dispose();
+    }
+  }, 60_000);
+
+  it('fails with an invalid-input error when the client certificate is missing', async () => {
+    const { cert: _c, key: _k, ...caOnly } = cluster.tls!;
+    const t = makeActionContext(cluster.inventory({ tls: caOnly, requestTimeoutMs: 2000 }));
+    try {
+      const err = await stepError(writeProbe.impl.run(t.ctx, writeProbe.input({})));
+      expect(err.kind).toBe('invalid');
+      expect(err.message).toMatch(new RegExp(`^no voter answers: ${cluster.members[0]!.name}: .*bad certificate`));
+      expect(err.hint).toMatch(/TLS files/);
+    } finally {
+      await t.dispose();
+    }
+  }, 30_000);
+});

@@ -1,0 +1,61 @@
+/**
+ * A minimal ActionContext for calling actions directly in tests (no engine, no journal): logs are collected,
+ * resources (the etcd pool) are disposed by `dispose()`.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ActionContext, StepItem, StepRecord } from '../../src/actions/types.ts';
+import type { Inventory } from '../../src/inventory/types.ts';
+import { createResourceScope } from '../../src/execute/resources.ts';
+
+export interface TestActionContext {
+  ctx: ActionContext;
+  logs: string[];
+  /** Another context sharing this one's resources (same pool) for the next step / item. */
+  step(stepId: string, more?: Partial<ActionContext>): ActionContext;
+  dispose(): Promise<void>;
+}
+
+export function makeActionContext(inventory: Inventory, more: Partial<ActionContext> = {}): TestActionContext {
+  const logs: string[] = [];
+  const resources = createResourceScope();
+  const steps: Record<string, StepRecord> = more.steps ?? {};
+  const base = (stepId: string, extra: Partial<ActionContext>): ActionContext => ({
+    runId: 'test-run',
+    stepId,
+    attempt: 1,
+    firstStartedAt: Date.now(),
+    inventory,
+    params: {},
+    steps,
+    signal: new AbortController().signal,
+    dryRun: false,
+    stateDir: mkdtempSync(join(tmpdir(), 'runbook-ctx-')),
+    resources,
+    log: (message) => { logs.push(`[${stepId}] ${message}`); },
+    ...more,
+    ...extra,
+  });
+  return {
+    ctx: base(more.stepId ?? 'step', {}),
+    logs,
+    step: (stepId, extra = {}) => base(stepId, extra),
+    dispose: () => resources.dispose(),
+  };
+}
+
+/** The forEach item for one inventory member. */
+export function memberItem(inventory: Inventory, name: string, opts: { index?: number; total?: number; done?: string[]; moveLeaderFirst?: boolean } = {}): StepItem {
+  const member = inventory.members.find((m) => m.name === name);
+  if (!member) throw new Error(`memberItem: no member ${name}`);
+  return {
+    key: name,
+    index: opts.index ?? 0,
+    total: opts.total ?? inventory.members.length,
+    member,
+    value: name,
+    done: opts.done ?? [],
+    ...(opts.moveLeaderFirst !== undefined ? { moveLeaderFirst: opts.moveLeaderFirst } : {}),
+  };
+}
