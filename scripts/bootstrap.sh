@@ -46,9 +46,9 @@ log "node $(node --version) at $node_bin"
 apt_updated=0
 apt_install() {
   if ! command -v apt-get >/dev/null 2>&1; then log "apt-get not available; install $* by hand"; return 1; fi
-  local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo -n"  # -n: fail instead of waiting for a password on CI
   if [ $apt_updated -eq 0 ]; then $sudo apt-get update -qq >&2 || true; apt_updated=1; fi
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >&2
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
 }
 etcd_dir="${ETCD_BIN_DIR:-}"
 if [ -n "$etcd_dir" ]; then

@@ -1,8 +1,10 @@
 /**
  * The test harness itself, against real etcd: if these fail, every other integration test is suspect.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Etcd3, GRPCResourceExhastedError, AlarmAction } from 'etcd3';
 import { noop } from 'cockatiel';
@@ -112,5 +114,39 @@ describe('TLS cluster', () => {
     await cluster.teardown();
     expect(livePids(pids)).toEqual([]);
     expect(existsSync(cluster.dir)).toBe(false);
+  });
+});
+
+describe('a test process that dies without teardown', () => {
+  // A child node process starts a 1-member cluster, prints its pids and dir, then ends without teardown
+  // (process.exit when told on stdin, or killed by SIGTERM).
+  async function orphan(end: 'exit' | 'SIGTERM'): Promise<{ dir: string; pids: number[] }> {
+    const harness = new URL('../support/etcd-cluster.ts', import.meta.url).pathname;
+    const code = `import { startCluster } from ${JSON.stringify(harness)};
+      const c = await startCluster({ members: 1 });
+      console.log(JSON.stringify({ dir: c.dir, pids: c.startedPids() }));
+      process.stdin.once('data', () => process.exit(3));`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => (out += b));
+    child.stderr.on('data', (b: Buffer) => (err += b));
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    for (const until = Date.now() + 30_000; !out.includes('\n'); await sleep(20)) {
+      if (Date.now() > until || child.exitCode !== null) throw new Error(`child did not report its cluster: ${err.slice(-1000)}`);
+    }
+    const info = JSON.parse(out) as { dir: string; pids: number[] };
+    expect(livePids(info.pids)).toEqual(info.pids);
+    if (end === 'SIGTERM') child.kill('SIGTERM');
+    else child.stdin.write('go\n');
+    await exited;
+    return info;
+  }
+
+  it.each(['exit', 'SIGTERM'] as const)('leaves no member running and no temp dir (%s)', async (end) => {
+    const { dir, pids } = await orphan(end);
+    for (const until = Date.now() + 5_000; livePids(pids).length > 0 && Date.now() < until; ) await sleep(20);
+    expect(livePids(pids)).toEqual([]);
+    expect(existsSync(dir)).toBe(false);
   });
 });

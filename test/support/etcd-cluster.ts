@@ -108,9 +108,22 @@ let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.on('exit', () => {
+  const killEverything = () => {
     for (const cluster of liveClusters) cluster.killAllSync();
-  });
+  };
+  process.on('exit', killEverything);
+  // Members run in their own sessions, so a signal that ends this process does not reach them: forward the end.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = () => {
+      killEverything();
+      // Nobody else handles it: die of the signal as we would have without this listener.
+      if (process.listenerCount(sig) === 1) {
+        process.removeListener(sig, onSignal);
+        process.kill(process.pid, sig);
+      }
+    };
+    process.on(sig, onSignal);
+  }
 }
 
 /** The pids among these that are live processes (zombies count as gone). */
