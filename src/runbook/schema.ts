@@ -16,8 +16,7 @@ export const PARAM_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 const MAX_DURATION_MS = 7 * 24 * 3_600_000;
 
-const zPositiveDuration = (what: string) =>
-  zDuration.refine((ms) => ms > 0 && ms <= MAX_DURATION_MS, { message: `${what} must be between 1ms and 7d` });
+const zPositiveDuration = () => zDuration.refine((ms) => ms > 0 && ms <= MAX_DURATION_MS, { message: 'must be between 1ms and 7d' });
 
 export const zParam = z.strictObject({
   type: z.enum(PARAM_TYPES).describe('value type; bytes become a number of bytes, durations milliseconds, lists string arrays'),
@@ -29,9 +28,9 @@ export const zParam = z.strictObject({
 
 export const zRetry = z.strictObject({
   maximumAttempts: z.number().int().min(1).max(100).optional().describe('attempts in all, including the first (default 1)'),
-  initialInterval: zPositiveDuration('initialInterval').optional().describe('wait before the first retry (default 1s)'),
+  initialInterval: zPositiveDuration().optional().describe('wait before the first retry (default 1s)'),
   backoffCoefficient: z.number().min(1).max(100).optional().describe('each wait is the previous one times this (default 2)'),
-  maximumInterval: zPositiveDuration('maximumInterval').optional().describe('cap on the wait between attempts (default 30s)'),
+  maximumInterval: zPositiveDuration().optional().describe('cap on the wait between attempts (default 30s)'),
   nonRetryable: z.array(z.enum(STEP_ERROR_KINDS)).max(20).optional().describe('error kinds never retried'),
 });
 
@@ -54,7 +53,7 @@ export const zStep = z.strictObject({
   when: z.union([z.string(), z.boolean()]).optional().describe('CEL condition; the step is skipped when false'),
   forEach: z.unknown().optional(),
   gate: z.string().optional().describe('read-only action checked after each item before the next'),
-  timeout: zPositiveDuration('timeout').optional(),
+  timeout: zPositiveDuration().optional(),
   retry: zRetry.optional(),
   approval: z.enum(['required', 'none']).default('none'),
   optional: z.boolean().default(false).describe('a failure is reported and the run goes on'),

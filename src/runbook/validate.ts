@@ -209,8 +209,9 @@ class Validator {
 
     // forEach
     const forEach = this.forEach(raw.forEach, path, i);
-    if (meta?.perMember === 'required' && forEach?.kind !== 'members') {
-      this.at([...path, 'action'], `action "${meta.name}" works on one member at a time: add forEach: { members: voters } (or all / learners)`);
+    // An items loop may yield member names (the engine maps them to members), so either kind satisfies it.
+    if (meta?.perMember === 'required' && forEach === undefined) {
+      this.at([...path, 'action'], `action "${meta.name}" works on one member at a time: add forEach: { members: voters } (or all / learners, or { items: <expression yielding member names> })`);
     }
 
     // with
@@ -270,7 +271,7 @@ class Validator {
     if (raw === undefined) return undefined;
     const path = [...stepPath, 'forEach'];
     if (!isObj(raw)) {
-      this.at(path, 'forEach must be a mapping: { members: voters } or { items: "<expression>" }');
+      this.at(path, 'must be a mapping: { members: voters } or { items: "<expression>" }');
       return null;
     }
     const known = () => FOREACH_KEYS;

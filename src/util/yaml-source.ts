@@ -416,16 +416,29 @@ function issueMessage(issue: SchemaIssue, found: unknown, path: (string | number
       return `expected ${expected}, got ${describeValue(found)}`;
     }
     case 'invalid_union': {
+      if (Array.isArray(issue.options)) {
+        const opts = (issue.options as unknown[]).map((o) => JSON.stringify(o)).join(', ');
+        const last = path[path.length - 1];
+        if (found === undefined) return `missing required key "${String(last)}" (one of ${opts})`;
+        const hint = typeof found === 'string' ? suggest(found, (issue.options as unknown[]).map(String)) : undefined;
+        return `must be one of ${opts} (got ${describeValue(found)})${hint ? `; did you mean "${hint}"?` : ''}`;
+      }
       const branches = (issue.errors as SchemaIssue[][] | undefined) ?? [];
       const types = branches.flatMap((b) => (b.length === 1 && b[0]!.code === 'invalid_type' && b[0]!.path.length === 0 ? [typeWord(String(b[0]!.expected))] : []));
       if (types.length === branches.length && types.length > 0) {
-        return found === undefined ? `missing ${types.join(' or ')}` : `expected ${types.join(' or ')}, got ${describeValue(found)}`;
+        const last = path[path.length - 1];
+        if (found === undefined) return typeof last === 'string' ? `missing required key "${last}" (${types.join(' or ')})` : `missing ${types.join(' or ')}`;
+        return `expected ${types.join(' or ')}, got ${describeValue(found)}`;
       }
       const firstNested = branches.find((b) => b.length > 0)?.[0];
       return firstNested ? issueMessage(firstNested, found, path) : `not a valid value: ${describeValue(found)}`;
     }
     case 'invalid_value': {
       const values = ((issue.values as unknown[] | undefined) ?? []).map((v) => JSON.stringify(v));
+      const lastKey = path[path.length - 1];
+      if (found === undefined && typeof lastKey === 'string') {
+        return `missing required key "${lastKey}" (${values.length === 1 ? `must be ${values[0]}` : `one of ${values.join(', ')}`})`;
+      }
       if (values.length === 1) return `must be ${values[0]} (got ${describeValue(found)})`;
       const hint = typeof found === 'string' ? suggest(found, ((issue.values as unknown[]) ?? []).map(String)) : undefined;
       return `must be one of ${values.join(', ')} (got ${describeValue(found)})${hint ? `; did you mean "${hint}"?` : ''}`;
@@ -506,6 +519,8 @@ export function suggest(word: string, candidates: readonly string[]): string | u
     let score = levenshtein(w, cl);
     // "defrag" for "etcd.defrag", "etcd.defragment" for "etcd.defrag": prefix/suffix matches are likely typos too.
     if (cl.endsWith(`.${w}`) || (w.length >= 4 && (cl.startsWith(w) || w.startsWith(cl)))) score = Math.min(score, 1.5);
+    // "maxAttempts" for "maximumAttempts": an abbreviation that keeps the letters in order.
+    else if (w.length >= 5 && w.length >= cl.length * 0.6 && isSubsequence(w, cl)) score = Math.min(score, 2);
     if (score < bestScore) {
       bestScore = score;
       best = c;
@@ -514,6 +529,12 @@ export function suggest(word: string, candidates: readonly string[]): string | u
   if (best === undefined) return undefined;
   const limit = Math.max(2, Math.floor(Math.min(w.length, best.length) / 3));
   return bestScore <= limit ? best : undefined;
+}
+
+function isSubsequence(short: string, long: string): boolean {
+  let i = 0;
+  for (let j = 0; j < long.length && i < short.length; j++) if (short[i] === long[j]) i++;
+  return i === short.length;
 }
 
 function levenshtein(a: string, b: string): number {
