@@ -6,6 +6,7 @@
  * inventory names (same program, same --name / --data-dir when the command has them), so a pid file left
  * over from an earlier boot can never make us kill an unrelated process that reused the pid.
  */
+import { isAlive } from '../util/pids.ts';
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
@@ -92,23 +93,6 @@ export function processArgv(pid: number): string[] | undefined {
 }
 
 /** True when the pid is a live process (not a zombie waiting to be reaped). */
-export function isAlive(pid: number): boolean {
-  if (!Number.isSafeInteger(pid) || pid <= 1) return false;
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  try {
-    // /proc/<pid>/stat: "pid (comm) S ..." — comm may contain spaces and parentheses, the state follows the last ')'.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
-
 /** Does this live argv belong to the instance `command` describes? */
 export function argvMatches(live: string[], command: string[]): boolean {
   const [liveProgram] = live;
@@ -314,3 +298,5 @@ export function processDriver(member: MemberSpec): MemberDriver {
     },
   };
 }
+
+export { isAlive };

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Inventory } from '../inventory/types.ts';
 import { ExitCode, UserError } from '../util/errors.ts';
+import { isAlive as pidAlive } from '../util/pids.ts';
 
 export interface LockHolder {
   runId: string;
@@ -31,15 +32,7 @@ export function clusterKey(inv: Pick<Inventory, 'name' | 'members'>): string {
   return `${name}-${digest}`;
 }
 
-export function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+export { isAlive as pidAlive } from '../util/pids.ts';
 
 export function readLock(file: string): LockHolder | undefined {
   try {
