@@ -14,5 +14,12 @@ process.on('warning', (w) => {
   if (w.name === 'ExperimentalWarning') return;
   process.stderr.write(`${w.name}: ${w.message}\n`);
 });
+// `runbook history | head`: a closed pipe is not an error.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
 const { main } = await import('../src/cli/main.ts');
 process.exitCode = await main(process.argv.slice(2));
