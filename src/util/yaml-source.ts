@@ -66,7 +66,9 @@ export class YamlSource {
         const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
         if (!pair) return node;
         if (last && opts.key) return pair.key as YamlNode;
-        if (pair.value === null || pair.value === undefined) return pair.key as YamlNode;
+        const v = pair.value as YamlNode | null | undefined;
+        // `key:` with nothing after it: point at the key, not at the empty spot after the colon.
+        if (v === null || v === undefined || (isScalar(v) && v.value === null && v.range && v.range[0] === v.range[1])) return pair.key as YamlNode;
         node = pair.value;
       } else if (isSeq(node)) {
         const item = typeof seg === 'number' ? node.items[seg] : undefined;
@@ -527,6 +529,8 @@ export function suggest(word: string, candidates: readonly string[]): string | u
     }
   }
   if (best === undefined) return undefined;
+  // Replacing every letter of a short word is not a typo ("z" is not a misspelt "x").
+  if (bestScore >= Math.min(w.length, best.length)) return undefined;
   const limit = Math.max(2, Math.floor(Math.min(w.length, best.length) / 3));
   return bestScore <= limit ? best : undefined;
 }
