@@ -73,6 +73,13 @@ export const zInventory = z.strictObject({
 
 type RawInventory = z.output<typeof zInventory>;
 
+/** JSON Schema of cluster.yaml for editors (schema/inventory.schema.json). */
+export function inventoryJsonSchema(): Record<string, unknown> {
+  const j = z.toJSONSchema(zInventory, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  const { $schema, ...rest } = j;
+  return { $schema, title: 'runbook inventory (cluster.yaml)', description: 'The members of an etcd cluster and how to reach and drive them', ...rest };
+}
+
 /**
  * @example
  * const inv = loadInventory('examples/local-cluster.yaml');

@@ -1,8 +1,8 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadInventory } from '../../../src/inventory/load.ts';
+import { inventoryJsonSchema, loadInventory } from '../../../src/inventory/load.ts';
 import { UserError } from '../../../src/util/errors.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'runbook-inv-'));
@@ -172,5 +172,14 @@ describe('loadInventory', () => {
   it('needs members', () => {
     expect(problems('name: c\nmembers: []\n')).toEqual(['2:10 members: must have at least 1 item']);
     expect(problems('name: c\n')).toEqual(['1:1 missing required key "members" (a list)']);
+  });
+});
+
+describe('inventory JSON Schema', () => {
+  it('is committed as generated (UPDATE_SCHEMA=1 rewrites schema/inventory.schema.json)', () => {
+    const file = new URL('../../../schema/inventory.schema.json', import.meta.url);
+    const text = `${JSON.stringify(inventoryJsonSchema(), null, 2)}\n`;
+    if (process.env.UPDATE_SCHEMA === '1') writeFileSync(file, text);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(JSON.parse(text));
   });
 });
