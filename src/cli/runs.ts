@@ -59,12 +59,14 @@ function operator(io: Io): string {
 
 /** Print events as they happen; answer approvals on a TTY. */
 function attach(io: Io, opts: { json?: boolean; verbose?: boolean; interactive: boolean }, getHandle: () => RunHandle | undefined) {
+  let dryRun = false;
   const rl = opts.interactive ? readline.createInterface({ input: process.stdin, output: process.stderr }) : undefined;
   const onEvent = (rec: JournalRecord) => {
+    if (rec.type === 'run.started') dryRun = rec.dryRun;
     if (opts.json) {
       io.out(JSON.stringify(rec));
     } else {
-      const line = formatRecord(rec, { color: io.color, ...(opts.verbose ? { verbose: true } : {}) });
+      const line = formatRecord(rec, { color: io.color, dryRun, ...(opts.verbose ? { verbose: true } : {}) });
       if (line) io.out(line);
     }
     if (rec.type === 'approval.requested' && rl) {

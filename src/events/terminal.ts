@@ -9,6 +9,8 @@ import { formatBytes, formatDuration } from '../util/units.ts';
 export interface TerminalOptions {
   color: boolean;
   verbose?: boolean;
+  /** A plan: nothing to resume. */
+  dryRun?: boolean;
 }
 
 export function colors(enabled: boolean) {
@@ -80,7 +82,7 @@ export function formatRecord(rec: JournalRecord, opts: TerminalOptions): string 
         lines.push(c.red(`  failed at step "${rec.error.stepId ?? '?'}"${rec.error.member ? ` on member ${rec.error.member}` : ''}: ${rec.error.message}`));
         if (rec.error.hint) lines.push(`  ${rec.error.hint}`);
       }
-      if (rec.status === 'failed' || rec.status === 'cancelled') lines.push(`  resume with: runbook resume ${rec.runId}`);
+      if ((rec.status === 'failed' || rec.status === 'cancelled') && !opts.dryRun) lines.push(`  resume with: runbook resume ${rec.runId}`);
       return lines.join('\n');
     }
     default:

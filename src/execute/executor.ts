@@ -394,6 +394,10 @@ function execute(x: ExecInternals): RunHandle {
     const impl = registry.impl(s.gate!);
     if (!meta || !impl) throw new StepError('unimplemented', `gate "${s.gate}" has no implementation`);
     const item = input.index === undefined ? undefined : itemFor(s, input.context, input.index);
+    if (x.dryRun) {
+      emit({ type: 'step.log', stepId: s.id, ...(item ? { item: item.key } : {}), message: `would check gate ${s.gate} here` });
+      return;
+    }
     const value = meta.input.parse({});
     const ctx = makeContext(s, 1, item, abort.signal, undefined);
     await impl.run(ctx, value);

@@ -59,7 +59,8 @@ export function buildReport(runbook: Runbook, run: RunState, startedAt: number):
       continue;
     }
     const durationMs = st.startedAt !== undefined && st.finishedAt !== undefined ? st.finishedAt - st.startedAt : undefined;
-    const entry: RunReport['steps'][number] = { id: s.id, action: s.action, status: st.status, ...(durationMs !== undefined ? { durationMs } : {}) };
+    const planned = [...st.item.values()].some((it) => (it.output as { dryRun?: boolean } | undefined)?.dryRun === true);
+    const entry: RunReport['steps'][number] = { id: s.id, action: s.action, status: planned && st.status === 'succeeded' ? 'planned' : st.status, ...(durationMs !== undefined ? { durationMs } : {}) };
     if (st.skipReason) entry.note = st.skipReason;
     if (st.items) {
       entry.items = st.items.map((key) => {
@@ -69,7 +70,7 @@ export function buildReport(runbook: Runbook, run: RunState, startedAt: number):
       });
     }
     report.steps.push(entry);
-    if ((s.action === 'etcd.write-probe' || s.action === 'etcd.alarm-disarm') && st.status === 'succeeded' && st.finishedAt !== undefined) {
+    if ((s.action === 'etcd.write-probe' || s.action === 'etcd.alarm-disarm') && st.status === 'succeeded' && !planned && st.finishedAt !== undefined) {
       writableAt = Math.min(writableAt ?? Infinity, st.finishedAt);
     }
     if (s.action === 'etcd.defrag') {

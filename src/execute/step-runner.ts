@@ -22,6 +22,8 @@ export interface StepEnv {
   /** Operator decisions for steps left in doubt: done = accept the effect as there; rerun = run it again. */
   resolutions: Record<string, 'done' | 'rerun'>;
   resumeCommand: string;
+  /** Dry-run: a mutating step has been planned (not run) already. */
+  plannedMutation?: boolean;
   makeContext(step: Step, attempt: number, item: StepItem | undefined, signal: AbortSignal, deadline: number | undefined): ActionContext;
 }
 
@@ -84,9 +86,12 @@ export async function runStep(
     }
   }
 
-  if (env.dryRun && meta.mutates) {
+  // In a plan, read-only steps run for real until the first mutating step is planned: after that the cluster no
+  // longer looks like the plan says it would, so later checks are described, not run.
+  if (env.dryRun && (meta.mutates || env.plannedMutation)) {
+    if (meta.mutates) env.plannedMutation = true;
     const ctx = env.makeContext(step, 1, item, env.signal, undefined);
-    const plan = impl.plan ? await impl.plan(ctx, input) : `would run ${step.action} with ${JSON.stringify(input)}`;
+    const plan = impl.plan ? await impl.plan(ctx, input) : `would run ${step.action}${meta.mutates ? '' : ' (a check)'} with ${JSON.stringify(input)}`;
     env.journal.append({ type: 'step.plan', stepId: step.id, ...itemField, plan });
     const output = { dryRun: true, plan };
     env.journal.append({ type: 'step.succeeded', stepId: step.id, ...itemField, output, durationMs: 0, via: 'probe' });

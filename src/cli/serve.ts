@@ -1,0 +1,53 @@
+/** `runbook serve`: the chat-ops server (Slack/Mattermost commands and approvals, Alertmanager webhook, metrics). */
+import type { Command } from 'commander';
+import { loadChatopsConfig, parseListen, resolveSecrets } from '../chatops/config.ts';
+import { ROUTES, startChatopsServer } from '../chatops/server.ts';
+import { UserError } from '../util/errors.ts';
+import type { Io } from './output.ts';
+
+export function registerServeCommand(program: Command, io: Io): void {
+  program
+    .command('serve')
+    .description('answer chat commands and approvals (Slack, Mattermost) and Alertmanager webhooks; see examples/chatops.yaml')
+    .requiredOption('-c, --config <file>', 'chatops.yaml (listen address, secrets by env var or file, clusters, runbooks, alerts)')
+    .option('--listen <host:port>', 'override the listen address of the config')
+    .option('--check', 'check the config and the secrets, print the routes, and exit')
+    .action(async (opts: { config: string; listen?: string; check?: boolean }) => {
+      const config = loadChatopsConfig(opts.config, io.env);
+      if (opts.listen) {
+        const l = parseListen(opts.listen);
+        if (!l) throw new UserError(`--listen: expected host:port, got ${JSON.stringify(opts.listen)}`);
+        config.listen = l;
+      }
+      const secrets = resolveSecrets(config, io.env);
+      if (opts.check) {
+        io.out(`${config.file}: ok`);
+        io.out(`  listen ${config.listen.host}:${config.listen.port}${config.tls ? ' (TLS)' : ''}, state dir ${config.stateDir}`);
+        io.out(`  clusters: ${Object.keys(config.clusters).join(', ') || 'none'}; runbooks: ${Object.keys(config.runbooks).join(', ') || 'none'}; alerts: ${Object.keys(config.alerts).join(', ') || 'none'}`);
+        io.out(`  routes: ${Object.values(ROUTES).join(' ')}`);
+        return;
+      }
+      const server = await startChatopsServer({ config, secrets, log: (line) => io.err(line) });
+      io.err(`runbook serve: listening on ${server.url} (state dir ${config.stateDir}); Ctrl-C to stop`);
+      await new Promise<void>((resolve) => {
+        let stopping = false;
+        const stop = (sig: NodeJS.Signals) => {
+          if (stopping) {
+            io.err(`runbook serve: second ${sig}: exiting now; run journals are consistent up to their last record`);
+            process.exit(sig === 'SIGINT' ? 130 : 143);
+          }
+          stopping = true;
+          io.err(`runbook serve: ${sig}: stopping; runs in progress are interrupted and can be resumed (runbook resume RUN)`);
+          void server.close().finally(() => {
+            process.off('SIGINT', onInt);
+            process.off('SIGTERM', onTerm);
+            resolve();
+          });
+        };
+        const onInt = () => stop('SIGINT');
+        const onTerm = () => stop('SIGTERM');
+        process.on('SIGINT', onInt);
+        process.on('SIGTERM', onTerm);
+      });
+    });
+}
