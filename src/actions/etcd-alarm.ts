@@ -1,6 +1,6 @@
 /**
- * etcd.alarm-disarm and etcd.write-probe. NOSPACE is disarmed only when every member's db is below the quota:
- * otherwise the next write raises it again. Every disarm is checked against the alarm list afterwards (the
+ * etcd.alarm-disarm and etcd.write-probe. NOSPACE is disarmed only when every member's db is clearly below the
+ * quota (under 95% of it): otherwise the next write raises it again. Every disarm is checked against the alarm list afterwards (the
  * client does not fail when it disarmed nothing).
  */
 import { disarmAlarm, listAlarms, type Alarm, type AlarmName } from '../etcd/maintenance.ts';
@@ -9,7 +9,7 @@ import { clusterView, idOf, type ClusterView } from '../etcd/view.ts';
 import { StepError } from '../util/errors.ts';
 import { formatBytes } from '../util/units.ts';
 import { requestTarget } from './etcd-compact.ts';
-import { callOpts, effectiveQuota, etcdPool } from './etcd-common.ts';
+import { atQuota, callOpts, effectiveQuota, etcdPool, NEAR_QUOTA_FRACTION } from './etcd-common.ts';
 import type { ActionContext, ActionImpl } from './types.ts';
 
 export interface DisarmInput {
@@ -42,10 +42,10 @@ function belowQuotaCheck(ctx: ActionContext, view: ClusterView, input: DisarmInp
       continue;
     }
     dbSizes[p.name] = p.status.dbSize;
-    if (p.status.dbSize >= quota.bytes) over.push(`${p.name} ${formatBytes(p.status.dbSize)} (${p.status.dbSize} bytes)`);
+    if (atQuota(p.status.dbSize, quota.bytes)) over.push(`${p.name} ${formatBytes(p.status.dbSize)} (${p.status.dbSize} bytes)`);
   }
   if (over.length > 0) {
-    throw new StepError('precondition', `not disarming ${input.alarm}: db size at or above the quota of ${formatBytes(quota.bytes)} (${quota.bytes} bytes, ${quota.source}) on ${over.join(', ')}; the next write would raise it again`, {
+    throw new StepError('precondition', `not disarming ${input.alarm}: db size above ${Math.round(NEAR_QUOTA_FRACTION * 100)}% of the quota of ${formatBytes(quota.bytes)} (${quota.bytes} bytes, ${quota.source}) on ${over.join(', ')}; the next write would raise it again`, {
       ...(over.length === 1 ? { member: over[0]!.split(' ')[0]! } : {}),
       hint: 'compact and defragment first (or raise --quota-backend-bytes)',
     });

@@ -18,9 +18,11 @@ export function callOpts(ctx: ActionContext, extra: CallOpts = {}): CallOpts {
 
 export const DEFAULT_QUOTA_BYTES = 2 * 1024 ** 3;
 
+const QUOTA_SOURCES = ['input', 'inventory', 'member flags', 'etcd default'] as const;
+
 export interface QuotaInfo {
   bytes: number;
-  source: 'input' | 'inventory' | 'member flags' | 'etcd default';
+  source: (typeof QUOTA_SOURCES)[number];
 }
 
 /** `--quota-backend-bytes` in an argv (either `--flag=value` or `--flag value`, one or two dashes). */
@@ -44,6 +46,16 @@ export function resolveQuota(inventory: Inventory, input?: number): QuotaInfo {
   const flags = inventory.members.flatMap((m) => (m.driver.type === 'process' ? [quotaFromCommand(m.driver.command)] : [])).filter((n): n is number => n !== undefined);
   if (flags.length > 0) return { bytes: Math.min(...flags), source: 'member flags' };
   return { bytes: DEFAULT_QUOTA_BYTES, source: 'etcd default' };
+}
+
+/**
+ * etcd raises NOSPACE when a write would take the backend past the quota (size + request > quota), so a db just
+ * under the quota is as stuck as one over it. A db counts as "at the quota" from this fraction of it on.
+ */
+export const NEAR_QUOTA_FRACTION = 0.95;
+
+export function atQuota(dbSize: number, quotaBytes: number): boolean {
+  return dbSize >= quotaBytes * NEAR_QUOTA_FRACTION;
 }
 
 /** The member of a forEach item (required by per-member actions). */
@@ -91,11 +103,12 @@ export async function pollUntil<T>(
 }
 
 /** The output of an earlier etcd.preflight step of this run, if any (found by its shape, whatever its step id). */
-export function preflightOutput(ctx: ActionContext): { quotaBytes: number; unreachable: string[] } | undefined {
+export function preflightOutput(ctx: ActionContext): { quota: QuotaInfo; unreachable: string[] } | undefined {
   for (const rec of Object.values(ctx.steps)) {
-    const o = rec.output as { quotaBytes?: unknown; unreachable?: unknown; members?: unknown } | undefined;
+    const o = rec.output as { quotaBytes?: unknown; quotaSource?: unknown; unreachable?: unknown; members?: unknown } | undefined;
     if (rec.status === 'succeeded' && o && typeof o.quotaBytes === 'number' && Array.isArray(o.unreachable) && Array.isArray(o.members)) {
-      return { quotaBytes: o.quotaBytes, unreachable: o.unreachable.filter((x): x is string => typeof x === 'string') };
+      const source = QUOTA_SOURCES.find((x) => x === o.quotaSource) ?? 'input';
+      return { quota: { bytes: o.quotaBytes, source }, unreachable: o.unreachable.filter((x): x is string => typeof x === 'string') };
     }
   }
   return undefined;
@@ -110,6 +123,6 @@ export function effectiveQuota(ctx: ActionContext, input?: number): QuotaInfo {
   const param = parseBytes(ctx.params.quotaBytes);
   if (param !== undefined && param > 0) return { bytes: param, source: 'input' };
   const pre = preflightOutput(ctx);
-  if (pre) return { bytes: pre.quotaBytes, source: resolveQuota(ctx.inventory, pre.quotaBytes).source };
+  if (pre) return pre.quota;
   return resolveQuota(ctx.inventory);
 }

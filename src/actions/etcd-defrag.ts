@@ -87,6 +87,36 @@ async function moveLeadershipAway(ctx: ActionContext, pool: EtcdPool, self: Memb
   return to.name;
 }
 
+/**
+ * Issue one defragment with `timeoutMs`. When the outcome is unknown (client deadline, dropped connection) the server
+ * may still be defragmenting (the member is blocked meanwhile) and a second request would queue a second defrag:
+ * instead poll status (for `pollForMs`, default another `timeoutMs`, never past the step deadline) until it answers
+ * with a smaller db.
+ */
+export async function defragmentOnce(ctx: ActionContext, pool: EtcdPool, before: MemberStatus, timeoutMs: number, pollForMs = timeoutMs): Promise<{ confirmedByPolling: boolean }> {
+  try {
+    await defragment(pool, before.endpoint, { timeoutMs, signal: ctx.signal });
+    return { confirmedByPolling: false };
+  } catch (err) {
+    if (!isOutcomeUnknown(err) || ctx.signal.aborted) throw err;
+    ctx.log(`defragment of ${before.name}: the client gave up (${(err as Error).message}); not re-issuing: polling status until it answers with a smaller db`);
+  }
+  await pollUntil(
+    ctx,
+    pollForMs,
+    async () => {
+      try {
+        const s = await memberStatus(pool, before.endpoint, callOpts(ctx));
+        return s.dbSize < before.dbSize ? { value: s } : { reason: `db still ${formatBytes(s.dbSize)}` };
+      } catch (e) {
+        return { reason: (e as Error).message };
+      }
+    },
+    { what: `defragment of ${before.name}`, member: before.name, intervalMs: 500, hint: 'the member may still be defragmenting: check its log before retrying' },
+  );
+  return { confirmedByPolling: true };
+}
+
 export async function defragMember(ctx: ActionContext, input: DefragInput): Promise<DefragOutput> {
   const pool = etcdPool(ctx);
   const first = await statusOrAllowedDown(ctx, pool);
@@ -107,28 +137,7 @@ export async function defragMember(ctx: ActionContext, input: DefragInput): Prom
   if (ctx.deadline !== undefined) timeoutMs = Math.min(timeoutMs, Math.max(0, ctx.deadline - Date.now()));
   ctx.log(`defragmenting ${before.name}: db ${formatBytes(before.dbSize)}, in use ${formatBytes(before.dbSizeInUse)} (deadline ${formatDuration(timeoutMs)})`);
   const started = performance.now();
-  let confirmedByPolling = false;
-  try {
-    await defragment(pool, before.endpoint, { timeoutMs, signal: ctx.signal });
-  } catch (err) {
-    if (!isOutcomeUnknown(err) || ctx.signal.aborted) throw err;
-    // The server may still be defragmenting (it blocks the member meanwhile). Re-issuing would queue a second one.
-    ctx.log(`defragment of ${before.name}: the client gave up (${(err as Error).message}); not re-issuing: polling status until it answers with a smaller db`);
-    await pollUntil(
-      ctx,
-      timeoutMs,
-      async () => {
-        try {
-          const s = await memberStatus(pool, before.endpoint, callOpts(ctx));
-          return s.dbSize < before.dbSize ? { value: s } : { reason: `db still ${formatBytes(s.dbSize)}` };
-        } catch (e) {
-          return { reason: (e as Error).message };
-        }
-      },
-      { what: `defragment of ${before.name}`, member: before.name, intervalMs: 500, hint: 'the member may still be defragmenting: check its log before retrying' },
-    );
-    confirmedByPolling = true;
-  }
+  const { confirmedByPolling } = await defragmentOnce(ctx, pool, before, timeoutMs);
   const durationMs = Math.round(performance.now() - started);
   const after = await memberStatus(pool, before.endpoint, callOpts(ctx));
   const reclaimedBytes = Math.max(0, before.dbSize - after.dbSize);

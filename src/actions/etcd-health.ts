@@ -11,7 +11,7 @@ import { isAlreadyCompacted } from '../etcd/errors.ts';
 import type { MemberSpec } from '../inventory/types.ts';
 import { StepError } from '../util/errors.ts';
 import { formatBytes } from '../util/units.ts';
-import { callOpts, effectiveQuota, etcdPool, pollUntil } from './etcd-common.ts';
+import { atQuota, callOpts, effectiveQuota, etcdPool, pollUntil } from './etcd-common.ts';
 import type { ActionContext, ActionImpl } from './types.ts';
 
 /** Alarms as a member's status reports them: "memberID:17161531507652365892 alarm:NOSPACE ". */
@@ -50,7 +50,7 @@ async function targetMember(ctx: ActionContext, pool: EtcdPool, input: MemberHea
 }
 
 /**
- * One check. NOSPACE raised for the member blocks only while its db is still at or above the quota: during
+ * One check. NOSPACE raised for the member blocks only while its db is still at the quota (see atQuota): during
  * nospace-recovery the alarm stays armed (by design) until every member is defragmented, and the gate that runs
  * between members takes no input. CORRUPT always fails at once (waiting does not fix it).
  */
@@ -60,8 +60,8 @@ function judge(s: MemberStatus, quotaBytes: number): { value: MemberHealthyOutpu
   if (own.some((a) => a.alarm === 'CORRUPT')) {
     throw new StepError('precondition', `${s.name} (${s.memberId}) has a CORRUPT alarm`, { member: s.name, hint: 'its data differs from the others: replace it or restore' });
   }
-  if (own.some((a) => a.alarm === 'NOSPACE') && s.dbSize >= quotaBytes) {
-    return { reason: `${s.name} has a NOSPACE alarm and its db (${formatBytes(s.dbSize)}) is at or above the quota (${formatBytes(quotaBytes)})` };
+  if (own.some((a) => a.alarm === 'NOSPACE') && atQuota(s.dbSize, quotaBytes)) {
+    return { reason: `${s.name} has a NOSPACE alarm and its db (${formatBytes(s.dbSize)}) is still at the quota (${formatBytes(quotaBytes)})` };
   }
   return { value: { member: s.name, memberId: s.memberId, leaderId: s.leaderId, dbSize: s.dbSize, isLearner: s.isLearner, alarms: own.map((a) => a.alarm) } };
 }

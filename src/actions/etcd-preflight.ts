@@ -8,7 +8,7 @@ import type { AlarmName } from '../etcd/maintenance.ts';
 import { clusterView, idOf, isLearner, type ClusterView, type MemberProbe } from '../etcd/view.ts';
 import { StepError } from '../util/errors.ts';
 import { formatBytes } from '../util/units.ts';
-import { callOpts, etcdPool, resolveQuota, type QuotaInfo } from './etcd-common.ts';
+import { atQuota, callOpts, etcdPool, resolveQuota, type QuotaInfo } from './etcd-common.ts';
 import type { ActionContext, ActionImpl } from './types.ts';
 
 export interface PreflightInput {
@@ -44,8 +44,8 @@ export interface PreflightOutput {
   members: PreflightMember[];
   learners: string[];
   unreachable: string[];
-  /** Members whose db is at or above the quota (they raise NOSPACE again on the next write). */
-  overQuota: string[];
+  /** Members whose db is at the quota (≥ 95% of it): they raise NOSPACE again on the next write. */
+  atQuota: string[];
   notes: string[];
 }
 
@@ -154,7 +154,7 @@ export async function preflight(ctx: ActionContext, input: PreflightInput): Prom
 
   const learners = rows.filter((r) => r.isLearner).map((r) => r.name);
   if (learners.length > 0) notes.push(`learners (skipped by defrag): ${learners.join(', ')}`);
-  const overQuota = rows.filter((r) => r.dbSize !== null && r.dbSize >= quota.bytes).map((r) => r.name);
+  const full = rows.filter((r) => r.dbSize !== null && atQuota(r.dbSize, quota.bytes)).map((r) => r.name);
   const leader = view.leader ? { name: view.leader.name, memberId: view.leader.status.memberId } : { name: nameOfId(view, view.leaderId!), memberId: view.leaderId! };
   ctx.log(
     `leader ${leader.name}; alarms: ${alarms.map((a) => `${a.alarm}@${a.member}`).join(', ') || 'none'}; db sizes: ${rows.map((r) => `${r.name} ${r.dbSize === null ? '?' : formatBytes(r.dbSize)}`).join(', ')}; quota ${formatBytes(quota.bytes)} (${quota.source})`,
@@ -170,7 +170,7 @@ export async function preflight(ctx: ActionContext, input: PreflightInput): Prom
     members: rows,
     learners,
     unreachable: down.map((p) => p.name),
-    overQuota,
+    atQuota: full,
     notes,
   };
 }

@@ -2,10 +2,15 @@
  * The etcd actions against a real 3-member cluster filled to NOSPACE, called in the order of nospace-recovery,
  * plus refusals (member down, member frozen, disarm above quota) and a TLS cluster.
  */
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { catalog } from '../../src/actions/catalog.ts';
 import { etcdActions, resolveMembers } from '../../src/actions/etcd.ts';
 import type { ActionContext, ActionImpl } from '../../src/actions/types.ts';
+import { etcdPool } from '../../src/actions/etcd-common.ts';
+import { defragmentOnce } from '../../src/actions/etcd-defrag.ts';
+import { memberStatus } from '../../src/etcd/status.ts';
+import { isNoSpace } from '../../src/etcd/errors.ts';
 import { StepError } from '../../src/util/errors.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { makeActionContext, memberItem, type TestActionContext } from '../support/action-context.ts';
@@ -81,14 +86,24 @@ describe('nospace recovery through the etcd actions (3 members, 16 MiB quota)', 
       expect(m.diskFreeBytes).toBeGreaterThan(m.dbSize);
     }
     expect(pre.members.filter((m: any) => m.isLeader).map((m: any) => m.name)).toEqual([pre.leader.name]);
-    expect(pre.overQuota.length).toBeGreaterThan(0);
+    expect(pre.atQuota.length).toBeGreaterThan(0);
     t.ctx.steps.preflight = { status: 'succeeded', output: JSON.parse(JSON.stringify(pre)) };
 
     // --- disarm refuses while the db is still above the quota, and leaves the alarm in place.
     const refused = await stepError(disarm.impl.run(step('disarm'), disarm.input({ alarm: 'NOSPACE' })));
     expect(refused.kind).toBe('precondition');
-    expect(refused.message).toMatch(/at or above the quota of 16\.0 MiB \(16777216 bytes/);
+    expect(refused.message).toMatch(/db size above 95% of the quota of 16\.0 MiB \(16777216 bytes, (inventory|member flags)\) on m\d/);
     expect((await cluster.alarms()).map((a) => a.alarm)).toContain('NOSPACE');
+
+    // --- writes fail with NOSPACE (a precondition, not a retryable error), and each fails once: the library's
+    // retries and circuit breaker are off, so the same members still answer at once afterwards.
+    for (let i = 0; i < 3; i++) {
+      const nospace = await stepError(writeProbe.impl.run(step('verify-writes'), writeProbe.input({})));
+      expect(nospace.kind).toBe('precondition');
+      expect(isNoSpace(nospace)).toBe(true);
+      expect(nospace.message).toMatch(/^m\d: put \/runbook\/canary: mvcc: database space exceeded/);
+    }
+    await preflight.impl.run(step('preflight'), preflight.input({ expectAlarms: ['NOSPACE'] }));
 
     // --- compact: once; a second run and the probe both say done.
     expect((await compact.impl.probe!(step('compact'), compact.input({}))).done).toBe(false);
@@ -196,6 +211,61 @@ describe('nospace recovery through the etcd actions (3 members, 16 MiB quota)', 
     // The health gate on a stopped member fails (bounded by waitFor), naming it.
     const gate = await stepError(memberHealthy.impl.run(step('gate'), memberHealthy.input({ member: victim, waitFor: '1s' })));
     expect(gate).toMatchObject({ kind: 'transient', member: victim });
+  }, 60_000);
+});
+
+describe('a defrag the client gave up on', () => {
+  let cluster: TestCluster;
+  beforeAll(async () => {
+    cluster = await startCluster({ members: 1, quotaBytes: QUOTA, name: 'frozen' });
+    await cluster.fillToNospace();
+  }, 90_000);
+  afterAll(async () => {
+    await cluster?.teardown();
+  });
+
+  it('is confirmed by polling status, never sent twice', async () => {
+    const t = makeActionContext(cluster.inventory());
+    const m = cluster.members[0]!;
+    try {
+      await compact.impl.run(t.step('compact'), compact.input({}));
+      const ctx = t.step('defrag');
+      const pool = etcdPool(ctx);
+      const before = await memberStatus(pool, m.name);
+      expect(before.dbSize).toBeGreaterThan(QUOTA * 0.9);
+
+      // Freeze the member as soon as it logs that it started defragmenting (the defrag itself takes ~30 ms here):
+      // the client's 300 ms deadline passes while the server is still in the middle of it.
+      const starts = () => (readFileSync(m.logFile, 'utf8').match(/"msg":"starting defragment"/g) ?? []).length;
+      const startsBefore = starts();
+      const pid = cluster.pid(m.name)!;
+      let frozenAt = 0;
+      const watcher = (async () => {
+        for (const until = Date.now() + 5000; Date.now() < until; await new Promise((r) => setImmediate(r))) {
+          if (starts() > startsBefore) {
+            process.kill(pid, 'SIGSTOP');
+            frozenAt = Date.now();
+            await new Promise((r) => setTimeout(r, 1000));
+            process.kill(pid, 'SIGCONT');
+            return;
+          }
+        }
+      })();
+      let res: { confirmedByPolling: boolean };
+      try {
+        res = await defragmentOnce(ctx, pool, before, 300, 15_000);
+      } finally {
+        await watcher;
+        process.kill(pid, 'SIGCONT');
+      }
+      expect(frozenAt).toBeGreaterThan(0);
+      expect(res.confirmedByPolling).toBe(true);
+      expect(t.logs.join('\n')).toContain(`defragment of ${m.name}: the client gave up`);
+      expect((await memberStatus(pool, m.name)).dbSize).toBeLessThan(before.dbSize / 2);
+      expect(starts()).toBe(startsBefore + 1);
+    } finally {
+      await t.dispose();
+    }
   }, 60_000);
 });
 
