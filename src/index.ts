@@ -1,0 +1,32 @@
+/**
+ * runbook's public API: what the CLI and the chat-ops server use, and what a program embedding runbook uses.
+ *
+ * @example
+ * import { loadRunbook, findRunbook, loadInventory, createRegistry, startRun } from 'runbook';
+ * const runbook = loadRunbook(findRunbook('nospace-recovery'));
+ * const run = startRun({
+ *   runbook, runbookText: fs.readFileSync(runbook.source.file, 'utf8'),
+ *   inventory: loadInventory('cluster.yaml'), params: {}, registry: createRegistry(),
+ *   stateDir: defaultStateDir(), onEvent: (e) => console.log(e.type),
+ * });
+ * const result = await run.done; // result.status, result.report
+ */
+export type { Runbook, Step, ParamSpec, RetryPolicy, ForEachSpec } from './runbook/model.ts';
+export { loadRunbook, loadRunbookText, validateFiles } from './runbook/load.ts';
+export { findRunbook, listRunbooks } from './runbook/find.ts';
+export { resolveParams, parseParamFlags } from './runbook/params.ts';
+export { runbookJsonSchema } from './runbook/schema.ts';
+export { compileRunbook, toMermaid } from './compile/machine.ts';
+export type { Inventory, MemberSpec, DriverSpec, TlsSpec } from './inventory/types.ts';
+export { loadInventory } from './inventory/load.ts';
+export { inventoryFromEndpoints } from './inventory/endpoints.ts';
+export { catalog } from './actions/catalog.ts';
+export type { ActionContext, ActionImpl, ActionMeta, ActionRegistry, ProbeResult } from './actions/types.ts';
+export { createRegistry } from './actions/registry.ts';
+export { startRun, resumeRun, recordDecision, type RunHandle, type RunOptions, type RunResult } from './execute/executor.ts';
+export { defaultStateDir, listRunIds, readRunMeta } from './execute/run-store.ts';
+export { readJournal } from './execute/journal.ts';
+export { foldJournal } from './execute/state.ts';
+export type { RunEvent, JournalRecord, RunStatus } from './events/types.ts';
+export { formatRecord, formatReport } from './events/terminal.ts';
+export { UserError, StepError, ExitCode, formatDiagnostic } from './util/errors.ts';
