@@ -5,8 +5,12 @@
 import { z } from 'zod';
 import { catalog, zDuration } from '../actions/catalog.ts';
 import type { ActionMeta } from '../actions/types.ts';
+import type { StepErrorKind } from '../util/errors.ts';
 
-export const STEP_ERROR_KINDS = ['transient', 'precondition', 'invalid', 'timeout', 'cancelled', 'unimplemented', 'failed'] as const;
+export const STEP_ERROR_KINDS = ['transient', 'precondition', 'invalid', 'timeout', 'cancelled', 'unimplemented', 'denied', 'stuck', 'failed'] as const satisfies readonly StepErrorKind[];
+// Fails to typecheck when src/util/errors.ts gains a kind this list lacks.
+const allKindsListed: Exclude<StepErrorKind, (typeof STEP_ERROR_KINDS)[number]> extends never ? true : false = true;
+void allKindsListed;
 export const PARAM_TYPES = ['string', 'integer', 'number', 'boolean', 'bytes', 'duration', 'list'] as const;
 
 export const RUNBOOK_NAME_RE = /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/;

@@ -220,7 +220,8 @@ class Validator {
     if (isObj(withRaw)) this.templates(withRaw, [...path, 'with'], i, forEach !== undefined, 0);
 
     // when
-    if (typeof raw.when === 'string') this.expr([...path, 'when'], raw.when, 0, i, forEach !== undefined, 'when');
+    // `when` decides about the whole step, before its forEach: `item` is not set there.
+    if (typeof raw.when === 'string') this.expr([...path, 'when'], raw.when, 0, i, false, 'when');
 
     // gate
     if (typeof raw.gate === 'string') {
@@ -351,7 +352,8 @@ class Validator {
       this.at(path, `inventory has no field "${f}"${hint ? ` (did you mean "${hint}"?)` : ` (fields: ${INVENTORY_FIELDS.join(', ')})`}`, where(f));
     }
     if (r.refs.item && !itemAllowed) {
-      this.at(path, `"item" is only set inside a forEach step (in ${shown})`, where('item'));
+      const why = what === 'when' ? 'when is checked once for the whole step, before its forEach' : what === 'forEach.items' ? 'the items are computed before the loop' : 'only a forEach step has items';
+      this.at(path, `"item" is not set here: ${why} (in ${shown})`, where('item'));
     }
   }
 }
