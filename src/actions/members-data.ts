@@ -1,0 +1,115 @@
+/**
+ * members.move-data-aside: rename a stopped member's data dir to `<dataDir>.<label>-<UTC stamp>` before a
+ * restore. Never deletes, never overwrites; refuses while the member's process runs or anything listens on its
+ * client or peer URL (an etcd waiting for quorum accepts connections without answering).
+ */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { driverFor } from '../drivers/index.ts';
+import { freshPath, moveNoClobber, utcStamp } from '../drivers/safe-fs.ts';
+import type { MemberSpec } from '../inventory/types.ts';
+import { StepError, messageOf } from '../util/errors.ts';
+import { itemMember } from './etcd-common.ts';
+import { acceptsConnections } from './members-common.ts';
+import type { ActionContext, ActionImpl } from './types.ts';
+
+export interface MoveAsideInput {
+  label: string;
+}
+
+export interface MoveAsideOutput {
+  member: string;
+  from: string;
+  to: string;
+}
+
+function target(ctx: ActionContext): { m: MemberSpec; dataDir: string } {
+  const m = itemMember(ctx, 'members.move-data-aside');
+  if (m.ssh) {
+    throw new StepError('unimplemented', `members.move-data-aside: ${m.name} is on ${m.ssh.host} (ssh): moving a remote data dir is not implemented in this build`, {
+      member: m.name,
+      hint: `move it by hand on ${m.ssh.host} (mv <dataDir> <dataDir>.pre-restore-<timestamp>), then resume with --mark-done`,
+    });
+  }
+  if (!m.dataDir) throw new StepError('invalid', `members.move-data-aside: ${m.name} has no dataDir in inventory ${ctx.inventory.name}`, { member: m.name });
+  return { m, dataDir: m.dataDir.replace(/\/+$/, '') };
+}
+
+/** Earlier moved-aside copies `<dataDir>.<label>-*`, oldest first (the stamps sort by time). */
+export function movedAside(dataDir: string, label: string): string[] {
+  const dir = dirname(dataDir);
+  const prefix = `${basename(dataDir)}.${label}-`;
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return entries.filter((e) => e.startsWith(prefix)).sort().map((e) => join(dir, e));
+}
+
+async function refuseWhileInUse(m: MemberSpec): Promise<void> {
+  let running: { running: boolean; pid?: number } = { running: false };
+  try {
+    running = await driverFor(m).status();
+  } catch (err) {
+    if (!(err instanceof StepError && err.kind === 'invalid')) throw err; // driver: none → rely on the port check
+  }
+  if (running.running) {
+    throw new StepError('precondition', `not moving the data dir of ${m.name}: its process runs (pid ${running.pid ?? '?'})`, { member: m.name, hint: 'stop it first (members.stop)' });
+  }
+  for (const url of [m.clientURL, m.peerURL]) {
+    if (await acceptsConnections(url)) {
+      throw new StepError('precondition', `not moving the data dir of ${m.name}: something accepts connections on ${url} (is the member still running?)`, {
+        member: m.name,
+        hint: 'stop the member (or whatever holds that port) first',
+      });
+    }
+  }
+}
+
+export const moveDataAsideAction: ActionImpl<MoveAsideInput, MoveAsideOutput> = {
+  async probe(ctx, input) {
+    const { m, dataDir } = target(ctx);
+    if (existsSync(dataDir)) return { done: false, detail: `${dataDir} exists` };
+    const moved = movedAside(dataDir, input.label);
+    const last = moved.at(-1);
+    if (last) return { done: true, output: { member: m.name, from: dataDir, to: last }, detail: `${dataDir} is gone and ${last} exists` };
+    return { done: false, detail: `${dataDir} does not exist and no ${basename(dataDir)}.${input.label}-* copy is next to it` };
+  },
+
+  async plan(ctx, input) {
+    const { m, dataDir } = target(ctx);
+    return `refuse if ${m.name} runs or listens; rename ${dataDir} → ${dataDir}.${input.label}-${utcStamp()} (nothing is deleted)`;
+  },
+
+  async run(ctx, input) {
+    const { m, dataDir } = target(ctx);
+    if (!existsSync(dataDir)) {
+      const last = movedAside(dataDir, input.label).at(-1);
+      if (last) return { member: m.name, from: dataDir, to: last };
+      throw new StepError('precondition', `${m.name}: data dir ${dataDir} does not exist and no ${basename(dataDir)}.${input.label}-* copy is next to it`, {
+        member: m.name,
+        hint: 'check dataDir in the inventory; if the data is really gone, resume with --mark-done for this step',
+      });
+    }
+    if (!statSync(dataDir).isDirectory()) throw new StepError('precondition', `${m.name}: ${dataDir} is not a directory`, { member: m.name });
+    await refuseWhileInUse(m);
+    const to = freshPath(`${dataDir}.${input.label}-${utcStamp()}`);
+    try {
+      moveNoClobber(dataDir, to);
+    } catch (err) {
+      if (err instanceof StepError) throw err;
+      throw new StepError('failed', `${m.name}: cannot move ${dataDir} to ${to}: ${messageOf(err)}`, { member: m.name });
+    }
+    ctx.log(`moved the data dir of ${m.name}: ${dataDir} → ${to}`);
+    return { member: m.name, from: dataDir, to };
+  },
+
+  async verify(ctx, _input, output) {
+    if (existsSync(output.from) || !existsSync(output.to)) {
+      throw new StepError('failed', `${output.member}: after the move, ${output.from} ${existsSync(output.from) ? 'still exists' : 'is gone'} and ${output.to} ${existsSync(output.to) ? 'exists' : 'is missing'}`, { member: output.member });
+    }
+    void ctx;
+  },
+};

@@ -1,0 +1,131 @@
+/**
+ * members.set-flag: change one etcd flag of one member through its driver and restart it. The runbook runs it
+ * as a rolling restart (followers first, leader last, a health gate between members); here, for one member:
+ * refuse when its restart would cost the quorum, hand leadership off when it leads, stop, change the flag, start,
+ * wait until it answers and knows a leader, and check the running process has the new value.
+ *
+ * Stop → edit → start (rather than edit → restart) keeps a static pod to one restart: the kubelet restarts a
+ * pod by itself when its manifest changes.
+ */
+import { describeDriver, driverFor } from '../drivers/index.ts';
+import { clusterView, isLearner } from '../etcd/view.ts';
+import { StepError, messageOf } from '../util/errors.ts';
+import { callOpts, etcdPool, itemMember } from './etcd-common.ts';
+import { POLL_CALL_MS, askStatus, moveLeadershipOff, quorumOf } from './members-common.ts';
+import { waitStarted } from './members-start-stop.ts';
+import type { ActionContext, ActionImpl } from './types.ts';
+
+export interface SetFlagInput {
+  flag: string;
+  value: string | number | boolean;
+}
+
+export interface SetFlagOutput {
+  member: string;
+  flag: string;
+  value: string;
+  previous?: string;
+  restarted: boolean;
+  leaderMovedTo?: string;
+  pid?: number;
+}
+
+/** How long a restarted member may take to answer and find its leader. */
+const RESTART_WAIT_MS = 60_000;
+
+const valueOf = (input: SetFlagInput): string => String(input.value);
+
+/** Refuse when the other answering voters are not a quorum on their own (this restart would stop the cluster). */
+async function checkQuorumWithout(ctx: ActionContext, name: string): Promise<void> {
+  const view = await clusterView(etcdPool(ctx), callOpts(ctx, { timeoutMs: POLL_CALL_MS * 2 }));
+  const self = view.members.find((p) => p.name === name);
+  if (!view.memberList || !self?.ok || isLearner(self)) return; // not answering (restarting cannot make it worse) or a learner
+  const voters = view.memberList.filter((m) => !m.isLearner).length;
+  if (voters <= 1) {
+    ctx.log(`${name} is the only voter: the cluster is unavailable while it restarts`);
+    return;
+  }
+  const others = view.members.filter((p) => p.ok && p.name !== name && !isLearner(p)).map((p) => p.name);
+  if (others.length < quorumOf(voters)) {
+    throw new StepError('precondition', `restarting ${name} would lose quorum: of ${voters} voters only ${others.length} others answer (${others.join(', ') || 'none'}), ${quorumOf(voters)} needed`, {
+      member: name,
+      hint: 'bring the other members back first (etcd.cluster-healthy)',
+    });
+  }
+}
+
+export const setFlagAction: ActionImpl<SetFlagInput, SetFlagOutput> = {
+  async probe(ctx, input) {
+    const m = itemMember(ctx, 'members.set-flag');
+    const driver = driverFor(m);
+    const value = valueOf(input);
+    const current = await driver.getFlag(input.flag);
+    if (current !== value) return { done: false, detail: `${m.name}: --${input.flag} is ${current ?? 'not set'}` };
+    const st = await driver.status();
+    if (!st.running) return { done: false, detail: `${m.name} has --${input.flag}=${value} configured but is not running` };
+    const s = await askStatus(ctx, etcdPool(ctx), m);
+    if (!s.ok) return { done: false, detail: `${m.name} runs with --${input.flag}=${value} but does not answer: ${s.error}` };
+    if (s.status.leaderId === '0') return { done: false, detail: `${m.name} runs with --${input.flag}=${value} but knows no leader` };
+    return {
+      done: true,
+      output: { member: m.name, flag: input.flag, value, previous: value, restarted: false, ...(st.pid ? { pid: st.pid } : {}) },
+      detail: `${m.name} already runs with --${input.flag}=${value}`,
+    };
+  },
+
+  async plan(ctx, input) {
+    const m = itemMember(ctx, 'members.set-flag');
+    const d = describeDriver(m);
+    const current = await driverFor(m).getFlag(input.flag);
+    const s = await askStatus(ctx, etcdPool(ctx), m);
+    const lead = s.ok && s.status.isLeader ? '; it leads: move leadership to another healthy voter first' : '';
+    return `${m.name}: --${input.flag} ${current ?? '(not set)'} → ${valueOf(input)}${lead}; ${d.stop}; ${d.setFlag}; ${d.start}; wait until it answers and knows a leader`;
+  },
+
+  async run(ctx, input) {
+    const m = itemMember(ctx, 'members.set-flag');
+    const driver = driverFor(m);
+    const pool = etcdPool(ctx);
+    const value = valueOf(input);
+
+    await checkQuorumWithout(ctx, m.name);
+    const leaderMovedTo = await moveLeadershipOff(ctx, pool, m, ctx.item?.done ?? []);
+
+    ctx.log(`restarting ${m.name} with --${input.flag}=${value}`);
+    await driver.stop();
+    pool.forget(m.name);
+    let previous: string | undefined;
+    try {
+      const r = await driver.setFlag(input.flag, value);
+      previous = r.previous;
+      ctx.log(r.changed ? `${m.name}: --${input.flag} ${r.previous ?? '(not set)'} → ${value}` : `${m.name}: --${input.flag} was already ${value} in its configuration`);
+    } catch (err) {
+      // Never leave the member down because the edit failed: start it again on its old configuration.
+      ctx.log(`changing the flag of ${m.name} failed (${messageOf(err)}): starting it again unchanged`);
+      await driver.start({ signal: ctx.signal }).catch(() => {});
+      throw err;
+    }
+    await driver.start({ signal: ctx.signal });
+    const started = await waitStarted(ctx, m, Math.min(RESTART_WAIT_MS, ctx.deadline ? ctx.deadline - Date.now() : RESTART_WAIT_MS), { needLeader: true });
+    const live = await driver.getFlag(input.flag);
+    if (live !== value) {
+      throw new StepError('failed', `${m.name} restarted but runs with --${input.flag}=${live ?? '(not set)'}, not ${value}`, { member: m.name, hint: 'check the member configuration (a later duplicate flag?)' });
+    }
+    ctx.log(`${m.name} runs with --${input.flag}=${value} (pid ${started.pid ?? '?'}) and follows leader ${started.leaderId ?? '?'}`);
+    return {
+      member: m.name,
+      flag: input.flag,
+      value,
+      ...(previous !== undefined ? { previous } : {}),
+      restarted: true,
+      ...(leaderMovedTo ? { leaderMovedTo } : {}),
+      ...(started.pid ? { pid: started.pid } : {}),
+    };
+  },
+
+  async verify(ctx, input) {
+    const m = itemMember(ctx, 'members.set-flag');
+    const live = await driverFor(m).getFlag(input.flag);
+    if (live !== valueOf(input)) throw new StepError('failed', `${m.name}: --${input.flag} is ${live ?? 'not set'} after the restart`, { member: m.name });
+  },
+};

@@ -1,0 +1,162 @@
+/**
+ * members.try-restart: after a power loss, start every member that is not running on its existing data (WAL
+ * replay usually suffices) and wait up to `waitFor` for a healthy quorum: an agreed leader, a majority answering,
+ * and a write that goes through. It reports; it never fails because the cluster did not recover (the runbook
+ * branches on `recovered` and restores from a snapshot then). A member that exits at once is reported with the
+ * tail of its log, and when too many did for a quorum to form, it stops waiting early.
+ */
+import { driverFor } from '../drivers/index.ts';
+import { isNoSpace, shortGrpcMessage } from '../etcd/errors.ts';
+import { putDeleteCanary } from '../etcd/kv.ts';
+import { clusterView, type ClusterView } from '../etcd/view.ts';
+import type { MemberSpec } from '../inventory/types.ts';
+import { StepError, messageOf } from '../util/errors.ts';
+import { formatDuration } from '../util/units.ts';
+import { callOpts, etcdPool, sleep } from './etcd-common.ts';
+import { POLL_CALL_MS, memberLogTail, quorumOf } from './members-common.ts';
+import type { ActionContext, ActionImpl } from './types.ts';
+
+export interface TryRestartInput {
+  waitFor: number;
+}
+
+export interface TryRestartMember {
+  name: string;
+  running: boolean;
+  answering: boolean;
+  /** Started by this step (it was not running). */
+  started: boolean;
+  pid?: number;
+  /** Why it could not be started or asked (driver missing, start failed). */
+  error?: string;
+  /** It was started and exited: the last lines of its log. */
+  exited?: boolean;
+  logTail?: string;
+}
+
+export interface TryRestartOutput {
+  recovered: boolean;
+  detail: string;
+  leader?: string;
+  members: TryRestartMember[];
+  durationMs: number;
+}
+
+const CANARY_KEY = '/runbook/canary';
+
+interface Tracked {
+  spec: MemberSpec;
+  state: TryRestartMember;
+  /** Its driver failed to start it (a member without a usable driver may still be brought back by someone else). */
+  startFailed?: boolean;
+}
+
+async function refresh(t: Tracked): Promise<void> {
+  if (t.state.error && !t.state.started) return; // no usable driver
+  try {
+    const st = await driverFor(t.spec).status();
+    t.state.running = st.running;
+    if (st.pid) t.state.pid = st.pid;
+    else delete t.state.pid;
+    // Only a process we can see has exited; a static pod may simply not be started by the kubelet yet.
+    if (t.state.started && !st.running && t.spec.driver.type === 'process') {
+      t.state.exited = true;
+      const tail = memberLogTail(t.spec);
+      if (tail) t.state.logTail = tail;
+    }
+  } catch (err) {
+    t.state.error = messageOf(err);
+  }
+}
+
+/** A healthy quorum, or why not. Writes a canary (the cluster's own write path) only once a leader is agreed. */
+async function quorumCheck(ctx: ActionContext, view: ClusterView, n: number): Promise<{ ok: true; detail: string; leader: string } | { ok: false; detail: string }> {
+  const answering = view.members.filter((p) => p.ok);
+  if (answering.length < quorumOf(n)) return { ok: false, detail: `${answering.length} of ${n} members answer, ${quorumOf(n)} needed` };
+  if (!view.leaderId) return { ok: false, detail: `no agreed leader (reported: ${view.leaderIds.join(', ') || 'none'})` };
+  const via = view.leader ?? answering[0]!;
+  const leader = view.leader?.name ?? view.leaderId;
+  try {
+    await putDeleteCanary(etcdPool(ctx), via.endpoint, CANARY_KEY, { ...callOpts(ctx, { timeoutMs: POLL_CALL_MS * 2 }), tag: `${ctx.runId}/${ctx.stepId}` });
+    return { ok: true, leader, detail: `quorum formed: leader ${leader}, ${answering.length} of ${n} members answer, a write went through` };
+  } catch (err) {
+    if (ctx.signal.aborted) throw err;
+    if (isNoSpace(err)) {
+      // The data is there and a quorum formed; only writes are refused. Restoring a snapshot would lose data.
+      return { ok: true, leader, detail: `quorum formed (leader ${leader}, ${answering.length} of ${n} answer) but writes are refused by a NOSPACE alarm: run nospace-recovery` };
+    }
+    return { ok: false, detail: `leader ${leader} agreed but a write failed: ${shortGrpcMessage(err)}` };
+  }
+}
+
+export const tryRestartAction: ActionImpl<TryRestartInput, TryRestartOutput> = {
+  async plan(ctx, input) {
+    const down: string[] = [];
+    for (const m of ctx.inventory.members) {
+      try {
+        if (!(await driverFor(m).status()).running) down.push(m.name);
+      } catch (err) {
+        down.push(`${m.name} (${messageOf(err)})`);
+      }
+    }
+    return `start ${down.length ? down.join(', ') : 'no member (all run)'} on existing data; wait up to ${formatDuration(input.waitFor)} for a leader, a majority answering and a write; report (never fails for no quorum)`;
+  },
+
+  async run(ctx, input) {
+    const t0 = Date.now();
+    const pool = etcdPool(ctx);
+    const n = ctx.inventory.members.length;
+    const tracked: Tracked[] = ctx.inventory.members.map((spec) => ({ spec, state: { name: spec.name, running: false, answering: false, started: false } }));
+
+    for (const t of tracked) {
+      let driver;
+      try {
+        driver = driverFor(t.spec);
+        const st = await driver.status();
+        t.state.running = st.running;
+        if (st.pid) t.state.pid = st.pid;
+        if (!st.running) {
+          ctx.log(`starting ${t.spec.name} on its existing data`);
+          await driver.start({ signal: ctx.signal });
+          t.state.started = true;
+          pool.forget(t.spec.name);
+        }
+      } catch (err) {
+        if (err instanceof StepError && err.kind === 'cancelled') throw err;
+        t.state.error = messageOf(err);
+        if (driver) t.startFailed = true;
+        ctx.log(`${t.spec.name}: ${t.state.error}`);
+      }
+    }
+
+    const until = Math.min(t0 + input.waitFor, ctx.deadline ?? Infinity);
+    let result: { ok: true; detail: string; leader: string } | { ok: false; detail: string } = { ok: false, detail: 'not checked' };
+    for (;;) {
+      if (ctx.signal.aborted) throw new StepError('cancelled', 'cancelled');
+      await Promise.all(tracked.map(refresh));
+      const view = await clusterView(pool, callOpts(ctx, { timeoutMs: POLL_CALL_MS }));
+      for (const t of tracked) t.state.answering = view.members.find((p) => p.name === t.spec.name)?.ok === true;
+      result = await quorumCheck(ctx, view, n);
+      if (result.ok) break;
+      const lost = tracked.filter((t) => !t.state.running && !t.state.answering && (t.state.exited || t.startFailed));
+      if (n - lost.length < quorumOf(n)) {
+        result = { ok: false, detail: `no quorum can form: ${lost.map((t) => `${t.spec.name} ${t.state.exited ? 'exited after start' : `cannot be started (${t.state.error})`}`).join('; ')}` };
+        break;
+      }
+      if (Date.now() >= until) {
+        result = { ok: false, detail: `no healthy quorum after ${formatDuration(Date.now() - t0)}: ${result.detail}` };
+        break;
+      }
+      await sleep(Math.min(500, Math.max(0, until - Date.now())), ctx.signal);
+    }
+    for (const t of tracked) if (t.state.exited) ctx.log(`${t.spec.name} exited after it was started${t.state.logTail ? `; last log lines:\n${t.state.logTail}` : ''}`);
+    ctx.log(result.ok ? `recovered: ${result.detail}` : `not recovered: ${result.detail}`);
+    return {
+      recovered: result.ok,
+      detail: result.detail,
+      ...(result.ok ? { leader: result.leader } : {}),
+      members: tracked.map((t) => t.state),
+      durationMs: Date.now() - t0,
+    };
+  },
+};

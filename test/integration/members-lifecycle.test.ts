@@ -1,0 +1,183 @@
+/**
+ * Member lifecycle actions through the process driver against a real 3-member cluster: a rolling quota raise
+ * (followers first, leader last, leadership handed off), stop/start with their probes, a plain restart after
+ * every member was killed, a restart that cannot form a quorum because two members' data is damaged, and moving
+ * data dirs aside (refused while a member runs; never overwrites).
+ */
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Etcd3 } from 'etcd3';
+import { catalog } from '../../src/actions/catalog.ts';
+import { etcdActions, resolveMembers } from '../../src/actions/etcd.ts';
+import { memberActions } from '../../src/actions/members.ts';
+import type { ActionContext, ActionImpl } from '../../src/actions/types.ts';
+import type { Inventory } from '../../src/inventory/types.ts';
+import { StepError } from '../../src/util/errors.ts';
+import { corruptFile, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { makeActionContext, memberItem, type TestActionContext } from '../support/action-context.ts';
+
+const MiB = 1024 * 1024;
+
+function action(name: keyof typeof catalog): { impl: ActionImpl; input: (raw?: Record<string, unknown>) => any } {
+  const impl = memberActions[name] ?? etcdActions[name];
+  if (!impl) throw new Error(`no implementation for ${name}`);
+  return { impl, input: (raw = {}) => catalog[name].input.parse(raw) };
+}
+
+const setFlag = action('members.set-flag');
+const stop = action('members.stop');
+const start = action('members.start');
+const tryRestart = action('members.try-restart');
+const moveAside = action('members.move-data-aside');
+const memberHealthy = action('etcd.member-healthy');
+const clusterHealthy = action('etcd.cluster-healthy');
+
+async function stepError(p: Promise<unknown>): Promise<StepError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof StepError) return err;
+    throw err;
+  }
+  throw new Error('expected a StepError, the call succeeded');
+}
+
+function cmdline(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0$/, '').split('\0');
+}
+
+/** Put `total` bytes in 1 MiB values (distinct keys, so nothing is compacted away). */
+async function writeBytes(client: Etcd3, total: number): Promise<void> {
+  const value = Buffer.alloc(MiB, 0x62);
+  for (let i = 0; i * MiB < total; i++) await client.put(`runbook-test/big/${i}`).value(value).exec();
+}
+
+describe('member lifecycle through the process driver (3 members)', () => {
+  let cluster: TestCluster;
+  let inv: Inventory;
+  let t: TestActionContext;
+  const step = (id: string, member?: string, more: Partial<ActionContext> = {}) =>
+    t.step(id, { ...(member ? { item: memberItem(inv, member) } : {}), ...more });
+
+  beforeAll(async () => {
+    cluster = await startCluster({ members: 3, quotaBytes: 16 * MiB, name: 'members' });
+    inv = cluster.inventory();
+    t = makeActionContext(inv);
+  }, 90_000);
+
+  afterAll(async () => {
+    await t?.dispose();
+    await cluster?.teardown();
+  });
+
+  it('raises the quota with a rolling restart: followers first, leadership handed off before the leader restarts', async () => {
+    const NEW = 40 * MiB;
+    const order = (await resolveMembers(step('raise'), 'voters', 'followers-then-leader')).map((m) => m.name);
+    const leader = order.at(-1)!;
+    expect((await cluster.status(leader)).leader).toBe((await cluster.status(leader)).memberId);
+    const before = Object.fromEntries(order.map((n) => [n, cluster.pid(n)!]));
+    const input = setFlag.input({ flag: 'quota-backend-bytes', value: NEW });
+    const done: string[] = [];
+    const outs: any[] = [];
+    for (const [i, name] of order.entries()) {
+      const ctx = step('raise-quota', undefined, { item: memberItem(inv, name, { index: i, done: [...done] }) });
+      expect((await setFlag.impl.probe!(ctx, input)).done).toBe(false);
+      const out = await setFlag.impl.run(ctx, input);
+      await setFlag.impl.verify!(ctx, input, out);
+      outs.push(out);
+      await memberHealthy.impl.run(ctx, memberHealthy.input({ waitFor: '20s' })); // the gate
+      done.push(name);
+    }
+    expect(outs.map((o) => o.member)).toEqual(order);
+    expect(outs.every((o) => o.restarted && o.previous === String(16 * MiB) && o.value === String(NEW))).toBe(true);
+    expect(outs.slice(0, 2).every((o) => o.leaderMovedTo === undefined)).toBe(true);
+    expect(done.slice(0, 2)).toContain(outs[2].leaderMovedTo); // handed to an already-restarted follower
+    for (const name of order) {
+      const pid = cluster.pid(name)!;
+      expect(pid).not.toBe(before[name]);
+      expect(cmdline(pid).join(' ')).toContain(`--quota-backend-bytes ${NEW}`);
+    }
+    // Done means done: the probe sees the new value running.
+    for (const name of order) expect(await setFlag.impl.probe!(step('raise-quota', name), input)).toMatchObject({ done: true, output: { restarted: false } });
+    // The new quota is in force: more than the old 16 MiB fits without a NOSPACE alarm.
+    await writeBytes(cluster.client(), 20 * MiB);
+    expect(await cluster.alarms()).toEqual([]);
+    await clusterHealthy.impl.run(step('verify'), clusterHealthy.input({ waitFor: '20s', expectVoters: 3 }));
+  });
+
+  it('stops and starts a member; probes see the effect', async () => {
+    const name = 'm3';
+    expect((await stop.impl.probe!(step('stop', name), {})).done).toBe(false);
+    const s = await stop.impl.run(step('stop', name), {});
+    await stop.impl.verify!(step('stop', name), {}, s);
+    expect(s).toMatchObject({ member: name, wasRunning: true, pid: expect.any(Number) });
+    expect(cluster.pid(name)).toBeUndefined();
+    expect(await stop.impl.probe!(step('stop', name), {})).toMatchObject({ done: true });
+
+    expect((await start.impl.probe!(step('start', name), start.input())).done).toBe(false);
+    const r = await start.impl.run(step('start', name), start.input({ waitFor: '20s' }));
+    expect(r).toMatchObject({ member: name, answering: true, pid: cluster.pid(name) });
+    expect(await start.impl.probe!(step('start', name), start.input())).toMatchObject({ done: true });
+    await cluster.waitHealthy(15_000, { members: ['m1', 'm2', 'm3'] });
+  });
+
+  it('try-restart brings every member back after all were killed', async () => {
+    for (const m of cluster.members) await cluster.kill(m.name, 'SIGKILL');
+    const out = await tryRestart.impl.run(step('try-restart'), tryRestart.input({ waitFor: '30s' }));
+    expect(out).toMatchObject({ recovered: true, leader: expect.any(String) });
+    expect(out.detail).toMatch(/write went through/);
+    expect(out.members.map((m: any) => [m.name, m.started, m.running])).toEqual([['m1', true, true], ['m2', true, true], ['m3', true, true]]);
+    expect(out.members.filter((m: any) => m.answering).length).toBeGreaterThanOrEqual(2);
+    await cluster.waitHealthy(15_000, { members: ['m1', 'm2', 'm3'] });
+    // Nothing to start the second time.
+    const again = await tryRestart.impl.run(step('try-restart'), tryRestart.input({ waitFor: '10s' }));
+    expect(again.recovered).toBe(true);
+    expect(again.members.every((m: any) => !m.started)).toBe(true);
+  });
+
+  it('move-data-aside refuses while the member runs, naming it', async () => {
+    const err = await stepError(moveAside.impl.run(step('move-aside', 'm1'), moveAside.input()));
+    expect(err.kind).toBe('precondition');
+    expect(err.member).toBe('m1');
+    expect(err.message).toMatch(/m1.*runs/);
+    expect(existsSync(cluster.members[0]!.dataDir)).toBe(true);
+  });
+
+  it('try-restart reports no quorum (never fails) when two members exit on damaged data, with their log tails', async () => {
+    for (const m of cluster.members) await stop.impl.run(step('stop-members', m.name), {});
+    // The first test left ~20 MiB in the db: cut in half, bbolt faults (SIGBUS) on open.
+    for (const name of ['m1', 'm2']) corruptFile(join(cluster.members.find((m) => m.name === name)!.dataDir, 'member', 'snap', 'db'), 'truncate-half');
+    const t0 = Date.now();
+    const out = await tryRestart.impl.run(step('try-restart'), tryRestart.input({ waitFor: '40s' }));
+    expect(out.recovered).toBe(false);
+    expect(Date.now() - t0).toBeLessThan(30_000); // gave up early: no quorum could form
+    expect(out.detail).toMatch(/no quorum can form/);
+    const byName = Object.fromEntries(out.members.map((m: any) => [m.name, m]));
+    for (const name of ['m1', 'm2']) {
+      expect(byName[name]).toMatchObject({ started: true, running: false, answering: false, exited: true });
+      expect(byName[name].logTail).toEqual(expect.any(String));
+      expect(byName[name].logTail).toMatch(/SIGBUS|fault|panic/);
+      expect(byName[name].logTail).not.toMatch(/goroutine/);
+    }
+    expect(byName.m3).toMatchObject({ started: true, running: true, answering: false });
+    await stop.impl.run(step('stop-members', 'm3'), {});
+  }, 60_000);
+
+  it('moves every stopped data dir aside with a timestamp; the probe then says done; nothing is deleted', async () => {
+    for (const m of cluster.members) {
+      const ctx = step('move-aside', m.name);
+      expect((await moveAside.impl.probe!(ctx, moveAside.input())).done).toBe(false);
+      const out = await moveAside.impl.run(ctx, moveAside.input({ label: 'pre-restore' }));
+      await moveAside.impl.verify!(ctx, moveAside.input(), out);
+      expect(out.from).toBe(m.dataDir);
+      expect(basename(out.to)).toMatch(new RegExp(`^${basename(m.dataDir).replace('.', '\\.')}\\.pre-restore-\\d{8}T\\d{6}Z(-\\d+)?$`));
+      expect(existsSync(m.dataDir)).toBe(false);
+      expect(readdirSync(join(out.to, 'member'))).toEqual(expect.arrayContaining(['snap', 'wal']));
+      expect(await moveAside.impl.probe!(ctx, moveAside.input())).toMatchObject({ done: true, output: { to: out.to } });
+      expect(await moveAside.impl.run(ctx, moveAside.input())).toMatchObject({ to: out.to });
+    }
+    const siblings = readdirSync(dirname(cluster.members[0]!.dataDir)).filter((e) => e.includes('.pre-restore-'));
+    expect(siblings).toHaveLength(3);
+  });
+});
