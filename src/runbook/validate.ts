@@ -158,7 +158,7 @@ class Validator {
         continue;
       }
       const p = r.data;
-      if (p.enum && p.type !== 'string' && p.type !== 'list') this.at([...path, 'enum'], `enum is only for string and list params (this one is ${p.type})`);
+      if (p.enum && p.type !== 'string' && p.type !== 'list') this.at([...path, 'enum'], `only string and list params take an enum (this one is ${p.type})`);
       let dflt: unknown;
       if (p.default !== undefined) {
         const d = normalizeParamValue({ type: p.type as ParamType, enum: p.enum }, p.default);
@@ -192,10 +192,10 @@ class Validator {
     // id
     const id = raw.id;
     if (typeof id === 'string') {
-      if (!STEP_ID_RE.test(id)) this.at([...path, 'id'], `step id ${JSON.stringify(id)} must be lowercase kebab-case (a-z, 0-9, -), starting with a letter`);
+      if (!STEP_ID_RE.test(id)) this.at([...path, 'id'], `step id ${JSON.stringify(id)} must be lowercase kebab-case (a-z, 0-9, -), starting with a letter`, { labelPath: path });
       const first = this.stepIndex.get(id);
       if (first !== undefined && first !== i) {
-        this.at([...path, 'id'], `duplicate step id ${JSON.stringify(id)} (first used on line ${this.src.posOf(['steps', first]).line})`);
+        this.at([...path, 'id'], `duplicate step id ${JSON.stringify(id)} (first used on line ${this.src.posOf(['steps', first]).line})`, { labelPath: path });
       }
     }
 
@@ -204,14 +204,14 @@ class Validator {
     const meta = action !== undefined ? actionMeta(action) : undefined;
     if (action !== undefined && !meta) {
       const hint = suggest(action, ACTION_NAMES);
-      this.at([...path, 'action'], `unknown action ${JSON.stringify(action)}${hint ? ` (did you mean "${hint}"?)` : ' (see `runbook show --actions`)'}`);
+      this.at([...path, 'action'], `unknown action ${JSON.stringify(action)}${hint ? ` (did you mean "${hint}"?)` : ' (see `runbook actions`)'}`, { labelPath: path });
     }
 
     // forEach
     const forEach = this.forEach(raw.forEach, path, i);
     // An items loop may yield member names (the engine maps them to members), so either kind satisfies it.
     if (meta?.perMember === 'required' && forEach === undefined) {
-      this.at([...path, 'action'], `action "${meta.name}" works on one member at a time: add forEach: { members: voters } (or all / learners, or { items: <expression yielding member names> })`);
+      this.at([...path, 'action'], `action "${meta.name}" works on one member at a time: add forEach: { members: voters } (or all / learners, or { items: <expression yielding member names> })`, { labelPath: path });
     }
 
     // with
@@ -229,15 +229,15 @@ class Validator {
       if (!g) {
         const gates = ACTION_NAMES.filter((n) => !actionMeta(n)!.mutates);
         const hint = suggest(raw.gate, gates);
-        this.at([...path, 'gate'], `unknown gate action ${JSON.stringify(raw.gate)}${hint ? ` (did you mean "${hint}"?)` : ` (read-only actions: ${gates.join(', ')})`}`);
+        this.at([...path, 'gate'], `unknown action ${JSON.stringify(raw.gate)}${hint ? ` (did you mean "${hint}"?)` : ` (read-only actions: ${gates.join(', ')})`}`);
       } else if (g.mutates) {
-        this.at([...path, 'gate'], `gate "${g.name}" changes the cluster; a gate must be a read-only check such as etcd.member-healthy`);
+        this.at([...path, 'gate'], `"${g.name}" changes the cluster; a gate must be a read-only check such as etcd.member-healthy`);
       }
     }
 
     // retry intervals
     if (r.success && r.data.retry?.initialInterval !== undefined && r.data.retry.maximumInterval !== undefined && r.data.retry.maximumInterval < r.data.retry.initialInterval) {
-      this.at([...path, 'retry', 'maximumInterval'], 'maximumInterval is shorter than initialInterval');
+      this.at([...path, 'retry', 'maximumInterval'], 'is shorter than initialInterval');
     }
 
     if (!r.success || !meta || forEach === null) return undefined;

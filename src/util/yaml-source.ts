@@ -453,6 +453,7 @@ function issueMessage(issue: SchemaIssue, found: unknown, path: (string | number
       const incl = issue.inclusive !== false;
       switch (issue.origin) {
         case 'string':
+          if (small && limit === '1') return 'must not be empty';
           return `must be ${small ? 'at least' : 'at most'} ${limit} characters long`;
         case 'array':
         case 'set':

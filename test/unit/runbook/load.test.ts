@@ -84,7 +84,7 @@ describe('loadRunbook', () => {
       ].join('\n'),
     );
     expect(got).toEqual([
-      '5:22 step "a": action: unknown action "etcd.compactt" (did you mean "etcd.compact"?)',
+      '5:22 step "a": unknown action "etcd.compactt" (did you mean "etcd.compact"?)',
       '6:50 step "b": with.keep: must be >= 0 (got the integer -1)',
       '7:46 step "c": with.duration: not a duration: "forever" (use e.g. 500ms, 30s, 5m, 1h30m)',
     ]);
