@@ -1,0 +1,184 @@
+/**
+ * The static-pod driver against real etcd members run by a kubelet stand-in (test/support/kubelet-standin.ts:
+ * there is no kubelet on these machines; the stand-in watches a manifests dir and starts, restarts and stops the
+ * manifest's command as a local process, which is all the driver relies on).
+ *
+ * 1. The stand-in itself: a manifest appearing, changing and disappearing starts, restarts and stops its process.
+ * 2. A 3-member cluster, each member a static pod in its own node's manifests dir: members.set-flag raises the quota
+ *    through the static-pod driver, followers first, leader last: each manifest is backed up, the flag is changed
+ *    in the manifest and nothing else, each process restarts with the new flag (/proc/<pid>/cmdline), the cluster
+ *    stays healthy and takes more data than the old quota allowed.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AlarmAction } from 'etcd3';
+import { Document, parse, parseDocument } from 'yaml';
+import { catalog } from '../../src/actions/catalog.ts';
+import { etcdActions, resolveMembers } from '../../src/actions/etcd.ts';
+import { memberActions } from '../../src/actions/members.ts';
+import type { ActionImpl } from '../../src/actions/types.ts';
+import { isAlive, processArgv } from '../../src/drivers/process.ts';
+import { staticPodDriver } from '../../src/drivers/static-pod.ts';
+import type { Inventory } from '../../src/inventory/types.ts';
+import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { makeActionContext, memberItem, type TestActionContext } from '../support/action-context.ts';
+import { startKubeletStandin, type KubeletStandin } from '../support/kubelet-standin.ts';
+
+const MiB = 1024 * 1024;
+const example = readFileSync(new URL('../../examples/static-pod/etcd.yaml', import.meta.url), 'utf8');
+
+/** The kubeadm example manifest with another container command. */
+function manifestWith(command: string[]): string {
+  const doc = parseDocument(example);
+  doc.setIn(['spec', 'containers', 0, 'command'], new Document(command).contents);
+  return doc.toString({ lineWidth: 0 });
+}
+
+/** `--flag value` pairs joined to `--flag=value`, the way kubeadm writes manifests. */
+function kubeadmStyle(command: string[]): string[] {
+  const out: string[] = [command[0]!];
+  for (let i = 1; i < command.length; i++) {
+    const a = command[i]!;
+    const next = command[i + 1];
+    if (a.startsWith('--') && !a.includes('=') && next !== undefined && !next.startsWith('-')) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
+async function until<T>(what: string, fn: () => T | undefined, timeoutMs = 10_000): Promise<T> {
+  for (const end = Date.now() + timeoutMs; ; await sleep(50)) {
+    const v = fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+  }
+}
+
+const cmdline = (pid: number) => processArgv(pid) ?? [];
+
+describe('kubelet stand-in', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'runbook-kubelet-'));
+  let kubelet: KubeletStandin | undefined;
+  afterAll(async () => {
+    await kubelet?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('starts a pod when its manifest appears, restarts it when the manifest changes, stops it when it goes', async () => {
+    const manifests = join(dir, 'manifests');
+    mkdirSync(manifests);
+    kubelet = startKubeletStandin({ manifestsDir: manifests });
+    const file = join(manifests, 'sleeper.yaml');
+    writeFileSync(join(manifests, '.hidden.yaml'), manifestWith(['sleep', '301'])); // dot files are ignored
+    writeFileSync(file, manifestWith(['sleep', '300']));
+    const first = await until('first pod', () => kubelet!.pods().find((p) => p.file === 'sleeper.yaml')?.pid);
+    expect(cmdline(first)).toEqual(['sleep', '300']);
+    writeFileSync(file, manifestWith(['sleep', '299']));
+    const second = await until('restarted pod', () => {
+      const pid = kubelet!.pods()[0]?.pid;
+      return pid !== undefined && pid !== first ? pid : undefined;
+    });
+    expect(isAlive(first)).toBe(false);
+    expect(cmdline(second)).toEqual(['sleep', '299']);
+    rmSync(file);
+    await until('pod gone', () => (kubelet!.pods().length === 0 ? true : undefined));
+    expect(isAlive(second)).toBe(false);
+    expect(kubelet.pids).toEqual([first, second]);
+    expect(kubelet.events.some((e) => e.includes('hidden'))).toBe(false);
+  });
+});
+
+describe('members.set-flag through the static-pod driver (3 members under kubelet stand-ins)', () => {
+  let cluster: TestCluster;
+  let inv: Inventory;
+  let t: TestActionContext;
+  const kubelets: KubeletStandin[] = [];
+  const nodeDir = (name: string) => join(cluster.dir, `${name}-node`);
+  const manifestOf = (name: string) => join(nodeDir(name), 'manifests', 'etcd.yaml');
+  const original: Record<string, string> = {};
+
+  beforeAll(async () => {
+    cluster = await startCluster({ members: 3, quotaBytes: 16 * MiB, name: 'static-pod' });
+    // Hand every member over to a kubelet: stop it, write its static pod, let the stand-in start it (same data dir).
+    for (const m of cluster.members) {
+      await cluster.stop(m.name);
+      mkdirSync(join(nodeDir(m.name), 'manifests'), { recursive: true });
+      original[m.name] = manifestWith(kubeadmStyle(m.command));
+      writeFileSync(manifestOf(m.name), original[m.name]!);
+      kubelets.push(startKubeletStandin({ manifestsDir: join(nodeDir(m.name), 'manifests'), files: () => ({ pidFile: m.pidFile, logFile: m.logFile }) }));
+    }
+    await Promise.all(kubelets.map((k) => k.synced()));
+    await cluster.waitHealthy(30_000, { members: cluster.members.map((m) => m.name) });
+    const base = cluster.inventory();
+    inv = { ...base, members: base.members.map((m) => ({ ...m, driver: { type: 'static-pod' as const, manifest: manifestOf(m.name) } })) };
+    t = makeActionContext(inv);
+  }, 90_000);
+
+  afterAll(async () => {
+    await t?.dispose();
+    for (const k of kubelets) await k.stop();
+    await cluster?.teardown();
+  });
+
+  it('backs up each manifest, changes only the flag, restarts each process with it, followers first, and keeps the cluster healthy', async () => {
+    const NEW = 40 * MiB;
+    const setFlag: ActionImpl = memberActions['members.set-flag']!;
+    const memberHealthy: ActionImpl = etcdActions['etcd.member-healthy']!;
+    const clusterHealthy: ActionImpl = etcdActions['etcd.cluster-healthy']!;
+    const input = catalog['members.set-flag'].input.parse({ flag: 'quota-backend-bytes', value: NEW });
+    const names = cluster.members.map((m) => m.name);
+    const before = Object.fromEntries(names.map((n) => [n, cluster.pid(n)!]));
+    for (const n of names) expect(await staticPodDriver(inv.members.find((m) => m.name === n)!).status()).toEqual({ running: true, pid: before[n] });
+
+    const order = (await resolveMembers(t.step('raise-quota'), 'voters', 'followers-then-leader')).map((m) => m.name);
+    const done: string[] = [];
+    const outs: any[] = [];
+    for (const [i, name] of order.entries()) {
+      const ctx = t.step('raise-quota', { item: memberItem(inv, name, { index: i, done: [...done] }) });
+      expect((await setFlag.probe!(ctx, input)).done).toBe(false);
+      const out = await setFlag.run(ctx, input);
+      await setFlag.verify!(ctx, input, out);
+      outs.push(out);
+      await memberHealthy.run(ctx, catalog['etcd.member-healthy'].input.parse({ waitFor: '20s' }));
+      done.push(name);
+    }
+    expect(outs.map((o) => o.previous)).toEqual(order.map(() => String(16 * MiB)));
+    expect(done.slice(0, 2)).toContain(outs[2].leaderMovedTo);
+
+    for (const name of names) {
+      const manifest = manifestOf(name);
+      // Backed up, once, with the original content, outside the manifests dir.
+      const backups = readdirSync(join(nodeDir(name), 'runbook-backups'));
+      expect(backups).toHaveLength(1);
+      expect(backups[0]).toMatch(/^etcd\.\d{8}T\d{6}Z\.yaml$/);
+      expect(readFileSync(join(nodeDir(name), 'runbook-backups', backups[0]!), 'utf8')).toBe(original[name]);
+      expect(readdirSync(join(nodeDir(name), 'manifests'))).toEqual(['etcd.yaml']);
+      // The flag changed in place, nothing else did.
+      const text = readFileSync(manifest, 'utf8');
+      expect(text).toBe(original[name]!.replace(`--quota-backend-bytes=${16 * MiB}`, `--quota-backend-bytes=${NEW}`));
+      expect(parse(text).spec.containers[0].command).toContain(`--quota-backend-bytes=${NEW}`);
+      // A new process runs with it.
+      const pid = cluster.pid(name)!;
+      expect(pid).not.toBe(before[name]);
+      expect(isAlive(before[name]!)).toBe(false);
+      expect(cmdline(pid)).toContain(`--quota-backend-bytes=${NEW}`);
+      expect(existsSync(join(nodeDir(name), 'runbook-backups', 'etcd.stopped.yaml'))).toBe(false);
+      expect(await setFlag.probe!(t.step('raise-quota', { item: memberItem(inv, name) }), input)).toMatchObject({ done: true });
+    }
+
+    // The raised quota is in force: 20 MiB more fits without NOSPACE.
+    const client = cluster.client();
+    const value = Buffer.alloc(MiB, 0x63);
+    for (let i = 0; i < 20; i++) await client.put(`runbook-test/static-pod/${i}`).value(value).exec();
+    expect((await client.maintenance.alarm({ action: AlarmAction.Get })).alarms).toEqual([]); // (the harness's alarms() wants members it started)
+    const healthy = await clusterHealthy.run(t.step('verify'), catalog['etcd.cluster-healthy'].input.parse({ waitFor: '20s', expectVoters: 3 }));
+    expect(healthy.voters).toHaveLength(3);
+    // The kubelets saw a stop and a start per member (one restart each, not two).
+    for (const k of kubelets) expect(k.events.filter((e) => e.startsWith('start') || e.startsWith('restart'))).toHaveLength(2);
+  });
+});
