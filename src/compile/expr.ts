@@ -178,7 +178,8 @@ export function hasTemplate(value: unknown): boolean {
 
 /**
  * Replace templates in a `with` value: a string that is exactly one `${{ expr }}` becomes the typed result;
- * templates among other text are interpolated as strings (null as "", lists and maps as JSON).
+ * templates among other text are interpolated as strings (null as "", lists and maps as JSON). A mapping key
+ * whose whole-template value is null is left out, so an unset optional param leaves the action's default.
  */
 export function renderTemplate(value: unknown, scope: ExprScope): unknown {
   return render(value, scope, 0);
@@ -205,7 +206,12 @@ function render(value: unknown, scope: ExprScope, depth: number): unknown {
   if (Array.isArray(value)) return value.map((v) => render(v, scope, depth + 1));
   if (isPlainObject(value)) {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = render(v, scope, depth + 1);
+    for (const [k, v] of Object.entries(value)) {
+      const r = render(v, scope, depth + 1);
+      // `quotaBytes: ${{ params.quotaBytes }}` with the param unset means "not given": the action's default applies.
+      if (r === null && typeof v === 'string' && v.includes('${{')) continue;
+      out[k] = r;
+    }
     return out;
   }
   return value;

@@ -130,7 +130,7 @@ describe('templates', () => {
     );
     expect(out).toEqual({
       keep: 5,
-      quota: null,
+      // quota: an unset optional param leaves the key out (the action's default applies)
       hosts: ['a', 'b'],
       note: 'rev 1234 for disk full; quota=; hosts=["a","b"]',
       argv: ['etcdctl', '--endpoints', 'https://10.0.0.1:2379'],
@@ -139,6 +139,11 @@ describe('templates', () => {
       n: 3,
       flag: true,
     });
+  });
+
+  it('leaves out mapping keys whose template is null, keeps nulls in lists', () => {
+    expect(renderTemplate({ quotaBytes: '${{ params.quotaBytes }}', keep: 1 }, scope)).toEqual({ keep: 1 });
+    expect(renderTemplate(['${{ params.quotaBytes }}'], scope)).toEqual([null]);
   });
 
   it('reports a broken template as a StepError', () => {
