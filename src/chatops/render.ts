@@ -29,6 +29,12 @@ const ICON: Record<string, string> = {
   skipped: '⏭️',
 };
 
+/** A recorded approver (`slack:U123`) as a chat mention. */
+function who(by: string): string {
+  const m = /^slack:([A-Z0-9]+)$/.exec(by);
+  return m ? `<@${m[1]}>` : by.replace(/^mattermost:/, 'mattermost user ');
+}
+
 export function statusLine(v: RunView): string {
   const s = v.state.status;
   const what = v.dryRun ? 'plan' : 'run';
@@ -60,8 +66,8 @@ export function stepLines(v: RunView): string[] {
       detail = ` (${done}/${st.items.length}${current && status === 'running' ? `, now ${current}` : ''})`;
     }
     if (status === 'skipped') detail = ' (skipped)';
-    if (st?.approval?.status === 'granted' && st.approval.by) detail += ` — approved by ${st.approval.by}`;
-    if (st?.approval?.status === 'denied' && st.approval.by) detail += ` — denied by ${st.approval.by}${st.approval.reason ? `: ${st.approval.reason}` : ''}`;
+    if (st?.approval?.status === 'granted' && st.approval.by && !st.approval.via?.includes('covered by')) detail += ` — approved by ${who(st.approval.by)}`;
+    if (st?.approval?.status === 'denied' && st.approval.by) detail += ` — ${st.approval.via === 'expiry' ? 'approval expired' : `denied by ${who(st.approval.by)}`}`;
     const failed = st ? [...st.item.values()].find((it) => it.status === 'failed' && it.error) : undefined;
     if (status === 'failed' && failed?.error) detail += ` — ${failed.error.message.slice(0, 300)}`;
     const dur = st?.startedAt && st.finishedAt ? ` ${formatDuration(st.finishedAt - st.startedAt)}` : '';

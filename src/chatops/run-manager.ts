@@ -13,7 +13,6 @@
  *   says `autoRun: true`.
  * The approver must be on the approver list and must not be the requester; approvals expire (denied as expired).
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { catalog } from '../actions/catalog.ts';
 import type { ActionRegistry } from '../actions/types.ts';
@@ -135,9 +134,8 @@ export class RunManager {
   }
 
   /** Which steps wait for a human when started this way (see the module comment). */
-  gates(runbook: Runbook, origin: StartRequest['origin']): { extra: string[]; coverable: Set<string> } {
+  gates(runbook: Runbook): { extra: string[]; coverable: Set<string> } {
     const access = this.#d.cfg.runbooks[runbook.name];
-    void origin;
     if (runbook.autoApprove && !runbook.destructive && access?.autoRun) return { extra: [], coverable: new Set() };
     const mutating = runbook.steps.filter((s) => (catalog as Record<string, { mutates?: boolean }>)[s.action]?.mutates !== false && s.approval !== 'required' && s.action !== 'approve');
     const extra = mutating.map((s) => s.id);
@@ -171,7 +169,7 @@ export class RunManager {
       return refuse(err instanceof UserError ? `cluster "${req.cluster}": ${err.message.split('\n')[0]}` : `internal error: ${messageOf(err)}`, 'error');
     }
     const dryRun = req.verb === 'plan';
-    const gates = dryRun ? { extra: [], coverable: new Set<string>() } : this.gates(runbook, req.origin);
+    const gates = dryRun ? { extra: [], coverable: new Set<string>() } : this.gates(runbook);
     const state = newRunState();
     let resolveSettled!: () => void;
     const run: ActiveRun = {
@@ -360,11 +358,6 @@ export class RunManager {
   /** Resolves when the run has ended and its final message was sent. */
   settled(runId: string): Promise<void> | undefined {
     return this.#active.get(runId)?.settled;
-  }
-
-  /** A nonce for request ids in logs. */
-  static requestId(): string {
-    return crypto.randomBytes(4).toString('hex');
   }
 }
 

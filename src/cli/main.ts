@@ -8,6 +8,7 @@ import { ExitCode, UserError, formatDiagnostic, messageOf } from '../util/errors
 import { processIo, type Io } from './output.ts';
 import { registerRunbookCommands } from './runbooks.ts';
 import { registerRunCommands } from './runs.ts';
+import { registerServeCommand } from './serve.ts';
 
 export const VERSION = '0.1.0';
 
@@ -29,6 +30,7 @@ Exit codes:
   );
   registerRunbookCommands(program, io);
   registerRunCommands(program, io);
+  registerServeCommand(program, io);
   for (const cmd of program.commands) cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
   return program;
 }

@@ -1,7 +1,5 @@
 /** `runbook serve`: the chat-ops server (Slack/Mattermost commands and approvals, Alertmanager webhook, metrics). */
 import type { Command } from 'commander';
-import { loadChatopsConfig, parseListen, resolveSecrets } from '../chatops/config.ts';
-import { ROUTES, startChatopsServer } from '../chatops/server.ts';
 import { UserError } from '../util/errors.ts';
 import type { Io } from './output.ts';
 
@@ -13,6 +11,9 @@ export function registerServeCommand(program: Command, io: Io): void {
     .option('--listen <host:port>', 'override the listen address of the config')
     .option('--check', 'check the config and the secrets, print the routes, and exit')
     .action(async (opts: { config: string; listen?: string; check?: boolean }) => {
+      // Loaded here, not at the top: the Slack client and prom-client stay out of every other command's start-up.
+      const { loadChatopsConfig, parseListen, resolveSecrets } = await import('../chatops/config.ts');
+      const { ROUTES, startChatopsServer } = await import('../chatops/server.ts');
       const config = loadChatopsConfig(opts.config, io.env);
       if (opts.listen) {
         const l = parseListen(opts.listen);

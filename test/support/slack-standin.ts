@@ -183,7 +183,8 @@ export function slashCommandBody(fields: { text: string; user_id: string; channe
     text: fields.text,
     api_app_id: 'A0001',
     response_url: 'https://hooks.slack.invalid/commands/T0001/1/abc',
-    trigger_id: '1.2.3',
+    // unique per request, like Slack's: two identical commands in the same second are not replays
+    trigger_id: `${Date.now()}.${crypto.randomBytes(6).toString('hex')}`,
   }).toString();
 }
 
