@@ -4,6 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { join } from 'node:path';
 import { catalog } from '../../src/actions/catalog.ts';
 import { etcdActions, resolveMembers } from '../../src/actions/etcd.ts';
 import type { ActionContext, ActionImpl } from '../../src/actions/types.ts';
@@ -265,6 +267,48 @@ describe('a defrag the client gave up on', () => {
       expect(starts()).toBe(startsBefore + 1);
     } finally {
       await t.dispose();
+    }
+  }, 60_000);
+});
+
+describe('cluster with auth enabled', () => {
+  let cluster: TestCluster;
+  const password = `pw-${process.pid}-${Date.now()}`;
+  beforeAll(async () => {
+    cluster = await startCluster({ members: 1, name: 'auth' });
+    const ctl = (...args: string[]) =>
+      execa(process.env.ETCD_BIN_DIR ? join(process.env.ETCD_BIN_DIR, 'etcdctl') : 'etcdctl', ['--endpoints', cluster.endpoints[0]!, ...args], { env: { ETCDCTL_API: '3' }, extendEnv: false, timeout: 20_000, stdin: 'ignore' });
+    await ctl('user', 'add', `root:${password}`);
+    await ctl('auth', 'enable');
+  }, 60_000);
+  afterAll(async () => {
+    await cluster?.teardown();
+  });
+
+  it('authenticates with the password from passwordEnv, and keeps a wrong one out of messages', async () => {
+    process.env.RUNBOOK_TEST_ETCD_PASSWORD = password;
+    const t = makeActionContext(cluster.inventory({ auth: { username: 'root', passwordEnv: 'RUNBOOK_TEST_ETCD_PASSWORD' } }));
+    try {
+      const pre = await preflight.impl.run(t.step('preflight'), preflight.input({ expectAlarms: [] }));
+      expect(pre.members[0]).toMatchObject({ reachable: true, isLeader: true });
+      expect((await writeProbe.impl.run(t.step('write'), writeProbe.input({}))).revision).toBeGreaterThan(0);
+      expect(await compact.impl.run(t.step('compact'), compact.input({}))).toMatchObject({ alreadyCompacted: false });
+    } finally {
+      await t.dispose();
+    }
+
+    const wrong = 'not-the-password-0123';
+    process.env.RUNBOOK_TEST_ETCD_PASSWORD = wrong;
+    const bad = makeActionContext(cluster.inventory({ auth: { username: 'root', passwordEnv: 'RUNBOOK_TEST_ETCD_PASSWORD' } }));
+    try {
+      const err = await stepError(writeProbe.impl.run(bad.ctx, writeProbe.input({})));
+      expect(err.kind).toBe('invalid');
+      expect(err.message).toMatch(/authentication failed/);
+      expect(`${err.message} ${err.hint ?? ''}`).not.toContain(wrong);
+      expect(bad.logs.join('\n')).not.toContain(wrong);
+    } finally {
+      await bad.dispose();
+      delete process.env.RUNBOOK_TEST_ETCD_PASSWORD;
     }
   }, 60_000);
 });
