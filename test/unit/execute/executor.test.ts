@@ -146,13 +146,13 @@ describe('executor', () => {
     expect(r2.records.find((x) => x.type === 'approval.granted')).toMatchObject({ by: 'alice' });
   });
 
-  it('dry-run calls no mutating run() and writes nothing to the state dir', async () => {
+  it('dry-run calls no mutating run(), runs read-only steps only until the first planned mutation, writes nothing', async () => {
     const effects: Record<string, number> = {};
-    const rb = runbook([step('a', 'effect'), step('b', 'read')]);
+    const rb = runbook([step('b', 'read'), step('a', 'effect'), step('c', 'read')]);
     const r = await startRun({ runbook: rb, runbookText: 'x', inventory, params: {}, registry: registry(effects), stateDir: dir, dryRun: true }).done;
     expect(r.status).toBe('succeeded');
     expect(effects).toEqual({ b: 1 });
-    expect(r.records.find((x) => x.type === 'step.plan')).toMatchObject({ stepId: 'a' });
+    expect(r.records.filter((x) => x.type === 'step.plan').map((x) => (x as { stepId: string }).stepId)).toEqual(['a', 'c']);
     expect(fs.readdirSync(dir)).toEqual([]);
   });
 
