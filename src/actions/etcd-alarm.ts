@@ -65,16 +65,13 @@ export const alarmDisarmAction: ActionImpl<DisarmInput, DisarmOutput> = {
     const view = await clusterView(etcdPool(ctx), callOpts(ctx));
     const armed = matching(view.alarms ?? [], input.alarm);
     if (armed.length === 0) return `nothing to do: no ${input.alarm} alarm`;
-    let check = '';
-    if (input.alarm === 'NOSPACE' && input.requireBelowQuota) {
-      try {
-        const q = belowQuotaCheck({ ...ctx, log: () => {} }, view, input);
-        check = ` (every member below the quota of ${formatBytes(q.quotaBytes)})`;
-      } catch (err) {
-        return `would refuse: ${(err as Error).message}`;
-      }
-    }
-    return `disarm ${input.alarm} for ${armed.map((a) => memberName(view, a.memberId)).join(', ')}${check}`;
+    const who = armed.map((a) => memberName(view, a.memberId)).join(', ');
+    if (input.alarm !== 'NOSPACE' || !input.requireBelowQuota) return `disarm ${input.alarm} for ${who}`;
+    const quota = effectiveQuota(ctx, input.quotaBytes);
+    const full = view.members.flatMap((p) => (p.ok && atQuota(p.status.dbSize, quota.bytes) ? [`${p.name} ${formatBytes(p.status.dbSize)}`] : []));
+    const gate = `once every member's db is below ${Math.round(NEAR_QUOTA_FRACTION * 100)}% of the quota of ${formatBytes(quota.bytes)}`;
+    // Planned before compact/defrag ran: sizes now are not sizes then.
+    return `disarm ${input.alarm} for ${who} ${gate}${full.length ? ` (now: ${full.join(', ')}; refuses if the earlier steps do not shrink them)` : ''}`;
   },
   async run(ctx, input) {
     const pool = etcdPool(ctx);

@@ -210,6 +210,17 @@ describe('nospace recovery through the etcd actions (3 members, 16 MiB quota)', 
     expect(allowed.members.find((m: any) => m.name === victim)).toMatchObject({ reachable: false, dbSize: null });
     expect(allowed.notes.join('\n')).toContain(`skipping unreachable: ${victim}`);
 
+    // Later steps of that run skip the member preflight let through, and say so; a final health check does not pass.
+    const run = makeActionContext(cluster.inventory(), { steps: { preflight: { status: 'succeeded', output: allowed } } });
+    try {
+      const out = await defrag.impl.run(run.step('defrag', { item: memberItem(cluster.inventory(), victim) }), defrag.input({}));
+      expect(out).toMatchObject({ member: victim, skipped: true, reason: 'unreachable (allowed by preflight)' });
+      const unhealthy = await stepError(clusterHealthy.impl.run(run.step('verify'), clusterHealthy.input({ waitFor: '1s' })));
+      expect(unhealthy.message).toMatch(new RegExp(`not answering: ${victim} `));
+    } finally {
+      await run.dispose();
+    }
+
     // The health gate on a stopped member fails (bounded by waitFor), naming it.
     const gate = await stepError(memberHealthy.impl.run(step('gate'), memberHealthy.input({ member: victim, waitFor: '1s' })));
     expect(gate).toMatchObject({ kind: 'transient', member: victim });
