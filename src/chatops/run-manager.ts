@@ -210,6 +210,7 @@ export class RunManager {
       run.finished = true;
       audit.record({ event: dryRun ? 'plan.finished' : 'run.finished', ...base, runId: run.runId, outcome: result.status, ...(result.error ? { reason: result.error.message, stepId: result.error.stepId } : {}) });
       await this.#flush(run, true);
+      this.#active.delete(run.runId); // later clicks and `status` read the run's files
       resolveSettled();
     }, (err) => {
       this.#d.log(`run ${run.runId}: ${messageOf(err)}`);
@@ -231,6 +232,10 @@ export class RunManager {
         });
       }
     } else if (rec.type === 'approval.granted' || rec.type === 'approval.denied') {
+      // The first human approval of a gated step (from chat, or `runbook approve` in a terminal) covers the rest.
+      if (rec.type === 'approval.granted' && !run.coveredBy && run.coverable.has(rec.stepId) && !rec.via.includes('covered by')) {
+        run.coveredBy = { by: rec.by, stepId: rec.stepId };
+      }
       if (rec.via === 'expiry') {
         this.#d.audit.record({ event: 'approval.expired', source: 'server', runId: rec.runId, stepId: rec.stepId, runbook: run.runbook.name, cluster: run.cluster, outcome: 'denied' });
         run.view.notes.push(`⌛ approval of \`${rec.stepId}\` expired`);
@@ -314,7 +319,6 @@ export class RunManager {
     if (!first) return refuse(`step "${stepId}" was already decided`);
     audit.record({ event: decision === 'granted' ? 'approval.granted' : 'approval.denied', ...base, runbook: meta.runbook, cluster, outcome: 'accepted' });
     if (active) {
-      if (decision === 'granted' && active.coverable.has(stepId) && !active.coveredBy) active.coveredBy = { by, stepId };
       active.view.notes.push(`${decision === 'granted' ? '👍' : '👎'} \`${stepId}\` ${decision === 'granted' ? 'approved' : 'denied'} by ${actorLabel(actor)}`);
       this.#schedule(active);
     }
@@ -355,9 +359,9 @@ export class RunManager {
     return this.#active.get(runId)?.handle;
   }
 
-  /** Resolves when the run has ended and its final message was sent. */
-  settled(runId: string): Promise<void> | undefined {
-    return this.#active.get(runId)?.settled;
+  /** Resolves when the run has ended and its final message was sent (at once for runs already settled). */
+  async settled(runId: string): Promise<void> {
+    await this.#active.get(runId)?.settled;
   }
 }
 

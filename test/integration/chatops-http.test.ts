@@ -40,17 +40,17 @@ let standin: SlackStandin;
 let server: ChatopsServer;
 let base: string;
 
-function writeConfig(extra = ''): string {
+function writeConfig(opts: { approvalTimeout?: string; stateDir?: string; name?: string } = {}): string {
   const inv = path.join(dir, 'cluster.yaml');
   fs.writeFileSync(inv, [
     'name: smoke',
     'members:',
     '  - { name: m1, clientURL: "http://127.0.0.1:1", peerURL: "http://127.0.0.1:2", driver: { type: none } }',
   ].join('\n'));
-  const file = path.join(dir, 'chatops.yaml');
+  const file = path.join(dir, opts.name ?? 'chatops.yaml');
   fs.writeFileSync(file, `
 listen: 127.0.0.1:0
-stateDir: ./state
+stateDir: ${opts.stateDir ?? './state'}
 publicUrl: http://127.0.0.1:9
 secrets:
   slackSigningSecret: { env: SLACK_SIGNING_SECRET }
@@ -75,8 +75,8 @@ runbooks:
 alerts:
   etcdNoSpace: { runbook: chatops-smoke, clusterLabel: cluster }
 cooldown: 10m
-approvalTimeout: 2m
-${extra}`);
+approvalTimeout: ${opts.approvalTimeout ?? '2m'}
+`);
   return file;
 }
 
@@ -243,6 +243,16 @@ describe('commands', () => {
     expect(s.json.text).toMatch(/succeeded/);
   });
 
+  it('plan: a dry run posts what it would do, with no approval and no run left behind', async () => {
+    const before = listRunIds(path.join(dir, 'state')).length;
+    const r = await slack(slashCommandBody({ text: 'plan chatops-smoke cluster=smoke', user_id: REQUESTER, channel_id: CHANNEL }));
+    expect(r.json.text).toMatch(/dry run/);
+    const msg = await standin.waitFor(() => [...standin.messages.values()].find((m) => m.text.includes('plan of *chatops-smoke*') && /Summary:\*? succeeded/.test(m.text)), 10_000, 'the plan result');
+    expect(msg.text).toMatch(/dry run: nothing is changed/);
+    expect(JSON.stringify(msg.blocks)).not.toContain('runbook_approve');
+    expect(listRunIds(path.join(dir, 'state')).length).toBe(before);
+  });
+
   it('Mattermost: slash command with its token, approval through a button callback', async () => {
     const before = new Set(listRunIds(path.join(dir, 'state')));
     const form = (user: string, text: string) => new URLSearchParams({ token: SECRETS.MM_TOKEN, team_id: 't', channel_id: 'mmchannel00000000000000000', user_id: user, user_name: user.slice(0, 8), command: '/runbook', text }).toString();
@@ -298,12 +308,43 @@ describe('Alertmanager', () => {
     expect(readRunMeta(stateDir, runId).requestedBy).toBe('alertmanager:etcdNoSpace');
     const msg = await standin.waitFor(() => [...standin.messages.values()].find((m) => m.text.includes(runId) && JSON.stringify(m.blocks).includes('runbook_deny')), 10_000, 'alert run buttons');
     expect(msg.channel).toBe(CHANNEL);
+    // while it holds the cluster's lock, another run is refused, and the channel is told who holds it
+    const other = await slack(slashCommandBody({ text: 'run chatops-smoke cluster=smoke', user_id: REQUESTER, channel_id: CHANNEL }));
+    expect(other.json.text).toMatch(/Starting/);
+    await standin.waitFor(() => standin.calls.find((c) => c.method === 'chat.postMessage' && /was not started: cluster "smoke" is locked by run/.test(c.args.text) && String(c.args.text).includes(runId)), 10_000, 'the lock refusal in the channel');
+    expect((await auditLines()).some((a) => a.event === 'run.refused' && a.outcome === 'locked')).toBe(true);
     // A Deny ends it
     await click(blockActionBody({ user_id: REQUESTER, channel_id: CHANNEL, action_id: 'runbook_deny', value: `${runId} change` }));
     await waitForRunStatus(runId, 'denied');
     expect(listRunIds(stateDir).filter((id) => !before.has(id))).toEqual([runId]);
     await server.runs.settled(runId);
     expect(standin.messages.get(msg.ts)!.text).toMatch(/denied/);
+  });
+});
+
+describe('approval expiry', () => {
+  it('an approval not given in time denies the step as expired; a later click is refused', async () => {
+    const config = loadChatopsConfig(writeConfig({ approvalTimeout: '1s', stateDir: './state-expiry', name: 'expiry.yaml' }), SECRETS);
+    const srv = await startChatopsServer({ config, secrets: resolveSecrets(config, SECRETS), listen: { host: '127.0.0.1', port: 0 }, updateIntervalMs: 100, log: () => {} });
+    try {
+      const stateDir = path.join(dir, 'state-expiry');
+      const r = await sendSlack(`${srv.url}${ROUTES.slackCommands}`, slashCommandBody({ text: 'run chatops-smoke cluster=smoke', user_id: REQUESTER, channel_id: CHANNEL }), { secret: SECRETS.SLACK_SIGNING_SECRET });
+      expect(r.status).toBe(200);
+      const runId = await standin.waitFor(() => listRunIds(stateDir)[0], 10_000, 'the run');
+      await standin.waitFor(() => foldJournal(readJournal(files.journal(runDir(stateDir, runId))).records).status === 'denied', 10_000, 'the approval to expire');
+      await srv.runs.settled(runId);
+      const st = foldJournal(readJournal(files.journal(runDir(stateDir, runId))).records);
+      expect(st.steps.get('change')?.approval).toMatchObject({ status: 'denied', via: 'expiry' });
+      const msg = [...standin.messages.values()].find((m) => m.text.includes(runId))!;
+      expect(msg.text).toMatch(/approval expired/);
+      await sendSlack(`${srv.url}${ROUTES.slackInteractions}`, blockActionBody({ user_id: APPROVER, channel_id: CHANNEL, action_id: 'runbook_approve', value: `${runId} change` }), { secret: SECRETS.SLACK_SIGNING_SECRET });
+      await srv.audit.flush();
+      const audit = fs.readFileSync(srv.audit.file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      expect(audit.find((a) => a.event === 'approval.expired' && a.runId === runId)).toBeTruthy();
+      expect(audit.find((a) => a.event === 'approval.refused' && a.runId === runId)?.reason).toMatch(/already denied by runbook|not waiting/);
+    } finally {
+      await srv.close();
+    }
   });
 });
 
