@@ -116,6 +116,8 @@ export class RunManager {
       if (!auth.ok) throw new UserError(auth.reason);
     } else if (!Object.hasOwn(cfg.clusters, req.cluster)) {
       throw new UserError(`unknown cluster "${req.cluster}"`);
+    } else if (cfg.runbooks[req.runbook]?.clusters && !cfg.runbooks[req.runbook]!.clusters!.includes(req.cluster)) {
+      throw new UserError(`runbook "${req.runbook}" may not run on cluster "${req.cluster}"`);
     }
     const access = cfg.runbooks[req.runbook];
     if (!access) throw new UserError(`runbook "${req.runbook}" is not enabled`);

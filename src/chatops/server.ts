@@ -43,7 +43,7 @@ export interface ServerOptions {
   log?: (line: string) => void;
   /** The action registry (default: the built-in one, loaded on the first run). */
   registry?: () => Promise<ActionRegistry>;
-  /** Minimum time between edits of a run's message (default 1 s). */
+  /** Minimum time between edits of a run's message (default 1.5 s: Slack allows chat.update about once a second). */
   updateIntervalMs?: number;
   /** Audit log file (default <stateDir>/audit.jsonl). */
   auditFile?: string;
@@ -110,7 +110,7 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
     findRunbook: (name) => findRunbook(name),
     loadInventory,
     registry,
-    updateIntervalMs: opts.updateIntervalMs ?? 1000,
+    updateIntervalMs: opts.updateIntervalMs ?? 1500,
   });
 
   const refuse401 = (res: ServerResponse, req: IncomingMessage, route: string, source: string, reason: string) => {

@@ -39,6 +39,7 @@ let dir: string;
 let standin: SlackStandin;
 let server: ChatopsServer;
 let base: string;
+const logs: string[] = [];
 
 function writeConfig(opts: { approvalTimeout?: string; stateDir?: string; name?: string } = {}): string {
   const inv = path.join(dir, 'cluster.yaml');
@@ -107,7 +108,7 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'runbook-chatops-'));
   standin = await startSlackStandin({ token: SECRETS.SLACK_BOT_TOKEN, mattermostToken: SECRETS.MM_BOT_TOKEN });
   const config = loadChatopsConfig(writeConfig(), SECRETS);
-  server = await startChatopsServer({ config, secrets: resolveSecrets(config, SECRETS), listen: { host: '127.0.0.1', port: 0 }, updateIntervalMs: 100, log: () => {} });
+  server = await startChatopsServer({ config, secrets: resolveSecrets(config, SECRETS), listen: { host: '127.0.0.1', port: 0 }, updateIntervalMs: 100, log: (l) => logs.push(l) });
   base = server.url;
 });
 
@@ -384,9 +385,11 @@ describe('observability', () => {
     await server.audit.flush();
     const auditText = fs.readFileSync(server.audit.file, 'utf8');
     const posted = JSON.stringify(standin.calls.map((c) => ({ ...c.args, token: undefined })));
+    const logText = logs.join('\n');
     for (const s of Object.values(SECRETS)) {
       expect(auditText).not.toContain(s);
       expect(posted).not.toContain(s);
+      expect(logText).not.toContain(s);
     }
     // the bot token did reach the API, in the Authorization header only (the stand-in refused none)
     expect(standin.unauthorized).toBe(0);
