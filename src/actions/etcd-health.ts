@@ -87,6 +87,8 @@ export const memberHealthyAction: ActionImpl<MemberHealthyInput, MemberHealthyOu
   },
 };
 
+const HASH_TIMEOUT_MS = 60_000;
+
 export interface ClusterHealthyInput {
   expectVoters?: number;
   hashes: boolean;
@@ -109,7 +111,9 @@ export interface ClusterHealthyOutput {
  * state: the data diverged, and waiting will not fix it.
  */
 export async function compareHashes(ctx: ActionContext, pool: EtcdPool, endpoints: { name: string; endpoint: string }[]): Promise<{ value: { revision: number; value: number } } | { reason: string }> {
-  const at = async (rev: number) => Promise.all(endpoints.map(async (e) => ({ ...e, h: await hashKV(pool, e.endpoint, rev, callOpts(ctx)) })));
+  // Hashing reads the whole keyspace: on a multi-GB backend that takes longer than a plain request.
+  const opts = callOpts(ctx, { timeoutMs: Math.max(pool.requestTimeoutMs, HASH_TIMEOUT_MS) });
+  const at = async (rev: number) => Promise.all(endpoints.map(async (e) => ({ ...e, h: await hashKV(pool, e.endpoint, rev, opts) })));
   let hashes = await at(0);
   const revs = new Set(hashes.map((x) => x.h.revision));
   if (revs.size > 1) {

@@ -3,7 +3,7 @@
  * is an entry with its error, not a failure), the member list, the alarms, the leader and the cluster id.
  */
 import type { MemberSpec } from '../inventory/types.ts';
-import type { StepErrorKind } from '../util/errors.ts';
+import { StepError, type StepErrorKind } from '../util/errors.ts';
 import type { CallOpts } from './call.ts';
 import { classify, shortGrpcMessage } from './errors.ts';
 import { looksLikeHexId, normalizeURL, sameURL } from './ids.ts';
@@ -71,6 +71,8 @@ export async function clusterView(pool: EtcdPool, opts: CallOpts = {}): Promise<
       }
     }),
   );
+  // A cancelled run must not read as "every member is down".
+  if (opts.signal?.aborted) throw new StepError('cancelled', 'cancelled while asking the members for their status');
   const answering = statuses.filter((p): p is MemberProbe & { ok: true } => p.ok);
   // Prefer asking the leader (fresh list, and a voter: learners refuse most calls).
   const leaderIds = [...new Set(answering.map((p) => p.status.leaderId).filter((id) => id !== '0'))];
