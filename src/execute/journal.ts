@@ -108,25 +108,54 @@ export function openJournal(file: string, runId: string): JournalWriter & { torn
   }
   const fd = fs.openSync(file, 'a');
   if (existing.length === 0) fsyncDir(path.dirname(file));
-  const failpoint = parseFailpoint(process.env.RUNBOOK_FAILPOINT);
-  let written = 0;
-  return createWriter(existing, (line) => {
-    written++;
-    if (failpoint?.when === 'before' && written === failpoint.n) process.kill(process.pid, 'SIGKILL');
+  const failpoint = failpointHook(parseFailpoint(process.env.RUNBOOK_FAILPOINT));
+  return createWriter(existing, (line, rec) => {
+    failpoint('before', rec);
     fs.writeSync(fd, line);
     fs.fsyncSync(fd);
-    if (failpoint?.when === 'after' && written === failpoint.n) process.kill(process.pid, 'SIGKILL');
+    failpoint('after', rec);
   }, () => fs.closeSync(fd), runId, torn);
 }
 
 /**
- * Fault injection for crash tests, like etcd's failpoints: RUNBOOK_FAILPOINT=journal-before:N kills this process
- * (SIGKILL) just before the N-th record this process appends is written, journal-after:N just after it is fsync'd.
- * Killing before a `step.succeeded` record is a crash after a step's effect and before its checkpoint.
+ * Fault injection for crash tests, like etcd's failpoints. RUNBOOK_FAILPOINT kills this process with SIGKILL
+ * around a journal write:
+ *   journal-before:N / journal-after:N                 the N-th record this process appends
+ *   journal-before:TYPE[:STEP[:K]] / journal-after:…   the K-th (default 1st) record of that type (and step)
+ * "before" a `step.succeeded` is a crash after a step's effect and before its checkpoint.
  */
-function parseFailpoint(spec: string | undefined): { when: 'before' | 'after'; n: number } | undefined {
-  const m = spec ? /^journal-(before|after):(\d+)$/.exec(spec) : null;
-  return m ? { when: m[1] as 'before' | 'after', n: Number(m[2]) } : undefined;
+interface Failpoint {
+  when: 'before' | 'after';
+  n?: number;
+  type?: string;
+  stepId?: string;
+  k: number;
+}
+
+function parseFailpoint(spec: string | undefined): Failpoint | undefined {
+  if (!spec) return undefined;
+  let m = /^journal-(before|after):(\d+)$/.exec(spec);
+  if (m) return { when: m[1] as 'before' | 'after', n: Number(m[2]), k: 1 };
+  m = /^journal-(before|after):([a-z.]+)(?::([a-z0-9-]+))?(?::(\d+))?$/.exec(spec);
+  if (m) return { when: m[1] as 'before' | 'after', type: m[2]!, ...(m[3] ? { stepId: m[3] } : {}), k: m[4] ? Number(m[4]) : 1 };
+  return undefined;
+}
+
+function failpointHook(fp: Failpoint | undefined): (phase: 'before' | 'after', rec: JournalRecord) => void {
+  if (!fp) return () => {};
+  let count = 0;
+  let hit = false;
+  return (phase, rec) => {
+    if (phase === 'before') {
+      if (fp.n !== undefined) count++;
+      else if (rec.type === fp.type && (!fp.stepId || (rec as { stepId?: string }).stepId === fp.stepId)) count++;
+      hit = fp.n !== undefined ? count === fp.n : count === fp.k;
+      if (!hit) return;
+      if (fp.when === 'before') process.kill(process.pid, 'SIGKILL');
+    } else if (hit && fp.when === 'after') {
+      process.kill(process.pid, 'SIGKILL');
+    }
+  };
 }
 
 /** A journal kept in memory only (plan / dry-run writes nothing to disk). */
@@ -136,7 +165,7 @@ export function memoryJournal(runId: string): JournalWriter {
 
 function createWriter(
   existing: JournalRecord[],
-  write: (line: string) => void,
+  write: (line: string, rec: JournalRecord) => void,
   close: () => void,
   runId: string,
   torn: TornTail | undefined,
@@ -149,7 +178,7 @@ function createWriter(
     append(event) {
       if (closed) throw new Error('journal is closed');
       const rec = { seq: ++seq, ts: new Date().toISOString(), runId, ...event } as JournalRecord;
-      write(`${JSON.stringify(rec)}\n`);
+      write(`${JSON.stringify(rec)}\n`, rec);
       records.push(rec);
       return rec;
     },
