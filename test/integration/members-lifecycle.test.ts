@@ -115,6 +115,14 @@ describe('member lifecycle through the process driver (3 members)', () => {
     expect(cluster.pid(name)).toBeUndefined();
     expect(await stop.impl.probe!(step('stop', name), {})).toMatchObject({ done: true });
 
+    // With m3 down, restarting another member would stop the cluster: refused, nothing touched.
+    const pidM1 = cluster.pid('m1');
+    const refused = await stepError(setFlag.impl.run(step('raise-quota', 'm1'), setFlag.input({ flag: 'snapshot-count', value: 5000 })));
+    expect(refused).toMatchObject({ kind: 'precondition', member: 'm1' });
+    expect(refused.message).toMatch(/would lose quorum/);
+    expect(cluster.pid('m1')).toBe(pidM1);
+    expect(await setFlag.impl.plan!(step('raise-quota', 'm1'), setFlag.input({ flag: 'snapshot-count', value: 5000 }))).toMatch(/m1: --snapshot-count 10000 → 5000/);
+
     expect((await start.impl.probe!(step('start', name), start.input())).done).toBe(false);
     const r = await start.impl.run(step('start', name), start.input({ waitFor: '20s' }));
     expect(r).toMatchObject({ member: name, answering: true, pid: cluster.pid(name) });
@@ -134,6 +142,16 @@ describe('member lifecycle through the process driver (3 members)', () => {
     const again = await tryRestart.impl.run(step('try-restart'), tryRestart.input({ waitFor: '10s' }));
     expect(again.recovered).toBe(true);
     expect(again.members.every((m: any) => !m.started)).toBe(true);
+  });
+
+  it('start waits for an answer only when enough members run for a quorum', async () => {
+    for (const m of cluster.members) await stop.impl.run(step('stop-members', m.name), {});
+    const first = await start.impl.run(step('start-members', 'm1'), start.input({ waitFor: '20s' }));
+    expect(first).toMatchObject({ member: 'm1', answering: false, waitingForQuorum: true, pid: cluster.pid('m1') });
+    const second = await start.impl.run(step('start-members', 'm2'), start.input({ waitFor: '20s' }));
+    expect(second).toMatchObject({ member: 'm2', answering: true });
+    expect(await start.impl.run(step('start-members', 'm3'), start.input({ waitFor: '20s' }))).toMatchObject({ answering: true });
+    await cluster.waitHealthy(15_000, { members: ['m1', 'm2', 'm3'] });
   });
 
   it('move-data-aside refuses while the member runs, naming it', async () => {
