@@ -69,17 +69,21 @@ function readEnd(file: string, bytes: number): string | undefined {
 }
 
 const GO_CRASH = /^(panic: |fatal error: |unexpected fault address|\[signal )/;
+const FLAG_ERROR = /^(invalid value .* for flag |flag provided but not defined|flag needs an argument|error verifying flags)/;
 const cut = (l: string) => (l.length > 400 ? `${l.slice(0, 400)}…` : l);
 
 /**
- * What a human needs from the end of an etcd log: for a Go crash (panic, SIGBUS on a damaged db), the last log
- * lines before it and the crash message without the goroutine dump; for a fatal log line, that line; else the
- * last lines.
+ * What a human needs from the end of an etcd log: for a bad flag, Go's flag error (not the usage text after it);
+ * for a Go crash (panic, SIGBUS on a damaged db), the last log lines before it and the crash message without the
+ * goroutine dump; for a fatal log line, that line; else the last lines.
  */
 export function summarizeLog(text: string, lines = 12): string | undefined {
   const all = text.trimEnd().split('\n');
   // The crash of the last run (the log is appended across restarts): the first line of the last crash block.
   const lastCrash = all.findLastIndex((l) => GO_CRASH.test(l));
+  // A bad command line: Go's flag package prints the error, then the whole usage text.
+  const flagError = all.findLastIndex((l) => FLAG_ERROR.test(l));
+  if (flagError > lastCrash) return cut(all[flagError]!);
   if (lastCrash >= 0) {
     let crash = lastCrash;
     while (crash > 0 && (GO_CRASH.test(all[crash - 1]!) || all[crash - 1] === '')) crash--;

@@ -10,9 +10,10 @@
 import { describeDriver, driverFor } from '../drivers/index.ts';
 import { clusterView, isLearner } from '../etcd/view.ts';
 import { StepError, messageOf } from '../util/errors.ts';
+import { parseBytes } from '../util/units.ts';
 import { callOpts, etcdPool, itemMember } from './etcd-common.ts';
 import { POLL_CALL_MS, askStatus, moveLeadershipOff, quorumOf } from './members-common.ts';
-import { waitStarted } from './members-start-stop.ts';
+import { MemberExitedError, waitStarted } from './members-start-stop.ts';
 import type { ActionContext, ActionImpl } from './types.ts';
 
 export interface SetFlagInput {
@@ -33,7 +34,19 @@ export interface SetFlagOutput {
 /** How long a restarted member may take to answer and find its leader. */
 const RESTART_WAIT_MS = 60_000;
 
-const valueOf = (input: SetFlagInput): string => String(input.value);
+/**
+ * The value as etcd wants it on its command line. Byte-size flags (`*-bytes`) take a plain integer, so a size
+ * like "8GiB" becomes "8589934592" (etcd would refuse to start on "8GiB").
+ */
+export function flagValue(flag: string, value: string | number | boolean): string {
+  if (flag.endsWith('-bytes') && typeof value === 'string') {
+    const n = parseBytes(value);
+    if (n !== undefined) return String(n);
+  }
+  return String(value);
+}
+
+const valueOf = (input: SetFlagInput): string => flagValue(input.flag, input.value);
 
 /** Refuse when the other answering voters are not a quorum on their own (this restart would stop the cluster). */
 async function checkQuorumWithout(ctx: ActionContext, name: string): Promise<void> {
@@ -106,7 +119,25 @@ export const setFlagAction: ActionImpl<SetFlagInput, SetFlagOutput> = {
       throw err;
     }
     await driver.start({ signal: ctx.signal });
-    const started = await waitStarted(ctx, m, Math.min(RESTART_WAIT_MS, ctx.deadline ? ctx.deadline - Date.now() : RESTART_WAIT_MS), { needLeader: true });
+    const waitMs = () => Math.min(RESTART_WAIT_MS, ctx.deadline ? ctx.deadline - Date.now() : RESTART_WAIT_MS);
+    let started;
+    try {
+      started = await waitStarted(ctx, m, waitMs(), { needLeader: true });
+    } catch (err) {
+      // The process exited at once with the new value: put the old one back and start it again, so a bad value
+      // never leaves the member down. (A member that is merely slow is left alone: it may still come up.)
+      if (!(err instanceof MemberExitedError) || previous === undefined) throw err;
+      ctx.log(`${m.name} exited with --${input.flag}=${value}: rolling back to ${previous}`);
+      await driver.stop();
+      await driver.setFlag(input.flag, previous);
+      await driver.start({ signal: ctx.signal });
+      pool.forget(m.name);
+      await waitStarted(ctx, m, waitMs(), { needLeader: true });
+      throw new StepError('failed', `${m.name} would not run with --${input.flag}=${value} (it exited at once); rolled back to ${previous} and it runs again${err.logTail ? `. Its log said:\n${err.logTail}` : ''}`, {
+        member: m.name,
+        hint: `check the value of --${input.flag} against etcd's documentation`,
+      });
+    }
     const live = await driver.getFlag(input.flag);
     if (live !== value) {
       throw new StepError('failed', `${m.name} restarted but runs with --${input.flag}=${live ?? '(not set)'}, not ${value}`, { member: m.name, hint: 'check the member configuration (a later duplicate flag?)' });

@@ -47,6 +47,18 @@ export const stopAction: ActionImpl<Record<string, never>, StopOutput> = {
   },
 };
 
+/** The member's process exited right after a start (bad data, bad flag, port in use): it will not come back by itself. */
+export class MemberExitedError extends StepError {
+  readonly logTail: string | undefined;
+  constructor(member: string, logTail: string | undefined) {
+    super('failed', `${member} exited right after it was started${logTail ? `; last log lines:\n${logTail}` : ''}`, {
+      member,
+      hint: 'read the member log: damaged data dir, a wrong flag, or its port in use',
+    });
+    this.logTail = logTail;
+  }
+}
+
 export interface StartInput {
   waitFor: number;
 }
@@ -90,11 +102,7 @@ export async function waitStarted(ctx: ActionContext, m: MemberSpec, waitForMs: 
         // A process that exits at once (bad data, bad flag, port taken) never comes back by itself.
         exitedSince ??= Date.now();
         if (m.driver.type === 'process' && Date.now() - exitedSince >= 500) {
-          const tail = memberLogTail(m);
-          throw new StepError('failed', `${m.name} exited right after it was started${tail ? `; last log lines:\n${tail}` : ''}`, {
-            member: m.name,
-            hint: 'read the member log: damaged data dir, a wrong flag, or its port in use',
-          });
+          throw new MemberExitedError(m.name, memberLogTail(m));
         }
         return { reason: `${m.name} is not running (yet)` };
       }

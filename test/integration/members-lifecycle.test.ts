@@ -11,6 +11,7 @@ import { Etcd3 } from 'etcd3';
 import { catalog } from '../../src/actions/catalog.ts';
 import { etcdActions, resolveMembers } from '../../src/actions/etcd.ts';
 import { memberActions } from '../../src/actions/members.ts';
+import { flagValue } from '../../src/actions/members-set-flag.ts';
 import type { ActionContext, ActionImpl } from '../../src/actions/types.ts';
 import type { Inventory } from '../../src/inventory/types.ts';
 import { StepError } from '../../src/util/errors.ts';
@@ -104,6 +105,18 @@ describe('member lifecycle through the process driver (3 members)', () => {
     await writeBytes(cluster.client(), 20 * MiB);
     expect(await cluster.alarms()).toEqual([]);
     await clusterHealthy.impl.run(step('verify'), clusterHealthy.input({ waitFor: '20s', expectVoters: 3 }));
+  });
+
+  it('rolls a bad value back when the member exits at once, so it runs again', async () => {
+    expect(flagValue('quota-backend-bytes', '8GiB')).toBe('8589934592');
+    expect(flagValue('snapshot-count', '8GiB')).toBe('8GiB');
+    const follower = (await resolveMembers(step('raise'), 'voters', 'followers-then-leader'))[0]!.name;
+    const err = await stepError(setFlag.impl.run(step('bad-flag', follower), setFlag.input({ flag: 'snapshot-count', value: 'lots' })));
+    expect(err).toMatchObject({ kind: 'failed', member: follower });
+    expect(err.message).toMatch(/would not run with --snapshot-count=lots .*rolled back to 10000 and it runs again/s);
+    expect(err.message).toMatch(/invalid value "lots"/);
+    expect(cmdline(cluster.pid(follower)!).join(' ')).toContain('--snapshot-count 10000');
+    await cluster.waitHealthy(15_000, { members: ['m1', 'm2', 'm3'] });
   });
 
   it('stops and starts a member; probes see the effect', async () => {
