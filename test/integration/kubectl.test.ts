@@ -1,8 +1,14 @@
 /**
- * kubectl.verify with the real kubectl against an API-server stand-in (test/support/apiserver-standin.ts: there
- * is no kube-apiserver on these machines; the stand-in answers the calls kubectl makes for `get --raw /readyz` and
- * `get nodes`, and its /readyz is ok only while the real test etcd accepts a write), and control-plane fencing
- * (kubernetes.stop-apiservers / start-apiservers) with the stand-in run as a process through the process driver.
+ * kubectl.verify with the real kubectl binary against an API-server STAND-IN (test/support/apiserver-standin.ts),
+ * and control-plane fencing (kubernetes.stop-apiservers / start-apiservers) with the stand-in run as a process
+ * through the process driver.
+ *
+ * Why a stand-in: there is no kube-apiserver (nor any control plane) on these machines. What it models: plain HTTP
+ * on 127.0.0.1 serving exactly what kubectl asks for `get --raw /readyz` and `get nodes -o json` (/version, legacy
+ * discovery, /readyz, /api/v1/nodes); /readyz is 200 "ok" only while the real test etcd accepts a write (canary
+ * put + delete, 1 s deadline), else 500 with "[-]etcd failed: <why>"; node listing needs a linearizable etcd read.
+ * Not modelled: TLS, auth, watches, other resources. Paths it does not know are recorded, and the test asserts
+ * kubectl asked for none.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

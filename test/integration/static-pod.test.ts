@@ -1,7 +1,11 @@
 /**
- * The static-pod driver against real etcd members run by a kubelet stand-in (test/support/kubelet-standin.ts:
- * there is no kubelet on these machines; the stand-in watches a manifests dir and starts, restarts and stops the
- * manifest's command as a local process, which is all the driver relies on).
+ * The static-pod driver against real etcd members run by a kubelet STAND-IN (test/support/kubelet-standin.ts).
+ * There is no kubelet (nor container runtime) on these machines. The stand-in polls a manifests dir every 200 ms
+ * and, like the kubelet's static-pod file source, starts the manifest's container command as a process when a
+ * manifest appears, restarts it when the manifest's content changes, stops it when the manifest goes (dot files
+ * ignored), and restarts a crashed process with backoff. It does not model containers, images, volumes, probes,
+ * mirror pods, grace periods or the kubelet's slower re-list; the driver relies on none of those (it only moves and
+ * edits manifest files and looks for the process in /proc).
  *
  * 1. The stand-in itself: a manifest appearing, changing and disappearing starts, restarts and stops its process.
  * 2. A 3-member cluster, each member a static pod in its own node's manifests dir: members.set-flag raises the quota
