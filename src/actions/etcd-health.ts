@@ -11,7 +11,7 @@ import { isAlreadyCompacted } from '../etcd/errors.ts';
 import type { MemberSpec } from '../inventory/types.ts';
 import { StepError } from '../util/errors.ts';
 import { formatBytes } from '../util/units.ts';
-import { atQuota, callOpts, effectiveQuota, etcdPool, pollUntil } from './etcd-common.ts';
+import { atQuota, callOpts, effectiveQuota, etcdPool, pollUntil, preflightOutput } from './etcd-common.ts';
 import type { ActionContext, ActionImpl } from './types.ts';
 
 /** Alarms as a member's status reports them: "memberID:17161531507652365892 alarm:NOSPACE ". */
@@ -35,6 +35,8 @@ export interface MemberHealthyOutput {
   isLearner: boolean;
   /** Alarms raised for this member that do not block (NOSPACE with the db back under the quota). */
   alarms: string[];
+  /** Why the member was not checked (it was down at preflight and allowUnreachable was set). */
+  skipped?: string;
 }
 
 async function targetMember(ctx: ActionContext, pool: EtcdPool, input: MemberHealthyInput): Promise<MemberSpec> {
@@ -71,6 +73,18 @@ export const memberHealthyAction: ActionImpl<MemberHealthyInput, MemberHealthyOu
     const pool = etcdPool(ctx);
     const spec = await targetMember(ctx, pool, input);
     const quota = effectiveQuota(ctx);
+    // As the gate of a member that preflight let the run go on without: one look, and no waiting when it is still down.
+    if (!input.member && preflightOutput(ctx)?.unreachable.includes(spec.name)) {
+      try {
+        const r = judge(await memberStatus(pool, spec.clientURL, callOpts(ctx)), quota.bytes);
+        if ('value' in r) return r.value;
+        ctx.log(`${spec.name}: ${r.reason} (preflight allowed it to be unreachable: not waiting)`);
+      } catch (err) {
+        if (err instanceof StepError && err.kind === 'precondition') throw err;
+        ctx.log(`${spec.name} still does not answer (preflight allowed it to be unreachable: not waiting)`);
+      }
+      return { member: spec.name, memberId: '', leaderId: '', dbSize: 0, isLearner: false, alarms: [], skipped: 'unreachable (allowed by preflight)' };
+    }
     return pollUntil(
       ctx,
       input.waitFor,

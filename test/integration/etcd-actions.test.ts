@@ -216,6 +216,12 @@ describe('nospace recovery through the etcd actions (3 members, 16 MiB quota)', 
     try {
       const out = await defrag.impl.run(run.step('defrag', { item: memberItem(cluster.inventory(), victim) }), defrag.input({}));
       expect(out).toMatchObject({ member: victim, skipped: true, reason: 'unreachable (allowed by preflight)' });
+      // Its gate passes at once (said so), where a member that was not let through fails it.
+      const t0 = Date.now();
+      const gated = await memberHealthy.impl.run(run.step('defrag', { item: memberItem(cluster.inventory(), victim) }), memberHealthy.input({ waitFor: '20s' }));
+      expect(gated).toMatchObject({ member: victim, skipped: 'unreachable (allowed by preflight)' });
+      expect(Date.now() - t0).toBeLessThan(5000);
+      expect(run.logs.join('\n')).toContain(`${victim} still does not answer (preflight allowed it to be unreachable: not waiting)`);
       const unhealthy = await stepError(clusterHealthy.impl.run(run.step('verify'), clusterHealthy.input({ waitFor: '1s' })));
       expect(unhealthy.message).toMatch(new RegExp(`not answering: ${victim} `));
     } finally {
