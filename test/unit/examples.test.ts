@@ -1,0 +1,23 @@
+// The examples in examples/ are documentation users copy: they must keep loading as the formats evolve.
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadInventory } from '../../src/inventory/load.ts';
+import { loadRunbook } from '../../src/runbook/load.ts';
+
+const dir = path.resolve(import.meta.dirname, '../../examples');
+
+describe('examples', () => {
+  it.each(['local-cluster.yaml', 'kubeadm-cluster.yaml'])('inventory %s loads', (f) => {
+    const inv = loadInventory(path.join(dir, f));
+    expect(inv.members.length).toBe(3);
+  });
+  it('custom-runbook.yaml validates', () => {
+    expect(loadRunbook(path.join(dir, 'custom-runbook.yaml')).steps.length).toBeGreaterThan(3);
+  });
+  it('programmatic.ts only uses the public API', () => {
+    const text = fs.readFileSync(path.join(dir, 'programmatic.ts'), 'utf8');
+    expect(text).toMatch(/from '\.\.\/src\/index\.ts'/);
+    expect(text).not.toMatch(/from '\.\.\/src\/(?!index\.ts)/);
+  });
+});
