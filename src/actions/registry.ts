@@ -6,13 +6,17 @@ import { catalog } from './catalog.ts';
 import { approve, exec, wait } from './generic.ts';
 import { etcdActions, resolveMembers } from './etcd.ts';
 import { memberActions } from './members.ts';
+import { membershipActions } from './membership.ts';
 import { kubeActions } from './kubernetes.ts';
+import { snapshotActions } from './snapshot.ts';
 import type { ActionImpl, ActionMeta, ActionRegistry } from './types.ts';
 
 const impls: Record<string, ActionImpl> = {
   ...etcdActions,
   ...memberActions,
+  ...membershipActions,
   ...kubeActions,
+  ...snapshotActions,
   exec,
   wait,
   approve,

@@ -1,0 +1,249 @@
+/**
+ * members.start-replacement: start the member that was just added, through the old member's driver, with
+ * `--initial-cluster-state existing`, `--initial-cluster` from the current member list (the learner included,
+ * under the replacement's name), the replacement's URLs (new ones from the params when it moved), and an empty
+ * data dir (never the old member's data). Done when the new member answers status as the new member id (a
+ * learner answers once it has caught up). Tells the operator which inventory entries to update.
+ */
+import { callOpts, etcdPool, pollUntil } from '../actions/etcd-common.ts';
+import { memberLogTail } from '../actions/members-common.ts';
+import type { ActionContext, ActionImpl } from '../actions/types.ts';
+import { driverFor, type MemberDriver } from '../drivers/index.ts';
+import { sidecarPath } from '../drivers/process.ts';
+import { shortGrpcMessage } from '../etcd/errors.ts';
+import { sameURL } from '../etcd/ids.ts';
+import type { EtcdPool } from '../etcd/pool.ts';
+import { memberStatus, type MemberStatus } from '../etcd/status.ts';
+import type { MemberSpec } from '../inventory/types.ts';
+import { StepError } from '../util/errors.ts';
+import { formatDuration } from '../util/units.ts';
+import { preflightRecord, rosterWithLeader } from './common.ts';
+import { chooseDataDir } from './data-dir.ts';
+import { flagsForHumans, initialCluster, replacementFlags } from './flags.ts';
+import { describeEntry, readRoster, type Roster, type RosterEntry } from './roster.ts';
+
+export interface StartInput {
+  member: string;
+  peerURL?: string;
+  clientURL?: string;
+  waitFor: number;
+}
+
+export interface StartOutput {
+  member: string;
+  /** Hex id the replacement runs as. */
+  memberId: string;
+  peerURL: string;
+  clientURL: string;
+  dataDir?: string;
+  pid?: number;
+  isLearner: boolean;
+  /** Inventory edits the operator should make so it describes the replacement (empty: nothing to change). */
+  inventoryChanges: string[];
+}
+
+interface Target {
+  spec: MemberSpec;
+  peerURL: string;
+  clientURL: string;
+}
+
+function target(ctx: ActionContext, input: StartInput): Target {
+  const ref = input.member.trim();
+  const spec =
+    ctx.inventory.members.find((m) => m.name === ref) ??
+    ctx.inventory.members.find((m) => /^https?:\/\//i.test(ref) && (sameURL(m.peerURL, ref) || sameURL(m.clientURL, ref)));
+  if (!spec) {
+    throw new StepError('invalid', `members.start-replacement: no member ${JSON.stringify(ref)} in inventory ${ctx.inventory.name} (its driver starts the replacement)`);
+  }
+  return { spec, peerURL: input.peerURL ?? spec.peerURL, clientURL: input.clientURL ?? spec.clientURL };
+}
+
+/** The member etcd lists at the replacement's peer URL (added by etcd.member-add), never the old one. */
+function added(ctx: ActionContext, roster: Roster, t: Target): RosterEntry | undefined {
+  const e = roster.entries.find((x) => x.member.peerURLs.some((u) => sameURL(u, t.peerURL)));
+  const old = preflightRecord(ctx, t.spec.name)?.member.id;
+  if (e && old && e.member.id === old) {
+    throw new StepError('precondition', `peer URL ${t.peerURL} still belongs to the member being replaced, ${describeEntry(e)}: remove it and add the replacement first`, { member: t.spec.name });
+  }
+  return e;
+}
+
+async function statusAs(ctx: ActionContext, pool: EtcdPool, url: string, id: string): Promise<{ ok: MemberStatus } | { reason: string }> {
+  try {
+    const s = await memberStatus(pool, url, callOpts(ctx, { timeoutMs: 1500 }));
+    return s.memberId === id ? { ok: s } : { reason: `${url} answers as member ${s.memberId}, not ${id}` };
+  } catch (err) {
+    if (ctx.signal.aborted) throw err;
+    return { reason: `${url}: ${shortGrpcMessage(err)}` };
+  }
+}
+
+function inventoryChanges(t: Target, dataDir: string | undefined, flagsChanged: boolean): string[] {
+  const out: string[] = [];
+  if (!sameURL(t.peerURL, t.spec.peerURL)) out.push(`peerURL: ${t.spec.peerURL} → ${t.peerURL}`);
+  if (!sameURL(t.clientURL, t.spec.clientURL)) out.push(`clientURL: ${t.spec.clientURL} → ${t.clientURL}`);
+  if (dataDir !== undefined && t.spec.dataDir !== undefined && dataDir.replace(/\/+$/, '') !== t.spec.dataDir.replace(/\/+$/, '')) out.push(`dataDir: ${t.spec.dataDir} → ${dataDir}`);
+  if (out.length > 0 && flagsChanged && t.spec.driver.type === 'process') {
+    out.push(`driver.command: the process driver applies the new flags from ${sidecarPath(t.spec.driver)} on every start; put them in the command when you edit the entry`);
+  }
+  return out;
+}
+
+async function driverInfo(driver: MemberDriver | undefined): Promise<{ pid?: number; dataDir?: string }> {
+  if (!driver) return {};
+  try {
+    const st = await driver.status();
+    const dataDir = await driver.getFlag('data-dir');
+    return { ...(st.pid ? { pid: st.pid } : {}), ...(dataDir ? { dataDir } : {}) };
+  } catch {
+    return {};
+  }
+}
+
+function tryDriver(spec: MemberSpec): MemberDriver | undefined {
+  try {
+    return driverFor(spec);
+  } catch {
+    return undefined;
+  }
+}
+
+async function output(t: Target, s: MemberStatus, driver: MemberDriver | undefined, flagsChanged: boolean): Promise<StartOutput> {
+  const info = await driverInfo(driver);
+  return {
+    member: t.spec.name,
+    memberId: s.memberId,
+    peerURL: t.peerURL,
+    clientURL: t.clientURL,
+    ...info,
+    isLearner: s.isLearner,
+    inventoryChanges: inventoryChanges(t, info.dataDir, flagsChanged),
+  };
+}
+
+function report(ctx: ActionContext, out: StartOutput): void {
+  if (out.inventoryChanges.length === 0) return;
+  ctx.log(`update the inventory entry of ${out.member}: ${out.inventoryChanges.join('; ')}`, { inventoryChanges: out.inventoryChanges });
+}
+
+/** True when the running process was started with the replacement's flags (a resumed start), not the old member. */
+async function runsReplacement(driver: MemberDriver, flags: [string, string][]): Promise<boolean> {
+  for (const name of ['initial-cluster-state', 'initial-cluster', 'initial-advertise-peer-urls']) {
+    const want = flags.find(([f]) => f === name)?.[1];
+    if (want === undefined || (await driver.getFlag(name)) !== want) return false;
+  }
+  return true;
+}
+
+export const startReplacementAction: ActionImpl<StartInput, StartOutput> = {
+  async probe(ctx, input) {
+    const t = target(ctx, input);
+    const pool = etcdPool(ctx);
+    const roster = await readRoster(pool, callOpts(ctx));
+    const e = added(ctx, roster, t);
+    if (!e) return { done: false, detail: `no member has peer URL ${t.peerURL} yet` };
+    const s = await statusAs(ctx, pool, t.clientURL, e.member.id);
+    if (!('ok' in s)) return { done: false, detail: s.reason };
+    return { done: true, output: await output(t, s.ok, tryDriver(t.spec), false), detail: `${t.clientURL} answers as member ${e.member.id}` };
+  },
+
+  async plan(ctx, input) {
+    const t = target(ctx, input);
+    return `start ${t.spec.name} through its ${t.spec.driver.type} driver with --initial-cluster-state=existing, --initial-cluster from the member list at that time, ` +
+      `peer URL ${t.peerURL}, client URL ${t.clientURL}, on an empty data dir; wait up to ${formatDuration(input.waitFor)} until it answers as the new member`;
+  },
+
+  async run(ctx, input) {
+    const t = target(ctx, input);
+    const pool = etcdPool(ctx);
+    const roster = await rosterWithLeader(ctx, pool);
+    const e = added(ctx, roster, t);
+    if (!e) {
+      throw new StepError('precondition', `no member has peer URL ${t.peerURL}: add the replacement first (etcd.member-add)`, { member: t.spec.name });
+    }
+    const id = e.member.id;
+    const pre = preflightRecord(ctx, t.spec.name);
+
+    const already = await statusAs(ctx, pool, t.clientURL, id);
+    if ('ok' in already) {
+      const out = await output(t, already.ok, tryDriver(t.spec), false);
+      ctx.log(`${t.spec.name} already runs as member ${id} at ${t.clientURL}`);
+      report(ctx, out);
+      return out;
+    }
+
+    const init = initialCluster(roster.entries.map((x) => x.member), id, t.spec.name);
+    let driver: MemberDriver;
+    try {
+      driver = driverFor(t.spec);
+    } catch (err) {
+      if (!(err instanceof StepError)) throw err;
+      const flags = replacementFlags({ name: t.spec.name, oldPeerURL: t.spec.peerURL, oldClientURL: t.spec.clientURL, peerURL: t.peerURL, clientURL: t.clientURL }, {}, init, t.spec.dataDir ?? '<an empty data dir>');
+      throw new StepError(err.kind, `${err.message}: start the replacement by hand`, {
+        member: t.spec.name,
+        hint: `start etcd for ${t.spec.name} on an empty data dir with ${flagsForHumans(flags)}; then resume the run (this step is done once ${t.clientURL} answers as member ${id})`,
+      });
+    }
+
+    const dataDirNow = await driver.getFlag('data-dir');
+    const base = pre?.dataDir?.path ?? t.spec.dataDir ?? dataDirNow;
+    if (base === undefined) throw new StepError('invalid', `${t.spec.name}: no data dir known (give dataDir in the inventory)`, { member: t.spec.name });
+    const choice = chooseDataDir(base, pre?.dataDir, id, t.spec.driver.type === 'process');
+    if ('refuse' in choice) throw new StepError('precondition', `${t.spec.name}: ${choice.refuse}`, { member: t.spec.name, hint: choice.hint });
+    const flags = replacementFlags(
+      { name: t.spec.name, oldPeerURL: t.spec.peerURL, oldClientURL: t.spec.clientURL, peerURL: t.peerURL, clientURL: t.clientURL },
+      { listenPeer: await driver.getFlag('listen-peer-urls'), listenClient: await driver.getFlag('listen-client-urls'), ...(dataDirNow ? { dataDir: dataDirNow } : {}) },
+      init,
+      choice.path,
+    );
+
+    const st = await driver.status();
+    if (st.running && !(await runsReplacement(driver, flags))) {
+      // The old member's process (removed from the cluster, but still up): it holds the ports and maybe the data dir.
+      if (pre?.member.id && roster.entries.some((x) => x.member.id === pre.member.id)) {
+        throw new StepError('precondition', `${t.spec.name}: the old member (${pre.member.id}) is still in the cluster and its process runs (pid ${st.pid ?? '?'})`, { member: t.spec.name, hint: 'remove it first' });
+      }
+      ctx.log(`stopping the old process of ${t.spec.name} (pid ${st.pid ?? '?'}): it was removed from the cluster`);
+      await driver.stop();
+    }
+
+    let changed = false;
+    for (const [flag, value] of flags) changed = (await driver.setFlag(flag, value)).changed || changed;
+    if (choice.why === 'relocated') ctx.log(`the old data dir ${base} is still there (not moved aside): the replacement uses ${choice.path}`);
+    await driver.start({ signal: ctx.signal });
+    pool.forget(t.clientURL);
+
+    const started = Date.now();
+    let exitedSince: number | undefined;
+    const s = await pollUntil<MemberStatus>(
+      ctx,
+      input.waitFor,
+      async () => {
+        const r = await statusAs(ctx, pool, t.clientURL, id);
+        if ('ok' in r) return { value: r.ok };
+        const now = await driver.status();
+        if (!now.running) {
+          exitedSince ??= Date.now();
+          if (Date.now() - exitedSince >= 1000) {
+            const tail = memberLogTail(t.spec);
+            throw new StepError('failed', `${t.spec.name} exited right after it was started${tail ? `; last log lines:\n${tail}` : ''}`, {
+              member: t.spec.name,
+              hint: 'read the member log: a wrong flag, its port in use, or a data dir that is not empty',
+            });
+          }
+        } else exitedSince = undefined;
+        return { reason: r.reason };
+      },
+      { what: `${t.spec.name} answering as member ${id} at ${t.clientURL}`, member: t.spec.name, intervalMs: 250, hint: 'a learner answers once it has caught up with the leader: look at the member log' },
+    );
+    const out = await output(t, s, driver, changed);
+    ctx.log(`started ${t.spec.name} as member ${id} at ${t.clientURL} (data dir ${out.dataDir ?? '?'}); it answered after ${formatDuration(Date.now() - started)}`, {
+      id,
+      ...(out.pid ? { pid: out.pid } : {}),
+    });
+    report(ctx, out);
+    return out;
+  },
+};
+
