@@ -32,15 +32,12 @@ export interface AddOutput {
 
 const ADD_WAIT_MS = 90_000;
 
-/** The member holding this peer URL; refuses when it is the member being replaced (not removed yet). */
-function holder(ctx: ActionContext, roster: Roster, input: AddInput): RosterEntry | undefined {
+/** The member holding this peer URL, and whether it is the member being replaced (not removed yet). */
+function holder(ctx: ActionContext, roster: Roster, input: AddInput): { entry: RosterEntry; old: boolean } | undefined {
   const e = roster.entries.find((x) => x.member.peerURLs.some((u) => sameURL(u, input.peerURL)));
   if (!e) return undefined;
   const old = preflightRecord(ctx, input.name)?.member.id;
-  if (old && e.member.id === old) {
-    throw new StepError('precondition', `peer URL ${input.peerURL} still belongs to the member being replaced, ${describeEntry(e)}: remove it first`, { member: input.name });
-  }
-  return e;
+  return { entry: e, old: old !== undefined && old !== null && e.member.id === old };
 }
 
 const existing = (input: AddInput, e: RosterEntry): AddOutput => ({ id: e.member.id, name: input.name, peerURL: input.peerURL, isLearner: e.member.isLearner, added: false });
@@ -49,8 +46,10 @@ export const memberAddAction: ActionImpl<AddInput, AddOutput> = {
   async probe(ctx, input) {
     const roster = await readRoster(etcdPool(ctx), callOpts(ctx));
     if (!roster.linearizable) return { done: false, detail: 'no quorum read of the member list' };
-    const e = holder(ctx, roster, input);
-    return e ? { done: true, output: existing(input, e), detail: `${input.peerURL} is already member ${e.member.id}` } : { done: false, detail: `no member has peer URL ${input.peerURL}` };
+    const h = holder(ctx, roster, input);
+    if (!h) return { done: false, detail: `no member has peer URL ${input.peerURL}` };
+    if (h.old) return { done: false, detail: `${input.peerURL} still belongs to the member being replaced, ${describeEntry(h.entry)}` };
+    return { done: true, output: existing(input, h.entry), detail: `${input.peerURL} is already member ${h.entry.member.id}` };
   },
 
   async plan(ctx, input) {
@@ -67,10 +66,13 @@ export const memberAddAction: ActionImpl<AddInput, AddOutput> = {
     let reason = '';
     for (let i = 0; ; i++) {
       const roster = await rosterWithLeader(ctx, pool);
-      const e = holder(ctx, roster, input);
-      if (e) {
-        ctx.log(`${input.peerURL} is already member ${e.member.id}${e.member.isLearner ? ' (a learner)' : ''}: not adding another`);
-        return existing(input, e);
+      const h = holder(ctx, roster, input);
+      if (h?.old) {
+        throw new StepError('precondition', `peer URL ${input.peerURL} still belongs to the member being replaced, ${describeEntry(h.entry)}: remove it first`, { member: input.name });
+      }
+      if (h) {
+        ctx.log(`${input.peerURL} is already member ${h.entry.member.id}${h.entry.member.isLearner ? ' (a learner)' : ''}: not adding another`);
+        return existing(input, h.entry);
       }
       try {
         const res = await memberAdd(pool, roster.leader.endpoint!, [input.peerURL], input.learner, callOpts(ctx, { timeoutMs: Math.max(pool.requestTimeoutMs, 10_000) }));

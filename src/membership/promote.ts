@@ -9,7 +9,7 @@ import { shortGrpcMessage } from '../etcd/errors.ts';
 import { memberPromote } from '../etcd/membership.ts';
 import { StepError } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
-import { backoff, isLearnerNotReady, isNotLearner, isUnhealthyCluster, isUnknownOutcome, rosterWithLeader } from './common.ts';
+import { backoff, isLearnerNotReady, isNotLearner, isUnhealthyCluster, isUnknownOutcome, preflightRecord, rosterWithLeader } from './common.ts';
 import { findInRoster, label, readRoster } from './roster.ts';
 import { votersHealthy, type VotersHealthy } from './verify.ts';
 
@@ -35,6 +35,7 @@ export const memberPromoteAction: ActionImpl<PromoteInput, PromoteOutput> = {
     if (!roster.linearizable) return { done: false, detail: 'no quorum read of the member list' };
     const f = findInRoster(roster, input.member);
     if (f?.kind !== 'member') return { done: false, detail: `${input.member} is not a member` };
+    if (isOldMember(ctx, f.entry.member.id)) return { done: false, detail: `${input.member} is still the member being replaced (${f.entry.member.id})` };
     if (f.entry.member.isLearner) return { done: false, detail: `${label(f.entry)} (${f.entry.member.id}) is a learner` };
     let verified: VotersHealthy;
     try {
@@ -62,6 +63,9 @@ export const memberPromoteAction: ActionImpl<PromoteInput, PromoteOutput> = {
         throw new StepError('precondition', `cannot promote ${input.member}: it is not a member of the cluster`, { hint: 'was it removed? add it again (etcd.member-add) and start it' });
       }
       const e = f.entry;
+      if (isOldMember(ctx, e.member.id)) {
+        throw new StepError('precondition', `${input.member} is still the member being replaced (${e.member.id}), not its replacement`, { hint: 'promote by the id the add step gave' });
+      }
       if (!e.member.isLearner) {
         ctx.log(`${label(e)} (${e.member.id}) is a voter${i > 0 ? ` after ${formatDuration(Date.now() - started)}` : ' already'}`);
         return verified(ctx, { id: e.member.id, name: label(e), promoted: i > 0 });
@@ -85,6 +89,12 @@ export const memberPromoteAction: ActionImpl<PromoteInput, PromoteOutput> = {
     });
   },
 };
+
+/** The member the preflight of this run chose to replace (promote must never take it for its replacement). */
+function isOldMember(ctx: ActionContext, id: string): boolean {
+  const old = preflightRecord(ctx)?.member.id;
+  return old !== undefined && old !== null && old === id;
+}
 
 /** The promotion is only done when the cluster took it well: every voter answers, one leader, equal hashes. */
 async function verified(ctx: ActionContext, out: PromoteOutput): Promise<PromoteOutput> {

@@ -59,14 +59,11 @@ function target(ctx: ActionContext, input: StartInput): Target {
   return { spec, peerURL: input.peerURL ?? spec.peerURL, clientURL: input.clientURL ?? spec.clientURL };
 }
 
-/** The member etcd lists at the replacement's peer URL (added by etcd.member-add), never the old one. */
+/** The member etcd lists at the replacement's peer URL (added by etcd.member-add); undefined while that is the old one. */
 function added(ctx: ActionContext, roster: Roster, t: Target): RosterEntry | undefined {
   const e = roster.entries.find((x) => x.member.peerURLs.some((u) => sameURL(u, t.peerURL)));
   const old = preflightRecord(ctx, t.spec.name)?.member.id;
-  if (e && old && e.member.id === old) {
-    throw new StepError('precondition', `peer URL ${t.peerURL} still belongs to the member being replaced, ${describeEntry(e)}: remove it and add the replacement first`, { member: t.spec.name });
-  }
-  return e;
+  return e && old && e.member.id === old ? undefined : e;
 }
 
 async function statusAs(ctx: ActionContext, pool: EtcdPool, url: string, id: string): Promise<{ ok: MemberStatus } | { reason: string }> {
@@ -142,7 +139,7 @@ export const startReplacementAction: ActionImpl<StartInput, StartOutput> = {
     const pool = etcdPool(ctx);
     const roster = await readRoster(pool, callOpts(ctx));
     const e = added(ctx, roster, t);
-    if (!e) return { done: false, detail: `no member has peer URL ${t.peerURL} yet` };
+    if (!e) return { done: false, detail: `no new member has peer URL ${t.peerURL} yet` };
     const s = await statusAs(ctx, pool, t.clientURL, e.member.id);
     if (!('ok' in s)) return { done: false, detail: s.reason };
     return { done: true, output: await output(t, s.ok, tryDriver(t.spec), false), detail: `${t.clientURL} answers as member ${e.member.id}` };
@@ -160,7 +157,7 @@ export const startReplacementAction: ActionImpl<StartInput, StartOutput> = {
     const roster = await rosterWithLeader(ctx, pool);
     const e = added(ctx, roster, t);
     if (!e) {
-      throw new StepError('precondition', `no member has peer URL ${t.peerURL}: add the replacement first (etcd.member-add)`, { member: t.spec.name });
+      throw new StepError('precondition', `no new member has peer URL ${t.peerURL}: remove the old member and add the replacement first (etcd.member-add)`, { member: t.spec.name });
     }
     const id = e.member.id;
     const pre = preflightRecord(ctx, t.spec.name);
