@@ -142,7 +142,8 @@ class Aborted extends Error {
   override name = 'AbortError';
 }
 
-function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
+/** Throws an abort error (see isAbortError) when the signal is aborted. */
+export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
   if (signal?.aborted) throw new Aborted(`${what}: interrupted`);
 }
 

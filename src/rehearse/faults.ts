@@ -1,0 +1,202 @@
+/**
+ * The faults a rehearsal injects into its throwaway cluster, and which fault each built-in runbook recovers from.
+ * Before any fault, a set of seed keys is written: the verification reads them back on every member afterwards.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, renameSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ActionRegistry } from '../actions/types.ts';
+import { freshPath, utcStamp } from '../drivers/safe-fs.ts';
+import { createResourceScope } from '../execute/resources.ts';
+import { UserError, messageOf } from '../util/errors.ts';
+import { formatBytes } from '../util/units.ts';
+import { corruptFile, throwIfAborted, type LocalClusterHandle } from './local-cluster.ts';
+
+export const FAULTS = ['nospace', 'power-loss', 'member-loss', 'none'] as const;
+export type FaultName = (typeof FAULTS)[number];
+
+/** What each built-in runbook is rehearsed against. */
+const BUILTIN_FAULTS: Record<string, FaultName> = {
+  'nospace-recovery': 'nospace',
+  'power-loss-restore': 'power-loss',
+  'member-replacement': 'member-loss',
+  'snapshot-backup': 'none',
+};
+
+export const FAULT_DESCRIPTIONS: Record<FaultName, string> = {
+  nospace: 'fill the backend to its quota until etcd raises the NOSPACE alarm',
+  'power-loss': 'write keys, take a verified snapshot, SIGKILL every member and damage its data (db and WAL truncated)',
+  'member-loss': 'SIGKILL one follower and move its data dir aside (a lost disk)',
+  none: 'no fault: the runbook runs against a healthy cluster',
+};
+
+export function parseFault(value: string): FaultName {
+  if ((FAULTS as readonly string[]).includes(value)) return value as FaultName;
+  throw new UserError(`--fault: expected one of ${FAULTS.join(', ')}, got ${JSON.stringify(value)}`);
+}
+
+/** The fault for a runbook: the one given, else the built-in's. A user's own runbook must name one. */
+export function faultFor(runbookName: string, builtIn: boolean, given?: FaultName): FaultName {
+  if (given) return given;
+  const known = builtIn ? BUILTIN_FAULTS[runbookName] : undefined;
+  if (known) return known;
+  if (builtIn) return 'none';
+  throw new UserError(
+    `runbook "${runbookName}" is not a built-in, so the rehearsal cannot know what to break: give --fault ${FAULTS.join('|')}`,
+  );
+}
+
+export const SEED_PREFIX = 'rehearsal/data/';
+export const SEED_KEYS = 32;
+
+/** The seed keys and their values (deterministic per cluster token, so a read-back proves the data survived). */
+export function seedData(salt: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < SEED_KEYS; i++) {
+    const key = `${SEED_PREFIX}${String(i).padStart(3, '0')}`;
+    out.set(key, createHash('sha256').update(`${salt}/${key}`).digest('hex'));
+  }
+  return out;
+}
+
+export interface FaultResult {
+  fault: FaultName;
+  /** One line for humans: what was done. */
+  summary: string;
+  /** Total db size of every member right after the fault (nospace), for the bytes-reclaimed figure. */
+  dbSizes?: Record<string, number>;
+  /** power-loss: the snapshot the runbook can restore from. */
+  snapshot?: { path: string; bytes: number; via: 'etcd.snapshot-save' | 'etcdctl' };
+  /** member-loss: the member that was lost and where its data went. */
+  victim?: { name: string; movedTo: string };
+  /** Snapshot files in the sandbox's snapshot dir after the fault (to see a runbook add one). */
+  snapshotsBefore: string[];
+}
+
+export interface InjectOptions {
+  registry: ActionRegistry;
+  seeds: Map<string, string>;
+  signal: AbortSignal;
+  log: (line: string) => void;
+}
+
+export function snapshotFiles(dir: string): string[] {
+  try {
+    return readdirSync(dir).filter((f) => statSync(join(dir, f)).isFile()).sort();
+  } catch {
+    return [];
+  }
+}
+
+async function writeSeeds(cluster: LocalClusterHandle, seeds: Map<string, string>): Promise<void> {
+  const client = cluster.client();
+  for (const [k, v] of seeds) await client.put(k).value(v).exec();
+}
+
+/** Take a snapshot into the sandbox's snapshot dir: the product's etcd.snapshot-save when it is implemented, else etcdctl. */
+async function takeSnapshot(cluster: LocalClusterHandle, opts: InjectOptions): Promise<NonNullable<FaultResult['snapshot']>> {
+  const dir = join(cluster.dir, 'snapshots');
+  const impl = opts.registry.impl('etcd.snapshot-save');
+  const meta = opts.registry.meta('etcd.snapshot-save');
+  if (impl && meta) {
+    const resources = createResourceScope();
+    const before = new Set(snapshotFiles(dir));
+    try {
+      const output = (await impl.run(
+        {
+          runId: 'rehearsal-setup',
+          stepId: 'rehearsal-snapshot',
+          attempt: 1,
+          firstStartedAt: Date.now(),
+          inventory: cluster.inventory(),
+          params: {},
+          steps: {},
+          signal: opts.signal,
+          dryRun: false,
+          stateDir: join(cluster.dir, 'setup-state'),
+          resources,
+          log: (m) => opts.log(`  snapshot: ${m}`),
+        },
+        meta.input.parse({}),
+      )) as { path?: unknown } | undefined;
+      const made = typeof output?.path === 'string' ? output.path : snapshotFiles(dir).filter((f) => !before.has(f) && f.endsWith('.db')).map((f) => join(dir, f))[0];
+      if (!made || !existsSync(made)) throw new Error(`etcd.snapshot-save reported no snapshot file in ${dir}`);
+      return { path: made, bytes: statSync(made).size, via: 'etcd.snapshot-save' };
+    } finally {
+      await resources.dispose();
+    }
+  }
+  const file = join(dir, `rehearsal-${utcStamp()}.db`);
+  await cluster.snapshot(file);
+  return { path: file, bytes: statSync(file).size, via: 'etcdctl' };
+}
+
+/** Write the seed keys, then break the cluster the way `fault` says. */
+export async function injectFault(cluster: LocalClusterHandle, fault: FaultName, opts: InjectOptions): Promise<FaultResult> {
+  const snapDir = join(cluster.dir, 'snapshots');
+  await writeSeeds(cluster, opts.seeds);
+  throwIfAborted(opts.signal, 'fault injection');
+  switch (fault) {
+    case 'none':
+      return { fault, summary: `none (${opts.seeds.size} seed keys written)`, snapshotsBefore: snapshotFiles(snapDir) };
+
+    case 'nospace': {
+      const { puts } = await cluster.fillToNospace({ signal: opts.signal });
+      const dbSizes: Record<string, number> = {};
+      for (const m of cluster.members) dbSizes[m.name] = (await cluster.status(m.name)).dbSize;
+      const sizes = Object.entries(dbSizes).map(([n, s]) => `${n} ${formatBytes(s)}`).join(', ');
+      return {
+        fault,
+        summary: `NOSPACE alarm raised after ${puts} puts of 256 KiB (quota ${formatBytes(cluster.quotaBytes)}; db ${sizes})`,
+        dbSizes,
+        snapshotsBefore: snapshotFiles(snapDir),
+      };
+    }
+
+    case 'power-loss': {
+      const snapshot = await takeSnapshot(cluster, opts);
+      throwIfAborted(opts.signal, 'fault injection');
+      for (const m of cluster.members) await cluster.kill(m.name, 'SIGKILL');
+      const damaged: string[] = [];
+      for (const m of cluster.members) {
+        const db = join(m.dataDir, 'member', 'snap', 'db');
+        if (existsSync(db)) {
+          corruptFile(db, 'truncate-half');
+          damaged.push(`${m.name} db`);
+        }
+        const walDir = join(m.dataDir, 'member', 'wal');
+        const wals = existsSync(walDir) ? readdirSync(walDir).filter((f) => f.endsWith('.wal')).sort() : [];
+        const newest = wals.at(-1);
+        if (newest) corruptFile(join(walDir, newest), 'truncate-half');
+      }
+      return {
+        fault,
+        summary: `snapshot ${snapshot.path.slice(cluster.dir.length + 1)} (${formatBytes(snapshot.bytes)}, via ${snapshot.via}); every member SIGKILLed; db and newest WAL segment of each truncated to half`,
+        snapshot,
+        snapshotsBefore: snapshotFiles(snapDir),
+      };
+    }
+
+    case 'member-loss': {
+      const statuses = await Promise.all(cluster.members.map(async (m) => ({ m, s: await cluster.status(m.name) })));
+      const leader = statuses[0]!.s.leader;
+      const followers = statuses.filter((x) => x.s.memberId !== leader);
+      const victim = (followers.at(-1) ?? statuses.at(-1)!).m;
+      await cluster.kill(victim.name, 'SIGKILL');
+      const movedTo = freshPath(`${victim.dataDir}.lost-disk-${utcStamp()}`);
+      try {
+        renameSync(victim.dataDir, movedTo);
+      } catch (err) {
+        throw new Error(`cannot move ${victim.dataDir} aside: ${messageOf(err)}`, { cause: err });
+      }
+      throwIfAborted(opts.signal, 'fault injection');
+      await cluster.waitHealthy(20_000, { signal: opts.signal });
+      return {
+        fault,
+        summary: `${victim.name} SIGKILLed (a follower); its data dir moved to ${movedTo.slice(cluster.dir.length + 1)} (a lost disk)`,
+        victim: { name: victim.name, movedTo },
+        snapshotsBefore: snapshotFiles(snapDir),
+      };
+    }
+  }
+}
