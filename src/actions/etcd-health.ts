@@ -2,8 +2,7 @@
  * Read-only health checks, polled up to `waitFor`: etcd.member-healthy (a gate between members) and
  * etcd.cluster-healthy (the final verification).
  */
-import { toHexId } from '../etcd/ids.ts';
-import { hashKV, type KVHash } from '../etcd/maintenance.ts';
+import { alarmsFromStatusErrors, hashKV, type KVHash } from '../etcd/maintenance.ts';
 import type { EtcdPool } from '../etcd/pool.ts';
 import { memberStatus, type MemberStatus } from '../etcd/status.ts';
 import { clusterView, findMember, isLearner } from '../etcd/view.ts';
@@ -13,14 +12,6 @@ import { StepError } from '../util/errors.ts';
 import { formatBytes } from '../util/units.ts';
 import { atQuota, callOpts, effectiveQuota, etcdPool, pollUntil, preflightOutput } from './etcd-common.ts';
 import type { ActionContext, ActionImpl } from './types.ts';
-
-/** Alarms as a member's status reports them: "memberID:17161531507652365892 alarm:NOSPACE ". */
-export function alarmsFromStatusErrors(errors: string[]): { memberId: string; alarm: string }[] {
-  return errors.flatMap((e) => {
-    const m = /memberID:(\d+)\s+alarm:([A-Z]+)/.exec(e);
-    return m ? [{ memberId: toHexId(m[1]!), alarm: m[2]! }] : [];
-  });
-}
 
 export interface MemberHealthyInput {
   member?: string;
@@ -115,6 +106,8 @@ export interface ClusterHealthyOutput {
   leaderId: string;
   voters: string[];
   learners: string[];
+  /** Voters down that preflight allowed (allowUnreachable): not checked. */
+  unreachable: string[];
   revision: number;
   hash?: { revision: number; value: number };
 }
@@ -153,8 +146,13 @@ async function checkCluster(ctx: ActionContext, pool: EtcdPool, input: ClusterHe
   const view = await clusterView(pool, callOpts(ctx));
   if (!view.memberList) return { reason: `no member answers the member list${view.errors.length ? `: ${view.errors.join('; ')}` : ''}` };
   const voterIds = new Set(view.memberList.filter((m) => !m.isLearner).map((m) => m.id));
-  const down = view.members.filter((p) => !p.ok && !isLearner(p));
+  // Members preflight let the run go on without may still be down: reported, not waited for (quorum still is).
+  const allowed = new Set(preflightOutput(ctx)?.unreachable ?? []);
+  const downVoters = view.members.filter((p) => !p.ok && !isLearner(p));
+  const down = downVoters.filter((p) => !allowed.has(p.name));
   if (down.length > 0) return { reason: `not answering: ${down.map((p) => `${p.name} (${p.ok ? '' : p.error})`).join('; ')}` };
+  const quorum = Math.floor(voterIds.size / 2) + 1;
+  if (voterIds.size - downVoters.length < quorum) return { reason: `only ${voterIds.size - downVoters.length} of ${voterIds.size} voters answer (quorum ${quorum})` };
   const voters: { name: string; endpoint: string; status?: MemberStatus }[] = view.members.flatMap((p) => (p.ok && !isLearner(p) ? [{ name: p.name, endpoint: p.endpoint, status: p.status }] : []));
   for (const m of view.unknownMembers.filter((x) => !x.isLearner)) {
     const url = m.clientURLs[0];
@@ -187,6 +185,7 @@ async function checkCluster(ctx: ActionContext, pool: EtcdPool, input: ClusterHe
       leaderId,
       voters: voters.map((v) => v.name),
       learners: view.members.filter((p) => isLearner(p)).map((p) => p.name),
+      unreachable: downVoters.map((p) => p.name),
       revision: view.revision,
       ...(hash ? { hash } : {}),
     },
@@ -209,7 +208,8 @@ export const clusterHealthyAction: ActionImpl<ClusterHealthyInput, ClusterHealth
       },
       { what: 'cluster healthy', intervalMs: 250 },
     );
-    ctx.log(`cluster healthy: leader ${out.leader}, voters ${out.voters.join(', ')}${out.hash ? `, equal hashes at revision ${out.hash.revision}` : ''}`);
+    const skipped = out.unreachable.length ? `; not checked (down, allowed by preflight): ${out.unreachable.join(', ')}` : '';
+    ctx.log(`cluster healthy: leader ${out.leader}, voters ${out.voters.join(', ')}${out.hash ? `, equal hashes at revision ${out.hash.revision}` : ''}${skipped}`);
     return out;
   },
 };

@@ -15,7 +15,7 @@ export {
   isOutcomeUnknown,
 } from './errors.ts';
 export { memberStatus, statusFromWire, reclaimable, type MemberStatus } from './status.ts';
-export { listAlarms, disarmAlarm, defragment, moveLeader, hashKV, alarmNameFromWire, type Alarm, type AlarmName, type KVHash } from './maintenance.ts';
+export { listAlarms, alarmsFromStatusErrors, disarmAlarm, defragment, moveLeader, hashKV, alarmNameFromWire, type Alarm, type AlarmName, type KVHash } from './maintenance.ts';
 export { currentRevision, compact, compactedAtLeast, putDeleteCanary, type CanaryResult } from './kv.ts';
 export { memberList, memberAdd, memberRemove, memberPromote, type EtcdMember, type MemberListResult } from './membership.ts';
 export { clusterView, matchMember, findMember, isLearner, idOf, type ClusterView, type MemberProbe } from './view.ts';

@@ -25,7 +25,21 @@ export function alarmNameFromWire(value: unknown): string {
   return v === '1' ? 'NOSPACE' : v === '2' ? 'CORRUPT' : v;
 }
 
-/** The cluster's active alarms (the list is replicated: any member answers for all). */
+/**
+ * Alarms as a member's status reports them ("memberID:17161531507652365892 alarm:NOSPACE "): read-only, unlike
+ * listAlarms.
+ */
+export function alarmsFromStatusErrors(errors: string[]): Alarm[] {
+  return errors.flatMap((e) => {
+    const m = /memberID:(\d+)\s+alarm:([A-Z]+)/.exec(e);
+    return m ? [{ memberId: toHexId(m[1]!), alarm: m[2]! }] : [];
+  });
+}
+
+/**
+ * The cluster's active alarms, linearizable. Note: etcd serves Alarm(GET) as a raft proposal, so every call is a
+ * (tiny) write on every member; read-only paths use the alarms in a status instead (alarmsFromStatusErrors).
+ */
 export async function listAlarms(pool: EtcdPool, endpointOrName: string, opts?: CallOpts): Promise<Alarm[]> {
   const res = await callMember(pool, endpointOrName, 'alarm list', (c, o) => c.maintenance.alarm({ action: AlarmAction.Get, memberID: 0, alarm: AlarmType.None }, o), opts);
   return (res.alarms ?? [])

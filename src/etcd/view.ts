@@ -7,7 +7,7 @@ import { StepError, type StepErrorKind } from '../util/errors.ts';
 import type { CallOpts } from './call.ts';
 import { classify, shortGrpcMessage } from './errors.ts';
 import { looksLikeHexId, normalizeURL, sameURL } from './ids.ts';
-import { listAlarms, type Alarm } from './maintenance.ts';
+import { alarmsFromStatusErrors, type Alarm } from './maintenance.ts';
 import { memberList, type EtcdMember } from './membership.ts';
 import type { EtcdPool } from './pool.ts';
 import { memberStatus, type MemberStatus } from './status.ts';
@@ -31,6 +31,7 @@ export interface ClusterView {
   memberList: EtcdMember[] | null;
   /** Members etcd lists that the inventory does not name. */
   unknownMembers: EtcdMember[];
+  /** From the status of the leader (else another answering member); null when no member answers. */
   alarms: Alarm[] | null;
   /** Hex id of the leader every answering member agrees on; null when none is known or they disagree. */
   leaderId: string | null;
@@ -42,7 +43,7 @@ export interface ClusterView {
   clusterId: string | null;
   /** The highest store revision reported. */
   revision: number;
-  /** Failures of the member list / alarm calls (each names the member tried last). */
+  /** Failures of the member list call, one per member tried. */
   errors: string[];
 }
 
@@ -79,16 +80,17 @@ export async function clusterView(pool: EtcdPool, opts: CallOpts = {}): Promise<
   const order = [...answering].sort((a, b) => Number(b.status.isLeader) - Number(a.status.isLeader) || Number(a.status.isLearner) - Number(b.status.isLearner));
   const errors: string[] = [];
   let list: EtcdMember[] | null = null;
-  let alarms: Alarm[] | null = null;
   for (const p of order) {
     try {
-      list ??= (await memberList(pool, p.endpoint, opts)).members;
-      alarms ??= await listAlarms(pool, p.endpoint, opts);
+      list = (await memberList(pool, p.endpoint, opts)).members;
       break;
     } catch (err) {
       errors.push(shortGrpcMessage(err));
     }
   }
+  // Alarms as the best member's status lists them: an Alarm(GET) request is a raft proposal (it writes to every
+  // member's backend), and a read-only view (a plan, a probe) must not touch a cluster that is out of space.
+  const alarms: Alarm[] | null = order[0] ? alarmsFromStatusErrors(order[0].status.errors) : null;
   const members = statuses.map((p) => {
     const m = list ? matchMember(p.spec, list, p.ok ? p.status.memberId : undefined) : undefined;
     return m ? { ...p, member: m } : p;

@@ -91,6 +91,30 @@ describe('nospace recovery through the etcd actions (3 members, 16 MiB quota)', 
     expect(pre.atQuota.length).toBeGreaterThan(0);
     t.ctx.steps.preflight = { status: 'succeeded', output: JSON.parse(JSON.stringify(pre)) };
 
+    // --- everything read-only (preflight, probes, plans, health checks) leaves no trace in the raft log or the dbs:
+    // a plan against a cluster out of space must not write to it (an Alarm GET would: it is a raft proposal).
+    const pool = etcdPool(step('x'));
+    const trace = async () => Promise.all(names.map(async (n) => { const s = await memberStatus(pool, n); return [n, s.raftIndex, s.raftAppliedIndex, s.dbSize]; }));
+    // Start from a settled cluster: followers may still be applying (and committing) the last writes of the fill.
+    let traceBefore = await trace();
+    for (let i = 0; i < 50; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      const now = await trace();
+      const settled = JSON.stringify(now) === JSON.stringify(traceBefore) && now.every((x) => x[1] === x[2]);
+      traceBefore = now;
+      if (settled) break;
+    }
+    const item0 = { item: memberItem(cluster.inventory(), names[0]!) };
+    await preflight.impl.run(step('preflight'), preflight.input({ expectAlarms: ['NOSPACE'] }));
+    for (const [a, ctx] of [[compact, step('compact')], [disarm, step('disarm')], [defrag, step('defrag', item0)], [moveLeader, step('move', item0)]] as const) {
+      await a.impl.probe!(ctx, a.input());
+      await a.impl.plan!(ctx, a.input());
+    }
+    await memberHealthy.impl.run(step('gate', item0), memberHealthy.input({ waitFor: '1ms' })).catch(() => {}); // fails if m1 raised NOSPACE
+    await stepError(clusterHealthy.impl.run(step('verify'), clusterHealthy.input({ waitFor: '1ms' }))); // alarms: not healthy
+    await new Promise((r) => setTimeout(r, 300)); // a backend commit would land within its 100 ms batch interval
+    expect(await trace()).toEqual(traceBefore);
+
     // --- disarm refuses while the db is still above the quota, and leaves the alarm in place.
     const refused = await stepError(disarm.impl.run(step('disarm'), disarm.input({ alarm: 'NOSPACE' })));
     expect(refused.kind).toBe('precondition');
@@ -222,7 +246,11 @@ describe('nospace recovery through the etcd actions (3 members, 16 MiB quota)', 
       expect(gated).toMatchObject({ member: victim, skipped: 'unreachable (allowed by preflight)' });
       expect(Date.now() - t0).toBeLessThan(5000);
       expect(run.logs.join('\n')).toContain(`${victim} still does not answer (preflight allowed it to be unreachable: not waiting)`);
-      const unhealthy = await stepError(clusterHealthy.impl.run(run.step('verify'), clusterHealthy.input({ waitFor: '1s' })));
+      // The final check reports it without waiting for it; a run that did not allow it fails the check.
+      const h = await clusterHealthy.impl.run(run.step('verify'), clusterHealthy.input({ waitFor: '1s' }));
+      expect(h).toMatchObject({ unreachable: [victim], hash: expect.any(Object) });
+      expect(h.voters).not.toContain(victim);
+      const unhealthy = await stepError(clusterHealthy.impl.run(step('verify'), clusterHealthy.input({ waitFor: '1s' })));
       expect(unhealthy.message).toMatch(new RegExp(`not answering: ${victim} `));
     } finally {
       await run.dispose();

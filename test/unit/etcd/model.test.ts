@@ -2,13 +2,12 @@
 import { describe, expect, it } from 'vitest';
 import type { IStatusResponse } from 'etcd3';
 import type { Inventory, MemberSpec } from '../../../src/inventory/types.ts';
-import { alarmNameFromWire } from '../../../src/etcd/maintenance.ts';
+import { alarmNameFromWire, alarmsFromStatusErrors } from '../../../src/etcd/maintenance.ts';
 import { statusFromWire, reclaimable } from '../../../src/etcd/status.ts';
 import { findMember, matchMember, type ClusterView, type MemberProbe } from '../../../src/etcd/view.ts';
 import type { EtcdMember } from '../../../src/etcd/membership.ts';
 import { atQuota, effectiveQuota, quotaFromCommand, resolveQuota } from '../../../src/actions/etcd-common.ts';
 import { defragTimeoutMs } from '../../../src/actions/etcd-defrag.ts';
-import { alarmsFromStatusErrors } from '../../../src/actions/etcd-health.ts';
 import { pickSuccessor } from '../../../src/actions/etcd-leader.ts';
 import { requestTarget } from '../../../src/actions/etcd-compact.ts';
 import { makeActionContext } from '../../support/action-context.ts';
