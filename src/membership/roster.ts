@@ -167,7 +167,10 @@ export function findInRoster(roster: Roster, ref: string): Found | undefined {
   return undefined;
 }
 
-/** "m1 (8e9e05c52164694d, http://127.0.0.1:2380)" for messages. */
+/** "m1 (8e9e05c52164694d, http://127.0.0.1:2380)", or "8e9e… (not started, http://…)" for messages. */
 export function describeEntry(e: RosterEntry): string {
-  return `${label(e)} (${e.member.id}${e.member.peerURLs[0] ? `, ${e.member.peerURLs[0]}` : ''})`;
+  const name = label(e);
+  const what = name === e.member.id ? (e.member.name === '' ? 'not started' : undefined) : e.member.id;
+  const parts = [what, e.member.peerURLs[0]].filter((x): x is string => x !== undefined);
+  return parts.length ? `${name} (${parts.join(', ')})` : name;
 }
