@@ -9,6 +9,8 @@ import { processIo, type Io } from './output.ts';
 import { registerRunbookCommands } from './runbooks.ts';
 import { registerRunCommands } from './runs.ts';
 import { registerServeCommand } from './serve.ts';
+import { registerRehearseCommand } from './rehearse.ts';
+import { registerDiagnoseCommand } from './diagnose.ts';
 
 export const VERSION = '0.1.0';
 
@@ -31,6 +33,8 @@ Exit codes:
   registerRunbookCommands(program, io);
   registerRunCommands(program, io);
   registerServeCommand(program, io);
+  registerRehearseCommand(program, io);
+  registerDiagnoseCommand(program, io);
   for (const cmd of program.commands) cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
   return program;
 }

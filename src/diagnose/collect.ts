@@ -1,0 +1,178 @@
+/**
+ * Read-only fact gathering for `runbook diagnose`: status of every member, member list, alarms, the compact revision,
+ * the members' flags (through their drivers, on this machine only) and the certificates the configuration names.
+ * Nothing here writes to etcd, to a member or to a file.
+ */
+import { driverFor } from '../drivers/index.ts';
+import type { CallOpts } from '../etcd/call.ts';
+import { compactedAtLeast } from '../etcd/kv.ts';
+import { EtcdPool } from '../etcd/pool.ts';
+import { clusterView, idOf, isLearner, type ClusterView } from '../etcd/view.ts';
+import type { Inventory, MemberSpec } from '../inventory/types.ts';
+import { messageOf } from '../util/errors.ts';
+import { parseBytes, parseDuration } from '../util/units.ts';
+import { inspectCertFile, type CertInfo } from './certs.ts';
+import type { Diagnosis, MemberFacts, MemberFlags, QuotaSource } from './types.ts';
+
+export type Facts = Omit<Diagnosis, 'status' | 'findings' | 'recommendations'>;
+
+export const DEFAULT_QUOTA_BYTES = 2 * 1024 ** 3;
+
+const FLAGS: Record<Exclude<keyof MemberFlags, 'from'>, string> = {
+  quotaBackendBytes: 'quota-backend-bytes',
+  autoCompactionRetention: 'auto-compaction-retention',
+  autoCompactionMode: 'auto-compaction-mode',
+  certFile: 'cert-file',
+  trustedCaFile: 'trusted-ca-file',
+  peerCertFile: 'peer-cert-file',
+  peerTrustedCaFile: 'peer-trusted-ca-file',
+};
+
+/** The member's etcd flags through its driver: a local process's argv, or a static-pod manifest on this machine. */
+export async function readMemberFlags(m: MemberSpec): Promise<{ flags?: MemberFlags; note?: string }> {
+  if (m.ssh) return { note: `flags not read: ${m.name} runs on ${m.ssh.host} (ssh)` };
+  const type = m.driver.type;
+  if (type !== 'process' && type !== 'static-pod') return { note: `flags not read: driver ${type}` };
+  try {
+    const driver = driverFor(m);
+    let from: string;
+    if (type === 'process') {
+      const st = await driver.status();
+      from = st.running ? `argv of pid ${st.pid}` : 'configured command (not running)';
+    } else {
+      from = `manifest ${(m.driver as { manifest: string }).manifest}`;
+    }
+    const flags: MemberFlags = { from };
+    for (const [key, flag] of Object.entries(FLAGS) as [Exclude<keyof MemberFlags, 'from'>, string][]) {
+      const v = await driver.getFlag(flag);
+      if (v !== undefined) flags[key] = v;
+    }
+    return { flags };
+  } catch (err) {
+    return { note: `flags not read: ${messageOf(err)}` };
+  }
+}
+
+/** etcd's auto-compaction is off when the retention is absent or zero ("0", "0h", "0s"). */
+export function autoCompactionOff(retention: string | undefined): boolean {
+  if (retention === undefined || retention.trim() === '') return true;
+  const n = /^\s*\d+(\.\d+)?\s*$/.test(retention) ? Number(retention) : parseDuration(retention);
+  return n === 0;
+}
+
+function quotaOf(inventory: Inventory, flags: MemberFlags | undefined): { bytes: number; source: QuotaSource } {
+  if (inventory.quotaBytes !== undefined && inventory.quotaBytes > 0) return { bytes: inventory.quotaBytes, source: 'inventory' };
+  const fromFlag = flags?.quotaBackendBytes !== undefined ? parseBytes(flags.quotaBackendBytes) : undefined;
+  if (fromFlag !== undefined && fromFlag > 0) return { bytes: fromFlag, source: 'member flag --quota-backend-bytes' };
+  return { bytes: DEFAULT_QUOTA_BYTES, source: 'etcd default (2 GiB)' };
+}
+
+/**
+ * The cluster's compact revision, by bisection on "is revision r compacted?" (a read at r − 1 fails exactly when
+ * r ≤ the compact revision). About log2(revision) tiny reads; 0 when never compacted.
+ */
+export async function compactRevision(pool: EtcdPool, endpoint: string, revision: number, opts: CallOpts): Promise<number> {
+  let lo = 1; // compacted at least 1: always true
+  let hi = revision + 1; // reading at the current revision always works
+  for (let i = 0; hi - lo > 1 && i < 64; i++) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (await compactedAtLeast(pool, endpoint, mid, opts)) lo = mid;
+    else hi = mid;
+  }
+  return lo <= 1 ? 0 : lo;
+}
+
+function memberFacts(view: ClusterView, i: number, inventory: Inventory, flagInfo: { flags?: MemberFlags; note?: string }): MemberFacts {
+  const p = view.members[i]!;
+  const quota = quotaOf(inventory, flagInfo.flags);
+  const retention = flagInfo.flags?.autoCompactionRetention;
+  const base: MemberFacts = {
+    name: p.name,
+    endpoint: p.endpoint,
+    reachable: p.ok,
+    isLeader: false,
+    isLearner: isLearner(p),
+    quotaBytes: quota.bytes,
+    quotaSource: quota.source,
+    autoCompactionDisabled: flagInfo.flags ? autoCompactionOff(retention) : null,
+    ...(flagInfo.flags ? { flags: flagInfo.flags } : {}),
+    ...(flagInfo.note ? { flagsNote: flagInfo.note } : {}),
+  };
+  const id = idOf(p);
+  if (id) base.memberId = id;
+  if (!p.ok) return { ...base, error: p.error };
+  const s = p.status;
+  return {
+    ...base,
+    isLeader: view.leaderId !== null && s.memberId === view.leaderId,
+    version: s.version,
+    raftTerm: s.raftTerm,
+    raftIndex: s.raftIndex,
+    revision: s.revision,
+    dbSize: s.dbSize,
+    ...(s.dbSizeInUse > 0 ? { dbSizeInUse: s.dbSizeInUse, fragmentation: s.dbSize > 0 ? Math.max(0, (s.dbSize - s.dbSizeInUse) / s.dbSize) : 0 } : {}),
+    usage: s.dbSize / quota.bytes,
+  };
+}
+
+function certificates(inventory: Inventory, members: MemberFacts[], now: number): CertInfo[] {
+  const wanted: { role: string; path: string }[] = [];
+  if (inventory.tls?.cacert) wanted.push({ role: 'CA (client config)', path: inventory.tls.cacert });
+  if (inventory.tls?.cert) wanted.push({ role: 'client cert', path: inventory.tls.cert });
+  for (const m of members) {
+    const f = m.flags;
+    if (!f) continue;
+    if (f.certFile) wanted.push({ role: `${m.name} server cert (--cert-file)`, path: f.certFile });
+    if (f.trustedCaFile) wanted.push({ role: `${m.name} client CA (--trusted-ca-file)`, path: f.trustedCaFile });
+    if (f.peerCertFile) wanted.push({ role: `${m.name} peer cert (--peer-cert-file)`, path: f.peerCertFile });
+    if (f.peerTrustedCaFile) wanted.push({ role: `${m.name} peer CA (--peer-trusted-ca-file)`, path: f.peerTrustedCaFile });
+  }
+  // One entry per file: a CA shared by every member is listed once, with every role it plays.
+  const byPath = new Map<string, string[]>();
+  for (const w of wanted) byPath.set(w.path, [...(byPath.get(w.path) ?? []), w.role]);
+  return [...byPath].map(([path, roles]) => inspectCertFile(path, roles.join(', '), now));
+}
+
+export async function collectFacts(inventory: Inventory, opts: { timeoutMs?: number; signal?: AbortSignal; now?: number } = {}): Promise<Facts> {
+  const now = opts.now ?? Date.now();
+  const pool = new EtcdPool(inventory, opts.timeoutMs ? { requestTimeoutMs: opts.timeoutMs } : {});
+  const callOpts: CallOpts = opts.signal ? { signal: opts.signal } : {};
+  const notes: string[] = [];
+  try {
+    const [view, flagInfos] = await Promise.all([clusterView(pool, callOpts), Promise.all(inventory.members.map(readMemberFlags))]);
+    const members = inventory.members.map((_, i) => memberFacts(view, i, inventory, flagInfos[i]!));
+    const nameOfId = (id: string) => view.members.find((p) => idOf(p) === id)?.name ?? view.memberList?.find((m) => m.id === id)?.name ?? id;
+
+    let compact: number | null = null;
+    const via = view.leader ?? view.members.find((p) => p.ok && !isLearner(p));
+    if (via && view.revision > 0) {
+      try {
+        compact = await compactRevision(pool, via.endpoint, view.revision, callOpts);
+      } catch (err) {
+        notes.push(`compact revision not read: ${messageOf(err)}`);
+      }
+    }
+    if (view.errors.length) notes.push(...view.errors.map((e) => `member list / alarms: ${e}`));
+    const leaderProbe = view.leader;
+    return {
+      cluster: inventory.name,
+      source: inventory.source,
+      checkedAt: new Date(now).toISOString(),
+      leader: leaderProbe ? { name: leaderProbe.name, memberId: leaderProbe.status.memberId } : view.leaderId ? { name: nameOfId(view.leaderId), memberId: view.leaderId } : null,
+      raftTerm: leaderProbe ? leaderProbe.status.raftTerm : members.reduce<number | null>((t, m) => (m.raftTerm !== undefined && (t === null || m.raftTerm > t) ? m.raftTerm : t), null),
+      clusterId: view.clusterId,
+      clusterIds: view.clusterIds,
+      revision: view.revision > 0 ? view.revision : null,
+      compactRevision: compact,
+      compactionGap: compact !== null && view.revision > 0 ? view.revision - compact : null,
+      members,
+      learners: members.filter((m) => m.isLearner).map((m) => m.name),
+      alarms: (view.alarms ?? []).map((a) => ({ member: nameOfId(a.memberId), memberId: a.memberId, alarm: a.alarm })),
+      unknownMembers: view.unknownMembers.map((m) => ({ id: m.id, name: m.name, peerURLs: m.peerURLs })),
+      certificates: certificates(inventory, members, now),
+      notes: [...notes, ...(view.alarms === null && view.members.some((p) => p.ok) ? ['alarms could not be listed'] : [])],
+    };
+  } finally {
+    pool.close();
+  }
+}

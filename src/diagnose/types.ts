@@ -1,0 +1,92 @@
+/** What `runbook diagnose` finds: facts per member and for the cluster, findings by severity, recommended runbooks. */
+import type { CertInfo } from './certs.ts';
+
+export type QuotaSource = 'inventory' | 'member flag --quota-backend-bytes' | 'etcd default (2 GiB)';
+
+export interface MemberFlags {
+  /** Where they were read: the running process's argv, the configured command, or the static-pod manifest. */
+  from: string;
+  quotaBackendBytes?: string;
+  autoCompactionRetention?: string;
+  autoCompactionMode?: string;
+  certFile?: string;
+  trustedCaFile?: string;
+  peerCertFile?: string;
+  peerTrustedCaFile?: string;
+}
+
+export interface MemberFacts {
+  name: string;
+  endpoint: string;
+  reachable: boolean;
+  /** Why the member did not answer. */
+  error?: string;
+  memberId?: string;
+  isLeader: boolean;
+  isLearner: boolean;
+  version?: string;
+  raftTerm?: number;
+  raftIndex?: number;
+  revision?: number;
+  dbSize?: number;
+  dbSizeInUse?: number;
+  /** (db size − in use) / db size: the share of the file a defrag would give back. */
+  fragmentation?: number;
+  quotaBytes: number;
+  quotaSource: QuotaSource;
+  /** db size / quota. */
+  usage?: number;
+  /** The member's etcd flags, when its driver lets us read them (local process or static-pod manifest). */
+  flags?: MemberFlags;
+  /** Why the flags are unknown. */
+  flagsNote?: string;
+  /** null = unknown (flags unreadable). */
+  autoCompactionDisabled: boolean | null;
+}
+
+export type Severity = 'info' | 'warning' | 'critical';
+
+export interface Finding {
+  severity: Severity;
+  /** Stable identifier for scripts: nospace-alarm, corrupt-alarm, member-down, no-quorum, quota-usage, cert-expired… */
+  code: string;
+  member?: string;
+  message: string;
+}
+
+export interface Recommendation {
+  /** The runbook to run; absent when the fix is outside runbook (e.g. renew a certificate). */
+  runbook?: string;
+  reason: string;
+  /** The exact command to run. */
+  command?: string;
+  /** The dry run to look at first. */
+  plan?: string;
+}
+
+export interface Diagnosis {
+  cluster: string;
+  /** The inventory file, or "--endpoints". */
+  source: string;
+  checkedAt: string;
+  status: 'healthy' | 'warning' | 'critical';
+  leader: { name: string; memberId: string } | null;
+  raftTerm: number | null;
+  clusterId: string | null;
+  /** Every cluster id the members report (more than one: the inventory mixes clusters). */
+  clusterIds: string[];
+  revision: number | null;
+  /** The last compacted revision (0 = never compacted), null when it could not be read. */
+  compactRevision: number | null;
+  /** revision − compactRevision: history a compaction would drop. */
+  compactionGap: number | null;
+  members: MemberFacts[];
+  learners: string[];
+  alarms: { member: string; memberId: string; alarm: string }[];
+  /** etcd members the inventory does not name. */
+  unknownMembers: { id: string; name: string; peerURLs: string[] }[];
+  certificates: CertInfo[];
+  findings: Finding[];
+  recommendations: Recommendation[];
+  notes: string[];
+}
