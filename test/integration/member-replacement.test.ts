@@ -225,7 +225,9 @@ describe('member-replacement runbook (real etcd, CLI child process)', () => {
     expect((await memberList(cluster.endpoints)).map((m) => m.id).sort()).toEqual(before);
   }, TEST_TIMEOUT_MS);
 
-  it('runner SIGKILLed right after MemberAdd and again right after the new member started: the resumes end with exactly one added member', async () => {
+  // before:N = the runner dies after the effect and before its checkpoint (the step is in doubt on resume, settled by
+  // its probe); after:N = right after the checkpoint was fsync'd.
+  it.each(['before', 'after'] as const)('runner SIGKILLed (journal-%s) right after MemberAdd and again right after the new member started: the resumes end with exactly one added member', async (when) => {
     if (!reference) {
       // Run alone: take the kill points from an uninterrupted replacement first.
       const ref = await startCluster({ members: 3, name: 'replace-ref' });
@@ -239,45 +241,51 @@ describe('member-replacement runbook (real etcd, CLI child process)', () => {
         await ref.teardown();
       }
     }
-    const seqOf = (stepId: string, type: string) => reference!.find((x) => x.type === type && (x as { stepId?: string }).stepId === stepId)!.seq;
-    // Kill just before `add` is checkpointed (MemberAdd answered): the add is in doubt on resume.
-    const killAfterAdd = seqOf('add', 'step.succeeded');
-    // On resume: run.resumed, add settled by its probe (probe, succeeded, finished), then start's records up to its checkpoint.
-    const startRecords = reference.filter((x) => (x as { stepId?: string }).stepId === 'start' && x.seq <= seqOf('start', 'step.succeeded')).length;
-    const killAfterStart = 1 + 3 + startRecords;
+    const stepOf = (x: JournalRecord) => (x as { stepId?: string }).stepId;
+    const seqOf = (stepId: string, type: string) => reference!.find((x) => x.type === type && stepOf(x) === stepId)!.seq;
+    // A fresh run appends records 1, 2, ... in the same order as the reference: kill at add's checkpoint.
+    const killAtAdd = seqOf('add', 'step.succeeded');
+    // The resume appends run.resumed, then settles add (in doubt: probe, succeeded, finished; checkpointed: finished),
+    // then start's records up to its checkpoint, as in the reference.
+    const startRecords = reference.filter((x) => stepOf(x) === 'start' && x.seq <= seqOf('start', 'step.succeeded')).length;
+    const killAtStart = 1 + (when === 'before' ? 3 : 1) + startRecords;
+    const lastRecord = (stepId: string) => (when === 'before' ? { type: 'step.log', stepId } : { type: 'step.succeeded', stepId });
 
-    cluster = await startCluster({ members: 3, name: 'replace-crash' });
+    cluster = await startCluster({ members: 3, name: `replace-crash-${when}` });
     await writeKeys(cluster.client('m1'), 100);
     const m2 = cluster.members[1]!;
     const oldId = await loseMember(cluster, 'm2');
     const state = stateDir(cluster);
     const inv = inventory(cluster);
 
-    const first = await runbook(['run', 'member-replacement', '-i', inv, '-p', 'member=m2', '--yes', '--state-dir', state], { RUNBOOK_FAILPOINT: `journal-before:${killAfterAdd}` });
+    const first = await runbook(['run', 'member-replacement', '-i', inv, '-p', 'member=m2', '--yes', '--state-dir', state], { RUNBOOK_FAILPOINT: `journal-${when}:${killAtAdd}` });
     expect(first.signal, first.stdout + first.stderr).toBe('SIGKILL');
     const runId = onlyRun(state);
     let recs = journal(state, runId);
-    expect(recs.at(-1), 'killed right after MemberAdd answered').toMatchObject({ type: 'step.log', stepId: 'add' });
+    expect(recs.at(-1), 'killed right after MemberAdd answered').toMatchObject(lastRecord('add'));
     const afterAdd = await memberList([cluster.members[0]!.clientURL]);
     const learner = afterAdd.filter((m) => m.peerURL === m2.peerURL);
     expect(learner).toHaveLength(1);
     expect(learner[0]).toMatchObject({ isLearner: true, started: false });
 
-    const second = await runbook(['resume', runId, '--yes', '--state-dir', state], { RUNBOOK_FAILPOINT: `journal-before:${killAfterStart}` });
+    const second = await runbook(['resume', runId, '--yes', '--state-dir', state], { RUNBOOK_FAILPOINT: `journal-${when}:${killAtStart}` });
     expect(second.signal, second.stdout + second.stderr).toBe('SIGKILL');
     recs = journal(state, runId);
-    expect(recs.at(-1), 'killed right after the new member started').toMatchObject({ type: 'step.log', stepId: 'start' });
-    expect(recs.filter((x) => x.type === 'step.succeeded' && (x as { stepId: string }).stepId === 'add')).toEqual([
-      expect.objectContaining({ via: 'probe', output: expect.objectContaining({ id: learner[0]!.id, added: false }) }),
+    expect(recs.at(-1), 'killed right after the new member started').toMatchObject(lastRecord('start'));
+    expect(recs.filter((x) => x.type === 'step.succeeded' && stepOf(x) === 'add')).toEqual([
+      when === 'before'
+        ? expect.objectContaining({ via: 'probe', output: expect.objectContaining({ id: learner[0]!.id, added: false }) })
+        : expect.objectContaining({ via: 'run', output: expect.objectContaining({ id: learner[0]!.id, added: true }) }),
     ]);
 
     const third = await runbook(['resume', runId, '--yes', '--state-dir', state]);
     expect(third.exitCode, third.stdout + third.stderr).toBe(0);
     recs = journal(state, runId);
-    expect(recs.filter((x) => x.type === 'step.succeeded' && (x as { stepId: string }).stepId === 'start')).toEqual([expect.objectContaining({ via: 'probe' })]);
+    expect(recs.filter((x) => x.type === 'step.succeeded' && stepOf(x) === 'start')).toEqual([expect.objectContaining({ via: when === 'before' ? 'probe' : 'run' })]);
     const replaced = await expectReplaced(cluster, 'm2', oldId, { voters: 3, keys: 100, peerURL: m2.peerURL, clientURL: m2.clientURL });
     expect(replaced.id).toBe(learner[0]!.id);
     expect(recs.filter((x) => x.type === 'step.log' && /^added m2/.test((x as { message: string }).message))).toHaveLength(1);
+    expect(recs.at(-1)).toMatchObject({ type: 'run.finished', status: 'succeeded' });
   }, TEST_TIMEOUT_MS * 2);
 
   it('5 members: a concurrent writer loses no acknowledged write while a member is replaced', async () => {
