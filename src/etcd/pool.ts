@@ -5,6 +5,7 @@
  * handling is off (each call runs once; retries belong to the engine, where they are journaled), and every
  * unary call carries a deadline.
  */
+import { authPassword } from '../inventory/endpoints.ts';
 import { readFileSync } from 'node:fs';
 import { Etcd3, type IOptions } from 'etcd3';
 import { noop } from 'cockatiel';
@@ -156,17 +157,11 @@ export class EtcdPool {
 }
 
 function readPassword(auth: NonNullable<Inventory['auth']>): string {
-  if (auth.passwordEnv) {
-    const v = process.env[auth.passwordEnv];
-    if (v === undefined || v === '') throw new UserError(`inventory auth: environment variable ${auth.passwordEnv} (passwordEnv) is not set`);
-    return v;
-  }
-  if (auth.passwordFile) {
+  return authPassword(auth, process.env, (file) => {
     try {
-      return readFileSync(auth.passwordFile, 'utf8').replace(/\r?\n$/, '');
+      return readFileSync(file, 'utf8');
     } catch (err) {
-      throw new UserError(`inventory auth: cannot read passwordFile ${auth.passwordFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+      throw new UserError(`inventory auth: cannot read passwordFile ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
     }
-  }
-  throw new UserError(`inventory auth: user ${auth.username} needs passwordEnv or passwordFile`);
+  });
 }
