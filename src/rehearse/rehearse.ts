@@ -21,7 +21,8 @@ import { formatBytes, formatDuration } from '../util/units.ts';
 import { FAULT_DESCRIPTIONS, faultFor, injectFault, seedData, type FaultName, type FaultResult } from './faults.ts';
 import { DEFAULT_LOCAL_QUOTA, startLocalCluster, type LocalClusterHandle } from './local-cluster.ts';
 import type { RehearsalReport } from './report.ts';
-import { verifyOutcome } from './verify.ts';
+import { countOtherKeys, verifyOutcome } from './verify.ts';
+import { EtcdPool } from '../etcd/pool.ts';
 
 export interface RehearseOptions {
   /** Built-in name, a name on RUNBOOK_PATH, or a file. */
@@ -30,7 +31,7 @@ export interface RehearseOptions {
   fault?: FaultName;
   /** Members of the throwaway cluster (default 3). */
   members?: number;
-  /** --quota-backend-bytes of the throwaway cluster (default 16 MiB; with fromSnapshot at least 4 × its size). */
+  /** --quota-backend-bytes of the throwaway cluster (default 16 MiB; with fromSnapshot 2 × its size + 16 MiB). */
   quotaBytes?: number;
   /** Restore this snapshot (e.g. from staging) into every member before the fault. Only read. */
   fromSnapshot?: string;
@@ -82,8 +83,9 @@ export function prepareRehearsal(opts: RehearseOptions): Prepared {
     } catch (err) {
       throw new UserError(`--from-snapshot ${opts.fromSnapshot}: ${(err as NodeJS.ErrnoException).code ?? messageOf(err)}`);
     }
-    // Room for the restored data plus the rehearsal's own writes, and a defragmented db below half the quota.
-    if (opts.quotaBytes === undefined) quotaBytes = Math.max(DEFAULT_LOCAL_QUOTA, Math.ceil((4 * size) / MiB) * MiB);
+    // Half the quota must hold the restored data plus the fill's live keys (4 MiB) once defragmented; filling
+    // the rest to NOSPACE writes about size + 16 MiB.
+    if (opts.quotaBytes === undefined) quotaBytes = Math.ceil((2 * size + DEFAULT_LOCAL_QUOTA) / MiB) * MiB;
   }
   if (quotaBytes < 4 * MiB) throw new UserError(`--quota: at least 4MiB, got ${formatBytes(quotaBytes)}`);
   return { runbook, text: bytes.toString('utf8'), builtIn, fault, params, quotaBytes, members };
@@ -162,6 +164,16 @@ export async function rehearse(opts: RehearseOptions): Promise<RehearsalReport> 
     cluster.writeInventory(); // <dir>/cluster.yaml: for `runbook diagnose -i` on a kept cluster
     say(`  cluster up in ${formatDuration(phases.at(-1)!.durationMs)}: ${cluster.members.map((m) => `${m.name} ${m.clientURL}`).join(', ')} (${cluster.dir})`);
 
+    // A cluster restored from a snapshot: how many of its keys there are, to find them all again afterwards.
+    let baselineKeys: number | undefined;
+    if (opts.fromSnapshot) {
+      const pool = new EtcdPool(cluster.inventory());
+      try {
+        baselineKeys = await countOtherKeys(pool, cluster.members[0]!.name);
+      } finally {
+        pool.close();
+      }
+    }
     const seeds = seedData(cluster.dir);
     const { createRegistry } = await import('../actions/registry.ts');
     const c = cluster;
@@ -195,6 +207,7 @@ export async function rehearse(opts: RehearseOptions): Promise<RehearsalReport> 
         seeds,
         expectNewSnapshot: p.fault === 'none' && p.runbook.steps.some((s) => s.action === 'etcd.snapshot-save'),
         settleMs: result.status === 'succeeded' ? 15_000 : 2_000,
+        ...(baselineKeys !== undefined ? { baselineKeys } : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
       }),
     );

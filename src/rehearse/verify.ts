@@ -28,6 +28,8 @@ export interface VerifyInput {
   seeds: Map<string, string>;
   /** The runbook takes a snapshot (etcd.snapshot-save): a new file must appear in the sandbox's snapshot dir. */
   expectNewSnapshot: boolean;
+  /** Keys outside rehearsal/ before the fault (a cluster restored from --from-snapshot): they must all be there after. */
+  baselineKeys?: number;
   /** How long the cluster may take to settle (one leader, every member answering). */
   settleMs: number;
   signal?: AbortSignal;
@@ -40,7 +42,8 @@ export interface VerifyResult {
 }
 
 const CALL_MS = 2_000;
-const CANARY_KEY = 'rehearsal/verify/canary';
+const REHEARSAL_PREFIX = 'rehearsal/';
+const CANARY_KEY = `${REHEARSAL_PREFIX}verify/canary`;
 
 function prefixEnd(prefix: string): Buffer {
   const b = Buffer.from(prefix);
@@ -86,6 +89,29 @@ async function seedCheck(pool: EtcdPool, names: string[], seeds: Map<string, str
   return problems.length
     ? { name: 'data intact', ok: false, detail: problems.join('; ') }
     : { name: 'data intact', ok: true, detail: `the ${seeds.size} keys written before the fault read back on ${names.join(', ')}` };
+}
+
+/** Keys on a member outside the rehearsal's own prefix (serializable: what that member has). */
+export async function countOtherKeys(pool: EtcdPool, member: string): Promise<number> {
+  const count = async (key: Buffer, end: Buffer) =>
+    Number((await callMember(pool, member, 'count keys', (c, o) => c.kv.range({ key, range_end: end, count_only: true, serializable: true }, o), { timeoutMs: CALL_MS })).count);
+  return (await count(Buffer.from([0]), Buffer.from([0]))) - (await count(Buffer.from(REHEARSAL_PREFIX), prefixEnd(REHEARSAL_PREFIX)));
+}
+
+async function baselineCheck(pool: EtcdPool, names: string[], want: number): Promise<Check> {
+  const got: string[] = [];
+  let ok = true;
+  for (const name of names) {
+    try {
+      const n = await countOtherKeys(pool, name);
+      if (n !== want) ok = false;
+      got.push(`${name} ${n}`);
+    } catch (err) {
+      ok = false;
+      got.push(`${name}: ${messageOf(err)}`);
+    }
+  }
+  return { name: 'restored data intact', ok, detail: `${want} keys from the snapshot before the fault; now ${got.join(', ')}` };
 }
 
 async function hashCheck(pool: EtcdPool, view: ClusterView): Promise<Check> {
@@ -177,6 +203,10 @@ export async function verifyOutcome(input: VerifyInput): Promise<VerifyResult> {
     }
 
     checks.push(await within(5_000, input.signal, () => seedCheck(pool, names, input.seeds)));
+    if (input.baselineKeys !== undefined) {
+      const want = input.baselineKeys;
+      checks.push(await within(5_000, input.signal, () => baselineCheck(pool, names, want)));
+    }
     if (view.leader && view.members.every((p) => p.ok)) {
       checks.push(await within(5_000, input.signal, () => hashCheck(pool, view)));
     } else {

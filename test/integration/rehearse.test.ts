@@ -11,7 +11,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { listRunbooks } from '../../src/runbook/find.ts';
-import { livePids } from '../support/etcd-cluster.ts';
+import { createHash } from 'node:crypto';
+import { livePids, startCluster } from '../support/etcd-cluster.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/runbook.js', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'runbook-rehearse-test-'));
@@ -203,6 +204,29 @@ describe('runbook rehearse', () => {
     expect(c.out()).not.toMatch(/fault injected/);
     expectNothingLeft(box);
   }, 90_000);
+
+  it('--from-snapshot: a staging snapshot restored into the sandbox; its keys all there after the recovery; the file untouched', async () => {
+    const staging = await startCluster({ members: 1 });
+    const file = join(work, 'staging.db');
+    try {
+      const client = staging.client();
+      for (let i = 0; i < 50; i++) await client.put(`/registry/configmaps/default/cm-${i}`).value('v'.repeat(10_000)).exec();
+      await staging.snapshot(file);
+    } finally {
+      await staging.teardown();
+    }
+    const sha = () => createHash('sha256').update(readFileSync(file)).digest('hex');
+    const before = sha();
+    const box = sandbox('from-snapshot');
+    const c = cli(['rehearse', 'nospace-recovery', '--from-snapshot', file, '--json'], box);
+    expect(await c.exited, c.err()).toBe(0);
+    const r = JSON.parse(c.out()) as Report & { cluster: { fromSnapshot?: string } };
+    expect(r.passed, why(r)).toBe(true);
+    expect(r.cluster.fromSnapshot).toBe(file);
+    expect(r.checks.find((ch) => ch.name === 'restored data intact')).toMatchObject({ ok: true, detail: expect.stringMatching(/^50 keys from the snapshot/) });
+    expect(sha()).toBe(before);
+    expectNothingLeft(box);
+  }, 120_000);
 
   it('--keep leaves the cluster running with an inventory diagnose can read', async () => {
     const box = sandbox('keep');
