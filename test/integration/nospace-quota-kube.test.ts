@@ -85,7 +85,7 @@ describe('nospace-recovery: quota raise and kubectl (real cluster, real CLI)', (
     }
     // one at a time: each member's restart finished (and its gate passed) before the next started
     const recs = readJournal(path.join(stateDir, 'runs', fs.readdirSync(path.join(stateDir, 'runs'))[0]!, 'journal.jsonl')).records;
-    const seq = recs.filter((x) => x.stepId === 'raise-quota' && (x.type === 'step.started' || x.type === 'step.succeeded')).map((x) => `${x.type}:${(x as { item?: string }).item}`);
+    const seq = recs.filter((x) => (x as { stepId?: string }).stepId === 'raise-quota' && (x.type === 'step.started' || x.type === 'step.succeeded')).map((x) => `${x.type}:${(x as { item?: string }).item}`);
     expect(seq).toHaveLength(6);
     for (let i = 0; i < 6; i += 2) expect(seq[i]!.split(':')[1]).toBe(seq[i + 1]!.split(':')[1]);
     expect(recs.find((x) => x.type === 'approval.granted' && x.stepId === 'raise-quota')).toBeDefined();
