@@ -1,0 +1,113 @@
+/**
+ * The CLI driven in-process through `main(argv, io)` with captured output: exit codes, diagnostics with positions,
+ * no stack traces for user errors, `show --mermaid` against the compiled machine.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { main } from '../../../src/cli/main.ts';
+import type { Io } from '../../../src/cli/output.ts';
+import { compileRunbook } from '../../../src/compile/machine.ts';
+import { loadRunbook } from '../../../src/runbook/load.ts';
+import { findRunbook } from '../../../src/runbook/find.ts';
+
+const root = path.resolve(import.meta.dirname, '../../..');
+const invalidDir = path.join(root, 'test/fixtures/invalid');
+
+async function run(argv: string[]) {
+  let out = '';
+  let err = '';
+  const io: Io = { out: (t) => { out += t.endsWith('\n') ? t : `${t}\n`; }, err: (t) => { err += t.endsWith('\n') ? t : `${t}\n`; }, isTTY: false, color: false, env: {}, cwd: root };
+  const code = await main(argv, io);
+  return { code, out, err };
+}
+
+function expectation(file: string): { line: number; col: number; text: string } {
+  const m = /^# expect: (\d+):(\d+) (.+)$/m.exec(readFileSync(file, 'latin1').replace(/^\xEF\xBB\xBF/, ''));
+  if (!m) throw new Error(`${file} has no # expect: line`);
+  return { line: Number(m[1]), col: Number(m[2]), text: m[3]! };
+}
+
+const STACK = /^\s+at .+\(.*:\d+:\d+\)$|^\s+at .+:\d+:\d+$/m;
+
+describe('runbook validate on the invalid corpus', () => {
+  const files = readdirSync(invalidDir).filter((f) => /\.ya?ml$/.test(f)).sort();
+  it('has at least 40 fixtures', () => expect(files.length).toBeGreaterThanOrEqual(40));
+  it.each(files)('%s: exit 2, file:line:col, no stack trace', async (f) => {
+    const file = path.join(invalidDir, f);
+    const want = expectation(file);
+    const r = await run(['validate', file]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`${file}:${want.line}:${want.col}: `);
+    expect(r.err).toContain(want.text);
+    expect(r.err).not.toMatch(STACK);
+    expect(r.err).not.toMatch(/internal error/);
+  });
+});
+
+describe('CLI basics', () => {
+  it('validate of the built-ins: exit 0', async () => {
+    const r = await run(['validate', ...readdirSync(path.join(root, 'runbooks')).map((f) => path.join(root, 'runbooks', f))]);
+    expect(r.code, r.err).toBe(0);
+  });
+
+  it('a bad flag names the flag and exits 2', async () => {
+    const r = await run(['run', 'nospace-recovery', '--no-such-flag']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/unknown option '--no-such-flag'/);
+  });
+
+  it('a bad --param names the param and exits 2 without a stack trace', async () => {
+    const r = await run(['plan', 'nospace-recovery', '--endpoints', 'http://127.0.0.1:9', '-p', 'keepRevisions=lots']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/keepRevisions/);
+    expect(r.err).not.toMatch(STACK);
+    const unknown = await run(['plan', 'nospace-recovery', '--endpoints', 'http://127.0.0.1:9', '-p', 'nope=1']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toMatch(/nope/);
+  });
+
+  it('an unknown runbook lists the ones that exist; an unknown run id says how to find runs', async () => {
+    const r = await run(['show', 'nospace']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/nospace-recovery/);
+    const s = await run(['status', 'not-a-run']);
+    expect(s.code).toBe(2);
+    expect(s.err).toMatch(/history/);
+  });
+
+  it('every command has --help', async () => {
+    for (const cmd of ['list', 'show', 'validate', 'plan', 'run', 'resume', 'approve', 'deny', 'status', 'history', 'schema', 'actions']) {
+      const r = await run([cmd, '--help']);
+      expect(r.code, cmd).toBe(0);
+      expect(r.out, cmd).toMatch(/Usage: runbook/);
+    }
+  });
+});
+
+describe('show --mermaid', () => {
+  it.each(['nospace-recovery', 'power-loss-restore', 'member-replacement'])('%s: one diagram state per compiled step state, in order', async (name) => {
+    const r = await run(['show', name, '--mermaid']);
+    expect(r.code).toBe(0);
+    expect(r.out.split('\n')[0]).toBe('stateDiagram-v2');
+    const rb = loadRunbook(findRunbook(name));
+    const compiled = compileRunbook(rb);
+    const declared = [...r.out.matchAll(/^ {2}(\w+) : /gm)].map((m) => m[1]);
+    const machineStates = Object.keys(compiled.config.states).filter((s) => !s.startsWith('__')).map((s) => s.replace(/[^A-Za-z0-9_]/g, '_'));
+    expect(declared).toEqual(machineStates);
+    expect(machineStates).toEqual(rb.steps.map((s) => s.id.replace(/-/g, '_')));
+    // every step has an edge to its successor
+    rb.steps.forEach((s, i) => {
+      const next = rb.steps[i + 1]?.id ?? '__succeeded';
+      expect(r.out).toContain(`  ${s.id.replace(/-/g, '_')} --> ${next.replace(/-/g, '_')} : done`);
+    });
+  });
+
+  it('compilation is deterministic: same runbook, same machine config, same hash', () => {
+    const a = compileRunbook(loadRunbook(findRunbook('nospace-recovery')));
+    const b = compileRunbook(loadRunbook(findRunbook('nospace-recovery')));
+    expect(JSON.stringify(a.config)).toBe(JSON.stringify(b.config));
+    expect(a.hash).toBe(b.hash);
+    expect(a.hash).toMatch(/^[0-9a-f]{64}$/);
+  });
+});
