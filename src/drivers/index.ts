@@ -5,6 +5,7 @@
 import type { DriverSpec, MemberSpec, SshHost } from '../inventory/types.ts';
 import { StepError } from '../util/errors.ts';
 import { processDriver } from './process.ts';
+import { remoteProcessDriver } from './remote-process.ts';
 import { staticPodDriver, staticPodPaths } from './static-pod.ts';
 import type { MemberDriver } from './types.ts';
 
@@ -22,6 +23,8 @@ export function driverFor(target: Driven | MemberSpec): MemberDriver {
   const spec = target.driver;
   switch (spec.type) {
     case 'process':
+      // A member on another host: the same command line and pid file, over ssh.
+      if (target.ssh) return remoteProcessDriver(target);
       // processDriver reads only name, driver and ssh.
       return processDriver({ clientURL: '', peerURL: '', ...target } as MemberSpec);
     case 'static-pod':

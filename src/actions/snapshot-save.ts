@@ -1,0 +1,97 @@
+/**
+ * etcd.snapshot-save: stream a snapshot from one healthy member into the snapshot dir (constant memory), verify it,
+ * record it in a manifest, then apply retention (expired snapshots are moved into `<dir>/expired/`, never deleted).
+ * Not idempotent (every run makes a new file): no probe.
+ */
+import { clusterView, isLearner } from '../etcd/view.ts';
+import { planRetention } from '../snapshot/retention.ts';
+import { applyRetention, type RetentionResult } from '../snapshot/retention.ts';
+import { belongsTo, listSnapshots } from '../snapshot/list.ts';
+import { saveSnapshot, snapshotFileName, type SaveResult } from '../snapshot/save.ts';
+import { StepError } from '../util/errors.ts';
+import { formatBytes, formatDuration } from '../util/units.ts';
+import { callOpts, etcdPool } from './etcd-common.ts';
+import type { ActionContext, ActionImpl } from './types.ts';
+
+export interface SnapshotSaveInput {
+  dir?: string;
+  keepLast?: number;
+  maxAge?: number;
+  verify: boolean;
+}
+
+export interface SnapshotSaveOutput extends SaveResult {
+  member: string;
+  durationMs: number;
+  retention: RetentionResult;
+}
+
+function snapshotDir(ctx: ActionContext, input: SnapshotSaveInput): string {
+  const dir = input.dir ?? ctx.inventory.snapshots?.dirs[0];
+  if (!dir) {
+    throw new StepError('invalid', `etcd.snapshot-save: no snapshot dir: inventory ${ctx.inventory.name} has no snapshots.dirs and the step gives no dir`, {
+      hint: 'add snapshots: { dirs: [/var/backups/etcd] } to the inventory, or with: { dir: ... }',
+    });
+  }
+  return dir;
+}
+
+/** The member to stream from: an answering voter that knows the leader (a follower when there is one: the leader is busiest). */
+async function sourceMember(ctx: ActionContext): Promise<{ name: string; endpoint: string }> {
+  const view = await clusterView(etcdPool(ctx), callOpts(ctx));
+  const ok = view.members.filter((p) => p.ok && !isLearner(p) && p.status.leaderId !== '0');
+  const pick = ok.find((p) => p.ok && p.status.memberId !== view.leaderId) ?? ok[0];
+  if (!pick) {
+    const why = view.members.map((p) => (p.ok ? `${p.name}: knows no leader` : `${p.name}: ${p.error}`)).join('; ');
+    throw new StepError('transient', `no healthy member to take a snapshot from (${why})`, { hint: 'a snapshot needs a member that is part of a quorum' });
+  }
+  return { name: pick.name, endpoint: pick.endpoint };
+}
+
+function policyOf(input: SnapshotSaveInput) {
+  return { ...(input.keepLast !== undefined ? { keepLast: input.keepLast } : {}), ...(input.maxAge !== undefined ? { maxAgeMs: input.maxAge } : {}) };
+}
+
+export const snapshotSaveAction: ActionImpl<SnapshotSaveInput, SnapshotSaveOutput> = {
+  async plan(ctx, input) {
+    const dir = snapshotDir(ctx, input);
+    const src = await sourceMember(ctx);
+    const now = new Date();
+    const file = snapshotFileName(dir, ctx.inventory.name, now);
+    const mine = listSnapshots(dir).filter((e) => belongsTo(e, ctx.inventory.name));
+    const policy = policyOf(input);
+    const retention = policy.keepLast !== undefined || policy.maxAgeMs !== undefined
+      ? planRetention([...mine, { path: file, createdAt: now.getTime() }], policy, now.getTime(), [file])
+      : undefined;
+    return [
+      `stream a snapshot from ${src.name} into ${file} (.part first, then renamed)`,
+      input.verify ? 'verify it: sha256 trailer and snapshot status' : 'no verification (verify: false)',
+      `write ${file}.json (sha256, revision, size)`,
+      retention
+        ? retention.expire.length
+          ? `retention: move ${retention.expire.map((e) => e.path).join(', ')} (and manifests) into ${dir}/expired/ (nothing is deleted)`
+          : `retention: nothing expires (${retention.keep.length} kept)`
+        : 'no retention policy',
+    ].join('; ');
+  },
+
+  async run(ctx, input) {
+    const t0 = Date.now();
+    const dir = snapshotDir(ctx, input);
+    const src = await sourceMember(ctx);
+    const saved = await saveSnapshot({
+      pool: etcdPool(ctx),
+      inventory: ctx.inventory,
+      endpoint: src.endpoint,
+      dir,
+      verify: input.verify,
+      signal: ctx.signal,
+      log: (m) => ctx.log(m),
+    });
+    const retention = applyRetention(dir, ctx.inventory.name, policyOf(input), { protect: [saved.path] });
+    for (const e of retention.expired) ctx.log(`retention: moved ${e.from} → ${e.to}`);
+    const durationMs = Date.now() - t0;
+    ctx.log(`snapshot ${saved.path}: revision ${saved.revision}, ${formatBytes(saved.size)}, sha256 ${saved.sha256.slice(0, 12)}…, ${formatDuration(durationMs)}`);
+    return { ...saved, member: src.name, durationMs, retention };
+  },
+};

@@ -1,0 +1,11 @@
+/** Snapshot actions: save (backups), select (for a restore), restore one member. Library in src/snapshot/. */
+import { restoreMemberAction } from './snapshot-restore.ts';
+import { snapshotSaveAction } from './snapshot-save.ts';
+import { snapshotSelectAction } from './snapshot-select.ts';
+import type { ActionImpl } from './types.ts';
+
+export const snapshotActions: Record<string, ActionImpl> = {
+  'etcd.snapshot-save': snapshotSaveAction,
+  'etcd.snapshot-select': snapshotSelectAction,
+  'etcd.restore-member': restoreMemberAction,
+};

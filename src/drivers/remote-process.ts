@@ -1,0 +1,133 @@
+/**
+ * The `process` driver for a member on another host (`ssh:` in the inventory): the same command line and pid
+ * file as the local process driver, run and checked over ssh. Same safety rule: a pid is only signalled when
+ * /proc/<pid>/cmdline on that host is the command the inventory names (same program, --name, --data-dir).
+ * Flag changes are kept in `<pidFile>.argv.json` on the member's host, like the local driver does.
+ *
+ * The member is started detached with `setsid` (it survives the ssh session), stdout+stderr appended to its log
+ * file, stdin from /dev/null; all through one fixed `sh -c` script whose parameters are positional arguments.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { DriverSpec, SshHost } from '../inventory/types.ts';
+import { sshHostOf } from '../hosts/ssh.ts';
+import type { Host } from '../hosts/types.ts';
+import { StepError } from '../util/errors.ts';
+import { argvMatches, getFlag, setFlag } from './process.ts';
+import type { MemberDriver } from './types.ts';
+
+type ProcessSpec = Extract<DriverSpec, { type: 'process' }>;
+
+/** `$1` log file, `$2` pid file, the rest the argv. Prints the pid. */
+const START_SCRIPT =
+  'log=$1; pidfile=$2; shift 2; mkdir -p -- "$(dirname -- "$pidfile")" "$(dirname -- "$log")" || exit 1; ' +
+  'setsid "$@" >>"$log" 2>&1 </dev/null & pid=$!; ' +
+  'echo "$pid" > "$pidfile.tmp.$$" && mv -f -- "$pidfile.tmp.$$" "$pidfile" || exit 1; echo "$pid"';
+/** Remove the pid file `$1` only while it still names pid `$2`. */
+const FORGET_PID_SCRIPT = '[ "$(cat -- "$1" 2>/dev/null)" = "$2" ] && rm -f -- "$1"; exit 0';
+
+const POLL_MS = 200;
+
+interface Sidecar {
+  version: 1;
+  flags: Record<string, string>;
+  command: string[];
+}
+
+export function remoteProcessDriver(target: { name: string; driver: DriverSpec; ssh?: SshHost | undefined }): MemberDriver {
+  const driver = target.driver;
+  if (driver.type !== 'process') throw new StepError('invalid', `${target.name}: not a process driver`, { member: target.name });
+  if (!target.ssh) throw new StepError('invalid', `${target.name}: the remote process driver needs ssh`, { member: target.name });
+  const spec: ProcessSpec = driver;
+  const host: Host = sshHostOf(target.ssh);
+  const member = target.name;
+  const sidecarFile = `${spec.pidFile}.argv.json`;
+
+  async function readSidecar(): Promise<Sidecar | undefined> {
+    const text = await host.readText(sidecarFile);
+    if (text === undefined) return undefined;
+    try {
+      const data = JSON.parse(text) as Partial<Sidecar>;
+      if (data.version !== 1 || typeof data.flags !== 'object' || data.flags === null) throw new Error('unknown format');
+      return { version: 1, flags: data.flags, command: data.command ?? [] };
+    } catch (err) {
+      throw new StepError('invalid', `${host.label}: cannot read ${sidecarFile}: ${(err as Error).message}`, { member, hint: 'fix or move the file aside' });
+    }
+  }
+
+  async function command(): Promise<string[]> {
+    let cmd = spec.command;
+    for (const [f, v] of Object.entries((await readSidecar())?.flags ?? {})) cmd = setFlag(cmd, f, v);
+    return cmd;
+  }
+
+  async function liveArgv(pid: number): Promise<string[] | undefined> {
+    const r = await host.run(['cat', `/proc/${pid}/cmdline`]);
+    if (r.exitCode !== 0 || r.stdout === '') return undefined; // gone, or a zombie (empty cmdline)
+    return r.stdout.replace(/\0$/, '').split('\0');
+  }
+
+  async function livePid(cmd: string[]): Promise<number | undefined> {
+    const text = await host.readText(spec.pidFile, 64);
+    const pid = Number(text?.trim());
+    if (!Number.isSafeInteger(pid) || pid <= 1) return undefined;
+    const live = await liveArgv(pid);
+    return live !== undefined && argvMatches(live, cmd) ? pid : undefined;
+  }
+
+  async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
+    for (const until = Date.now() + timeoutMs; ; await sleep(POLL_MS)) {
+      if ((await liveArgv(pid)) === undefined) return true;
+      if (Date.now() >= until) return false;
+    }
+  }
+
+  return {
+    async start(opts = {}) {
+      if (opts.signal?.aborted) throw new StepError('cancelled', `not starting ${member}: cancelled`, { member });
+      const cmd = await command();
+      if ((await livePid(cmd)) !== undefined) return;
+      const env = Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`);
+      const argv = env.length ? ['env', ...env, ...cmd] : cmd;
+      const r = await host.run(['sh', '-c', START_SCRIPT, 'sh', spec.logFile ?? '/dev/null', spec.pidFile, ...argv], opts.signal ? { signal: opts.signal } : {});
+      if (r.exitCode !== 0) throw new StepError('failed', `${host.label}: cannot start ${member}: ${r.stderr.trim().slice(-300) || `exit ${r.exitCode}`}`, { member });
+    },
+
+    async stop(opts = {}) {
+      const pid = await livePid(await command());
+      if (pid === undefined) return;
+      const first = opts.force ? 'KILL' : 'TERM';
+      await host.run(['kill', `-${first}`, String(pid)]);
+      let gone = await waitGone(pid, opts.force ? 5_000 : (opts.timeoutMs ?? 15_000));
+      if (!gone && !opts.force) {
+        await host.run(['kill', '-KILL', String(pid)]);
+        gone = await waitGone(pid, 5_000);
+      }
+      if (!gone) throw new StepError('timeout', `${host.label}: pid ${pid} of ${member} did not exit 5s after SIGKILL`, { member });
+      await host.run(['sh', '-c', FORGET_PID_SCRIPT, 'sh', spec.pidFile, String(pid)]);
+    },
+
+    async status() {
+      const pid = await livePid(await command());
+      return pid === undefined ? { running: false } : { running: true, pid };
+    },
+
+    async getFlag(flag) {
+      const cmd = await command();
+      const pid = await livePid(cmd);
+      const live = pid === undefined ? undefined : await liveArgv(pid);
+      return getFlag(live ?? cmd, flag);
+    },
+
+    async setFlag(flag, value) {
+      const name = flag.replace(/^-+/, '');
+      const previous = getFlag(await command(), name);
+      if (previous === value) return { changed: false, previous };
+      const flags = { ...(await readSidecar())?.flags, [name]: value };
+      let cmd = spec.command;
+      for (const [f, v] of Object.entries(flags)) cmd = setFlag(cmd, f, v);
+      const sidecar: Sidecar = { version: 1, flags, command: cmd };
+      await host.writeTextAtomic(sidecarFile, `${JSON.stringify(sidecar, null, 2)}\n`);
+      return previous === undefined ? { changed: true } : { changed: true, previous };
+    },
+  };
+}
