@@ -119,9 +119,33 @@ async function output(t: Target, s: MemberStatus, driver: MemberDriver | undefin
   };
 }
 
-function report(ctx: ActionContext, out: StartOutput): void {
+function logInventoryChanges(ctx: ActionContext, out: StartOutput): void {
   if (out.inventoryChanges.length === 0) return;
   ctx.log(`update the inventory entry of ${out.member}: ${out.inventoryChanges.join('; ')}`, { inventoryChanges: out.inventoryChanges });
+}
+
+/** Until the replacement answers as the new member; fails fast (with the log's end) when its process exits. */
+async function waitAnswering(ctx: ActionContext, pool: EtcdPool, driver: MemberDriver, t: Target, id: string, waitForMs: number): Promise<MemberStatus> {
+  let exitedSince: number | undefined;
+  return pollUntil<MemberStatus>(
+    ctx,
+    waitForMs,
+    async () => {
+      const r = await statusAs(ctx, pool, t.clientURL, id);
+      if ('ok' in r) return { value: r.ok };
+      if ((await driver.status()).running) {
+        exitedSince = undefined;
+      } else if (Date.now() - (exitedSince ??= Date.now()) >= 1000) {
+        const tail = memberLogTail(t.spec);
+        throw new StepError('failed', `${t.spec.name} exited right after it was started${tail ? `; last log lines:\n${tail}` : ''}`, {
+          member: t.spec.name,
+          hint: 'read the member log: a wrong flag, its port in use, or a data dir that is not empty',
+        });
+      }
+      return { reason: r.reason };
+    },
+    { what: `${t.spec.name} answering as member ${id} at ${t.clientURL}`, member: t.spec.name, intervalMs: 250, hint: 'a learner answers once it has caught up with the leader: look at the member log' },
+  );
 }
 
 /** True when the running process was started with the replacement's flags (a resumed start), not the old member. */
@@ -166,7 +190,7 @@ export const startReplacementAction: ActionImpl<StartInput, StartOutput> = {
     if ('ok' in already) {
       const out = await output(t, already.ok, tryDriver(t.spec), false);
       ctx.log(`${t.spec.name} already runs as member ${id} at ${t.clientURL}`);
-      report(ctx, out);
+      logInventoryChanges(ctx, out);
       return out;
     }
 
@@ -212,34 +236,13 @@ export const startReplacementAction: ActionImpl<StartInput, StartOutput> = {
     pool.forget(t.clientURL);
 
     const started = Date.now();
-    let exitedSince: number | undefined;
-    const s = await pollUntil<MemberStatus>(
-      ctx,
-      input.waitFor,
-      async () => {
-        const r = await statusAs(ctx, pool, t.clientURL, id);
-        if ('ok' in r) return { value: r.ok };
-        const now = await driver.status();
-        if (!now.running) {
-          exitedSince ??= Date.now();
-          if (Date.now() - exitedSince >= 1000) {
-            const tail = memberLogTail(t.spec);
-            throw new StepError('failed', `${t.spec.name} exited right after it was started${tail ? `; last log lines:\n${tail}` : ''}`, {
-              member: t.spec.name,
-              hint: 'read the member log: a wrong flag, its port in use, or a data dir that is not empty',
-            });
-          }
-        } else exitedSince = undefined;
-        return { reason: r.reason };
-      },
-      { what: `${t.spec.name} answering as member ${id} at ${t.clientURL}`, member: t.spec.name, intervalMs: 250, hint: 'a learner answers once it has caught up with the leader: look at the member log' },
-    );
+    const s = await waitAnswering(ctx, pool, driver, t, id, input.waitFor);
     const out = await output(t, s, driver, changed);
     ctx.log(`started ${t.spec.name} as member ${id} at ${t.clientURL} (data dir ${out.dataDir ?? '?'}); it answered after ${formatDuration(Date.now() - started)}`, {
       id,
       ...(out.pid ? { pid: out.pid } : {}),
     });
-    report(ctx, out);
+    logInventoryChanges(ctx, out);
     return out;
   },
 };
