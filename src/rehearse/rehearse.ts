@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import type { ActionRegistry } from '../actions/types.ts';
 import type { JournalRecord } from '../events/types.ts';
 import { recordDecision, startRun, type RunResult } from '../execute/executor.ts';
 import { runDir } from '../execute/run-store.ts';
@@ -95,14 +96,13 @@ function approvalSteps(p: Prepared): string[] {
   return p.runbook.steps.filter((s) => s.approval === 'required' || s.action === 'approve').map((s) => s.id);
 }
 
-async function runIt(p: Prepared, cluster: LocalClusterHandle, opts: RehearseOptions): Promise<RunResult> {
-  const { createRegistry } = await import('../actions/registry.ts');
+async function runIt(p: Prepared, cluster: LocalClusterHandle, registry: ActionRegistry, opts: RehearseOptions): Promise<RunResult> {
   const handle = startRun({
     runbook: p.runbook,
     runbookText: p.text,
     inventory: cluster.inventory(),
     params: p.params,
-    registry: createRegistry(),
+    registry,
     stateDir: opts.stateDir,
     requestedBy: WHO,
     ...(opts.signal ? { signal: opts.signal } : {}),
@@ -120,6 +120,9 @@ async function runIt(p: Prepared, cluster: LocalClusterHandle, opts: RehearseOpt
  */
 export async function rehearse(opts: RehearseOptions): Promise<RehearsalReport> {
   const p = prepareRehearsal(opts);
+  // Loaded before any process starts: the action implementations (etcd client, drivers) must all be there.
+  const { createRegistry } = await import('../actions/registry.ts');
+  const registry = createRegistry();
   const say = opts.onPhase ?? (() => {});
   const t0 = Date.now();
   const phases: RehearsalReport['phases'] = [];
@@ -175,15 +178,14 @@ export async function rehearse(opts: RehearseOptions): Promise<RehearsalReport> 
       }
     }
     const seeds = seedData(cluster.dir);
-    const { createRegistry } = await import('../actions/registry.ts');
     const c = cluster;
     const faultResult: FaultResult = await phase('inject fault', () =>
-      injectFault(c, p.fault, { registry: createRegistry(), seeds, signal: opts.signal ?? new AbortController().signal, log: say }),
+      injectFault(c, p.fault, { registry, seeds, signal: opts.signal ?? new AbortController().signal, log: say }),
     );
     report.faultSummary = faultResult.summary;
     say(`  fault injected in ${formatDuration(phases.at(-1)!.durationMs)}: ${faultResult.summary}`);
 
-    const result = await phase('run', () => runIt(p, c, opts));
+    const result = await phase('run', () => runIt(p, c, registry, opts));
     report.run = {
       runId: result.runId,
       dir: runDir(opts.stateDir, result.runId),
@@ -221,7 +223,7 @@ export async function rehearse(opts: RehearseOptions): Promise<RehearsalReport> 
     if (result.report.timeToWritableMs !== undefined) {
       report.timeToWritableMs = result.report.timeToWritableMs;
       report.timeToWritableFrom = 'write probe';
-    } else if (writable && result.status === 'succeeded') {
+    } else if (writable && result.status === 'succeeded' && p.fault !== 'none') {
       report.timeToWritableMs = result.report.totalMs ?? report.run.durationMs;
       report.timeToWritableFrom = 'end of run';
     }

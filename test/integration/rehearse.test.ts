@@ -148,7 +148,7 @@ describe('runbook rehearse', () => {
       expect(r.run?.status, why(r)).toBe('succeeded');
       expect(r.checks.length).toBeGreaterThanOrEqual(4);
       expect(r.checks.every((ch) => ch.ok), why(r)).toBe(true);
-      expect(r.timeToWritableMs).toBeGreaterThan(0);
+      if (r.fault !== 'none') expect(r.timeToWritableMs, why(r)).toBeGreaterThan(0);
       expect(r.steps.filter((s) => s.status === 'succeeded').every((s) => s.durationMs === undefined || s.durationMs >= 0)).toBe(true);
     }
     const byName = Object.fromEntries(result.rehearsals.map((r) => [r.runbook, r]));
@@ -160,6 +160,7 @@ describe('runbook rehearse', () => {
     expect(byName['power-loss-restore']!.steps.find((s) => s.id === 'restore')?.status).toBe('succeeded');
     expect(byName['member-replacement']!.fault).toBe('member-loss');
     expect(byName['member-replacement']!.checks.map((ch) => ch.name)).toContain('3 healthy voters');
+    if (byName['snapshot-backup']) expect(byName['snapshot-backup'].checks.find((ch) => ch.name === 'a new snapshot was written')?.ok).toBe(true);
     expect(code).toBe(0);
     expect(result.passed).toBe(true);
 
@@ -185,6 +186,7 @@ describe('runbook rehearse', () => {
     await until('the wait step to start', () => /… pause/.test(c.out()), 60_000, c);
     expect(etcdUnder(box.tmp).length).toBe(3);
     c.child.kill('SIGINT');
+    // (The process lingers up to 15 s after the report: the engine's settle timer for an aborted attempt is not cleared.)
     const code = await c.exited;
     expect(code, c.err()).toBe(130);
     expect(c.out()).toMatch(/INTERRUPTED \(SIGINT\)/);
