@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ActionRegistry } from '../actions/types.ts';
 import { freshPath, utcStamp } from '../drivers/safe-fs.ts';
 import { createResourceScope } from '../execute/resources.ts';
@@ -63,7 +64,7 @@ export interface FaultResult {
   fault: FaultName;
   /** One line for humans: what was done. */
   summary: string;
-  /** Total db size of every member right after the fault (nospace), for the bytes-reclaimed figure. */
+  /** db size of every member right after the fault (nospace). */
   dbSizes?: Record<string, number>;
   /** power-loss: the snapshot the runbook can restore from. */
   snapshot?: { path: string; bytes: number; via: 'etcd.snapshot-save' | 'etcdctl' };
@@ -142,8 +143,14 @@ export async function injectFault(cluster: LocalClusterHandle, fault: FaultName,
 
     case 'nospace': {
       const { puts } = await cluster.fillToNospace({ signal: opts.signal });
+      // Followers apply the last writes a moment later: measure once every member is at the same revision.
+      let statuses = await Promise.all(cluster.members.map((m) => cluster.status(m.name)));
+      for (let i = 0; i < 50 && new Set(statuses.map((st) => st.revision)).size > 1; i++) {
+        await sleep(100);
+        statuses = await Promise.all(cluster.members.map((m) => cluster.status(m.name)));
+      }
       const dbSizes: Record<string, number> = {};
-      for (const m of cluster.members) dbSizes[m.name] = (await cluster.status(m.name)).dbSize;
+      cluster.members.forEach((m, i) => (dbSizes[m.name] = statuses[i]!.dbSize));
       const sizes = Object.entries(dbSizes).map(([n, s]) => `${n} ${formatBytes(s)}`).join(', ');
       return {
         fault,

@@ -214,7 +214,11 @@ export async function rehearse(opts: RehearseOptions): Promise<RehearsalReport> 
       }),
     );
     report.checks = verified.checks;
-    if (faultResult.dbSizes) {
+    // What the defragmentations gave back, as measured by each right before and after (the run's space table);
+    // without one, the difference between the db sizes after the fault and now.
+    if (result.report.space?.length) {
+      report.reclaimedBytes = result.report.space.reduce((a, m) => a + m.reclaimedBytes, 0);
+    } else if (faultResult.dbSizes) {
       const before = Object.values(faultResult.dbSizes).reduce((a, b) => a + b, 0);
       const after = Object.keys(faultResult.dbSizes).reduce((a, n) => a + (verified.dbSizes[n] ?? NaN), 0);
       if (Number.isFinite(after)) report.reclaimedBytes = Math.max(0, before - after);

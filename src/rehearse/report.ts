@@ -36,7 +36,7 @@ export interface RehearsalReport {
   timeToWritableMs?: number;
   /** How timeToWritableMs was measured: the runbook's first successful write probe or disarm, or the end of the run. */
   timeToWritableFrom?: 'write probe' | 'end of run';
-  /** Sum over members of db size after the fault minus db size after the run (nospace). */
+  /** Bytes the defragmentations gave back, summed over members (else db sizes after the fault minus after the run). */
   reclaimedBytes?: number;
   space?: MemberSpace[];
   checks: Check[];
