@@ -49,6 +49,18 @@ export async function transferLeadership(ctx: ActionContext, pool: EtcdPool, lea
 
 interface MoveLeaderInput {
   to?: string;
+  /** Only move when this member (name, hex id or URL) leads; default the forEach item. */
+  awayFrom?: string;
+}
+
+/** The member leadership should move away from: input.awayFrom, else the forEach item (as a view entry name). */
+function awayName(ctx: ActionContext, view: ClusterView, input: MoveLeaderInput): string | undefined {
+  if (input.awayFrom) {
+    const p = findMember(view, input.awayFrom);
+    if (!p) throw new StepError('invalid', `move-leader: no member ${JSON.stringify(input.awayFrom)} in inventory ${ctx.inventory.name}`);
+    return p.name;
+  }
+  return ctx.item?.member?.name;
 }
 interface MoveLeaderOutput {
   from: string;
@@ -66,7 +78,7 @@ function target(ctx: ActionContext, view: ClusterView, input: MoveLeaderInput): 
     if (isLearner(p)) throw new StepError('precondition', `move-leader: ${p.name} is a learner and cannot lead`, { member: p.name });
     return p;
   }
-  const away = ctx.item?.member?.name;
+  const away = awayName(ctx, view, input);
   const succ = pickSuccessor(view, away ? { exclude: [away] } : {});
   if (!succ) throw new StepError('precondition', 'move-leader: no other healthy voter to take over leadership');
   return succ;
@@ -83,8 +95,9 @@ export const moveLeaderAction: ActionImpl<MoveLeaderInput, MoveLeaderOutput> = {
       if (p && idOf(p) === view.leaderId) return { done: true, output: out(leader), detail: `${leader.name} already leads` };
       return { done: false, detail: `${leader.name} leads` };
     }
-    if (ctx.item?.member) {
-      if (leader.name !== ctx.item.member.name) return { done: true, output: out(leader), detail: `${leader.name} leads, not ${ctx.item.member.name}` };
+    const away = awayName(ctx, view, input);
+    if (away) {
+      if (leader.name !== away) return { done: true, output: out(leader), detail: `${leader.name} leads, not ${away}` };
       return { done: false, detail: `${leader.name} leads` };
     }
     return { done: false, detail: `${leader.name} leads` };
