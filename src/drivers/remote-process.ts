@@ -22,6 +22,14 @@ const START_SCRIPT =
   'log=$1; pidfile=$2; shift 2; mkdir -p -- "$(dirname -- "$pidfile")" "$(dirname -- "$log")" || exit 1; ' +
   'setsid "$@" >>"$log" 2>&1 </dev/null & pid=$!; ' +
   'echo "$pid" > "$pidfile.tmp.$$" && mv -f -- "$pidfile.tmp.$$" "$pidfile" || exit 1; echo "$pid"';
+/**
+ * One round trip for everything status needs: `$1` sidecar, `$2` pid file. Prints the sidecar (prefixed "S") or
+ * nothing, two NULs, then (when the pid file holds a number) the pid, a NUL and /proc/<pid>/cmdline.
+ */
+const LOOK_SCRIPT =
+  'if [ -e "$1" ]; then printf S; cat -- "$1"; fi; printf "\\0\\0"; ' +
+  'pid=$(head -c 32 -- "$2" 2>/dev/null | tr -d " \\n"); case $pid in ""|*[!0-9]*) exit 0;; esac; ' +
+  'printf "%s\\0" "$pid"; cat "/proc/$pid/cmdline" 2>/dev/null; exit 0';
 /** Remove the pid file `$1` only while it still names pid `$2`. */
 const FORGET_PID_SCRIPT = '[ "$(cat -- "$1" 2>/dev/null)" = "$2" ] && rm -f -- "$1"; exit 0';
 
@@ -42,9 +50,7 @@ export function remoteProcessDriver(target: { name: string; driver: DriverSpec; 
   const member = target.name;
   const sidecarFile = `${spec.pidFile}.argv.json`;
 
-  async function readSidecar(): Promise<Sidecar | undefined> {
-    const text = await host.readText(sidecarFile);
-    if (text === undefined) return undefined;
+  function parseSidecar(text: string): Sidecar {
     try {
       const data = JSON.parse(text) as Partial<Sidecar>;
       if (data.version !== 1 || typeof data.flags !== 'object' || data.flags === null) throw new Error('unknown format');
@@ -54,24 +60,39 @@ export function remoteProcessDriver(target: { name: string; driver: DriverSpec; 
     }
   }
 
-  async function command(): Promise<string[]> {
+  function commandWith(sidecar: Sidecar | undefined): string[] {
     let cmd = spec.command;
-    for (const [f, v] of Object.entries((await readSidecar())?.flags ?? {})) cmd = setFlag(cmd, f, v);
+    for (const [f, v] of Object.entries(sidecar?.flags ?? {})) cmd = setFlag(cmd, f, v);
     return cmd;
+  }
+
+  /** The sidecar, the command a start would run, and the live pid running it (never a recycled pid): one ssh call. */
+  async function look(): Promise<{ sidecar?: Sidecar; command: string[]; pid?: number; live?: string[] }> {
+    const r = await host.run(['sh', '-c', LOOK_SCRIPT, 'sh', sidecarFile, spec.pidFile]);
+    if (r.exitCode !== 0) throw new StepError('failed', `${host.label}: cannot check ${member}: ${r.stderr.trim().slice(-300) || `exit ${r.exitCode}`}`, { member });
+    const cut = r.stdout.indexOf('\0\0');
+    const head = cut < 0 ? '' : r.stdout.slice(0, cut);
+    const rest = cut < 0 ? '' : r.stdout.slice(cut + 2);
+    const sidecar = head.startsWith('S') ? parseSidecar(head.slice(1)) : undefined;
+    const command = commandWith(sidecar);
+    const sep = rest.indexOf('\0');
+    const pid = sep > 0 ? Number(rest.slice(0, sep)) : NaN;
+    const cmdline = sep > 0 ? rest.slice(sep + 1) : '';
+    // A zombie has an empty cmdline: gone.
+    const live = cmdline === '' ? undefined : cmdline.replace(/\0$/, '').split('\0');
+    const out: { sidecar?: Sidecar; command: string[]; pid?: number; live?: string[] } = { command };
+    if (sidecar) out.sidecar = sidecar;
+    if (Number.isSafeInteger(pid) && pid > 1 && live && argvMatches(live, command)) {
+      out.pid = pid;
+      out.live = live;
+    }
+    return out;
   }
 
   async function liveArgv(pid: number): Promise<string[] | undefined> {
     const r = await host.run(['cat', `/proc/${pid}/cmdline`]);
     if (r.exitCode !== 0 || r.stdout === '') return undefined; // gone, or a zombie (empty cmdline)
     return r.stdout.replace(/\0$/, '').split('\0');
-  }
-
-  async function livePid(cmd: string[]): Promise<number | undefined> {
-    const text = await host.readText(spec.pidFile, 64);
-    const pid = Number(text?.trim());
-    if (!Number.isSafeInteger(pid) || pid <= 1) return undefined;
-    const live = await liveArgv(pid);
-    return live !== undefined && argvMatches(live, cmd) ? pid : undefined;
   }
 
   async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
@@ -84,16 +105,16 @@ export function remoteProcessDriver(target: { name: string; driver: DriverSpec; 
   return {
     async start(opts = {}) {
       if (opts.signal?.aborted) throw new StepError('cancelled', `not starting ${member}: cancelled`, { member });
-      const cmd = await command();
-      if ((await livePid(cmd)) !== undefined) return;
+      const now = await look();
+      if (now.pid !== undefined) return;
       const env = Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`);
-      const argv = env.length ? ['env', ...env, ...cmd] : cmd;
+      const argv = env.length ? ['env', ...env, ...now.command] : now.command;
       const r = await host.run(['sh', '-c', START_SCRIPT, 'sh', spec.logFile ?? '/dev/null', spec.pidFile, ...argv], opts.signal ? { signal: opts.signal } : {});
       if (r.exitCode !== 0) throw new StepError('failed', `${host.label}: cannot start ${member}: ${r.stderr.trim().slice(-300) || `exit ${r.exitCode}`}`, { member });
     },
 
     async stop(opts = {}) {
-      const pid = await livePid(await command());
+      const { pid } = await look();
       if (pid === undefined) return;
       const first = opts.force ? 'KILL' : 'TERM';
       await host.run(['kill', `-${first}`, String(pid)]);
@@ -107,22 +128,21 @@ export function remoteProcessDriver(target: { name: string; driver: DriverSpec; 
     },
 
     async status() {
-      const pid = await livePid(await command());
+      const { pid } = await look();
       return pid === undefined ? { running: false } : { running: true, pid };
     },
 
     async getFlag(flag) {
-      const cmd = await command();
-      const pid = await livePid(cmd);
-      const live = pid === undefined ? undefined : await liveArgv(pid);
-      return getFlag(live ?? cmd, flag);
+      const now = await look();
+      return getFlag(now.live ?? now.command, flag);
     },
 
     async setFlag(flag, value) {
       const name = flag.replace(/^-+/, '');
-      const previous = getFlag(await command(), name);
+      const now = await look();
+      const previous = getFlag(now.command, name);
       if (previous === value) return { changed: false, previous };
-      const flags = { ...(await readSidecar())?.flags, [name]: value };
+      const flags = { ...now.sidecar?.flags, [name]: value };
       let cmd = spec.command;
       for (const [f, v] of Object.entries(flags)) cmd = setFlag(cmd, f, v);
       const sidecar: Sidecar = { version: 1, flags, command: cmd };

@@ -68,7 +68,15 @@ export async function startSshd(): Promise<TestSshd> {
       port: port!,
       user: userInfo().username,
       identityFile: join(dir, 'client_key'),
-      options: [`UserKnownHostsFile=${join(dir, 'known_hosts')}`, 'StrictHostKeyChecking=yes', 'LogLevel=ERROR'],
+      // One multiplexed connection for all the calls of a test (as an operator would configure for remote members).
+      options: [
+        `UserKnownHostsFile=${join(dir, 'known_hosts')}`,
+        'StrictHostKeyChecking=yes',
+        'LogLevel=ERROR',
+        'ControlMaster=auto',
+        `ControlPath=${join(dir, 'cm-%C')}`,
+        'ControlPersist=60',
+      ],
     };
     let stderr = '';
     const child: ChildProcess = spawn(SSHD, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -76,6 +84,9 @@ export async function startSshd(): Promise<TestSshd> {
     let exited = false;
     child.once('exit', () => { exited = true; });
     const stop = async () => {
+      // Close the multiplexing master (it would otherwise linger until ControlPersist runs out).
+      const [ssh, ...sshArgs] = remoteArgv(host, ['true']);
+      await execa(ssh!, ['-O', 'exit', ...sshArgs.slice(0, -2)], { reject: false, stdin: 'ignore', timeout: 10_000 });
       if (!exited && child.pid) {
         child.kill('SIGTERM');
         for (let i = 0; i < 100 && !exited; i++) await sleep(20);
