@@ -186,7 +186,6 @@ describe('runbook rehearse', () => {
     await until('the wait step to start', () => /… pause/.test(c.out()), 60_000, c);
     expect(etcdUnder(box.tmp).length).toBe(3);
     c.child.kill('SIGINT');
-    // (The process lingers up to 15 s after the report: the engine's settle timer for an aborted attempt is not cleared.)
     const code = await c.exited;
     expect(code, c.err()).toBe(130);
     expect(c.out()).toMatch(/INTERRUPTED \(SIGINT\)/);
