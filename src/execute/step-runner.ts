@@ -179,7 +179,12 @@ async function attemptOnce(
     if (ac.signal.aborted && !settled) {
       // The work was told to stop (its child processes killed, its calls cancelled). Never start another attempt
       // while this one may still be running.
-      const done = await Promise.race([work.then(() => true, () => true), sleep(SETTLE_MS).then(() => false)]);
+      let settleTimer: NodeJS.Timeout | undefined;
+      const done = await Promise.race([
+        work.then(() => true, () => true),
+        new Promise<boolean>((resolve) => { settleTimer = setTimeout(() => resolve(false), SETTLE_MS); }),
+      ]);
+      clearTimeout(settleTimer); // a pending timer would keep an interrupted process alive for SETTLE_MS
       if (!done) {
         throw new StepError('stuck', `${itemLabel(step, item)}: the attempt did not stop within ${SETTLE_MS / 1000}s of being aborted; not retrying while it may still run`);
       }
