@@ -30,3 +30,7 @@ export { foldJournal } from './execute/state.ts';
 export type { RunEvent, JournalRecord, RunStatus } from './events/types.ts';
 export { formatRecord, formatReport } from './events/terminal.ts';
 export { UserError, StepError, ExitCode, formatDiagnostic } from './util/errors.ts';
+export { rehearse, type RehearseOptions } from './rehearse/rehearse.ts';
+export { startLocalCluster } from './rehearse/local-cluster.ts';
+export { diagnose } from './diagnose/diagnose.ts';
+export { formatDiagnosis } from './diagnose/format.ts';

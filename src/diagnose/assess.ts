@@ -5,6 +5,7 @@
  * of its quota, an expired (or not yet valid) certificate. Warning: a db above 80%, a certificate expiring within
  * 30 days, heavy fragmentation, a long uncompacted history, auto-compaction off, mixed versions.
  */
+import { shellQuote } from '../exec/ssh.ts';
 import { formatBytes } from '../util/units.ts';
 import { EXPIRY_WARNING_DAYS, describeExpiry } from './certs.ts';
 import type { Facts } from './collect.ts';
@@ -26,10 +27,7 @@ export interface AssessContext {
   kubernetes: boolean;
 }
 
-/** A word safe to paste into a POSIX shell. */
-export function shellQuote(arg: string): string {
-  return /^[A-Za-z0-9_\-.,/:=@%+]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
-}
+export { shellQuote };
 
 function command(verb: 'run' | 'plan', runbook: string, ctx: AssessContext, params: Record<string, string> = {}): string {
   const p = Object.entries(params).flatMap(([k, v]) => ['-p', `${k}=${v}`]);
