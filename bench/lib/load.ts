@@ -1,0 +1,125 @@
+/**
+ * Client load during a recovery, the way a control plane sees it: one etcd3 client per endpoint (library retries
+ * and circuit breaker off, an explicit deadline on every call), a read loop and a write loop per endpoint, paced.
+ * Every request is recorded; afterwards: failures, slow requests (> 1 s), the longest request, and the longest
+ * time in which no request of a kind completed through any endpoint (what a client that fails over would see).
+ * Writes answered NOSPACE count as answered (the cluster is up and says no, as it must until the alarm is gone).
+ */
+import { noop } from 'cockatiel';
+import { Etcd3, GRPCResourceExhastedError } from 'etcd3';
+import { nowMs } from './runbook-cli.ts';
+
+export interface Sample {
+  endpoint: string;
+  kind: 'read' | 'write';
+  start: number;
+  end: number;
+  outcome: 'ok' | 'nospace' | 'error';
+  error?: string;
+}
+
+export interface LoadSummary {
+  reads: number;
+  readFailures: number;
+  slowReads: number;
+  maxReadMs: number;
+  /** Longest interval without a completed read on any endpoint. */
+  readGapMs: number;
+  writes: number;
+  writesNospace: number;
+  writeFailures: number;
+  slowWrites: number;
+  maxWriteMs: number;
+  /** Longest interval without an answered write (ok or NOSPACE) on any endpoint. */
+  writeGapMs: number;
+  /** Per endpoint: longest read and write. */
+  perEndpoint: { endpoint: string; maxReadMs: number; maxWriteMs: number }[];
+  errors: string[];
+}
+
+export interface Load {
+  stop(): Promise<LoadSummary & { samples: Sample[] }>;
+}
+
+const SLOW_MS = 1000;
+
+export function startLoad(endpoints: string[], opts: { readKey: string; readEveryMs?: number; writeEveryMs?: number; deadlineMs?: number }): Load {
+  const deadlineMs = opts.deadlineMs ?? 60_000;
+  const samples: Sample[] = [];
+  let stopping = false;
+  const clients = endpoints.map(
+    (hosts) => new Etcd3({ hosts, faultHandling: { host: () => noop, global: noop }, defaultCallOptions: () => ({ deadline: Date.now() + deadlineMs }) }),
+  );
+  const loop = async (endpoint: string, client: Etcd3, kind: 'read' | 'write', everyMs: number) => {
+    let n = 0;
+    while (!stopping) {
+      const start = nowMs();
+      let outcome: Sample['outcome'] = 'ok';
+      let error: string | undefined;
+      try {
+        if (kind === 'read') await client.get(opts.readKey).string();
+        else await client.put(`bench/load/${endpoint.replace(/\W/g, '_')}`).value(String(n++)).exec();
+      } catch (err) {
+        if (err instanceof GRPCResourceExhastedError) outcome = 'nospace';
+        else {
+          outcome = 'error';
+          error = `${endpoint} ${kind}: ${(err as Error).constructor.name}: ${(err as Error).message}`;
+        }
+      }
+      const end = nowMs();
+      samples.push({ endpoint, kind, start, end, outcome, ...(error ? { error } : {}) });
+      const wait = everyMs - (end - start);
+      if (wait > 0 && !stopping) await new Promise((r) => setTimeout(r, wait));
+    }
+  };
+  const loops = endpoints.flatMap((e, i) => [loop(e, clients[i]!, 'read', opts.readEveryMs ?? 20), loop(e, clients[i]!, 'write', opts.writeEveryMs ?? 100)]);
+  const startedAt = nowMs();
+  return {
+    async stop() {
+      stopping = true;
+      await Promise.all(loops);
+      const stoppedAt = nowMs();
+      for (const c of clients) c.close();
+      return { ...summarize(samples, endpoints, startedAt, stoppedAt), samples };
+    },
+  };
+}
+
+/** Longest interval in [from, to] containing no completion time of these samples. */
+function longestGap(ends: number[], from: number, to: number): number {
+  const sorted = [...ends].sort((a, b) => a - b);
+  let prev = from;
+  let gap = 0;
+  for (const t of sorted) {
+    gap = Math.max(gap, t - prev);
+    prev = t;
+  }
+  return Math.max(gap, to - prev);
+}
+
+export function summarize(samples: Sample[], endpoints: string[], from: number, to: number): LoadSummary {
+  const reads = samples.filter((s) => s.kind === 'read');
+  const writes = samples.filter((s) => s.kind === 'write');
+  const ms = (s: Sample) => s.end - s.start;
+  const max = (xs: Sample[]) => xs.reduce((m, s) => Math.max(m, ms(s)), 0);
+  const answeredWrites = writes.filter((s) => s.outcome !== 'error');
+  return {
+    reads: reads.length,
+    readFailures: reads.filter((s) => s.outcome !== 'ok').length,
+    slowReads: reads.filter((s) => ms(s) > SLOW_MS).length,
+    maxReadMs: max(reads),
+    readGapMs: longestGap(reads.filter((s) => s.outcome === 'ok').map((s) => s.end), from, to),
+    writes: writes.length,
+    writesNospace: writes.filter((s) => s.outcome === 'nospace').length,
+    writeFailures: writes.filter((s) => s.outcome === 'error').length,
+    slowWrites: writes.filter((s) => ms(s) > SLOW_MS).length,
+    maxWriteMs: max(writes),
+    writeGapMs: longestGap(answeredWrites.map((s) => s.end), from, to),
+    perEndpoint: endpoints.map((endpoint) => ({
+      endpoint,
+      maxReadMs: max(reads.filter((s) => s.endpoint === endpoint)),
+      maxWriteMs: max(writes.filter((s) => s.endpoint === endpoint)),
+    })),
+    errors: [...new Set(samples.flatMap((s) => (s.error ? [s.error] : [])))].slice(0, 10),
+  };
+}

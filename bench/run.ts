@@ -1,0 +1,348 @@
+/**
+ * Benchmarks with same-run baselines (issue 9). Not part of the test suite.
+ *
+ *   npm run bench -- --quick          64 MB only, a few minutes
+ *   npm run bench                     64 MB, 512 MB, 2 GB (half an hour or more on 2 cores)
+ *   node bench/run.ts --sizes 512 --reps 3 --only recovery,availability,overhead --out bench/results/x.json
+ *
+ * 1. recovery: on identical NOSPACE clusters (one fill, restored from a copy before every trial), (a) the hand
+ *    recipe bench/recipe.sh (etcdctl, no waits) against (b) `runbook run nospace-recovery` (the real CLI as a
+ *    child process, cold start included). Ratio b/a per trial pair (order alternates), median over trials.
+ *    Also: time until writable, where the time goes (journal + member logs), the physical floor.
+ * 2. availability: reads and writes through every endpoint while the runbook runs, with and without the
+ *    leadership move.
+ * 3. overhead: cold start, load/compile per runbook, journal record and snapshot write, a no-op engine step,
+ *    runner peak RSS.
+ *
+ * Prints tables, writes JSON (default bench/results/latest.json), exits 1 when a target is missed.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { prepareBenchCluster, type BenchCluster } from './lib/bench-cluster.ts';
+import { markLogs, serverTimes } from './lib/etcd-log.ts';
+import { startLoad, type LoadSummary } from './lib/load.ts';
+import { writeNoMoveRunbook } from './lib/no-move-runbook.ts';
+import { measureColdStart, measureCompile, measureEngine, measureJournal } from './lib/overhead.ts';
+import { runRecipe, type RecipeResult } from './lib/recipe.ts';
+import { machine, median, mib, ms, table } from './lib/report.ts';
+import { breakdown, nowMs, onlyRunDir, ROOT, runCli, type RunBreakdown } from './lib/runbook-cli.ts';
+
+const MiB = 1024 * 1024;
+const { values: opt } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    sizes: { type: 'string' },
+    reps: { type: 'string' },
+    only: { type: 'string' },
+    out: { type: 'string' },
+  },
+});
+const sizesMiB = opt.sizes ? opt.sizes.split(',').map(Number) : opt.quick ? [64] : [64, 512, 2048];
+if (sizesMiB.some((s) => !Number.isInteger(s) || s < 16 || s > 8192)) throw new Error(`--sizes: MiB between 16 and 8192, got ${opt.sizes}`);
+const sections = new Set((opt.only ?? 'recovery,availability,overhead').split(','));
+const repsFor = (sizeMiB: number) => (opt.reps ? Number(opt.reps) : opt.quick ? 3 : sizeMiB <= 64 ? 5 : 3);
+const outFile = opt.out ?? join(ROOT, 'bench/results/latest.json');
+const RATIO_TARGET_MIN_MIB = 512;
+const WRITE_PACE_MS = 100;
+
+const log = (s: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
+const results: Record<string, unknown> = { machine: machine(), args: { sizesMiB, quick: opt.quick, sections: [...sections] } };
+const misses: string[] = [];
+
+// ---- helpers ----------------------------------------------------------------------------------------------
+
+async function assertRecovered(bc: BenchCluster, what: string): Promise<{ dbAfter: number[] }> {
+  const alarms = await bc.cluster.alarms();
+  if (alarms.length) throw new Error(`${what}: alarms still armed after recovery: ${JSON.stringify(alarms)}`);
+  const dbAfter = await Promise.all(bc.cluster.members.map(async (m) => (await bc.cluster.status(m.name)).dbSize));
+  const over = dbAfter.filter((d) => d >= bc.quotaBytes * 0.95);
+  if (over.length) throw new Error(`${what}: db still at the quota after recovery: ${dbAfter.join(', ')}`);
+  return { dbAfter };
+}
+
+async function runbookTrial(bc: BenchCluster, runbook: string, tag: string): Promise<{ child: Awaited<ReturnType<typeof runCli>>; bd: RunBreakdown }> {
+  const stateDir = mkdtempSync(join(bc.cluster.dir, `state-${tag}-`));
+  const inventory = bc.cluster.writeInventory(join(stateDir, 'cluster.yaml'));
+  const child = await runCli(['run', runbook, '-i', inventory, '--state-dir', stateDir], { rssFile: join(stateDir, 'rss') });
+  if (child.exitCode !== 0) throw new Error(`runbook run ${runbook} exited ${child.exitCode}:\n${child.stdout.slice(-3000)}\n${child.stderr.slice(-2000)}`);
+  return { child, bd: breakdown(child, onlyRunDir(stateDir)) };
+}
+
+/** Copy each member's (defragmented) db once, with fsync: the bytes a defrag must write, at disk speed. */
+function physicalFloor(bc: BenchCluster): { ms: number; bytes: number } {
+  let total = 0;
+  let bytes = 0;
+  for (const m of bc.cluster.members) {
+    const src = bc.dbFile(m.name);
+    const dst = join(bc.cluster.dir, `floor-${m.name}.db`);
+    const t0 = performance.now();
+    execFileSync('dd', [`if=${src}`, `of=${dst}`, 'bs=4M', 'conv=fsync', 'status=none']);
+    total += performance.now() - t0;
+    bytes += statSync(src).size;
+    execFileSync('rm', ['-f', dst]);
+  }
+  return { ms: total, bytes };
+}
+
+// ---- 1. recovery ------------------------------------------------------------------------------------------
+
+interface RecoveryTrial {
+  rep: number;
+  recipe: RecipeResult & { serverDefragMs: number[]; serverCompactMs: number[] };
+  runbook: { wallMs: number; writableMs: number | undefined; maxRssKiB: number | undefined; serverDefragMs: number[]; bd: Omit<RunBreakdown, 'records'> };
+  ratio: number;
+}
+
+async function recovery(bc: BenchCluster, sizeMiB: number): Promise<Record<string, unknown>> {
+  const reps = repsFor(sizeMiB);
+  const trials: RecoveryTrial[] = [];
+  const logs = bc.cluster.members.map((m) => m.logFile);
+  let floor: { ms: number; bytes: number } | undefined;
+  let dbAfter: number[] = [];
+  for (let rep = 0; rep < reps; rep++) {
+    const order = rep % 2 === 0 ? (['a', 'b'] as const) : (['b', 'a'] as const);
+    let a: RecoveryTrial['recipe'] | undefined;
+    let b: RecoveryTrial['runbook'] | undefined;
+    for (const v of order) {
+      await bc.restore();
+      const marks = markLogs(logs);
+      if (v === 'a') {
+        const r = await runRecipe(bc.cluster.endpoints);
+        const st = serverTimes(marks);
+        a = { ...r, serverDefragMs: logs.flatMap((f) => st.defragMs.get(f) ?? []), serverCompactMs: logs.flatMap((f) => st.compactMs.get(f) ?? []) };
+        ({ dbAfter } = await assertRecovered(bc, `recipe ${sizeMiB} MiB rep ${rep}`));
+        floor ??= physicalFloor(bc);
+      } else {
+        const { child, bd } = await runbookTrial(bc, 'nospace-recovery', `rep${rep}`);
+        const st = serverTimes(marks);
+        await assertRecovered(bc, `runbook ${sizeMiB} MiB rep ${rep}`);
+        const { records: _records, ...rest } = bd;
+        b = { wallMs: child.wallMs, writableMs: bd.writableMs, maxRssKiB: child.maxRssKiB, serverDefragMs: logs.flatMap((f) => st.defragMs.get(f) ?? []), bd: rest };
+      }
+      log(`${sizeMiB} MiB rep ${rep + 1}/${reps} ${v === 'a' ? 'recipe ' : 'runbook'} ${ms(v === 'a' ? a!.wallMs : b!.wallMs)}`);
+    }
+    trials.push({ rep, recipe: a!, runbook: b!, ratio: b!.wallMs / a!.wallMs });
+  }
+  const med = (f: (t: RecoveryTrial) => number | undefined) => median(trials.map(f).filter((x): x is number => x !== undefined));
+  const stepMed = (label: string, part: 'ms' | 'runMs' | 'probeMs' | 'gateMs' = 'ms') => med((t) => t.runbook.bd.steps.filter((s) => s.label === label || s.label.startsWith(`${label}[`)).reduce((acc, s) => acc + s[part], 0));
+  const summary = {
+    sizeMiB,
+    reps,
+    fill: bc.fill,
+    filledDbBytes: bc.filledDbBytes,
+    dbAfterBytes: dbAfter,
+    recipeMs: med((t) => t.recipe.wallMs),
+    runbookMs: med((t) => t.runbook.wallMs),
+    ratio: med((t) => t.ratio),
+    ratios: trials.map((t) => Math.round(t.ratio * 100) / 100),
+    writableRecipeMs: med((t) => t.recipe.writableMs),
+    writableRunbookMs: med((t) => t.runbook.writableMs),
+    floorMs: floor?.ms,
+    floorBytes: floor?.bytes,
+    maxRssKiB: Math.max(...trials.map((t) => t.runbook.maxRssKiB ?? 0)),
+    recipeParts: Object.fromEntries(['revision', 'compact', 'defrag', 'disarm', 'put'].map((n) => [n, med((t) => t.recipe.commands.find((c) => c.name === n)?.ms)])),
+    recipeServerDefragMs: med((t) => t.recipe.serverDefragMs.reduce((x, y) => x + y, 0)),
+    runbookParts: {
+      coldStart: med((t) => t.runbook.bd.coldStartMs),
+      preflight: stepMed('preflight'),
+      compact: stepMed('compact'),
+      defrag: stepMed('defrag'),
+      defragServer: med((t) => t.runbook.serverDefragMs.reduce((x, y) => x + y, 0)),
+      defragRpc: med((t) => t.runbook.bd.defragRpcMs.reduce((x, y) => x + y.ms, 0)),
+      defragProbes: stepMed('defrag', 'probeMs'),
+      defragGates: stepMed('defrag', 'gateMs'),
+      disarm: stepMed('disarm'),
+      verifyWrites: stepMed('verify-writes'),
+      verifyCluster: stepMed('verify-cluster'),
+      betweenSteps: med((t) => t.runbook.bd.betweenStepsMs),
+      shutdown: med((t) => t.runbook.bd.shutdownMs),
+    },
+    trials,
+  };
+  if (sizeMiB >= RATIO_TARGET_MIN_MIB && !(summary.ratio <= 1.0)) misses.push(`recovery ${sizeMiB} MiB: b/a = ${summary.ratio.toFixed(2)} > 1.0`);
+  return summary;
+}
+
+// ---- 2. availability ---------------------------------------------------------------------------------------
+
+async function availability(bc: BenchCluster, sizeMiB: number, noMoveFile: string): Promise<Record<string, unknown>[]> {
+  const out: Record<string, unknown>[] = [];
+  const reps = opt.quick ? 2 : 2;
+  for (let rep = 0; rep < reps; rep++) {
+    for (const [variant, runbook] of [['leader moved first', 'nospace-recovery'], ['no leader move', noMoveFile]] as const) {
+      await bc.restore();
+      const load = startLoad(bc.cluster.endpoints, { readKey: 'bench/probe', readEveryMs: 20, writeEveryMs: WRITE_PACE_MS, deadlineMs: 120_000 });
+      await sleep(300);
+      const { bd } = await runbookTrial(bc, runbook, `avail${rep}`);
+      await sleep(300);
+      const s: LoadSummary = await load.stop();
+      await assertRecovered(bc, `availability ${variant}`);
+      // Items run followers first, the leader (at the time) last.
+      const followers = bd.defragRpcMs.slice(0, -1);
+      const leaderItem = bd.defragRpcMs.at(-1);
+      const maxFollowerDefragMs = Math.max(...followers.map((d) => d.ms));
+      const row = { sizeMiB, variant, rep, ...s, maxFollowerDefragMs, leaderDefragMs: leaderItem?.ms, leaderMovedTo: leaderItem?.leaderMovedTo ?? null, defrags: bd.defragRpcMs };
+      out.push(row);
+      log(`${sizeMiB} MiB availability (${variant}): read failures ${s.readFailures}, max read ${ms(s.maxReadMs)}, write gap ${ms(s.writeGapMs)}, max follower defrag ${ms(maxFollowerDefragMs)}`);
+      if (variant === 'leader moved first') {
+        if (s.readFailures > 0) misses.push(`availability ${sizeMiB} MiB: ${s.readFailures} failed reads (${s.errors.join('; ')})`);
+        if (s.writeGapMs > maxFollowerDefragMs + WRITE_PACE_MS) {
+          misses.push(`availability ${sizeMiB} MiB: write stall ${ms(s.writeGapMs)} > one follower's defrag ${ms(maxFollowerDefragMs)} (+${WRITE_PACE_MS} ms pacing)`);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+// ---- 3. overhead -------------------------------------------------------------------------------------------
+
+async function overhead(rssKiB: number | undefined, snapshotBytes = 4096): Promise<Record<string, unknown>> {
+  const cold = await measureColdStart(opt.quick ? 5 : 10);
+  const compile = await measureCompile();
+  const journal = await measureJournal(snapshotBytes);
+  const engine = await measureEngine();
+  return { ...cold, compile, ...journal, snapshotBytes, ...engine, runnerPeakRssKiB: rssKiB };
+}
+
+/** `etcd.snapshot-save` through the runner vs `etcdctl snapshot save`, when the action is implemented. */
+async function snapshotSave(bc: BenchCluster): Promise<Record<string, unknown>> {
+  const { createRegistry } = await import('../src/actions/registry.ts');
+  if (!createRegistry().impl('etcd.snapshot-save')) return { skipped: 'etcd.snapshot-save has no implementation yet' };
+  await bc.restore();
+  const dir = mkdtempSync(join(bc.cluster.dir, 'snap-'));
+  const rbFile = join(dir, 'snapshot-only.yaml');
+  writeFileSync(rbFile, ['apiVersion: runbook/v1', 'name: bench-snapshot', 'summary: one snapshot', 'steps:', `  - { id: save, action: etcd.snapshot-save, with: { dir: ${JSON.stringify(join(dir, 'runner'))} } }`, ''].join('\n'));
+  mkdirSync(join(dir, 'runner'));
+  const t0 = nowMs();
+  execFileSync('etcdctl', ['--endpoints', bc.cluster.endpoints[0]!, '--command-timeout=30m', 'snapshot', 'save', join(dir, 'etcdctl.db')], { stdio: 'ignore', env: { PATH: process.env.PATH ?? '' } });
+  const etcdctlMs = nowMs() - t0;
+  const stateDir = join(dir, 'state');
+  const child = await runCli(['run', rbFile, '-i', bc.cluster.writeInventory(join(dir, 'cluster.yaml')), '--state-dir', stateDir], { rssFile: join(dir, 'rss') });
+  return {
+    bytes: statSync(join(dir, 'etcdctl.db')).size,
+    etcdctlMs,
+    runnerMs: child.wallMs,
+    runnerExit: child.exitCode,
+    runnerPeakRssKiB: child.maxRssKiB,
+    ...(child.exitCode !== 0 ? { error: (child.stdout + child.stderr).slice(-1500) } : {}),
+  };
+}
+
+// ---- main --------------------------------------------------------------------------------------------------
+
+function printReport(): void {
+  const rec = (results.recovery as Record<string, any>[] | undefined) ?? [];
+  const m = results.machine as ReturnType<typeof machine>;
+  const lines: string[] = [];
+  lines.push(`runbook benchmarks — ${m.date} — ${m.cores} cores (${m.cpu}), node ${m.node}, etcd ${m.etcd}, load ${m.load.join(' ')} at start, ${(results.loadAtEnd as number[] | undefined)?.join(' ') ?? '?'} at end (shared machine)`);
+  if (rec.length) {
+    lines.push('', 'Time to recover: (a) hand recipe (etcdctl, no waits) vs (b) runbook run nospace-recovery (CLI cold start included); medians');
+    lines.push(table(
+      ['quota', 'db filled', 'in use after', 'trials', '(a) recipe', '(b) runbook', 'b/a', 'target', 'writable (a)', 'writable (b)', 'physical floor'],
+      rec.map((r) => [
+        mib(r.sizeMiB * MiB), mib(Math.max(...r.filledDbBytes)), mib(Math.max(...r.dbAfterBytes)), String(r.reps), ms(r.recipeMs), ms(r.runbookMs),
+        `${r.ratio.toFixed(2)} (${r.ratios.join(', ')})`, r.sizeMiB >= RATIO_TARGET_MIN_MIB ? (r.ratio <= 1 ? '<= 1.0 ok' : '<= 1.0 MISSED') : 'n/a',
+        ms(r.writableRecipeMs), ms(r.writableRunbookMs), `${ms(r.floorMs)} (${mib(r.floorBytes ?? 0)})`,
+      ]),
+    ));
+    lines.push('', 'Where the time goes (medians; (b) from its journal and the members\' logs)');
+    lines.push(table(
+      ['quota', 'cold start', 'preflight', 'compact', 'defrag (server / rpc / step)', 'gates', 'disarm', 'verify', 'between steps', 'exit', '| recipe: rev', 'compact', 'defrag (server)', 'disarm', 'put'],
+      rec.map((r) => {
+        const p = r.runbookParts;
+        const q = r.recipeParts;
+        return [
+          mib(r.sizeMiB * MiB), ms(p.coldStart), ms(p.preflight), ms(p.compact), `${ms(p.defragServer)} / ${ms(p.defragRpc)} / ${ms(p.defrag)}`, ms(p.defragGates), ms(p.disarm),
+          ms(p.verifyWrites + p.verifyCluster), ms(p.betweenSteps), ms(p.shutdown), `| ${ms(q.revision)}`, ms(q.compact), `${ms(q.defrag)} (${ms(r.recipeServerDefragMs)})`, ms(q.disarm), ms(q.put),
+        ];
+      }),
+    ));
+  }
+  const av = (results.availability as Record<string, any>[] | undefined) ?? [];
+  if (av.length) {
+    lines.push('', 'Availability while the runbook runs (a read and a write loop per endpoint; slow = > 1 s; gap = longest time with no answer on any endpoint)');
+    lines.push(table(
+      ['quota', 'variant', 'reads', 'failed', 'slow', 'max read', 'read gap', 'writes', 'NOSPACE', 'failed', 'max write', 'write gap', 'max follower defrag', 'leader defrag'],
+      av.map((a) => [mib(a.sizeMiB * MiB), a.variant, String(a.reads), String(a.readFailures), String(a.slowReads), ms(a.maxReadMs), ms(a.readGapMs), String(a.writes), String(a.writesNospace), String(a.writeFailures), ms(a.maxWriteMs), ms(a.writeGapMs), ms(a.maxFollowerDefragMs), ms(a.leaderDefragMs)]),
+    ));
+  }
+  const ov = results.overhead as Record<string, any> | undefined;
+  if (ov) {
+    lines.push('', 'Engine overhead');
+    lines.push(table(['what', 'time'], [
+      ['runbook --version (cold start, median)', ms(ov.versionMs)],
+      ['runbook validate runbooks/*.yaml (median)', ms(ov.validateMs)],
+      ...ov.compile.map((c: any) => [`load + validate ${c.runbook} (first in process / warm)`, `${ms(c.firstLoadMs)} / ${ms(c.loadMs)}`]),
+      ...ov.compile.map((c: any) => [`compile ${c.runbook} (warm)`, `${(c.compileMs * 1000).toFixed(0)} µs`]),
+      ['journal record: append + fsync', `${ov.journalAppendUs.toFixed(0)} µs`],
+      [`machine snapshot: atomic write (${ov.snapshotBytes} B)`, `${ov.snapshotWriteUs.toFixed(0)} µs`],
+      [`engine step with a no-op action (${ov.recordsPerStep.toFixed(1)} records)`, ms(ov.engineStepMs)],
+      ['runner peak RSS, biggest recovery', ov.runnerPeakRssKiB ? `${(ov.runnerPeakRssKiB / 1024).toFixed(0)} MiB` : '—'],
+    ]));
+  }
+  const snap = results.snapshotSave as Record<string, any> | undefined;
+  if (snap) lines.push('', snap.skipped ? `Snapshot save: skipped (${snap.skipped})` : `Snapshot save of ${mib(snap.bytes)}: etcdctl ${ms(snap.etcdctlMs)}, runner ${ms(snap.runnerMs)} (exit ${snap.runnerExit}, peak RSS ${snap.runnerPeakRssKiB ? (snap.runnerPeakRssKiB / 1024).toFixed(0) : '?'} MiB)`);
+  lines.push('', misses.length ? `TARGETS MISSED:\n${misses.map((x) => `  - ${x}`).join('\n')}` : 'all targets met');
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+async function main(): Promise<number> {
+  log(`sizes ${sizesMiB.join(', ')} MiB; sections ${[...sections].join(', ')}; load ${(results.machine as { load: number[] }).load.join(' ')}`);
+  const scratch = mkdtempSync(join('/tmp', 'runbook-bench-'));
+  const noMoveFile = writeNoMoveRunbook(scratch);
+  const recovery_: Record<string, unknown>[] = [];
+  const availability_: Record<string, unknown>[] = [];
+  let biggestRss: number | undefined;
+  let snapshotBytes: number | undefined;
+  for (const sizeMiB of sizesMiB) {
+    if (!sections.has('recovery') && !sections.has('availability')) break;
+    log(`${sizeMiB} MiB: starting and filling a 3-member cluster`);
+    const bc = await prepareBenchCluster(sizeMiB * MiB, { probeKeys: ['bench/probe'] });
+    try {
+      log(`${sizeMiB} MiB: filled in ${ms(bc.fill.ms)} (${bc.fill.puts} puts, ${bc.fill.liveKeys} live keys), db ${bc.filledDbBytes.map(mib).join(', ')}`);
+      if (sections.has('recovery')) {
+        const r = await recovery(bc, sizeMiB);
+        recovery_.push(r);
+        biggestRss = Math.max(biggestRss ?? 0, r.maxRssKiB as number);
+      }
+      if (sections.has('availability')) availability_.push(...(await availability(bc, sizeMiB, noMoveFile)));
+      if (sections.has('overhead') && sizeMiB === sizesMiB.at(-1)) {
+        results.snapshotSave = await snapshotSave(bc);
+        snapshotBytes = runSnapshotBytes(bc.cluster.dir) ?? snapshotBytes;
+      }
+    } finally {
+      await bc.teardown();
+    }
+    results.recovery = recovery_;
+    results.availability = availability_;
+  }
+  if (sections.has('overhead')) results.overhead = await overhead(biggestRss, snapshotBytes);
+  results.loadAtEnd = machine().load;
+  results.misses = misses;
+  mkdirSync(join(outFile, '..'), { recursive: true });
+  writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`);
+  printReport();
+  log(`results in ${outFile}`);
+  return misses.length ? 1 : 0;
+}
+
+/** Size of the persisted machine snapshot of one of the runbook runs under a cluster dir. */
+function runSnapshotBytes(clusterDir: string): number | undefined {
+  for (const d of readdirSync(clusterDir).filter((n) => n.startsWith('state-'))) {
+    try {
+      return statSync(join(onlyRunDir(join(clusterDir, d)), 'snapshot.json')).size;
+    } catch {
+      // next
+    }
+  }
+  return undefined;
+}
+
+process.exitCode = await main().catch((err) => {
+  process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
+  return 2;
+});
