@@ -1,9 +1,7 @@
 /** `runbook rehearse`: a runbook against a throwaway local cluster with the fault it recovers from. */
 import type { Command } from 'commander';
 import type { JournalRecord } from '../events/types.ts';
-import { formatRecord } from '../events/terminal.ts';
-import { abortOnSignals } from '../execute/executor.ts';
-import { listRunbooks } from '../runbook/find.ts';
+import { abortOnSignals } from './signals.ts';
 import { parseParamFlags } from '../runbook/params.ts';
 import { ExitCode, UserError } from '../util/errors.ts';
 import { parseBytes } from '../util/units.ts';
@@ -29,7 +27,7 @@ function collect(value: string, prev: string[] = []): string[] {
 }
 
 /** The run's progress as `runbook run` prints it; the final record without its report (the rehearsal prints its own). */
-function progress(io: Io, verbose: boolean): (rec: JournalRecord) => void {
+function progress(io: Io, verbose: boolean, formatRecord: typeof import('../events/terminal.ts').formatRecord): (rec: JournalRecord) => void {
   return (rec) => {
     const shown = rec.type === 'run.finished' ? { ...rec, report: undefined } : rec;
     const line = formatRecord(shown as JournalRecord, { color: io.color, ...(verbose ? { verbose: true } : {}) });
@@ -81,6 +79,8 @@ Exit codes: 0 passed · 1 failed (the report says which step or check) · 2 inva
       const { rehearse, prepareRehearsal } = await import('../rehearse/rehearse.ts');
       const { parseFault } = await import('../rehearse/faults.ts');
       const { formatRehearsal } = await import('../rehearse/report.ts');
+      const { listRunbooks } = await import('../runbook/find.ts');
+      const { formatRecord } = await import('../events/terminal.ts');
       const fault = flags.fault !== undefined ? parseFault(flags.fault) : undefined;
       const params = parseParamFlags(flags.param ?? []);
       const stateDir = flags.stateDir ?? defaultStateDir(io.env);
@@ -106,7 +106,7 @@ Exit codes: 0 passed · 1 failed (the report says which step or check) · 2 inva
             runbook: rb,
             ...(flags.all ? {} : { params }),
             signal: sig.signal,
-            ...(flags.json ? {} : { onEvent: progress(io, Boolean(flags.verbose)), onPhase: (line: string) => io.out(line) }),
+            ...(flags.json ? {} : { onEvent: progress(io, Boolean(flags.verbose), formatRecord), onPhase: (line: string) => io.out(line) }),
           });
           reports.push(report);
           if (!flags.json) io.out(`${formatRehearsal(report, { color: io.color })}\n`);

@@ -1,11 +1,6 @@
 /** Commands that read runbooks only: list, show, validate, schema. They load no etcd client (fast cold start). */
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { catalog } from '../actions/catalog.ts';
-import { toMermaid } from '../compile/machine.ts';
-import { findRunbook, listRunbooks } from '../runbook/find.ts';
-import { loadRunbook, validateFiles } from '../runbook/load.ts';
-import { runbookJsonSchema } from '../runbook/schema.ts';
 import { ExitCode, UserError, formatDiagnostic } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
 import { json, type Io } from './output.ts';
@@ -16,7 +11,9 @@ export function registerRunbookCommands(program: Command, io: Io): void {
     .command('list')
     .description('list the built-in runbooks and those on RUNBOOK_PATH')
     .option('--json', 'machine-readable output')
-    .action((opts: { json?: boolean }) => {
+    .action(async (opts: { json?: boolean }) => {
+      const { listRunbooks } = await import('../runbook/find.ts');
+      const { loadRunbook } = await import('../runbook/load.ts');
       const all = listRunbooks().map((r) => {
         let summary = '';
         try {
@@ -37,7 +34,11 @@ export function registerRunbookCommands(program: Command, io: Io): void {
     .argument('<runbook>', 'built-in name or path to a runbook file')
     .option('--mermaid', 'print the compiled machine as a Mermaid state diagram')
     .option('--json', 'machine-readable output')
-    .action((name: string, opts: { mermaid?: boolean; json?: boolean }) => {
+    .action(async (name: string, opts: { mermaid?: boolean; json?: boolean }) => {
+      const { findRunbook } = await import('../runbook/find.ts');
+      const { loadRunbook } = await import('../runbook/load.ts');
+      const { toMermaid } = await import('../compile/machine.ts');
+      const { catalog } = await import('../actions/catalog.ts');
       const rb = loadRunbook(findRunbook(name));
       if (opts.mermaid) return io.out(toMermaid(rb));
       if (opts.json) return io.out(json(rb));
@@ -74,7 +75,9 @@ export function registerRunbookCommands(program: Command, io: Io): void {
     .description('check runbook files; every problem is printed as file:line:col: message')
     .argument('<files...>', 'runbook files (or built-in names)')
     .option('--json', 'machine-readable output')
-    .action((files: string[], opts: { json?: boolean }, cmd: Command) => {
+    .action(async (files: string[], opts: { json?: boolean }, cmd: Command) => {
+      const { findRunbook } = await import('../runbook/find.ts');
+      const { validateFiles } = await import('../runbook/load.ts');
       const paths = files.map((f) => (fs.existsSync(f) ? f : findRunbook(f)));
       const results = validateFiles(paths);
       const bad = results.filter((r) => r.diagnostics.length > 0);
@@ -91,7 +94,8 @@ export function registerRunbookCommands(program: Command, io: Io): void {
   program
     .command('schema')
     .description('print the JSON Schema of the runbook format (for yaml-language-server and editors)')
-    .action(() => {
+    .action(async () => {
+      const { runbookJsonSchema } = await import('../runbook/schema.ts');
       io.out(JSON.stringify(runbookJsonSchema(), null, 2));
     });
 
@@ -99,7 +103,8 @@ export function registerRunbookCommands(program: Command, io: Io): void {
     .command('actions')
     .description('list the actions a runbook can use, with their inputs')
     .option('--json', 'machine-readable output')
-    .action((opts: { json?: boolean }) => {
+    .action(async (opts: { json?: boolean }) => {
+      const { catalog } = await import('../actions/catalog.ts');
       const rows = Object.values(catalog).map((a) => ({ name: a.name, summary: a.summary, mutates: a.mutates, idempotent: a.idempotent, perMember: a.perMember ?? null }));
       if (opts.json) return io.out(json(rows));
       const w = Math.max(...rows.map((r) => r.name.length));

@@ -6,14 +6,13 @@ import readline from 'node:readline';
 import { Option, type Command } from 'commander';
 import type { JournalRecord } from '../events/types.ts';
 import { formatRecord, formatReport } from '../events/terminal.ts';
-import { abortOnSignals, recordDecision, resumeRun, startRun, type RunHandle } from '../execute/executor.ts';
+import type { RunHandle } from '../execute/executor.ts';
+import { abortOnSignals } from './signals.ts';
 import { readJournal } from '../execute/journal.ts';
 import type { RunReport } from '../execute/report.ts';
 import { defaultStateDir, files, listRunIds, readRunMeta, runDir } from '../execute/run-store.ts';
 import { foldJournal } from '../execute/state.ts';
 import type { Inventory } from '../inventory/types.ts';
-import { findRunbook } from '../runbook/find.ts';
-import { loadRunbook, loadRunbookText } from '../runbook/load.ts';
 import { parseParamFlags, resolveParams } from '../runbook/params.ts';
 import type { Runbook } from '../runbook/model.ts';
 import { ExitCode, UserError } from '../util/errors.ts';
@@ -39,7 +38,12 @@ export function stateDirOf(opts: { stateDir?: string }, io: Io): string {
   return opts.stateDir ? opts.stateDir : defaultStateDir(io.env);
 }
 
-function readRunbook(nameOrFile: string): { runbook: Runbook; text: string } {
+// Loaded on first use, so `runbook --version` and `--help` do not pay for the engine, zod, YAML and CEL.
+const engine = () => import('../execute/executor.ts');
+
+async function readRunbook(nameOrFile: string): Promise<{ runbook: Runbook; text: string }> {
+  const { findRunbook } = await import('../runbook/find.ts');
+  const { loadRunbook } = await import('../runbook/load.ts');
   const file = findRunbook(nameOrFile);
   const bytes = fs.readFileSync(file);
   const runbook = loadRunbook(file);
@@ -114,11 +118,12 @@ export function registerRunCommands(program: Command, io: Io): void {
     .option('--dry-run', 'same as `runbook plan`: read-only probes, nothing changed')
     .option('--break-lock', "take over a stale lock left by another run's dead process")
     .action(async (name: string, opts: CommonRunOpts & { dryRun?: boolean }, cmd: Command) => {
-      const { runbook, text } = readRunbook(name);
+      const { runbook, text } = await readRunbook(name);
       const params = resolveParams(runbook, parseParamFlags(opts.param ?? []));
       const inventory = await resolveInventory(opts, io);
       const registry = await loadRegistry();
       const stateDir = stateDirOf(opts, io);
+      const { startRun } = await engine();
       await drive(io, cmd, (onEvent, signal) => startRun({
         runbook, runbookText: text, inventory, params, registry, stateDir, onEvent, signal,
         ...(opts.dryRun ? { dryRun: true } : {}),
@@ -134,10 +139,11 @@ export function registerRunCommands(program: Command, io: Io): void {
       .description('dry run: run the read-only probes for real and print what each step would do, with concrete values')
       .argument('<runbook>', 'built-in name or path to a runbook file'),
   ).action(async (name: string, opts: CommonRunOpts, cmd: Command) => {
-    const { runbook, text } = readRunbook(name);
+    const { runbook, text } = await readRunbook(name);
     const params = resolveParams(runbook, parseParamFlags(opts.param ?? []));
     const inventory = await resolveInventory(opts, io);
     const registry = await loadRegistry();
+    const { startRun } = await engine();
     await drive(io, cmd, (onEvent, signal) => startRun({
       runbook, runbookText: text, inventory, params, registry, stateDir: stateDirOf(opts, io), onEvent, signal, dryRun: true,
     }), opts);
@@ -164,16 +170,17 @@ export function registerRunCommands(program: Command, io: Io): void {
       let text: string;
       if (opts.savedRunbook) {
         text = fs.readFileSync(files.runbookCopy(dir), 'utf8');
-        runbook = loadRunbookText(text, files.runbookCopy(dir));
+        runbook = (await import('../runbook/load.ts')).loadRunbookText(text, files.runbookCopy(dir));
       } else {
         if (!fs.existsSync(meta.runbookFile)) throw new UserError(`the run's runbook ${meta.runbookFile} is gone; resume with --saved-runbook`);
-        ({ runbook, text } = readRunbook(meta.runbookFile));
+        ({ runbook, text } = await readRunbook(meta.runbookFile));
       }
       const inventory: Inventory | undefined = opts.inventory ? await resolveInventory({ inventory: opts.inventory }, io) : undefined;
       const resolutions: Record<string, 'done' | 'rerun'> = {};
       for (const s of opts.markDone ?? []) resolutions[s] = 'done';
       for (const s of opts.rerun ?? []) resolutions[s] = 'rerun';
       const registry = await loadRegistry();
+      const { resumeRun } = await engine();
       await drive(io, cmd, (onEvent, signal) => resumeRun({
         stateDir, runId, registry, runbook, runbookText: text, onEvent, signal, resolutions,
         ...(inventory ? { inventory } : {}),
@@ -190,7 +197,8 @@ export function registerRunCommands(program: Command, io: Io): void {
       .argument('<step>')
       .option('--state-dir <dir>', 'where runs are kept')
       .option('--reason <text>', 'why (recorded)')
-      .action((runId: string, stepId: string, opts: { stateDir?: string; reason?: string }) => {
+      .action(async (runId: string, stepId: string, opts: { stateDir?: string; reason?: string }) => {
+        const { recordDecision } = await engine();
         const stateDir = stateDirOf(opts, io);
         const meta = readRunMeta(stateDir, runId);
         const r = recordDecision(stateDir, runId, stepId, {

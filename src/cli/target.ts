@@ -1,8 +1,6 @@
 /** --inventory FILE, or --endpoints with etcdctl-style TLS flags (and ETCDCTL_* variables). */
 import type { Command } from 'commander';
 import type { Inventory } from '../inventory/types.ts';
-import { loadInventory } from '../inventory/load.ts';
-import { inventoryFromEndpoints } from '../inventory/endpoints.ts';
 import { UserError } from '../util/errors.ts';
 import type { Io } from './output.ts';
 
@@ -28,9 +26,10 @@ export function targetOptions(c: Command): Command {
 export async function resolveInventory(opts: TargetOpts, io: Io): Promise<Inventory> {
   const file = opts.inventory ?? io.env.RUNBOOK_INVENTORY;
   if (file && opts.endpoints) throw new UserError('give either --inventory or --endpoints, not both');
-  if (file) return loadInventory(file);
+  if (file) return (await import('../inventory/load.ts')).loadInventory(file);
   const endpoints = opts.endpoints ?? io.env.ETCDCTL_ENDPOINTS;
   if (!endpoints) throw new UserError('no cluster given: use --inventory cluster.yaml (see examples/) or --endpoints http://host:2379,...');
+  const { inventoryFromEndpoints } = await import('../inventory/endpoints.ts');
   return inventoryFromEndpoints(endpoints, {
     ...(opts.cacert ? { cacert: opts.cacert } : {}),
     ...(opts.cert ? { cert: opts.cert } : {}),

@@ -562,28 +562,5 @@ function execute(x: ExecInternals): RunHandle {
   };
 }
 
-/** Cancel helper for CLIs: returns an AbortController wired to SIGINT/SIGTERM (reason = the signal name). */
-export function abortOnSignals(): { signal: AbortSignal; dispose(): void } {
-  const ac = new AbortController();
-  const on = (sig: NodeJS.Signals) => () => {
-    if (ac.signal.aborted) {
-      process.stderr.write(`runbook: second ${sig}: exiting now; the journal is consistent up to the last record\n`);
-      process.exit(sig === 'SIGINT' ? 130 : 143);
-    }
-    ac.abort(sig);
-  };
-  const onInt = on('SIGINT');
-  const onTerm = on('SIGTERM');
-  process.on('SIGINT', onInt);
-  process.on('SIGTERM', onTerm);
-  return {
-    signal: ac.signal,
-    dispose() {
-      process.off('SIGINT', onInt);
-      process.off('SIGTERM', onTerm);
-    },
-  };
-}
-
 export { sleep };
 export type { AnyActorRef };
