@@ -55,7 +55,8 @@ function policyOf(input: SnapshotSaveInput) {
 export const snapshotSaveAction: ActionImpl<SnapshotSaveInput, SnapshotSaveOutput> = {
   async plan(ctx, input) {
     const dir = snapshotDir(ctx, input);
-    const src = await sourceMember(ctx);
+    // A plan often runs before the cluster is back (power-loss-restore): name the member when one answers now.
+    const from = await sourceMember(ctx).then((m) => m.name, () => 'a healthy member (none answers right now)');
     const now = new Date();
     const file = snapshotFileName(dir, ctx.inventory.name, now);
     const mine = listSnapshots(dir).filter((e) => belongsTo(e, ctx.inventory.name));
@@ -64,7 +65,7 @@ export const snapshotSaveAction: ActionImpl<SnapshotSaveInput, SnapshotSaveOutpu
       ? planRetention([...mine, { path: file, createdAt: now.getTime() }], policy, now.getTime(), [file])
       : undefined;
     return [
-      `stream a snapshot from ${src.name} into ${file} (.part first, then renamed)`,
+      `stream a snapshot from ${from} into ${file} (.part first, then renamed)`,
       input.verify ? 'verify it: sha256 trailer and snapshot status' : 'no verification (verify: false)',
       `write ${file}.json (sha256, revision, size)`,
       retention

@@ -17,7 +17,7 @@ import { utcStamp } from '../drivers/safe-fs.ts';
 import type { MemberDriver } from '../drivers/types.ts';
 import { sameURL } from '../etcd/ids.ts';
 import { freshPathOn } from '../hosts/index.ts';
-import { sha256File } from '../hosts/local.ts';
+import { localHost, sha256File } from '../hosts/local.ts';
 import type { Host } from '../hosts/types.ts';
 import type { Inventory, MemberSpec } from '../inventory/types.ts';
 import { StepError } from '../util/errors.ts';
@@ -187,6 +187,10 @@ export async function restoreMember(o: RestoreMemberOptions): Promise<RestoreMem
   await refuseWhileRunning(o);
   await checkIdentity(o);
 
+  const local = await localHost.stat(o.snapshot);
+  if (local?.type !== 'file') {
+    throw new StepError('invalid', `${m.name}: the snapshot ${o.snapshot} is not a file on this machine`, { member: m.name, hint: 'give the path of a snapshot chosen by etcd.snapshot-select' });
+  }
   const sha256 = await sha256File(o.snapshot, o.signal);
   if (o.sha256 && sha256 !== o.sha256) {
     throw new StepError('failed', `the snapshot ${o.snapshot} changed since it was chosen: sha256 ${sha256.slice(0, 12)}…, chosen ${o.sha256.slice(0, 12)}…`, {

@@ -137,6 +137,13 @@ describe('power-loss-restore (real runner, real 3-member cluster)', () => {
     corruptFile(newer, 'flip-byte');
     const before = inventoryOfFiles(cluster);
 
+    // A plan first: it describes the restore branch with concrete values and changes nothing.
+    const plan = await runner(['plan', 'power-loss-restore', '-i', inv, '--state-dir', join(cluster.dir, 'plan-state')]);
+    expect(plan.exitCode, plan.stdout.slice(-4000) + plan.stderr).toBe(0);
+    expect(plan.stdout).toMatch(/restore \[m2\]: refuse if m2 runs .* --initial-cluster m1=http:\/\/127\.0\.0\.1:\d+,m2=/);
+    expect(plan.stdout).toMatch(/fresh-snapshot: stream a snapshot from a healthy member/);
+    expect(inventoryOfFiles(cluster)).toEqual(before);
+
     const r = await runner(['run', 'power-loss-restore', '-i', inv, '--state-dir', stateDir, '--yes', '--json', '-p', 'restartWait=20s']);
     expect(r.exitCode, r.stdout.slice(-4000) + r.stderr).toBe(0);
 
