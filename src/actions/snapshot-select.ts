@@ -1,8 +1,11 @@
 /**
  * etcd.snapshot-select: the newest snapshot that passes sha256 trailer, manifest, status and a trial restore (on a
  * throwaway copy); corrupt or truncated ones are reported and skipped. Read-only; the output (path, sha256,
- * revision, rejected) is journaled, so a resumed run restores from the same file.
+ * revision, rejected) is journaled, so a resumed run restores from the same file. The throwaway copies go under
+ * $RUNBOOK_TMPDIR, else `<state dir>/tmp` (not /tmp, often a small tmpfs): room for one snapshot is needed there.
  */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { candidates, selectSnapshot, type SelectedSnapshot } from '../snapshot/select.ts';
 import type { ActionContext, ActionImpl } from './types.ts';
 
@@ -24,7 +27,10 @@ export const snapshotSelectAction: ActionImpl<SnapshotSelectInput, SelectedSnaps
   },
 
   async run(ctx, input) {
+    const tmpRoot = process.env.RUNBOOK_TMPDIR ?? join(ctx.stateDir, 'tmp');
+    mkdirSync(tmpRoot, { recursive: true });
     const chosen = await selectSnapshot({
+      tmpRoot,
       dirs: dirsOf(ctx, input),
       cluster: ctx.inventory.name,
       trialRestore: input.trialRestore,

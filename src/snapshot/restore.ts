@@ -14,6 +14,7 @@
  */
 import { dirname, join } from 'node:path';
 import { utcStamp } from '../drivers/safe-fs.ts';
+import { getFlag } from '../drivers/process.ts';
 import type { MemberDriver } from '../drivers/types.ts';
 import { sameURL } from '../etcd/ids.ts';
 import { freshPathOn } from '../hosts/index.ts';
@@ -81,9 +82,11 @@ export function initialClusterOf(inventory: Pick<Inventory, 'members'>): string 
   return inventory.members.map((m) => `${m.name}=${m.peerURL}`).join(',');
 }
 
+/** The member's data dir: the inventory's dataDir, else the --data-dir of its process command line. */
 export function dataDirOf(member: MemberSpec): string {
-  if (!member.dataDir) throw new StepError('invalid', `${member.name} has no dataDir in the inventory: cannot restore it`, { member: member.name });
-  return member.dataDir.replace(/\/+$/, '');
+  const dir = member.dataDir ?? (member.driver.type === 'process' ? getFlag(member.driver.command, 'data-dir') : undefined);
+  if (!dir) throw new StepError('invalid', `${member.name} has no dataDir in the inventory: cannot restore it`, { member: member.name, hint: 'add dataDir to the member in the inventory' });
+  return dir.replace(/\/+$/, '');
 }
 
 export async function readMarker(host: Host, dataDir: string): Promise<RestoreMarker | undefined> {

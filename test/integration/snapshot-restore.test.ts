@@ -5,7 +5,7 @@
  * initial-cluster flags once a WAL exists), selection reasons, and saving over TLS and with auth (etcdctl).
  */
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { catalog } from '../../src/actions/catalog.ts';
@@ -113,7 +113,8 @@ describe('restore-member and select on a real one-member cluster', () => {
     writeFileSync(join(dir, 'one-manifest.db.json'), JSON.stringify({ version: 1, file: 'one-manifest.db', cluster: 'one', sha256: 'e'.repeat(64), revision: 1, size: 1, createdAt: new Date().toISOString() }));
     const t = makeActionContext({ ...inv, snapshots: { dirs: [dir] } });
     try {
-      const chosen = await snapshotSelectAction.run(t.step('select'), { trialRestore: true, maxCandidates: 10 });
+      const ctx = t.step('select');
+      const chosen = await snapshotSelectAction.run(ctx, { trialRestore: true, maxCandidates: 10 });
       expect(chosen.path).toBe(good);
       const why = Object.fromEntries(chosen.rejected.map((r) => [basename(r.path), r.reason]));
       expect(Object.keys(why).sort()).toEqual([...names].sort());
@@ -123,7 +124,7 @@ describe('restore-member and select on a real one-member cluster', () => {
       expect(why['one-manifest.db']).toMatch(/manifest recorded 1/);
       // The originals are all still there; the throwaway copies are gone.
       for (const n of names) expect(existsSync(join(dir, n))).toBe(true);
-      expect(readdirSync(dirname(good)).filter((f) => f.includes('trial'))).toEqual([]);
+      expect(readdirSync(join(ctx.stateDir, 'tmp'))).toEqual([]);
     } finally {
       await t.dispose();
     }
