@@ -4,8 +4,7 @@
  * Not idempotent (every run makes a new file): no probe.
  */
 import { clusterView, isLearner } from '../etcd/view.ts';
-import { planRetention } from '../snapshot/retention.ts';
-import { applyRetention, type RetentionResult } from '../snapshot/retention.ts';
+import { applyRetention, planRetention, type RetentionResult } from '../snapshot/retention.ts';
 import { belongsTo, listSnapshots } from '../snapshot/list.ts';
 import { saveSnapshot, snapshotFileName, type SaveResult } from '../snapshot/save.ts';
 import { StepError } from '../util/errors.ts';

@@ -4,9 +4,10 @@
  * then renamed to its final name. A file that fails verification stays as `.part` (never deleted) and the save
  * fails.
  *
- * Without auth the Maintenance/Snapshot stream is read directly (grpc-stream.ts: flat memory). With auth, `etcdctl snapshot save` (the etcd3 client
- * never sends its token on that stream: ETCD-NOTES), one endpoint through ETCDCTL_ENDPOINTS, TLS and credentials
- * through ETCDCTL_* variables of the child only (never on a command line, never logged).
+ * Without auth the Maintenance/Snapshot stream is read directly (grpc-stream.ts: flat memory). With auth,
+ * `etcdctl snapshot save` (the etcd3 client never sends its token on that stream: ETCD-NOTES), one endpoint through
+ * ETCDCTL_ENDPOINTS, TLS and credentials through ETCDCTL_* variables of the child only (never on a command line,
+ * never logged).
  */
 import { open, readFile } from 'node:fs/promises';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -15,7 +16,7 @@ import type { EtcdPool } from '../etcd/pool.ts';
 import { utcStamp } from '../drivers/safe-fs.ts';
 import { fsyncPath, localHost, runArgv } from '../hosts/local.ts';
 import type { Inventory } from '../inventory/types.ts';
-import { StepError, UserError, messageOf } from '../util/errors.ts';
+import { StepError, UserError } from '../util/errors.ts';
 import { binPath, detectRestoreTool, snapshotStatus } from './etcd-tools.ts';
 import { checkSnapshotFile } from './file-check.ts';
 import { streamSnapshot } from './grpc-stream.ts';
@@ -96,8 +97,9 @@ export async function saveSnapshot(o: SaveOptions): Promise<SaveResult> {
   const part = `${file}.part`;
   const via = o.inventory.auth ? 'etcdctl' : 'stream';
   const t0 = Date.now();
+  let streamRevision: number | undefined;
   if (via === 'etcdctl') await etcdctlSave(o.inventory, o.endpoint, part, o.signal);
-  else await streamToFile(o.inventory, o.endpoint, part, o.signal);
+  else streamRevision = await streamToFile(o.inventory, o.endpoint, part, o.signal);
   fsyncPath(part);
   fsyncPath(o.dir);
 
@@ -118,7 +120,7 @@ export async function saveSnapshot(o: SaveOptions): Promise<SaveResult> {
     file: basename(file),
     cluster: o.inventory.name,
     sha256: check.sha256,
-    revision: revision ?? 0,
+    revision: revision ?? streamRevision ?? 0,
     size: check.size,
     createdAt: at.toISOString(),
     endpoint: o.endpoint,
