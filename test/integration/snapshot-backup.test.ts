@@ -80,8 +80,9 @@ describe('snapshot-backup (real runner, real etcd)', () => {
     expect(manifest).toMatchObject({ cluster: 'big', sha256: out.sha256, size: out.size, verified: true, via: 'stream' });
     expect(manifest.revision).toBeGreaterThan(220);
     expect(existsSync(`${out.path}.part`)).toBe(false);
-    expect(peakKb, `runner peak RSS ${Math.round(peakKb / 1024)} MiB`).toBeGreaterThan(0);
-    expect(peakKb / 1024).toBeLessThan(150);
+    expect(peakKb, 'no RSS sample of the runner').toBeGreaterThan(0);
+    // Measured here: ~136-139 MiB, of which ~131 MiB is the runner before the step starts.
+    expect(peakKb / 1024, `runner peak RSS ${(peakKb / 1024).toFixed(1)} MiB`).toBeLessThan(150);
   }, 240_000);
 
   it('retention keeps exactly what keepLast and maxAge say and moves the rest into expired/', async () => {
