@@ -1,0 +1,112 @@
+/**
+ * "Nothing was deleted", checked: list a directory tree before a test acts, and afterwards assert that every path
+ * that existed still exists, or was moved aside to a `<path>.<label>-<ts>` sibling (the product's rule: data dirs,
+ * snapshots, journals are never deleted, only moved aside with a timestamp), possibly as part of a moved-aside
+ * parent directory.
+ *
+ * @example
+ * const before = snapshotTree([cluster.dir], { ignore: etcdChurn });
+ * …run, crash, resume…
+ * assertNoDataLoss(before);
+ *
+ * Files that etcd itself rotates (WAL segments, .snap files, temp files) come and go by design: pass
+ * `ignore: etcdChurn` for trees that hold etcd data dirs. Runner temp files (`*.tmp-<pid>`) and lock files
+ * (released locks are removed) are ignored by `runnerChurn`.
+ */
+import { existsSync, lstatSync, readdirSync } from 'node:fs';
+import { basename, dirname, join, relative, sep } from 'node:path';
+
+export interface TreeEntry {
+  type: 'file' | 'dir' | 'symlink' | 'other';
+  size: number;
+}
+
+export interface TreeSnapshot {
+  roots: string[];
+  entries: Map<string, TreeEntry>;
+  ignore: (path: string) => boolean;
+}
+
+const MAX_ENTRIES = 200_000;
+
+/** etcd's own rotation: WAL segments and their preallocated .tmp, raft .snap files, bbolt's defrag temp. */
+export function etcdChurn(path: string): boolean {
+  return /[\\/]member[\\/]wal[\\/][^\\/]+\.(wal|tmp)$/.test(path) || /[\\/]member[\\/]snap[\\/][^\\/]+\.snap(\.db)?$/.test(path) || /[\\/]member[\\/]snap[\\/]db\.tmp/.test(path) || /\.tmp$/.test(path);
+}
+
+/** The runner's temp files (atomic writes) and lock files (removed on release, by design). */
+export function runnerChurn(path: string): boolean {
+  return /\.tmp-\d+$/.test(path) || /[\\/]locks[\\/][^\\/]+\.lock$/.test(path);
+}
+
+export function anyOf(...preds: ((p: string) => boolean)[]): (p: string) => boolean {
+  return (p) => preds.some((f) => f(p));
+}
+
+/** List every path under `roots` (symlinks are not followed). */
+export function snapshotTree(roots: string | string[], opts: { ignore?: (path: string) => boolean } = {}): TreeSnapshot {
+  const list = Array.isArray(roots) ? roots : [roots];
+  const ignore = opts.ignore ?? (() => false);
+  const entries = new Map<string, TreeEntry>();
+  const stack = [...list];
+  while (stack.length) {
+    const p = stack.pop()!;
+    let st;
+    try {
+      st = lstatSync(p);
+    } catch {
+      continue; // vanished while listing: not ours to judge
+    }
+    const type: TreeEntry['type'] = st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
+    if (!ignore(p)) entries.set(p, { type, size: st.size });
+    if (entries.size > MAX_ENTRIES) throw new Error(`snapshotTree: more than ${MAX_ENTRIES} entries under ${list.join(', ')}`);
+    if (type === 'dir') for (const name of readdirSync(p)) stack.push(join(p, name));
+  }
+  return { roots: list, entries, ignore };
+}
+
+/** `<name>.<label>-<ts>`: the way the product moves things aside (label like pre-restore, torn, stale; ts starts with a digit). */
+function asideNames(dir: string, name: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const prefix = `${name}.`;
+  return names.filter((n) => n.startsWith(prefix) && /^[A-Za-z][A-Za-z0-9_-]*?-\d[\w:.+-]*$/.test(n.slice(prefix.length)));
+}
+
+/** Where a missing path went, if it (or a parent of it) was moved aside; undefined when it is simply gone. */
+export function movedAside(path: string, roots: string[]): string | undefined {
+  const within = (p: string) => roots.some((r) => p === r || p.startsWith(r + sep));
+  for (let anc = path; within(anc); anc = dirname(anc)) {
+    if (!existsSync(anc)) {
+      const rest = relative(anc, path);
+      for (const n of asideNames(dirname(anc), basename(anc))) {
+        const candidate = rest ? join(dirname(anc), n, rest) : join(dirname(anc), n);
+        if (existsSync(candidate)) return candidate;
+      }
+    }
+    if (roots.includes(anc)) break;
+  }
+  return undefined;
+}
+
+/** Paths that existed at the snapshot and are now neither there nor moved aside. */
+export function lostPaths(before: TreeSnapshot): string[] {
+  const lost: string[] = [];
+  for (const p of before.entries.keys()) {
+    if (existsSync(p)) continue;
+    if (movedAside(p, before.roots) === undefined) lost.push(p);
+  }
+  return lost.sort();
+}
+
+/** Throws, listing what was lost, when anything that existed before is gone without a moved-aside copy. */
+export function assertNoDataLoss(before: TreeSnapshot, what = 'no data lost'): void {
+  const lost = lostPaths(before);
+  if (lost.length === 0) return;
+  const shown = lost.slice(0, 20).map((p) => `  ${p}`).join('\n');
+  throw new Error(`${what}: ${lost.length} path(s) that existed before are gone and were not moved aside:\n${shown}${lost.length > 20 ? '\n  …' : ''}`);
+}
