@@ -3,10 +3,10 @@
  * restore. Never deletes, never overwrites; refuses while the member's process runs or anything listens on its
  * client or peer URL (an etcd waiting for quorum accepts connections without answering).
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { driverFor } from '../drivers/index.ts';
-import { freshPath, moveNoClobber, utcStamp } from '../drivers/safe-fs.ts';
+import { utcStamp } from '../drivers/safe-fs.ts';
+import { hostFor, moveAside, type Host } from '../hosts/index.ts';
 import type { MemberSpec } from '../inventory/types.ts';
 import { StepError, messageOf } from '../util/errors.ts';
 import { itemMember } from './etcd-common.ts';
@@ -23,28 +23,18 @@ export interface MoveAsideOutput {
   to: string;
 }
 
-function target(ctx: ActionContext): { m: MemberSpec; dataDir: string } {
+/** The member, its data dir, and the host its files live on (this machine, or its ssh host). */
+function target(ctx: ActionContext): { m: MemberSpec; dataDir: string; host: Host } {
   const m = itemMember(ctx, 'members.move-data-aside');
-  if (m.ssh) {
-    throw new StepError('unimplemented', `members.move-data-aside: ${m.name} is on ${m.ssh.host} (ssh): moving a remote data dir is not implemented in this build`, {
-      member: m.name,
-      hint: `move it by hand on ${m.ssh.host} (mv <dataDir> <dataDir>.pre-restore-<timestamp>), then resume with --mark-done`,
-    });
-  }
   if (!m.dataDir) throw new StepError('invalid', `members.move-data-aside: ${m.name} has no dataDir in inventory ${ctx.inventory.name}`, { member: m.name });
-  return { m, dataDir: m.dataDir.replace(/\/+$/, '') };
+  return { m, dataDir: m.dataDir.replace(/\/+$/, ''), host: hostFor(m) };
 }
 
-/** Earlier moved-aside copies `<dataDir>.<label>-*`, oldest first (the stamps sort by time). */
-export function movedAside(dataDir: string, label: string): string[] {
+/** Earlier moved-aside copies `<dataDir>.<label>-*` on the host, oldest first (the stamps sort by time). */
+export async function movedAside(host: Host, dataDir: string, label: string): Promise<string[]> {
   const dir = dirname(dataDir);
   const prefix = `${basename(dataDir)}.${label}-`;
-  let entries: string[];
-  try {
-    entries = readdirSync(dir);
-  } catch {
-    return [];
-  }
+  const entries = await host.list(dir);
   return entries.filter((e) => e.startsWith(prefix)).sort().map((e) => join(dir, e));
 }
 
@@ -70,46 +60,49 @@ async function refuseWhileInUse(m: MemberSpec): Promise<void> {
 
 export const moveDataAsideAction: ActionImpl<MoveAsideInput, MoveAsideOutput> = {
   async probe(ctx, input) {
-    const { m, dataDir } = target(ctx);
-    if (existsSync(dataDir)) return { done: false, detail: `${dataDir} exists` };
-    const moved = movedAside(dataDir, input.label);
+    const { m, dataDir, host } = target(ctx);
+    if (await host.stat(dataDir)) return { done: false, detail: `${dataDir} exists on ${host.label}` };
+    const moved = await movedAside(host, dataDir, input.label);
     const last = moved.at(-1);
     if (last) return { done: true, output: { member: m.name, from: dataDir, to: last }, detail: `${dataDir} is gone and ${last} exists` };
     return { done: false, detail: `${dataDir} does not exist and no ${basename(dataDir)}.${input.label}-* copy is next to it` };
   },
 
   async plan(ctx, input) {
-    const { m, dataDir } = target(ctx);
-    return `refuse if ${m.name} runs or listens; rename ${dataDir} → ${dataDir}.${input.label}-${utcStamp()} (nothing is deleted)`;
+    const { m, dataDir, host } = target(ctx);
+    return `refuse if ${m.name} runs or listens; rename ${dataDir} → ${dataDir}.${input.label}-${utcStamp()} on ${host.label} (nothing is deleted)`;
   },
 
   async run(ctx, input) {
-    const { m, dataDir } = target(ctx);
-    if (!existsSync(dataDir)) {
-      const last = movedAside(dataDir, input.label).at(-1);
+    const { m, dataDir, host } = target(ctx);
+    const st = await host.stat(dataDir);
+    if (!st) {
+      const last = (await movedAside(host, dataDir, input.label)).at(-1);
       if (last) return { member: m.name, from: dataDir, to: last };
       throw new StepError('precondition', `${m.name}: data dir ${dataDir} does not exist and no ${basename(dataDir)}.${input.label}-* copy is next to it`, {
         member: m.name,
         hint: 'check dataDir in the inventory; if the data is really gone, resume with --mark-done for this step',
       });
     }
-    if (!statSync(dataDir).isDirectory()) throw new StepError('precondition', `${m.name}: ${dataDir} is not a directory`, { member: m.name });
+    if (st.type !== 'dir') throw new StepError('precondition', `${m.name}: ${dataDir} on ${host.label} is not a directory`, { member: m.name });
     await refuseWhileInUse(m);
-    const to = freshPath(`${dataDir}.${input.label}-${utcStamp()}`);
+    let to: string;
     try {
-      moveNoClobber(dataDir, to);
+      to = await moveAside(host, dataDir, input.label);
     } catch (err) {
       if (err instanceof StepError) throw err;
-      throw new StepError('failed', `${m.name}: cannot move ${dataDir} to ${to}: ${messageOf(err)}`, { member: m.name });
+      throw new StepError('failed', `${m.name}: cannot move ${dataDir} aside on ${host.label}: ${messageOf(err)}`, { member: m.name });
     }
-    ctx.log(`moved the data dir of ${m.name}: ${dataDir} → ${to}`);
+    ctx.log(`moved the data dir of ${m.name}${host.remote ? ` on ${host.label}` : ''}: ${dataDir} → ${to}`);
     return { member: m.name, from: dataDir, to };
   },
 
   async verify(ctx, _input, output) {
-    if (existsSync(output.from) || !existsSync(output.to)) {
-      throw new StepError('failed', `${output.member}: after the move, ${output.from} ${existsSync(output.from) ? 'still exists' : 'is gone'} and ${output.to} ${existsSync(output.to) ? 'exists' : 'is missing'}`, { member: output.member });
+    const { host } = target(ctx);
+    const from = Boolean(await host.stat(output.from));
+    const to = Boolean(await host.stat(output.to));
+    if (from || !to) {
+      throw new StepError('failed', `${output.member}: after the move, ${output.from} ${from ? 'still exists' : 'is gone'} and ${output.to} ${to ? 'exists' : 'is missing'}`, { member: output.member });
     }
-    void ctx;
   },
 };
