@@ -106,7 +106,7 @@ export function evalExpr(text: string, scope: ExprScope): unknown {
     result = compiled(toScope(scope));
   } catch (err) {
     const { error } = celError(err);
-    const hint = /^No such key/i.test(error) ? ' (use has(x.y) to test whether a field is set)' : '';
+    const hint = /^No such key/i.test(error) ? ` (test whether a field is set with 'y' in x, e.g. 'recovered' in steps["try-restart"].output)` : '';
     throw new StepError('invalid', `cannot evaluate ${quote(text)}: ${error}${hint}`);
   }
   if (result instanceof Promise) throw new StepError('invalid', `expression ${quote(text)} is asynchronous`);
