@@ -82,7 +82,7 @@ describe('evalExpr', () => {
   it('fails with a StepError naming the expression, never a stack trace', () => {
     const e = stepError(() => evalExpr('steps.nope.output', scope));
     expect(e.kind).toBe('invalid');
-    expect(e.message).toBe('cannot evaluate "steps.nope.output": No such key: nope (use has(x.y) to test whether a field is set)');
+    expect(e.message).toBe('cannot evaluate "steps.nope.output": No such key: nope (test whether a field is set with \'y\' in x, e.g. \'recovered\' in steps["try-restart"].output)');
     expect(stepError(() => evalExpr('params.keepRevisions / 0', scope)).message).toMatch(/division by zero/);
     expect(stepError(() => evalExpr('params.keepRevisions +', scope)).message).toMatch(/^cannot parse expression "params.keepRevisions \+"/);
     expect(stepError(() => evalExpr('params.ratio + 1', scope)).message).not.toMatch(/\n/);
