@@ -20,8 +20,34 @@ import { formatDuration } from '../util/units.ts';
 import { json, type Io } from './output.ts';
 import { setExit } from './main.ts';
 import { resolveInventory, targetOptions, type TargetOpts } from './target.ts';
+import { openStore, type StoreFlags } from '../store/open.ts';
+import type { StateStore } from '../store/types.ts';
 
-interface CommonRunOpts extends TargetOpts {
+/** `--store etcd://…` and its TLS files (run state in a management etcd instead of the state dir). */
+function storeOptions(c: Command): Command {
+  return c
+    .option('--store <url>', 'keep run state in a management etcd: etcd://host:port[,host:port…] (default: the state dir)')
+    .option('--store-cacert <file>', 'CA of the management etcd (makes --store use TLS)')
+    .option('--store-cert <file>', 'client certificate for the management etcd')
+    .option('--store-key <file>', 'client key for the management etcd');
+}
+
+/** True when runs go to a management etcd (`--store etcd://…` or $RUNBOOK_STORE), not the state dir. */
+function remoteStore(opts: StoreFlags, env: NodeJS.ProcessEnv): boolean {
+  const url = opts.store ?? env.RUNBOOK_STORE;
+  return Boolean(url) && !/^file(:|$)/.test(url!);
+}
+
+async function withStore<T>(opts: StoreFlags & { stateDir?: string }, io: Io, fn: (store: StateStore) => Promise<T>): Promise<T> {
+  const store = await openStore(opts, io.env, stateDirOf(opts, io));
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+interface CommonRunOpts extends TargetOpts, StoreFlags {
   param?: string[];
   stateDir?: string;
   json?: boolean;
@@ -85,12 +111,12 @@ function attach(io: Io, opts: { json?: boolean; verbose?: boolean; interactive: 
   return { onEvent, close: () => rl?.close() };
 }
 
-async function drive(io: Io, cmd: Command, make: (onEvent: (r: JournalRecord) => void, signal: AbortSignal) => RunHandle, opts: CommonRunOpts) {
+async function drive(io: Io, cmd: Command, make: (onEvent: (r: JournalRecord) => void, signal: AbortSignal) => RunHandle | Promise<RunHandle>, opts: CommonRunOpts) {
   const sig = abortOnSignals();
   let handle: RunHandle | undefined;
   const view = attach(io, { ...(opts.json ? { json: true } : {}), ...(opts.verbose ? { verbose: true } : {}), interactive: io.isTTY && Boolean(process.stdin.isTTY) && !opts.yes && !opts.json }, () => handle);
   try {
-    handle = make(view.onEvent, sig.signal);
+    handle = await make(view.onEvent, sig.signal);
     const result = await handle.done;
     if (result.status === 'cancelled') io.err(`runbook: run ${result.runId} interrupted; it is resumable: runbook resume ${result.runId}`);
     setExit(cmd, result.exitCode);
@@ -102,7 +128,7 @@ async function drive(io: Io, cmd: Command, make: (onEvent: (r: JournalRecord) =>
 
 export function registerRunCommands(program: Command, io: Io): void {
   const withRunOptions = (c: Command) =>
-    targetOptions(c)
+    storeOptions(targetOptions(c))
       .option('-p, --param <key=value>', 'set a runbook parameter (repeatable)', collect, [])
       .option('--state-dir <dir>', 'where runs are kept (default $RUNBOOK_STATE_DIR or ~/.local/state/runbook)')
       .option('--json', 'print events as JSON lines')
@@ -123,14 +149,19 @@ export function registerRunCommands(program: Command, io: Io): void {
       const inventory = await resolveInventory(opts, io);
       const registry = await loadRegistry();
       const stateDir = stateDirOf(opts, io);
-      const { startRun } = await engine();
-      await drive(io, cmd, (onEvent, signal) => startRun({
-        runbook, runbookText: text, inventory, params, registry, stateDir, onEvent, signal,
+      const { startRun, startStoredRun } = await engine();
+      const runOpts = {
+        runbook, runbookText: text, inventory, params, registry, stateDir,
         ...(opts.dryRun ? { dryRun: true } : {}),
         ...(opts.yes ? { autoApprove: operator(io) } : {}),
         ...(opts.breakLock ? { breakLock: true } : {}),
         requestedBy: operator(io),
-      }), opts);
+      };
+      if (!remoteStore(opts, io.env)) {
+        await drive(io, cmd, (onEvent, signal) => startRun({ ...runOpts, onEvent, signal }), opts);
+        return;
+      }
+      await withStore(opts, io, (store) => drive(io, cmd, (onEvent, signal) => startStoredRun({ ...runOpts, onEvent, signal, store }), opts));
     });
 
   withRunOptions(
@@ -149,10 +180,10 @@ export function registerRunCommands(program: Command, io: Io): void {
     }), opts);
   });
 
-  program
+  storeOptions(program
     .command('resume')
     .description('continue a run that crashed, was interrupted or failed; steps that took effect are not repeated')
-    .argument('<run-id>')
+    .argument('<run-id>'))
     .option('--state-dir <dir>', 'where runs are kept')
     .option('-y, --yes', 'approve every approval up front')
     .option('--json', 'print events as JSON lines')
@@ -164,6 +195,33 @@ export function registerRunCommands(program: Command, io: Io): void {
     .option('--break-lock', "take over a stale lock left by another run's dead process")
     .action(async (runId: string, opts: CommonRunOpts & { inventory?: string; savedRunbook?: boolean; markDone: string[]; rerun: string[] }, cmd: Command) => {
       const stateDir = stateDirOf(opts, io);
+      if (remoteStore(opts, io.env)) {
+        await withStore(opts, io, async (store) => {
+          const meta = await store.readRunMeta(runId);
+          let runbook: Runbook;
+          let text: string;
+          if (opts.savedRunbook || !fs.existsSync(meta.runbookFile)) {
+            if (!opts.savedRunbook) throw new UserError(`the run's runbook ${meta.runbookFile} is gone; resume with --saved-runbook`);
+            text = await store.readRunbookCopy(runId);
+            runbook = (await import('../runbook/load.ts')).loadRunbookText(text, `${store.description}: run ${runId}`);
+          } else {
+            ({ runbook, text } = await readRunbook(meta.runbookFile));
+          }
+          const inventory: Inventory | undefined = opts.inventory ? await resolveInventory({ inventory: opts.inventory }, io) : undefined;
+          const resolutions: Record<string, 'done' | 'rerun'> = {};
+          for (const s of opts.markDone ?? []) resolutions[s] = 'done';
+          for (const s of opts.rerun ?? []) resolutions[s] = 'rerun';
+          const registry = await loadRegistry();
+          const { resumeStoredRun } = await engine();
+          await drive(io, cmd, (onEvent, signal) => resumeStoredRun({
+            stateDir, runId, registry, runbook, runbookText: text, onEvent, signal, resolutions, store,
+            ...(inventory ? { inventory } : {}),
+            ...(opts.yes ? { autoApprove: operator(io) } : {}),
+            ...(opts.breakLock ? { breakLock: true } : {}),
+          }), opts);
+        });
+        return;
+      }
       const meta = readRunMeta(stateDir, runId);
       const dir = runDir(stateDir, runId);
       let runbook: Runbook;
@@ -190,14 +248,25 @@ export function registerRunCommands(program: Command, io: Io): void {
     });
 
   for (const verb of ['approve', 'deny'] as const) {
-    program
+    storeOptions(program
       .command(verb)
       .description(verb === 'approve' ? 'approve a step that is waiting for approval' : 'deny a step that is waiting for approval (the run ends)')
       .argument('<run-id>')
-      .argument('<step>')
+      .argument('<step>'))
       .option('--state-dir <dir>', 'where runs are kept')
       .option('--reason <text>', 'why (recorded)')
-      .action(async (runId: string, stepId: string, opts: { stateDir?: string; reason?: string }) => {
+      .action(async (runId: string, stepId: string, opts: StoreFlags & { stateDir?: string; reason?: string }) => {
+        if (remoteStore(opts, io.env)) {
+          await withStore(opts, io, async (store) => {
+            const meta = await store.readRunMeta(runId);
+            const r = await store.decideApproval(runId, stepId, {
+              decision: verb === 'approve' ? 'granted' : 'denied', by: operator(io), via: 'cli', ...(opts.reason ? { reason: opts.reason } : {}),
+            });
+            if (!r.first) throw new UserError(`step "${stepId}" of run ${runId} was already ${r.decision.decision} by ${r.decision.by} at ${r.decision.at}`);
+            io.out(`${verb === 'approve' ? 'approved' : 'denied'} step "${stepId}" of run ${runId} (${meta.runbook}) in the ${store.description}`);
+          });
+          return;
+        }
         const { recordDecision } = await engine();
         const stateDir = stateDirOf(opts, io);
         const meta = readRunMeta(stateDir, runId);
@@ -211,16 +280,15 @@ export function registerRunCommands(program: Command, io: Io): void {
       });
   }
 
-  program
+  storeOptions(program
     .command('status')
     .description('show where a run is: each step, per member, with times')
-    .argument('<run-id>')
+    .argument('<run-id>'))
     .option('--state-dir <dir>', 'where runs are kept')
     .option('--json', 'machine-readable output')
-    .action((runId: string, opts: { stateDir?: string; json?: boolean }) => {
-      const stateDir = stateDirOf(opts, io);
-      const meta = readRunMeta(stateDir, runId);
-      const read = readJournal(files.journal(runDir(stateDir, runId)));
+    .action((runId: string, opts: StoreFlags & { stateDir?: string; json?: boolean }) => withStore(opts, io, async (store) => {
+      const meta = await store.readRunMeta(runId);
+      const read = await store.readJournal(runId);
       const fold = foldJournal(read.records);
       const steps = [...fold.steps].map(([id, s]) => ({
         id, status: s.status, ...(s.items ? { items: s.items.map((k) => ({ key: k, status: s.item.get(k)?.status ?? 'pending', attempts: s.item.get(k)?.attempts ?? 0 })) } : {}),
@@ -238,31 +306,32 @@ export function registerRunCommands(program: Command, io: Io): void {
       }
       if (fold.finished?.report) io.out(formatReport(fold.finished.report as RunReport, { color: io.color }));
       if (fold.status === 'failed' || fold.status === 'cancelled' || fold.status === 'running') io.out(`resume with: runbook resume ${runId}`);
-    });
+    }));
 
-  program
+  storeOptions(program
     .command('history')
-    .description('list runs, newest first')
+    .description('list runs, newest first'))
     .option('--state-dir <dir>', 'where runs are kept')
     .option('-n, --limit <n>', 'how many', '20')
     .option('--json', 'machine-readable output')
-    .action((opts: { stateDir?: string; limit: string; json?: boolean }) => {
+    .action((opts: StoreFlags & { stateDir?: string; limit: string; json?: boolean }) => withStore(opts, io, async (store) => {
       const stateDir = stateDirOf(opts, io);
       const limit = Number(opts.limit);
       if (!Number.isInteger(limit) || limit < 1) throw new UserError(`--limit: expected a positive integer, got ${JSON.stringify(opts.limit)}`);
-      const rows = listRunIds(stateDir).reverse().slice(0, limit).map((id) => {
+      const ids = (await store.listRunIds()).reverse().slice(0, limit);
+      const rows = await Promise.all(ids.map(async (id) => {
         try {
-          const meta = readRunMeta(stateDir, id);
-          const fold = foldJournal(readJournal(files.journal(runDir(stateDir, id))).records);
+          const meta = await store.readRunMeta(id);
+          const fold = foldJournal((await store.readJournal(id)).records);
           return { runId: id, runbook: meta.runbook, cluster: meta.inventory.name, status: fold.status, startedAt: meta.createdAt, durationMs: fold.finished?.durationMs ?? null };
         } catch {
           return { runId: id, runbook: '?', cluster: '?', status: 'unreadable', startedAt: '', durationMs: null };
         }
-      });
+      }));
       if (opts.json) return io.out(json(rows));
-      if (!rows.length) return io.out(`no runs in ${stateDir}`);
+      if (!rows.length) return io.out(`no runs in ${store.kind === 'file' ? stateDir : store.description}`);
       for (const r of rows) io.out(`${r.runId}  ${r.runbook.padEnd(20)} ${r.cluster.padEnd(12)} ${String(r.status).padEnd(18)} ${r.durationMs !== null ? formatDuration(r.durationMs) : ''}`);
-    });
+    }));
 
   void Option;
   void ExitCode;

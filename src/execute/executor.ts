@@ -23,6 +23,7 @@ import {
 } from './run-store.ts';
 import { applyRecord, foldJournal, newRunState, stepState, type RunState } from './state.ts';
 import { runStep, toErrorInfo, type StepEnv } from './step-runner.ts';
+import type { StateStore, StoreJournalWriter, StoreLock } from '../store/types.ts';
 
 export interface RunOptions {
   runbook: Runbook;
@@ -163,6 +164,93 @@ export function resumeRun(opts: ResumeOptions): RunHandle {
   }
 }
 
+/**
+ * Start a run whose state lives in a StateStore. The file store (or none) is exactly `startRun`; another store
+ * (a management etcd) is checked not to be the target cluster, then holds the lock, the run and its journal.
+ */
+export async function startStoredRun(opts: RunOptions & { store?: StateStore; owner?: string }): Promise<RunHandle> {
+  const store = opts.store;
+  if (!store || store.kind === 'file' || opts.dryRun) return startRun(opts);
+  const runId = opts.runId ?? newRunId(opts.runbook.name);
+  await store.checkNotTarget(opts.inventory);
+  const lock = await store.acquireLock(opts.inventory, runId, { breakLock: opts.breakLock ?? false, ...(opts.owner ? { owner: opts.owner } : {}) });
+  try {
+    const meta: RunMeta = {
+      runId,
+      runbook: opts.runbook.name,
+      runbookFile: opts.runbook.source.file,
+      hash: opts.runbook.source.hash,
+      params: opts.params,
+      inventory: storableInventory(opts.inventory),
+      createdAt: new Date().toISOString(),
+      ...(opts.requestedBy ? { requestedBy: opts.requestedBy } : {}),
+      ...(opts.approvalTimeoutMs ? { approvalTimeoutMs: opts.approvalTimeoutMs } : {}),
+      ...(opts.extraApprovals?.length ? { extraApprovals: opts.extraApprovals } : {}),
+    };
+    await store.createRun(meta, opts.runbookText);
+    const journal = await store.openJournal(runId, lock);
+    return execute({ ...opts, runId, journal, fold: newRunState(), resolutions: {}, dir: undefined, lock, resumed: false, store });
+  } catch (err) {
+    await Promise.resolve(lock.release()).catch(() => {});
+    throw err;
+  }
+}
+
+/** Resume a run kept in a StateStore (a takeover after its runner died, or `runbook resume --store`). */
+export async function resumeStoredRun(opts: ResumeOptions & { store?: StateStore; owner?: string }): Promise<RunHandle> {
+  const store = opts.store;
+  if (!store || store.kind === 'file') return resumeRun(opts);
+  const meta = await store.readRunMeta(opts.runId);
+  if (opts.runbook.source.hash !== meta.hash) {
+    throw new UserError(
+      `runbook "${meta.runbook}" changed since run ${opts.runId} started (hash ${meta.hash.slice(0, 12)} then, ${opts.runbook.source.hash.slice(0, 12)} now): ` +
+        `resuming with different steps could repeat or skip work.\n  Resume with the run's own copy: runbook resume ${opts.runId} --saved-runbook`,
+    );
+  }
+  const inventory = opts.inventory ?? meta.inventory;
+  const before = foldJournal((await store.readJournal(opts.runId)).records);
+  if (before.status === 'succeeded' || before.status === 'denied') {
+    throw new UserError(`run ${opts.runId} already ended (${before.status}); nothing to resume`);
+  }
+  await store.checkNotTarget(inventory);
+  const lock = await store.acquireLock(inventory, opts.runId, { breakLock: opts.breakLock ?? false, ...(opts.owner ? { owner: opts.owner } : {}) });
+  try {
+    // Read the journal again under the lock: the previous holder may have appended until its lease ran out.
+    const journal = await store.openJournal(opts.runId, lock);
+    const fold = foldJournal(journal.records);
+    if (fold.status === 'succeeded' || fold.status === 'denied') {
+      throw new UserError(`run ${opts.runId} already ended (${fold.status}); nothing to resume`);
+    }
+    const snapshotText = await store.loadSnapshot(opts.runId);
+    return execute({
+      runbook: opts.runbook,
+      runbookText: opts.runbookText,
+      inventory,
+      params: meta.params,
+      registry: opts.registry,
+      stateDir: opts.stateDir,
+      ...(opts.autoApprove ? { autoApprove: opts.autoApprove } : {}),
+      ...(meta.extraApprovals ? { extraApprovals: meta.extraApprovals } : {}),
+      ...(meta.approvalTimeoutMs ? { approvalTimeoutMs: meta.approvalTimeoutMs } : {}),
+      ...(meta.requestedBy ? { requestedBy: meta.requestedBy } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+      runId: opts.runId,
+      journal,
+      fold,
+      resolutions: opts.resolutions ?? {},
+      dir: undefined,
+      lock,
+      resumed: true,
+      store,
+      ...(snapshotText ? { snapshotText } : {}),
+    });
+  } catch (err) {
+    await Promise.resolve(lock.release()).catch(() => {});
+    throw err;
+  }
+}
+
 /** Record an approval decision from another process (CLI `runbook approve`, chat-ops). First decision wins. */
 export function recordDecision(stateDir: string, runId: string, stepId: string, d: { decision: 'granted' | 'denied'; by: string; via: string; reason?: string }) {
   const dir = runDir(stateDir, runId);
@@ -176,9 +264,13 @@ interface ExecInternals extends RunOptions {
   fold: RunState;
   resolutions: Record<string, 'done' | 'rerun'>;
   dir: string | undefined;
-  lock: HeldLock | undefined;
+  lock: HeldLock | StoreLock | undefined;
   resumed: boolean;
   resumeNote?: string;
+  /** A non-file store (etcd): approvals and the machine snapshot go there instead of the run dir. */
+  store?: StateStore;
+  /** The persisted machine snapshot read from the store (resume). */
+  snapshotText?: string;
 }
 
 function inventoryView(inv: Inventory): Record<string, unknown> {
@@ -217,7 +309,10 @@ function execute(x: ExecInternals): RunHandle {
     return rec;
   };
   // the step runner appends through the same path so the fold and the listeners see everything
-  const journalView: JournalWriter = { records: journal.records, append: emit, close: () => journal.close() };
+  const journalView: JournalWriter = {
+    records: journal.records, append: emit, close: () => journal.close(),
+    ...(journal.flush ? { flush: () => journal.flush!() } : {}),
+  };
 
   const resumeCommand = `runbook resume ${runId}`;
   const scope = (context: MachineContext, item?: StepItem) => ({
@@ -330,8 +425,11 @@ function execute(x: ExecInternals): RunHandle {
     if (st.approval?.status === 'granted') return;
     if (st.approval?.status === 'denied') throw new StepError('denied', `step "${s.id}" was denied by ${st.approval.by}`);
     const timeout = x.approvalTimeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS;
-    const existing = x.dir ? readApproval(x.dir, s.id) : undefined;
+    const existing = x.store ? await x.store.readApproval(runId, s.id) : x.dir ? readApproval(x.dir, s.id) : undefined;
     let decision = existing;
+    if (!decision && x.autoApprove && x.store) {
+      decision = (await x.store.decideApproval(runId, s.id, { decision: 'granted', by: x.autoApprove, via: 'cli --yes' })).decision;
+    }
     if (!decision && x.autoApprove) {
       decision = x.dir ? decideApproval(x.dir, s.id, { decision: 'granted', by: x.autoApprove, via: 'cli --yes' }).decision : { decision: 'granted', by: x.autoApprove, via: 'cli --yes', at: '' };
     }
@@ -344,11 +442,12 @@ function execute(x: ExecInternals): RunHandle {
       while (!decision) {
         if (abort.signal.aborted) throw new StepError('cancelled', 'run interrupted while waiting for approval');
         if (Date.now() >= expiresAt) {
-          decision = x.dir ? decideApproval(x.dir, s.id, { decision: 'denied', by: 'runbook', via: 'expiry', reason: 'approval expired' }).decision : undefined;
+          if (x.store) decision = (await x.store.decideApproval(runId, s.id, { decision: 'denied', by: 'runbook', via: 'expiry', reason: 'approval expired' })).decision;
+          decision ??= x.dir ? decideApproval(x.dir, s.id, { decision: 'denied', by: 'runbook', via: 'expiry', reason: 'approval expired' }).decision : undefined;
           decision ??= { decision: 'denied', by: 'runbook', via: 'expiry', reason: 'approval expired', at: '' };
           break;
         }
-        decision = x.dir ? readApproval(x.dir, s.id) : undefined;
+        decision = x.store ? await x.store.readApproval(runId, s.id).catch(() => undefined) : x.dir ? readApproval(x.dir, s.id) : undefined;
         if (decision) break;
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, Math.min(APPROVAL_POLL_MS, Math.max(0, expiresAt - Date.now())));
@@ -475,6 +574,15 @@ function execute(x: ExecInternals): RunHandle {
       restored = undefined; // missing or damaged: rebuild from the journal (journaled steps return at once)
     }
   }
+  const remoteSnapshots = x.store ? (journal as StoreJournalWriter).saveSnapshot?.bind(journal) : undefined;
+  if (x.resumed && x.snapshotText && fold.status !== 'failed' && fold.status !== 'cancelled') {
+    try {
+      const saved = JSON.parse(x.snapshotText) as { hash: string; snapshot: { status: string } };
+      if (saved.hash === runbook.source.hash && saved.snapshot?.status === 'active') restored = saved.snapshot;
+    } catch {
+      restored = undefined;
+    }
+  }
 
   if (x.resumed) {
     emit({ type: 'run.resumed', runId, pid: process.pid, ...(x.resumeNote ? { note: x.resumeNote } : restored ? { note: 'restored from the persisted machine snapshot' } : { note: 'replaying from the journal' }) });
@@ -495,11 +603,12 @@ function execute(x: ExecInternals): RunHandle {
   let lastGood = '';
   actor.subscribe({
     next: (snap) => {
-      if (!snapshotFile || snap.status === 'error') return; // never overwrite a good snapshot with an error one
+      if ((!snapshotFile && !remoteSnapshots) || snap.status === 'error') return; // never overwrite a good snapshot with an error one
       try {
         const data = JSON.stringify({ hash: runbook.source.hash, snapshot: actor.getPersistedSnapshot() });
         if (data !== lastGood) {
-          writeFileAtomic(snapshotFile, data);
+          if (snapshotFile) writeFileAtomic(snapshotFile, data);
+          else remoteSnapshots!(data);
           lastGood = data;
         }
       } catch {
@@ -515,8 +624,15 @@ function execute(x: ExecInternals): RunHandle {
       const report = buildReport(runbook, fold, started);
       const rec = emit({ type: 'run.finished', status, ...(error ? { error } : {}), durationMs: Date.now() - (fold.startedAt ?? started), report });
       void rec;
+      try {
+        await journal.flush?.(); // a remote store: everything durable, or this runner was fenced off
+      } catch (err) {
+        status = 'failed';
+        error = { ...toErrorInfo(err), ...(error?.stepId ? { stepId: error.stepId } : {}) };
+      }
       journal.close();
-      x.lock?.release();
+      const released = x.lock?.release();
+      if (released) await released.catch(() => {});
       x.signal?.removeEventListener('abort', onOuterAbort);
       const exitCode = status === 'succeeded' ? ExitCode.ok
         : status === 'denied' ? ExitCode.denied
@@ -544,6 +660,11 @@ function execute(x: ExecInternals): RunHandle {
 
   const decideLocal = (stepId: string, d: { decision: 'granted' | 'denied'; by: string; via: string; reason?: string }): boolean => {
     if (!stepsById.has(stepId)) throw new UserError(`run ${runId} has no step "${stepId}"`);
+    if (x.store) {
+      // Asynchronous store: the decision is written in the background (first one wins there); the waiter polls it.
+      void x.store.decideApproval(runId, stepId, d).then(() => approvalWaiters.get(stepId)?.(), () => {});
+      return true;
+    }
     if (!x.dir) return false;
     const r = decideApproval(x.dir, stepId, d);
     approvalWaiters.get(stepId)?.();

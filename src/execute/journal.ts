@@ -11,6 +11,11 @@ export interface JournalWriter {
   readonly records: readonly JournalRecord[];
   append(event: RunEvent): JournalRecord;
   close(): void;
+  /**
+   * Resolves when every record appended so far is durable; rejects (a StepError) when it cannot be, e.g. a
+   * remote store's lock was taken over (fencing). Writers that write synchronously (the file) leave it out.
+   */
+  flush?(): Promise<void>;
 }
 
 export interface TornTail {

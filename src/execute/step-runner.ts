@@ -122,6 +122,7 @@ export async function runStep(
       ...(deadline ? { deadline } : {}),
       ...(item?.member ? { member: item.member.name } : {}),
     });
+    await env.journal.flush?.(); // durable before the side effect; rejects when this runner lost the run lock
     try {
       const output = await attemptOnce(env, step, impl, input, item, attempt, deadline);
       env.journal.append({ type: 'step.succeeded', stepId: step.id, ...itemField, output, durationMs: Date.now() - started, via: 'run' });

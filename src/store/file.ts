@@ -1,0 +1,90 @@
+/**
+ * The local state dir as a StateStore: the functions runbook always used (src/execute/run-store.ts, journal.ts,
+ * lock.ts), unchanged, behind the async interface. `runbook` without `--store` uses them directly; this wrapper is
+ * what code written against StateStore gets by default.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { openJournal, readJournal } from '../execute/journal.ts';
+import { acquireLock, clusterKey, readLock } from '../execute/lock.ts';
+import {
+  createRunDir, decideApproval, files, listRunIds, readApproval, readRunMeta, runDir, type ApprovalDecision, type RunMeta,
+} from '../execute/run-store.ts';
+import type { Inventory } from '../inventory/types.ts';
+import { UserError } from '../util/errors.ts';
+import type { LockHolderInfo, StateStore, StoreLock } from './types.ts';
+
+export class FileStore implements StateStore {
+  readonly kind = 'file' as const;
+  readonly stateDir: string;
+  readonly description: string;
+  constructor(stateDir: string) {
+    this.stateDir = stateDir;
+    this.description = `state dir ${stateDir}`;
+  }
+
+  async checkNotTarget(): Promise<void> {}
+
+  async acquireLock(inventory: Pick<Inventory, 'name' | 'members'>, runId: string, opts: { breakLock?: boolean } = {}): Promise<StoreLock> {
+    const held = acquireLock(this.stateDir, inventory, runId, { breakLock: opts.breakLock ?? false });
+    return { key: held.key, onLost: () => {}, release: () => held.release() };
+  }
+
+  async lockHolder(inventory: Pick<Inventory, 'name' | 'members'>): Promise<LockHolderInfo | undefined> {
+    return readLock(path.join(this.stateDir, 'locks', `${clusterKey(inventory)}.lock`));
+  }
+
+  async createRun(meta: RunMeta, runbookText: string): Promise<void> {
+    createRunDir(this.stateDir, meta, runbookText);
+  }
+
+  async readRunMeta(runId: string): Promise<RunMeta> {
+    return readRunMeta(this.stateDir, runId);
+  }
+
+  async readRunbookCopy(runId: string): Promise<string> {
+    const file = files.runbookCopy(runDir(this.stateDir, runId));
+    try {
+      return fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new UserError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  }
+
+  async listRunIds(): Promise<string[]> {
+    return listRunIds(this.stateDir);
+  }
+
+  async readJournal(runId: string) {
+    return readJournal(files.journal(runDir(this.stateDir, runId)));
+  }
+
+  async openJournal(runId: string) {
+    return openJournal(files.journal(runDir(this.stateDir, runId)), runId);
+  }
+
+  async loadSnapshot(runId: string): Promise<string | undefined> {
+    try {
+      return fs.readFileSync(files.snapshot(runDir(this.stateDir, runId)), 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+
+  async decideApproval(runId: string, stepId: string, d: Omit<ApprovalDecision, 'at'>) {
+    const dir = runDir(this.stateDir, runId);
+    if (!fs.existsSync(files.meta(dir))) throw new UserError(`no run ${runId} in ${this.stateDir}`);
+    return decideApproval(dir, stepId, d);
+  }
+
+  async readApproval(runId: string, stepId: string): Promise<ApprovalDecision | undefined> {
+    return readApproval(runDir(this.stateDir, runId), stepId);
+  }
+
+  async appendAudit(entry: Record<string, unknown>): Promise<void> {
+    fs.mkdirSync(this.stateDir, { recursive: true });
+    fs.appendFileSync(path.join(this.stateDir, 'audit.jsonl'), `${JSON.stringify(entry)}\n`);
+  }
+
+  async close(): Promise<void> {}
+}
