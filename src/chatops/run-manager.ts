@@ -14,10 +14,12 @@
  * The approver must be on the approver list and must not be the requester; approvals expire (denied as expired).
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import { catalog } from '../actions/catalog.ts';
 import type { ActionRegistry } from '../actions/types.ts';
 import type { JournalRecord } from '../events/types.ts';
-import { recordDecision, startRun, type RunHandle } from '../execute/executor.ts';
+import { recordDecision, resumeStoredRun, startRun, startStoredRun, type RunHandle } from '../execute/executor.ts';
+import type { StateStore } from '../store/types.ts';
 import { readJournal } from '../execute/journal.ts';
 import { files, readRunMeta, runDir } from '../execute/run-store.ts';
 import { applyRecord, foldJournal, newRunState, type RunState } from '../execute/state.ts';
@@ -55,6 +57,15 @@ export interface RunManagerDeps {
   registry: () => Promise<ActionRegistry>;
   /** Minimum time between two edits of a run's message. */
   updateIntervalMs?: number;
+  /**
+   * A shared store (management etcd): runs, journals, approvals and locks live there, so several `runbook serve`
+   * replicas can take commands and approvals, and take over runs whose runner died (see `startTakeover`).
+   */
+  store?: StateStore;
+  /** How this replica names itself in lock records (default host:pid). */
+  replicaId?: string;
+  /** Where runs taken over from a dead replica post their progress (the original message is not ours to edit). */
+  takeoverSink?: { sink: ChatSink; channel: string };
 }
 
 interface ActiveRun {
@@ -98,6 +109,7 @@ export class RunManager {
   readonly #active = new Map<string, ActiveRun>();
   readonly #abort = new AbortController();
   #closing = false;
+  #takeoverTimer: NodeJS.Timeout | undefined;
 
   constructor(deps: RunManagerDeps) {
     this.#d = deps;
@@ -182,7 +194,7 @@ export class RunManager {
     };
     const onEvent = (rec: JournalRecord) => this.#onEvent(run, rec);
     try {
-      run.handle = startRun({
+      const runOpts = {
         runbook, runbookText: p.text, inventory, params: p.params, registry, stateDir: cfg.stateDir,
         requestedBy: actorKey(req.actor),
         approvalTimeoutMs: cfg.approvalTimeoutMs,
@@ -190,7 +202,8 @@ export class RunManager {
         ...(dryRun ? { dryRun: true } : {}),
         signal: this.#abort.signal,
         onEvent,
-      });
+      };
+      run.handle = this.#d.store ? await startStoredRun({ ...runOpts, store: this.#d.store, owner: this.replicaId }) : startRun(runOpts);
     } catch (err) {
       resolveSettled();
       if (err instanceof UserError) {
@@ -204,11 +217,23 @@ export class RunManager {
     this.#active.set(run.runId, run);
     audit.record({ event: dryRun ? 'plan.started' : 'run.started', ...base, outcome: 'accepted', runId: run.runId, params: p.params, extraApprovals: gates.extra });
     if (!dryRun) metrics.runs.inc({ runbook: runbook.name, outcome: 'started' });
-    run.posting = req.sink.postRun(req.channel, run.view).then(
+    this.#follow(run, base, resolveSettled);
+    return run.runId;
+  }
+
+  get replicaId(): string {
+    return this.#d.replicaId ?? `${os.hostname()}:${process.pid}`;
+  }
+
+  /** Post the run's message and keep it current; audit the end. */
+  #follow(run: ActiveRun, base: { source: string } & Record<string, unknown>, resolveSettled: () => void): void {
+    const { audit } = this.#d;
+    const dryRun = run.dryRun;
+    run.posting = run.sink.postRun(run.channel, run.view).then(
       (ref) => { run.ref = ref; },
       (err) => this.#d.log(`run ${run.runId}: cannot post the progress message: ${messageOf(err)}`),
     );
-    void run.handle.done.then(async (result) => {
+    void run.handle!.done.then(async (result) => {
       run.finished = true;
       audit.record({ event: dryRun ? 'plan.finished' : 'run.finished', ...base, runId: run.runId, outcome: result.status, ...(result.error ? { reason: result.error.message, stepId: result.error.stepId } : {}) });
       await this.#flush(run, true);
@@ -218,7 +243,91 @@ export class RunManager {
       this.#d.log(`run ${run.runId}: ${messageOf(err)}`);
       resolveSettled();
     });
-    return run.runId;
+  }
+
+  /**
+   * Watch the shared store for runs whose runner died: journal not finished and no lock held (its lease expired).
+   * Take the lock and resume the run from the journal (a step in doubt is probed, as for `runbook resume`).
+   * Only with a store; polls every `intervalMs` (default 1 s) until `drain`.
+   */
+  startTakeover(intervalMs = 1000): void {
+    const store = this.#d.store;
+    if (!store || this.#takeoverTimer) return;
+    const ended = new Set<string>();
+    const tick = async () => {
+      if (this.#closing) return;
+      for (const runId of await store.listRunIds()) {
+        if (this.#closing) return;
+        if (ended.has(runId) || this.#active.has(runId)) continue;
+        const fold = foldJournal((await store.readJournal(runId)).records);
+        if (fold.status !== 'running' && fold.status !== 'awaiting-approval') {
+          if (fold.finished) ended.add(runId);
+          continue;
+        }
+        const meta = await store.readRunMeta(runId);
+        if (await store.lockHolder(meta.inventory)) continue; // its runner (or another replica) is alive
+        await this.#takeOver(runId, meta);
+      }
+    };
+    const loop = () => {
+      this.#takeoverTimer = setTimeout(() => {
+        tick().catch((err) => this.#d.log(`takeover scan: ${messageOf(err)}`)).finally(() => {
+          if (!this.#closing) loop();
+        });
+      }, intervalMs);
+      this.#takeoverTimer.unref?.();
+    };
+    loop();
+  }
+
+  async #takeOver(runId: string, meta: Awaited<ReturnType<StateStore['readRunMeta']>>): Promise<void> {
+    const store = this.#d.store!;
+    const { audit, metrics } = this.#d;
+    const text = await store.readRunbookCopy(runId);
+    const runbook = loadRunbookText(text, meta.runbookFile);
+    const clusterName = this.#clusterOf(meta.inventory);
+    const configured = this.#d.cfg.clusters[clusterName];
+    let inventory: Inventory = meta.inventory;
+    if (configured) {
+      try { inventory = this.#d.loadInventory(configured.inventory); } catch { /* the stored one */ }
+    }
+    const registry = await this.#d.registry();
+    const gates = this.gates(runbook);
+    const [platform, ...idParts] = (meta.requestedBy ?? 'alertmanager:unknown').split(':');
+    const requester: Actor = { platform: (platform as Actor['platform']) || 'alertmanager', id: idParts.join(':') || 'unknown' };
+    const records = (await store.readJournal(runId)).records;
+    let coveredBy: ActiveRun['coveredBy'];
+    for (const rec of records) {
+      if (rec.type === 'approval.granted' && gates.coverable.has(rec.stepId) && !rec.via.includes('covered by')) { coveredBy = { by: rec.by, stepId: rec.stepId }; break; }
+    }
+    const sink = this.#d.takeoverSink;
+    let resolveSettled!: () => void;
+    const run: ActiveRun = {
+      runId, runbook, cluster: clusterName, requester, dryRun: false,
+      sink: sink?.sink ?? nullSink, channel: sink?.channel ?? '',
+      view: { runId, runbook: runbook.name, cluster: clusterName, requestedBy: actorLabel(requester), dryRun: false, stepIds: runbook.steps.map((s) => s.id), state: newRunState(), notes: [`♻ taken over by ${this.replicaId} after its runner stopped`] },
+      dirty: false, finished: false, coverable: gates.coverable, ...(coveredBy ? { coveredBy } : {}),
+      settled: new Promise<void>((r) => { resolveSettled = r; }),
+    };
+    for (const rec of records) applyRecord(run.view.state, rec);
+    this.#active.set(runId, run);
+    try {
+      run.handle = await resumeStoredRun({
+        stateDir: this.#d.cfg.stateDir, runId, registry, runbook, runbookText: text, inventory, store, owner: this.replicaId,
+        signal: this.#abort.signal,
+        onEvent: (rec) => this.#onEvent(run, rec),
+      });
+    } catch (err) {
+      this.#active.delete(runId);
+      resolveSettled();
+      if (err instanceof UserError) return; // locked by a faster replica, or ended meanwhile
+      throw err;
+    }
+    this.#d.log(`run ${runId}: taken over (its runner's lock expired); resuming from the journal`);
+    const base = { source: 'server', runbook: runbook.name, cluster: clusterName, user: meta.requestedBy ?? '' };
+    audit.record({ event: 'run.takeover', ...base, outcome: 'accepted', runId, replica: this.replicaId });
+    metrics.runs.inc({ runbook: runbook.name, outcome: 'taken-over' });
+    this.#follow(run, base, resolveSettled);
   }
 
   #onEvent(run: ActiveRun, rec: JournalRecord): void {
@@ -288,9 +397,10 @@ export class RunManager {
       audit.record({ event: 'approval.refused', ...base, outcome: 'refused', reason });
       return { ok: false, message: reason };
     };
+    const store = this.#d.store;
     let meta;
     try {
-      meta = readRunMeta(cfg.stateDir, runId);
+      meta = store ? await store.readRunMeta(runId) : readRunMeta(cfg.stateDir, runId);
     } catch (err) {
       return refuse(err instanceof UserError ? err.message : `cannot read run ${runId}`);
     }
@@ -298,6 +408,7 @@ export class RunManager {
     const cluster = active?.cluster ?? this.#clusterOf(meta.inventory);
     let state: RunState;
     if (active) state = active.view.state;
+    else if (store) state = foldJournal((await store.readJournal(runId)).records);
     else state = foldJournal(readJournal(files.journal(runDir(cfg.stateDir, runId))).records);
     const st = state.steps.get(stepId);
     if (!st || st.status !== 'awaiting-approval' || st.approval?.status !== 'requested') {
@@ -310,7 +421,10 @@ export class RunManager {
     const by = actorKey(actor);
     let first: boolean;
     try {
-      if (active?.handle && !active.finished) {
+      if (store) {
+        // Shared store: the decision is visible to whichever replica runs the step (it polls for it); first wins.
+        first = (await store.decideApproval(runId, stepId, { decision, by, via, ...(decision === 'denied' ? { reason: `denied in chat by ${actorLabel(actor)}` } : {}) })).first;
+      } else if (active?.handle && !active.finished) {
         first = decision === 'granted' ? active.handle.approve(stepId, by, via) : active.handle.deny(stepId, by, via, `denied in chat by ${actorLabel(actor)}`);
       } else {
         first = recordDecision(cfg.stateDir, runId, stepId, { decision, by, via, ...(decision === 'denied' ? { reason: `denied in chat by ${actorLabel(actor)}` } : {}) }).first;
@@ -324,7 +438,7 @@ export class RunManager {
       active.view.notes.push(`${decision === 'granted' ? '👍' : '👎'} \`${stepId}\` ${decision === 'granted' ? 'approved' : 'denied'} by ${actorLabel(actor)}`);
       this.#schedule(active);
     }
-    const note = active ? '' : ` (run ${runId} is not running in this server: \`runbook resume ${runId}\` continues it)`;
+    const note = active || store ? '' : ` (run ${runId} is not running in this server: \`runbook resume ${runId}\` continues it)`;
     return { ok: true, message: `${decision === 'granted' ? 'Approved' : 'Denied'} step "${stepId}" of run ${runId}${note}` };
   }
 
@@ -352,6 +466,7 @@ export class RunManager {
    */
   async drain(opts: { interrupt?: boolean; reason?: string } = {}): Promise<void> {
     this.#closing = true;
+    clearTimeout(this.#takeoverTimer);
     if (opts.interrupt) this.#abort.abort(opts.reason ?? 'SIGTERM');
     await Promise.all([...this.#active.values()].map((r) => r.settled));
   }
@@ -366,6 +481,13 @@ export class RunManager {
     await this.#active.get(runId)?.settled;
   }
 }
+
+/** Takeovers without a configured channel post nowhere. */
+const nullSink: ChatSink = {
+  postRun: async () => ({ channel: '', ts: '' }) as unknown as MessageRef,
+  updateRun: async () => {},
+  notice: async () => {},
+} as unknown as ChatSink;
 
 function stepsOf(state: RunState): string[] {
   return [...state.steps].map(([id, s]) => `• \`${id}\` ${s.status}${s.items?.length ? ` (${s.items.filter((k) => s.item.get(k)?.status === 'succeeded').length}/${s.items.length})` : ''}`);

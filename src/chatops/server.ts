@@ -24,6 +24,7 @@ import { createMetrics, type ChatopsMetrics } from './metrics.ts';
 import { ACTION_APPROVE, ACTION_DENY } from './render.ts';
 import { RunManager } from './run-manager.ts';
 import { actionMac, ReplayCache, verifyActionMac, verifyBearer, verifySlack, verifyToken } from './verify.ts';
+import type { StateStore } from '../store/types.ts';
 
 /** The server's routes, also what examples/slack-app-manifest.yaml and examples/alertmanager.yaml point at. */
 export const ROUTES = {
@@ -49,6 +50,12 @@ export interface ServerOptions {
   auditFile?: string;
   /** Override the listen address of the config (tests: port 0). */
   listen?: { host: string; port: number };
+  /** A shared store (`--store etcd://…`): runs and approvals are shared with other replicas, dead replicas' runs taken over. */
+  store?: StateStore;
+  /** This replica's name in lock records (default host:pid). */
+  replicaId?: string;
+  /** How often to look for runs to take over (default 1 s). */
+  takeoverIntervalMs?: number;
 }
 
 export interface ChatopsServer {
@@ -111,6 +118,9 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
     loadInventory,
     registry,
     updateIntervalMs: opts.updateIntervalMs ?? 1500,
+    ...(opts.store ? { store: opts.store } : {}),
+    ...(opts.replicaId ? { replicaId: opts.replicaId } : {}),
+    ...(opts.store && sinks.slack && cfg.slack?.channel ? { takeoverSink: { sink: sinks.slack, channel: cfg.slack.channel } } : {}),
   });
 
   const refuse401 = (res: ServerResponse, req: IncomingMessage, route: string, source: string, reason: string) => {
@@ -357,6 +367,7 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
   const host = listen.host.includes(':') ? `[${listen.host}]` : listen.host;
   const url = `${tlsKey ? 'https' : 'http'}://${host}:${port}`;
   audit.record({ event: 'server.started', source: 'server', outcome: 'ok', listen: url, pid: process.pid });
+  if (opts.store) runs.startTakeover(opts.takeoverIntervalMs ?? 1000);
 
   return {
     url, port, runs, audit, metrics,

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { UserError } from '../util/errors.ts';
 import type { Io } from './output.ts';
+import type { StoreFlags } from '../store/open.ts';
 
 export function registerServeCommand(program: Command, io: Io): void {
   program
@@ -10,7 +11,12 @@ export function registerServeCommand(program: Command, io: Io): void {
     .requiredOption('-c, --config <file>', 'chatops.yaml (listen address, secrets by env var or file, clusters, runbooks, alerts)')
     .option('--listen <host:port>', 'override the listen address of the config')
     .option('--check', 'check the config and the secrets, print the routes, and exit')
-    .action(async (opts: { config: string; listen?: string; check?: boolean }) => {
+    .option('--store <url>', 'share runs with other replicas in a management etcd: etcd://host:port[,host:port…]; runs of a dead replica are taken over')
+    .option('--store-cacert <file>', 'CA of the management etcd (makes --store use TLS)')
+    .option('--store-cert <file>', 'client certificate for the management etcd')
+    .option('--store-key <file>', 'client key for the management etcd')
+    .option('--replica-id <name>', 'how this replica is named in lock records (default host:pid)')
+    .action(async (opts: StoreFlags & { config: string; listen?: string; check?: boolean; replicaId?: string }) => {
       // Loaded here, not at the top: the Slack client and prom-client stay out of every other command's start-up.
       const { loadChatopsConfig, parseListen, resolveSecrets } = await import('../chatops/config.ts');
       const { ROUTES, startChatopsServer } = await import('../chatops/server.ts');
@@ -28,8 +34,17 @@ export function registerServeCommand(program: Command, io: Io): void {
         io.out(`  routes: ${Object.values(ROUTES).join(' ')}`);
         return;
       }
-      const server = await startChatopsServer({ config, secrets, log: (line) => io.err(line) });
-      io.err(`runbook serve: listening on ${server.url} (state dir ${config.stateDir}); Ctrl-C to stop`);
+      const { openStore } = await import('../store/open.ts');
+      const opened = opts.store || io.env.RUNBOOK_STORE ? await openStore(opts, io.env, config.stateDir) : undefined;
+      const store = opened?.kind === 'etcd' ? opened : undefined;
+      let server;
+      try {
+        server = await startChatopsServer({ config, secrets, log: (line) => io.err(line), ...(store ? { store } : {}), ...(opts.replicaId ? { replicaId: opts.replicaId } : {}) });
+      } catch (err) {
+        await opened?.close();
+        throw err;
+      }
+      io.err(`runbook serve: listening on ${server.url} (${store ? store.description : `state dir ${config.stateDir}`}); Ctrl-C to stop`);
       await new Promise<void>((resolve) => {
         let stopping = false;
         const stop = (sig: NodeJS.Signals) => {
@@ -39,7 +54,8 @@ export function registerServeCommand(program: Command, io: Io): void {
           }
           stopping = true;
           io.err(`runbook serve: ${sig}: stopping; runs in progress are interrupted and can be resumed (runbook resume RUN)`);
-          void server.close().finally(() => {
+          void server.close().finally(async () => {
+            await opened?.close().catch(() => {});
             process.off('SIGINT', onInt);
             process.off('SIGTERM', onTerm);
             resolve();

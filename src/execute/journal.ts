@@ -137,7 +137,7 @@ interface Failpoint {
   k: number;
 }
 
-function parseFailpoint(spec: string | undefined): Failpoint | undefined {
+export function parseFailpoint(spec: string | undefined): Failpoint | undefined {
   if (!spec) return undefined;
   let m = /^journal-(before|after):(\d+)$/.exec(spec);
   if (m) return { when: m[1] as 'before' | 'after', n: Number(m[2]), k: 1 };
@@ -146,7 +146,7 @@ function parseFailpoint(spec: string | undefined): Failpoint | undefined {
   return undefined;
 }
 
-function failpointHook(fp: Failpoint | undefined): (phase: 'before' | 'after', rec: JournalRecord) => void {
+export function failpointHook(fp: Failpoint | undefined): (phase: 'before' | 'after', rec: JournalRecord) => void {
   if (!fp) return () => {};
   let count = 0;
   let hit = false;

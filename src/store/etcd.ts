@@ -18,7 +18,7 @@ import os from 'node:os';
 import { noop } from 'cockatiel';
 import { Etcd3, type IOptions, type Lease } from 'etcd3';
 import type { JournalRecord, RunEvent } from '../events/types.ts';
-import type { JournalRead, TornTail } from '../execute/journal.ts';
+import { failpointHook, parseFailpoint, type JournalRead, type TornTail } from '../execute/journal.ts';
 import { clusterKey } from '../execute/lock.ts';
 import { storableInventory, type ApprovalDecision, type RunMeta } from '../execute/run-store.ts';
 import type { Inventory } from '../inventory/types.ts';
@@ -352,9 +352,12 @@ function fencedWriter(store: EtcdStore, runId: string, existing: JournalRecord[]
   let failure: StepError | undefined;
   let closed = false;
   lock?.onLost((why) => { failure ??= fencingError(why); });
+  // RUNBOOK_FAILPOINT (crash tests): SIGKILL just before / after a record is written to the store
+  const failpoint = failpointHook(parseFailpoint(process.env.RUNBOOK_FAILPOINT));
 
-  const put = async (key: string, value: string, mustBeNew: boolean): Promise<void> => {
+  const put = async (key: string, value: string, mustBeNew: boolean, rec?: JournalRecord): Promise<void> => {
     if (failure) return;
+    if (rec) failpoint('before', rec);
     if (!lock) {
       failure = fencingError('no lock is held for this run');
       return;
@@ -365,7 +368,10 @@ function fencedWriter(store: EtcdStore, runId: string, existing: JournalRecord[]
         let txn = client.if(lock.lockKey, 'Create', '==', lock.createRevision);
         if (mustBeNew) txn = txn.and(key, 'Create', '==', 0);
         const r = await txn.then(client.put(key).value(value)).commit();
-        if (r.succeeded) return;
+        if (r.succeeded) {
+          if (rec) failpoint('after', rec);
+          return;
+        }
         // Why not? The lock changed hands (fenced), or a retried put had already landed.
         const [lockKv, cur] = await Promise.all([client.get(lock.lockKey).exec(), client.get(key).string()]);
         const now = lockKv.kvs[0];
@@ -390,8 +396,8 @@ function fencedWriter(store: EtcdStore, runId: string, existing: JournalRecord[]
       }
     }
   };
-  const enqueue = (key: string, value: string, mustBeNew: boolean) => {
-    chain = chain.then(() => put(key, value, mustBeNew)).catch((err: unknown) => { failure ??= fencingError(messageOf(err)); });
+  const enqueue = (key: string, value: string, mustBeNew: boolean, rec?: JournalRecord) => {
+    chain = chain.then(() => put(key, value, mustBeNew, rec)).catch((err: unknown) => { failure ??= fencingError(messageOf(err)); });
   };
 
   return {
@@ -400,7 +406,7 @@ function fencedWriter(store: EtcdStore, runId: string, existing: JournalRecord[]
       if (closed) throw new Error('journal is closed');
       const rec = { seq: ++seq, ts: new Date().toISOString(), runId, ...event } as JournalRecord;
       records.push(rec);
-      enqueue(keys.record(runId, rec.seq), JSON.stringify(rec), true);
+      enqueue(keys.record(runId, rec.seq), JSON.stringify(rec), true, rec);
       return rec;
     },
     saveSnapshot(data: string) {

@@ -1,0 +1,163 @@
+/**
+ * Fleet acceptance, real processes and real etcd: two `runbook serve --store etcd://…` replicas share a management
+ * etcd. A nospace recovery is started from chat on replica A and approved by a click on replica B (approvals live
+ * in the store). A is SIGKILLed during the defrag step, after a member's defragment took effect and before it was
+ * journaled (RUNBOOK_FAILPOINT). B takes the run over once A's lease expires, probes the step left in doubt, and
+ * finishes: one continuous journal, no step's effect applied twice, the NOSPACE alarm gone.
+ */
+import { execa, type ResultPromise } from 'execa';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AlarmAction } from 'etcd3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROUTES } from '../../src/chatops/server.ts';
+import { foldJournal } from '../../src/execute/state.ts';
+import type { JournalRecord } from '../../src/events/types.ts';
+import { freePorts, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { blockActionBody, sendSlack, slashCommandBody, startSlackStandin, type SlackStandin } from '../support/slack-standin.ts';
+
+const root = path.resolve(import.meta.dirname, '../..');
+const bin = path.join(root, 'bin/runbook.js');
+const SIGNING = 'signing-secret-7c1e5a9b3d2f';
+const BOT = 'xoxb-bot-token-4a6c8e0f2b1d';
+const REQUESTER = 'U0ONCALL1';
+const APPROVER = 'U0SRE2';
+const CHANNEL = 'C0INCIDENT';
+const TTL = 3;
+
+let dir = '';
+let mgmt: TestCluster;
+let target: TestCluster;
+let standin: SlackStandin;
+const replicas: { name: string; url: string; proc: ResultPromise; stderr: () => string }[] = [];
+
+async function waitUntil<T>(what: string, ms: number, pick: () => Promise<T | undefined | false>): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await pick().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+async function runIds(): Promise<string[]> {
+  const keys = await mgmt.client().getAll().prefix('/runbook/v1/runs/').keys();
+  return [...new Set(keys.map((k) => k.split('/')[4]!).filter(Boolean))];
+}
+
+async function journal(runId: string): Promise<JournalRecord[]> {
+  const kvs = await mgmt.client().getAll().prefix(`/runbook/v1/runs/${runId}/journal/`).strings();
+  return Object.keys(kvs).sort().map((k) => JSON.parse(kvs[k]!) as JournalRecord);
+}
+
+async function startReplica(name: string, env: Record<string, string> = {}) {
+  const [port] = await freePorts(1);
+  const proc = execa(process.execPath, [bin, 'serve', '-c', path.join(dir, `chatops-${name}.yaml`), '--listen', `127.0.0.1:${port}`,
+    '--store', `etcd://${mgmt.endpoints[0]!.replace(/^https?:\/\//, '')}`, '--replica-id', `replica-${name}`], {
+    reject: false, env: { NO_COLOR: '1', SIGNING, BOT, RUNBOOK_STORE_LEASE_TTL: String(TTL), ...env }, timeout: 240_000,
+  });
+  let err = '';
+  proc.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  await waitUntil(`replica ${name} to listen`, 30_000, async () => /listening on/.test(err));
+  const r = { name, url: `http://127.0.0.1:${port}`, proc, stderr: () => err };
+  replicas.push(r);
+  return r;
+}
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'runbook-fleet-'));
+  [mgmt, target, standin] = await Promise.all([
+    startCluster({ members: 1, name: 'mgmt' }),
+    startCluster({ members: 3, name: 'etcd-test' }),
+    startSlackStandin({ token: BOT }),
+  ]);
+  await target.fillToNospace();
+  const inventory = target.writeInventory(path.join(dir, 'cluster.yaml'));
+  for (const name of ['a', 'b']) {
+    fs.writeFileSync(path.join(dir, `chatops-${name}.yaml`), `
+stateDir: ./state-${name}
+secrets:
+  slackSigningSecret: { env: SIGNING }
+  slackBotToken: { env: BOT }
+slack: { apiUrl: "${standin.apiUrl}", channel: ${CHANNEL} }
+clusters:
+  etcd-test: ${inventory}
+runbooks:
+  nospace-recovery:
+    users: [${REQUESTER}, ${APPROVER}]
+    channels: [${CHANNEL}]
+    approvers: [${REQUESTER}, ${APPROVER}]
+approvalTimeout: 5m
+`);
+  }
+}, 120_000);
+
+afterAll(async () => {
+  for (const r of replicas) {
+    try { r.proc.kill('SIGKILL'); } catch { /* gone */ }
+    await r.proc.catch(() => {});
+  }
+  await standin?.close();
+  await target?.teardown();
+  await mgmt?.teardown();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('two serve replicas on a management etcd', () => {
+  it('the executing replica is SIGKILLed mid-defrag; the other takes the run over and finishes it without repeating an effect', async () => {
+    const a = await startReplica('a', { RUNBOOK_FAILPOINT: 'journal-before:step.succeeded:defrag' });
+    const b = await startReplica('b');
+
+    const cmd = await sendSlack(`${a.url}${ROUTES.slackCommands}`, slashCommandBody({ text: 'run nospace-recovery cluster=etcd-test', user_id: REQUESTER, channel_id: CHANNEL }), { secret: SIGNING });
+    expect(cmd.status).toBe(200);
+    const runId = await waitUntil('the run in the store', 20_000, async () => (await runIds())[0]);
+    await waitUntil('the approval request', 60_000, async () => foldJournal(await journal(runId)).status === 'awaiting-approval');
+
+    // The approval is clicked on the other replica: it goes to the store, and replica A (the runner) sees it.
+    const click = await sendSlack(`${b.url}${ROUTES.slackInteractions}`, blockActionBody({ user_id: APPROVER, channel_id: CHANNEL, action_id: 'runbook_approve', value: `${runId} compact` }), { secret: SIGNING });
+    expect(click.status).toBe(200);
+
+    const ra = await a.proc;
+    const killedAt = Date.now();
+    expect(ra.signal, a.stderr()).toBe('SIGKILL');
+    const before = await journal(runId);
+    const inDoubt = before.filter((r) => r.type === 'step.started' && r.stepId === 'defrag');
+    expect(inDoubt.length).toBeGreaterThan(0); // A was inside the defrag step
+    expect(before.some((r) => r.type === 'run.finished')).toBe(false);
+
+    const records = await waitUntil('replica B to finish the run', 90_000, async () => {
+      const j = await journal(runId);
+      return j.some((r) => r.type === 'run.finished') ? j : undefined;
+    });
+    const resumed = records.find((r) => r.type === 'run.resumed')!;
+    if (process.env.FLEET_DEBUG) console.log(records.map((r) => [r.seq, r.type, (r as any).stepId ?? '', (r as any).item ?? '', (r as any).via ?? (r as any).pid ?? '', (r as any).status ?? '', r.ts.slice(11)].join(' ')).join('\n'), '\nkilled at', new Date(killedAt).toISOString());
+    expect(resumed).toBeDefined();
+    expect(Date.parse(resumed.ts) - killedAt).toBeLessThan(TTL * 1000 + 3000); // lease TTL + a scan or two
+    expect(records.at(-1)).toMatchObject({ type: 'run.finished', status: 'succeeded' });
+    expect(records.map((r) => r.seq)).toEqual(records.map((_, i) => i + 1)); // one continuous journal
+    expect(records.filter((r) => r.type === 'run.started')).toHaveLength(1);
+    expect(records.filter((r) => r.type === 'run.resumed')).toHaveLength(1);
+
+    // No effect twice: each compact/defrag item started at most once; the in-doubt member was probed, not re-run.
+    const starts = new Map<string, number>();
+    for (const r of records) {
+      if (r.type === 'step.started' && (r.stepId === 'compact' || r.stepId === 'defrag')) {
+        const k = `${r.stepId}[${(r as { item?: string }).item ?? ''}]`;
+        starts.set(k, (starts.get(k) ?? 0) + 1);
+      }
+    }
+    expect([...starts.values()].every((n) => n === 1), JSON.stringify([...starts])).toBe(true);
+    const doubtItem = (inDoubt[0] as { item?: string }).item;
+    const afterResume = records.slice(records.indexOf(resumed));
+    expect(afterResume.find((r) => r.type === 'step.succeeded' && r.stepId === 'defrag' && (r as { item?: string }).item === doubtItem)).toMatchObject({ via: 'probe' });
+
+    const alarms = await target.client().maintenance.alarm({ action: AlarmAction.Get });
+    expect(alarms.alarms).toEqual([]);
+    expect(b.stderr()).toMatch(/taken over/);
+    // the lock is released when the run ends
+    await waitUntil('the lock to be released', 10_000, async () => (await mgmt.client().getAll().prefix('/runbook/v1/locks/').keys()).length === 0);
+  }, 240_000);
+});
