@@ -6,7 +6,7 @@
  * Writes answered NOSPACE count as answered (the cluster is up and says no, as it must until the alarm is gone).
  */
 import { noop } from 'cockatiel';
-import { Etcd3, GRPCResourceExhastedError } from 'etcd3';
+import { Etcd3, GRPCResourceExhastedError, GRPCUnavailableError } from 'etcd3';
 import { nowMs } from './runbook-cli.ts';
 
 export interface Sample {
@@ -16,11 +16,15 @@ export interface Sample {
   end: number;
   outcome: 'ok' | 'nospace' | 'error';
   error?: string;
+  /** A read retried once at once after an Unavailable error, as etcd's Go client does for reads. */
+  retryOf?: true;
 }
 
 export interface LoadSummary {
   reads: number;
   readFailures: number;
+  /** Reads that failed even after one immediate retry (what a clientv3 user would see). */
+  readFailuresAfterRetry: number;
   slowReads: number;
   maxReadMs: number;
   /** Longest interval without a completed read on any endpoint. */
@@ -50,24 +54,33 @@ export function startLoad(endpoints: string[], opts: { readKey: string; readEver
   const clients = endpoints.map(
     (hosts) => new Etcd3({ hosts, faultHandling: { host: () => noop, global: noop }, defaultCallOptions: () => ({ deadline: Date.now() + deadlineMs }) }),
   );
+  const once = async (endpoint: string, client: Etcd3, kind: 'read' | 'write', n: number, retryOf: boolean): Promise<Sample & { unavailable: boolean }> => {
+    const start = nowMs();
+    let outcome: Sample['outcome'] = 'ok';
+    let error: string | undefined;
+    let unavailable = false;
+    try {
+      if (kind === 'read') await client.get(opts.readKey).string();
+      else await client.put(`bench/load/${endpoint.replace(/\W/g, '_')}`).value(String(n)).exec();
+    } catch (err) {
+      if (err instanceof GRPCResourceExhastedError) outcome = 'nospace';
+      else {
+        outcome = 'error';
+        unavailable = err instanceof GRPCUnavailableError;
+        error = `${endpoint} ${kind}: ${(err as Error).constructor.name}: ${(err as Error).message}`;
+      }
+    }
+    const s: Sample = { endpoint, kind, start, end: nowMs(), outcome, ...(error ? { error } : {}), ...(retryOf ? { retryOf: true as const } : {}) };
+    samples.push(s);
+    return { ...s, unavailable };
+  };
   const loop = async (endpoint: string, client: Etcd3, kind: 'read' | 'write', everyMs: number) => {
     let n = 0;
     while (!stopping) {
       const start = nowMs();
-      let outcome: Sample['outcome'] = 'ok';
-      let error: string | undefined;
-      try {
-        if (kind === 'read') await client.get(opts.readKey).string();
-        else await client.put(`bench/load/${endpoint.replace(/\W/g, '_')}`).value(String(n++)).exec();
-      } catch (err) {
-        if (err instanceof GRPCResourceExhastedError) outcome = 'nospace';
-        else {
-          outcome = 'error';
-          error = `${endpoint} ${kind}: ${(err as Error).constructor.name}: ${(err as Error).message}`;
-        }
-      }
+      const first = await once(endpoint, client, kind, n++, false);
+      if (kind === 'read' && first.unavailable) await once(endpoint, client, kind, n, true);
       const end = nowMs();
-      samples.push({ endpoint, kind, start, end, outcome, ...(error ? { error } : {}) });
       const wait = everyMs - (end - start);
       if (wait > 0 && !stopping) await new Promise((r) => setTimeout(r, wait));
     }
@@ -98,7 +111,8 @@ function longestGap(ends: number[], from: number, to: number): number {
 }
 
 export function summarize(samples: Sample[], endpoints: string[], from: number, to: number): LoadSummary {
-  const reads = samples.filter((s) => s.kind === 'read');
+  const reads = samples.filter((s) => s.kind === 'read' && !s.retryOf);
+  const retries = samples.filter((s) => s.kind === 'read' && s.retryOf);
   const writes = samples.filter((s) => s.kind === 'write');
   const ms = (s: Sample) => s.end - s.start;
   const max = (xs: Sample[]) => xs.reduce((m, s) => Math.max(m, ms(s)), 0);
@@ -106,9 +120,10 @@ export function summarize(samples: Sample[], endpoints: string[], from: number, 
   return {
     reads: reads.length,
     readFailures: reads.filter((s) => s.outcome !== 'ok').length,
+    readFailuresAfterRetry: reads.filter((s) => s.outcome !== 'ok').length - retries.filter((s) => s.outcome === 'ok').length,
     slowReads: reads.filter((s) => ms(s) > SLOW_MS).length,
     maxReadMs: max(reads),
-    readGapMs: longestGap(reads.filter((s) => s.outcome === 'ok').map((s) => s.end), from, to),
+    readGapMs: longestGap([...reads, ...retries].filter((s) => s.outcome === 'ok').map((s) => s.end), from, to),
     writes: writes.length,
     writesNospace: writes.filter((s) => s.outcome === 'nospace').length,
     writeFailures: writes.filter((s) => s.outcome === 'error').length,
