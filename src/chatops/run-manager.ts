@@ -449,11 +449,13 @@ export class RunManager {
   }
 
   /** Text for `status RUN`. */
-  statusText(runId: string): { runbook: string; text: string } {
-    const { cfg } = this.#d;
-    const meta = readRunMeta(cfg.stateDir, runId);
+  async statusText(runId: string): Promise<{ runbook: string; text: string }> {
+    const { cfg, store } = this.#d;
+    const meta = store ? await store.readRunMeta(runId) : readRunMeta(cfg.stateDir, runId);
     const active = this.#active.get(runId);
-    const state = active ? active.view.state : foldJournal(readJournal(files.journal(runDir(cfg.stateDir, runId))).records);
+    const state = active ? active.view.state
+      : store ? foldJournal((await store.readJournal(runId)).records)
+      : foldJournal(readJournal(files.journal(runDir(cfg.stateDir, runId))).records);
     const lines = [`run \`${runId}\`: *${meta.runbook}* on *${this.#clusterOf(meta.inventory)}* — ${state.status}`];
     for (const s of meta.runbook ? stepsOf(state) : []) lines.push(s);
     if (state.status === 'failed' || state.status === 'cancelled') lines.push(`resume with: \`runbook resume ${runId}\``);

@@ -132,7 +132,7 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
   // ---- chat commands (Slack and Mattermost share the grammar) ----------------------------------------------------
 
   /** Answer a parsed command. Returns the ephemeral text; starts runs in the background. */
-  const command = (platform: 'slack' | 'mattermost', f: URLSearchParams, remote: string): string => {
+  const command = async (platform: 'slack' | 'mattermost', f: URLSearchParams, remote: string): Promise<string> => {
     const actor: Actor = { platform, id: f.get('user_id') ?? '', ...(f.get('user_name') ? { name: f.get('user_name')! } : {}) };
     const channel = f.get('channel_id') ?? '';
     const text = (f.get('text') ?? '').trim();
@@ -159,7 +159,7 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
       case 'status': {
         let st;
         try {
-          st = runs.statusText(cmd.runId);
+          st = await runs.statusText(cmd.runId);
         } catch (err) {
           return refused(err instanceof UserError ? err.message.split('\n')[0]! : 'cannot read that run');
         }
@@ -193,7 +193,7 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
     const v = verifySlack(secrets.slackSigningSecret!, { timestamp: header(req, 'x-slack-request-timestamp'), signature: header(req, 'x-slack-signature') }, body, replay);
     if (!v.ok) return refuse401(res, req, ROUTES.slackCommands, 'slack', v.reason);
     if (!isForm(req)) return sendJson(res, 415, { error: 'expected application/x-www-form-urlencoded' });
-    const text = command('slack', new URLSearchParams(body.toString('utf8')), remoteOf(req));
+    const text = await command('slack', new URLSearchParams(body.toString('utf8')), remoteOf(req));
     sendJson(res, 200, { response_type: 'ephemeral', text });
   };
 
@@ -224,7 +224,7 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
     const f = new URLSearchParams(isForm(req) ? body.toString('utf8') : '');
     const v = verifyToken(secrets.mattermostToken!, f.get('token') ?? undefined);
     if (!v.ok) return refuse401(res, req, ROUTES.mattermostCommands, 'mattermost', v.reason);
-    const text = command('mattermost', f, remoteOf(req));
+    const text = await command('mattermost', f, remoteOf(req));
     sendJson(res, 200, { response_type: 'ephemeral', text: text.replace(/(^|[^*])\*([^*\n]+)\*/g, '$1**$2**') });
   };
 

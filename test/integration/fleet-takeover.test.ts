@@ -61,7 +61,7 @@ async function startReplica(name: string, env: Record<string, string> = {}) {
   });
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-  await waitUntil(`replica ${name} to listen`, 30_000, async () => /listening on/.test(err));
+  await waitUntil(`replica ${name} to listen`, 30_000, async () => /listening on/.test(err)).catch((e: Error) => { throw new Error(`${e.message}:\n${err}`); });
   const r = { name, url: `http://127.0.0.1:${port}`, proc, stderr: () => err };
   replicas.push(r);
   return r;
@@ -76,7 +76,7 @@ beforeAll(async () => {
   ]);
   await target.fillToNospace();
   const inventory = target.writeInventory(path.join(dir, 'cluster.yaml'));
-  for (const name of ['a', 'b']) {
+  for (const name of ['a', 'a2', 'b']) {
     fs.writeFileSync(path.join(dir, `chatops-${name}.yaml`), `
 stateDir: ./state-${name}
 secrets:
@@ -159,5 +159,59 @@ describe('two serve replicas on a management etcd', () => {
     expect(b.stderr()).toMatch(/taken over/);
     // the lock is released when the run ends
     await waitUntil('the lock to be released', 10_000, async () => (await mgmt.client().getAll().prefix('/runbook/v1/locks/').keys()).length === 0);
+    // status from any replica reads the store
+    const st = await sendSlack(`${b.url}${ROUTES.slackCommands}`, slashCommandBody({ text: `status ${runId}`, user_id: REQUESTER, channel_id: CHANNEL }), { secret: SIGNING });
+    expect(st.json.text).toMatch(new RegExp(`run \`${runId}\`: \\*nospace-recovery\\* on \\*etcd-test\\* — succeeded`));
+  }, 240_000);
+
+  it('a replica killed from outside while a defragment runs: the other finishes; every member defragmented exactly once', async () => {
+    await target.fillToNospace();
+    const a2 = await startReplica('a2');
+    const b = replicas.find((r) => r.name === 'b') ?? await startReplica('b');
+    const known = new Set(await runIds());
+    const cmd = await sendSlack(`${a2.url}${ROUTES.slackCommands}`, slashCommandBody({ text: 'run nospace-recovery cluster=etcd-test', user_id: REQUESTER, channel_id: CHANNEL }), { secret: SIGNING });
+    expect(cmd.status).toBe(200);
+    const runId = await waitUntil('the run in the store', 20_000, async () => (await runIds()).find((id) => !known.has(id)));
+    await waitUntil('the approval request', 60_000, async () => foldJournal(await journal(runId)).status === 'awaiting-approval');
+    await sendSlack(`${b.url}${ROUTES.slackInteractions}`, blockActionBody({ user_id: APPROVER, channel_id: CHANNEL, action_id: 'runbook_approve', value: `${runId} compact` }), { secret: SIGNING });
+    // SIGKILL as soon as the first defragment is journaled as started (it runs right after: the record is durable first)
+    const until = Date.now() + 60_000;
+    let started: JournalRecord | undefined;
+    while (!started && Date.now() < until) {
+      started = (await journal(runId)).find((r) => r.type === 'step.started' && r.stepId === 'defrag');
+      if (!started) await sleep(20);
+    }
+    expect(started, 'the defrag step never started').toBeDefined();
+    a2.proc.kill('SIGKILL');
+    const ra = await a2.proc;
+    expect(ra.signal).toBe('SIGKILL');
+    const killedAt = Date.now();
+
+    const records = await waitUntil('replica B to finish the run', 90_000, async () => {
+      const j = await journal(runId);
+      return j.some((r) => r.type === 'run.finished') ? j : undefined;
+    });
+    const resumed = records.find((r) => r.type === 'run.resumed')!;
+    if (process.env.FLEET_DEBUG) console.log(records.filter((r) => (r as any).stepId === 'defrag' || r.type.startsWith('run.')).map((r) => [r.seq, r.type, (r as any).item ?? '', (r as any).via ?? (r as any).done ?? '', (r as any).message ?? '', r.ts.slice(11)].join(' ')).join('\n'), '\nkilled at', new Date(killedAt).toISOString());
+    expect(resumed, 'the run was never taken over').toBeDefined();
+    expect(Date.parse(resumed.ts) - killedAt).toBeLessThan(TTL * 1000 + 3000);
+    expect(records.at(-1)).toMatchObject({ type: 'run.finished', status: 'succeeded' });
+    expect(records.map((r) => r.seq)).toEqual(records.map((_, i) => i + 1));
+    // every member's defragment succeeded exactly once; only the one in doubt may have been started twice, and
+    // then only because its probe (after the takeover) found it not done
+    const doubt = (started as { item?: string }).item;
+    const items = (records.find((r) => r.type === 'step.items' && r.stepId === 'defrag') as { items: string[] }).items;
+    for (const m of items) {
+      const done = records.filter((r) => r.type === 'step.succeeded' && r.stepId === 'defrag' && (r as { item?: string }).item === m);
+      expect(done, m).toHaveLength(1);
+      const starts = records.filter((r) => r.type === 'step.started' && r.stepId === 'defrag' && (r as { item?: string }).item === m);
+      if (m !== doubt) expect(starts, m).toHaveLength(1);
+      else if (starts.length > 1) {
+        const probe = records.slice(records.indexOf(resumed)).find((r) => r.type === 'step.probe' && r.stepId === 'defrag' && (r as { item?: string }).item === m);
+        expect(probe).toMatchObject({ done: false });
+      }
+    }
+    const alarms = await target.client().maintenance.alarm({ action: AlarmAction.Get });
+    expect(alarms.alarms).toEqual([]);
   }, 240_000);
 });
