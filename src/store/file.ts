@@ -59,7 +59,7 @@ export class FileStore implements StateStore {
     return readJournal(files.journal(runDir(this.stateDir, runId)));
   }
 
-  async openJournal(runId: string) {
+  async openJournal(runId: string, _lock?: StoreLock) {
     return openJournal(files.journal(runDir(this.stateDir, runId)), runId);
   }
 
