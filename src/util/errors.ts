@@ -27,6 +27,21 @@ export function formatDiagnostic(d: Diagnostic): string {
   return `${d.file}:${d.line}:${d.col}: ${d.message}`;
 }
 
+const MAX_QUOTED = 80;
+const MAX_MESSAGE = 500;
+/** More than this many problems in one file are summarized: nobody reads 80,000 lines. */
+const MAX_DIAGNOSTICS = 200;
+
+/**
+ * Keep a diagnostic readable whatever the input: long quoted echoes of the input are shortened, and the whole
+ * message is capped (a 1 MiB scalar must not come back as a 1 MiB error line).
+ */
+export function clipMessage(message: string): string {
+  let out = message.replace(/"(?:[^"\\]|\\.){80,}"/g, (q) => `${q.slice(0, MAX_QUOTED - 20)}…"`);
+  out = out.replace(/\r?\n/g, ' ');
+  return out.length > MAX_MESSAGE ? `${out.slice(0, MAX_MESSAGE - 1)}…` : out;
+}
+
 /** A problem with what the user gave us. Printed as is, exit code 2. */
 export class UserError extends Error {
   override name = 'UserError';
@@ -34,7 +49,11 @@ export class UserError extends Error {
   readonly exitCode: number;
   constructor(message: string, opts: { diagnostics?: Diagnostic[]; exitCode?: number } = {}) {
     super(message);
-    this.diagnostics = opts.diagnostics ?? [];
+    const all = opts.diagnostics ?? [];
+    const shown = all.slice(0, MAX_DIAGNOSTICS).map((d) => ({ ...d, message: clipMessage(d.message) }));
+    const rest = all[MAX_DIAGNOSTICS];
+    if (rest) shown.push({ ...rest, message: `… and ${all.length - MAX_DIAGNOSTICS} more problems (fix these first)` });
+    this.diagnostics = shown;
     this.exitCode = opts.exitCode ?? ExitCode.invalidInput;
   }
 }

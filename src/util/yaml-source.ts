@@ -5,14 +5,14 @@
  * thrown and nothing here can run for long (input size is capped before the parser sees it).
  */
 import { readFileSync, statSync } from 'node:fs';
-import { Alias, isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, Scalar } from 'yaml';
+import { Alias, isAlias, isMap, isPair, isScalar, isSeq, parseDocument, Scalar } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
 import { UserError } from './errors.ts';
 import type { Diagnostic } from './errors.ts';
 
 export const YAML_LIMITS = {
-  /** Bigger files are refused before parsing. */
-  maxBytes: 1024 * 1024,
+  /** Runbooks and inventories are a few KiB; 256 KiB bounds the worst-case parse (and what a hostile file costs). */
+  maxBytes: 256 * 1024,
   /** Passed to yaml's toJS: caps the nodes aliases may expand to ("billion laughs"). */
   maxAliasCount: 100,
   /** Nesting of mappings and sequences. */
@@ -37,9 +37,9 @@ export class YamlSource {
   /** The top-level mapping as plain JS (aliases expanded within limits). */
   readonly value: Record<string, unknown>;
   readonly doc: Document.Parsed;
-  readonly #lines: LineCounter;
+  readonly #lines: (offset: number) => Pos;
 
-  constructor(file: string, text: string, value: Record<string, unknown>, doc: Document.Parsed, lines: LineCounter) {
+  constructor(file: string, text: string, value: Record<string, unknown>, doc: Document.Parsed, lines: (offset: number) => Pos) {
     this.file = file;
     this.text = text;
     this.value = value;
@@ -49,7 +49,7 @@ export class YamlSource {
 
   /** 1-based line and column of a character offset. */
   posAt(offset: number): Pos {
-    return this.#lines.linePos(Math.max(0, Math.min(offset, this.text.length)));
+    return this.#lines(offset);
   }
 
   /**
@@ -63,7 +63,7 @@ export class YamlSource {
       const seg = path[i]!;
       const last = i === path.length - 1;
       if (isMap(node)) {
-        const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
+        const pair = pairIndex(node).get(String(seg));
         if (!pair) return node;
         if (last && opts.key) return pair.key as YamlNode;
         const v = pair.value as YamlNode | null | undefined;
@@ -138,16 +138,15 @@ export function parseYaml(input: string | Uint8Array, file: string): YamlSource 
   const ctl = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F\uFFFE\uFFFF]/.exec(text);
   if (ctl) {
     const code = ctl[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
-    const { line, col } = linePosOf(text, ctl.index);
+    const { line, col } = lineIndex(text)(ctl.index);
     throw new UserError(`${file}: not a text file`, {
       diagnostics: [{ file, line, col, message: `control character U+${code} is not allowed (is this a binary file?)` }],
     });
   }
 
-  const lines = new LineCounter();
   let doc: Document.Parsed;
   try {
-    doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false, keepSourceTokens: false });
+    doc = parseDocument(text, { prettyErrors: false, uniqueKeys: false, keepSourceTokens: false });
   } catch (err) {
     // The parser reports its own resource exhaustion as errors; anything thrown is unexpected but still the input's fault.
     throw new UserError(`${file}: cannot parse YAML`, {
@@ -155,7 +154,9 @@ export function parseYaml(input: string | Uint8Array, file: string): YamlSource 
     });
   }
 
-  const pos = (offset: number): Pos => lines.linePos(Math.max(0, Math.min(offset, text.length)));
+  // Positions come from the whole text, not from yaml's LineCounter: that one only knows the lines the lexer got
+  // to, so an error past them would get a column beyond the end of its line.
+  const pos = lineIndex(text);
   const diagnostics: Diagnostic[] = [];
   let exhausted = false;
   for (const e of doc.errors) {
@@ -192,7 +193,7 @@ export function parseYaml(input: string | Uint8Array, file: string): YamlSource 
       : `cannot resolve YAML: ${oneLine(err)}`;
     throw syntaxError(file, [{ file, ...at, message: msg }]);
   }
-  return new YamlSource(file, text, value as Record<string, unknown>, doc, lines);
+  return new YamlSource(file, text, value as Record<string, unknown>, doc, pos);
 }
 
 /**
@@ -336,17 +337,41 @@ function firstInvalidUtf8(b: Uint8Array): number {
   return 0;
 }
 
-function linePosOf(text: string, offset: number): Pos {
-  let line = 1;
-  let lineStart = 0;
-  for (let i = 0; i < offset; i++) {
-    if (text.charCodeAt(i) === 10) {
-      line++;
-      lineStart = i + 1;
+// Key → pair per mapping, built on first use: a lookup per diagnostic must not scan the mapping (a hostile file
+// with 80,000 unknown keys would otherwise take minutes).
+const pairIndexes = new WeakMap<object, Map<string, { key: unknown; value: unknown }>>();
+function pairIndex(map: { items: { key: unknown; value: unknown }[] }): Map<string, { key: unknown; value: unknown }> {
+  let index = pairIndexes.get(map);
+  if (!index) {
+    index = new Map();
+    for (const p of map.items) {
+      if (isScalar(p.key)) {
+        const k = String(p.key.value);
+        if (!index.has(k)) index.set(k, p);
+      }
     }
+    pairIndexes.set(map, index);
   }
-  return { line, col: offset - lineStart + 1 };
+  return index;
 }
+
+/** 1-based line and column of any offset in `text` (clamped to the text), by binary search over line starts. */
+function lineIndex(text: string): (offset: number) => Pos {
+  const starts = [0];
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) starts.push(i + 1);
+  return (offset: number) => {
+    const o = Math.max(0, Math.min(offset, text.length));
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid]! <= o) lo = mid;
+      else hi = mid - 1;
+    }
+    return { line: lo + 1, col: o - starts[lo]! + 1 };
+  };
+}
+
 
 function oneLine(err: unknown): string {
   return firstLine(err instanceof Error ? err.message : String(err));
@@ -394,7 +419,8 @@ export function describeIssues(
     if (issue.code === 'unrecognized_keys') {
       const known = knownKeys?.(path) ?? [];
       for (const k of (issue.keys as string[] | undefined) ?? []) {
-        const hint = suggest(k, known);
+        // "did you mean" costs an edit distance per known key: only for as many problems as are shown.
+        const hint = out.length < 200 ? suggest(k, known) : undefined;
         out.push({ path: [...path, k], key: true, message: `unknown key "${k}"${hint ? ` (did you mean "${hint}"?)` : known.length && known.length <= 12 ? ` (allowed: ${known.join(', ')})` : ''}` });
       }
       continue;
@@ -510,9 +536,21 @@ export function valueAt(root: unknown, path: readonly (string | number)[]): unkn
   return v;
 }
 
+// The same typo repeated 40,000 times in a hostile file is worked out once.
+const suggestions = new Map<string, string | undefined>();
+
 /** The closest candidate to a misspelt word, if one is close enough to be a likely typo. */
 export function suggest(word: string, candidates: readonly string[]): string | undefined {
   if (!word || word.length > 200) return undefined;
+  const memo = `${word}\u0000${candidates.join('\u0000')}`;
+  if (suggestions.has(memo)) return suggestions.get(memo);
+  const hint = closest(word, candidates);
+  if (suggestions.size >= 2000) suggestions.clear();
+  suggestions.set(memo, hint);
+  return hint;
+}
+
+function closest(word: string, candidates: readonly string[]): string | undefined {
   const w = word.toLowerCase();
   let best: string | undefined;
   let bestScore = Infinity;
