@@ -23,7 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { prepareBenchCluster, type BenchCluster } from './lib/bench-cluster.ts';
 import { markLogs, serverTimes } from './lib/etcd-log.ts';
-import { startLoad, type LoadSummary } from './lib/load.ts';
+import { startLoad, type LoadSummary, type Sample } from './lib/load.ts';
 import { writeNoMoveRunbook } from './lib/no-move-runbook.ts';
 import { measureColdStart, measureCompile, measureEngine, measureJournal } from './lib/overhead.ts';
 import { runRecipe, type RecipeResult } from './lib/recipe.ts';
@@ -180,15 +180,19 @@ async function availability(bc: BenchCluster, sizeMiB: number, noMoveFile: strin
       await bc.restore();
       const load = startLoad(bc.cluster.endpoints, { readKey: 'bench/probe', readEveryMs: 20, writeEveryMs: WRITE_PACE_MS, deadlineMs: 120_000 });
       await sleep(300);
-      const { bd } = await runbookTrial(bc, runbook, `avail${rep}`);
+      const { bd, child } = await runbookTrial(bc, runbook, `avail${rep}`);
       await sleep(300);
-      const s: LoadSummary = await load.stop();
+      const s: LoadSummary & { samples: Sample[] } = await load.stop();
+      // Seen from outside: the first write the cluster accepted after the runbook was started.
+      const firstWrite = s.samples.filter((x) => x.kind === 'write' && x.outcome === 'ok' && x.start >= child.startedAt).map((x) => x.end).sort((a, b) => a - b)[0];
+      const writableSeenMs = firstWrite === undefined ? undefined : firstWrite - child.startedAt;
       await assertRecovered(bc, `availability ${variant}`);
       // Items run followers first, the leader (at the time) last.
       const followers = bd.defragRpcMs.slice(0, -1);
       const leaderItem = bd.defragRpcMs.at(-1);
       const maxFollowerDefragMs = Math.max(...followers.map((d) => d.ms));
-      const row = { sizeMiB, variant, rep, ...s, maxFollowerDefragMs, leaderDefragMs: leaderItem?.ms, leaderMovedTo: leaderItem?.leaderMovedTo ?? null, defrags: bd.defragRpcMs };
+      const { samples: _samples, ...summary } = s;
+      const row = { sizeMiB, variant, rep, ...summary, writableSeenMs, maxFollowerDefragMs, leaderDefragMs: leaderItem?.ms, leaderMovedTo: leaderItem?.leaderMovedTo ?? null, defrags: bd.defragRpcMs };
       out.push(row);
       log(`${sizeMiB} MiB availability (${variant}): read failures ${s.readFailures}, max read ${ms(s.maxReadMs)}, write gap ${ms(s.writeGapMs)}, max follower defrag ${ms(maxFollowerDefragMs)}`);
       if (variant === 'leader moved first') {
@@ -278,8 +282,8 @@ function printReport(): void {
   if (av.length) {
     lines.push('', 'Availability while the runbook runs (a read and a write loop per endpoint; slow = > 1 s; gap = longest time with no answer on any endpoint)');
     lines.push(table(
-      ['quota', 'variant', 'reads', 'failed (after 1 retry)', 'slow', 'max read', 'read gap', 'writes', 'NOSPACE', 'failed', 'max write', 'write gap', 'max follower defrag', 'leader defrag'],
-      av.map((a) => [mib(a.sizeMiB * MiB), a.variant, String(a.reads), `${a.readFailures} (${a.readFailuresAfterRetry})`, String(a.slowReads), ms(a.maxReadMs), ms(a.readGapMs), String(a.writes), String(a.writesNospace), String(a.writeFailures), ms(a.maxWriteMs), ms(a.writeGapMs), ms(a.maxFollowerDefragMs), ms(a.leaderDefragMs)]),
+      ['quota', 'variant', 'reads', 'failed (after 1 retry)', 'slow', 'max read', 'read gap', 'writes', 'NOSPACE', 'failed', 'max write', 'write gap', 'max follower defrag', 'leader defrag', 'first write ok'],
+      av.map((a) => [mib(a.sizeMiB * MiB), a.variant, String(a.reads), `${a.readFailures} (${a.readFailuresAfterRetry})`, String(a.slowReads), ms(a.maxReadMs), ms(a.readGapMs), String(a.writes), String(a.writesNospace), String(a.writeFailures), ms(a.maxWriteMs), ms(a.writeGapMs), ms(a.maxFollowerDefragMs), ms(a.leaderDefragMs), ms(a.writableSeenMs)]),
     ));
   }
   const ov = results.overhead as Record<string, any> | undefined;
