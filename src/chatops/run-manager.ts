@@ -469,6 +469,11 @@ export class RunManager {
   async drain(opts: { interrupt?: boolean; reason?: string } = {}): Promise<void> {
     this.#closing = true;
     clearTimeout(this.#takeoverTimer);
+    if (opts.interrupt && this.#d.store) {
+      // Hand the runs over: from now on nothing of this replica reaches the shared journals (they stay as they are,
+      // unfinished), the interrupted runs release their locks, and another replica resumes them at once.
+      this.#d.store.fenceAll?.(`replica ${this.replicaId} is stopping; another replica takes its runs over`);
+    }
     if (opts.interrupt) this.#abort.abort(opts.reason ?? 'SIGTERM');
     await Promise.all([...this.#active.values()].map((r) => r.settled));
   }

@@ -53,7 +53,9 @@ export function registerServeCommand(program: Command, io: Io): void {
             process.exit(sig === 'SIGINT' ? 130 : 143);
           }
           stopping = true;
-          io.err(`runbook serve: ${sig}: stopping; runs in progress are interrupted and can be resumed (runbook resume RUN)`);
+          io.err(store
+            ? `runbook serve: ${sig}: stopping; runs in progress are handed over to another replica (or: runbook resume RUN --store …)`
+            : `runbook serve: ${sig}: stopping; runs in progress are interrupted and can be resumed (runbook resume RUN)`);
           void server.close().finally(async () => {
             await opened?.close().catch(() => {});
             process.off('SIGINT', onInt);

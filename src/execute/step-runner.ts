@@ -50,6 +50,9 @@ export async function runStep(
   input: unknown,
   item: StepItem | undefined,
 ): Promise<unknown> {
+  // A remote journal: what earlier steps recorded (their success) is durable before this step starts, so a runner
+  // that takes over finds them done rather than in doubt. Rejects when this runner lost the run lock.
+  await env.journal.flush?.();
   const key = item?.key ?? NO_ITEM;
   const itemField = item ? { item: item.key } : {};
   const st = itemState(stepState(env.fold, step.id), key);

@@ -98,6 +98,8 @@ export class EtcdStore implements StateStore {
   readonly leaseTtlSeconds: number;
   readonly client: Etcd3;
   readonly #timeout: number;
+  /** Open journal writers, for fenceAll. */
+  readonly writers = new Set<(why: string) => void>();
 
   constructor(opts: EtcdStoreOptions) {
     this.endpoints = parseStoreURL(opts.url, Boolean(opts.cacert));
@@ -297,6 +299,10 @@ export class EtcdStore implements StateStore {
     await this.#retry('audit', () => this.client.put(key).value(JSON.stringify(entry)).exec());
   }
 
+  fenceAll(why: string): void {
+    for (const fence of this.writers) fence(why);
+  }
+
   async close(): Promise<void> {
     this.client.close();
   }
@@ -352,6 +358,8 @@ function fencedWriter(store: EtcdStore, runId: string, existing: JournalRecord[]
   let failure: StepError | undefined;
   let closed = false;
   lock?.onLost((why) => { failure ??= fencingError(why); });
+  const fence = (why: string) => { failure ??= new StepError('cancelled', why); };
+  store.writers.add(fence);
   // RUNBOOK_FAILPOINT (crash tests): SIGKILL just before / after a record is written to the store
   const failpoint = failpointHook(parseFailpoint(process.env.RUNBOOK_FAILPOINT));
 
@@ -419,6 +427,7 @@ function fencedWriter(store: EtcdStore, runId: string, existing: JournalRecord[]
     },
     close() {
       closed = true;
+      store.writers.delete(fence);
     },
   };
 }

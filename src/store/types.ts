@@ -61,6 +61,11 @@ export interface StateStore {
   decideApproval(runId: string, stepId: string, d: Omit<ApprovalDecision, 'at'>): Promise<{ decision: ApprovalDecision; first: boolean }>;
   readApproval(runId: string, stepId: string): Promise<ApprovalDecision | undefined>;
   appendAudit(entry: Record<string, unknown>): Promise<void>;
+  /**
+   * Stop every journal opened here from writing (a replica handing its runs over when it stops): later appends
+   * are not written and `flush()` rejects. The file store has no one to hand over to and leaves it out.
+   */
+  fenceAll?(why: string): void;
   close(): Promise<void>;
 }
 

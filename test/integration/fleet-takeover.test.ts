@@ -76,7 +76,7 @@ beforeAll(async () => {
   ]);
   await target.fillToNospace();
   const inventory = target.writeInventory(path.join(dir, 'cluster.yaml'));
-  for (const name of ['a', 'a2', 'b']) {
+  for (const name of ['a', 'a2', 'a3', 'b']) {
     fs.writeFileSync(path.join(dir, `chatops-${name}.yaml`), `
 stateDir: ./state-${name}
 secrets:
@@ -211,6 +211,39 @@ describe('two serve replicas on a management etcd', () => {
         expect(probe).toMatchObject({ done: false });
       }
     }
+    const alarms = await target.client().maintenance.alarm({ action: AlarmAction.Get });
+    expect(alarms.alarms).toEqual([]);
+  }, 240_000);
+
+  it('a replica stopped with SIGTERM hands its run over: another replica resumes it, and an approval there finishes it', async () => {
+    await target.fillToNospace();
+    const a3 = await startReplica('a3');
+    const b = replicas.find((r) => r.name === 'b') ?? await startReplica('b');
+    const known = new Set(await runIds());
+    await sendSlack(`${a3.url}${ROUTES.slackCommands}`, slashCommandBody({ text: 'run nospace-recovery cluster=etcd-test', user_id: REQUESTER, channel_id: CHANNEL }), { secret: SIGNING });
+    const runId = await waitUntil('the run in the store', 20_000, async () => (await runIds()).find((id) => !known.has(id)));
+    await waitUntil('the approval request', 60_000, async () => foldJournal(await journal(runId)).status === 'awaiting-approval');
+    a3.proc.kill('SIGTERM');
+    const r = await a3.proc;
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/handed over to another replica/);
+    const stoppedAt = Date.now();
+    await waitUntil('replica B to take the run over', 20_000, async () => (await journal(runId)).some((x) => x.type === 'run.resumed'))
+      .then(() => expect(Date.now() - stoppedAt).toBeLessThan(TTL * 1000)) // the lock was released, not left to expire
+      .catch(async (e: Error) => { throw new Error(`${e.message}\n${(await journal(runId)).slice(-6).map((x) => JSON.stringify(x).slice(0, 200)).join('\n')}\n${b.stderr()}`); });
+    await waitUntil('the approval request on B', 20_000, async () => foldJournal(await journal(runId)).steps.get('compact')?.status === 'awaiting-approval');
+    const click = await sendSlack(`${b.url}${ROUTES.slackInteractions}`, blockActionBody({ user_id: APPROVER, channel_id: CHANNEL, action_id: 'runbook_approve', value: `${runId} compact` }), { secret: SIGNING });
+    expect(click.status).toBe(200);
+    const records = await waitUntil('the run to finish', 90_000, async () => {
+      const j = await journal(runId);
+      return j.at(-1)?.type === 'run.finished' ? j : undefined;
+    });
+    expect(records.at(-1)).toMatchObject({ type: 'run.finished', status: 'succeeded' });
+    // the stopping replica wrote nothing after it was told to stop: one run, one end, resumed once
+    expect(records.filter((x) => x.type === 'run.finished')).toHaveLength(1);
+    expect(records.filter((x) => x.type === 'run.resumed')).toHaveLength(1);
+    expect(records.map((x) => x.seq)).toEqual(records.map((_, i) => i + 1));
+    expect(records.filter((x) => x.type === 'step.started' && (x as { stepId?: string }).stepId === 'compact')).toHaveLength(1);
     const alarms = await target.client().maintenance.alarm({ action: AlarmAction.Get });
     expect(alarms.alarms).toEqual([]);
   }, 240_000);

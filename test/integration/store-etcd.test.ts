@@ -33,9 +33,9 @@ afterEach(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function cli(args: string[]): ResultPromise<{ reject: false; env: Record<string, string>; timeout: number }> {
+function cli(args: string[], ttl = TTL): ResultPromise<{ reject: false; env: Record<string, string>; timeout: number }> {
   return execa(process.execPath, [bin, ...args], {
-    reject: false, env: { NO_COLOR: '1', RUNBOOK_STORE_LEASE_TTL: String(TTL), RUNBOOK_STATE_DIR: path.join(dir, 'state') }, timeout: 90_000,
+    reject: false, env: { NO_COLOR: '1', RUNBOOK_STORE_LEASE_TTL: String(ttl), RUNBOOK_STATE_DIR: path.join(dir, 'state') }, timeout: 90_000,
   });
 }
 
@@ -110,11 +110,12 @@ describe('--store etcd:// (real CLI processes, real management etcd)', () => {
       'params:', '  dir: { type: string }',
       'steps:',
       ...['one', 'pause', 'two', 'three'].flatMap((id) => id === 'pause'
-        ? ['  - id: pause', '    action: wait', '    with: { duration: 6s }']
+        ? ['  - id: pause', '    action: wait', '    with: { duration: 10s }']
         : [`  - id: ${id}`, '    action: exec', '    with:', `      argv: [sh, -c, 'echo ${id} >> "$0/effects"', '\${{ params.dir }}']`]),
       '',
     ].join('\n'));
-    const a = cli(['run', rb, ...common(), '--yes']);
+    // A's lease (4 s) outlives the start of the refused attempt below even on a loaded machine
+    const a = cli(['run', rb, ...common(), '--yes'], 4);
     const out = await waitForText(a, /… pause/);
     const runId = runIdOf(out);
     process.kill(a.pid!, 'SIGSTOP');
