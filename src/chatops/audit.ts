@@ -44,7 +44,12 @@ export function scrubber(secrets: readonly string[]): (s: string) => string {
   };
 }
 
-export function openAuditLog(file: string, secrets: readonly string[] = []): AuditLog {
+export function openAuditLog(
+  file: string,
+  secrets: readonly string[] = [],
+  /** Also hand every (scrubbed) record here, e.g. to a shared store that all `serve` replicas write to. */
+  mirror?: (record: Record<string, unknown>) => void,
+): AuditLog {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const fd = fs.openSync(file, 'a', 0o600);
   const scrub = scrubber(secrets);
@@ -82,6 +87,9 @@ export function openAuditLog(file: string, secrets: readonly string[] = []): Aud
       const line = scrub(JSON.stringify({ ts: new Date().toISOString(), ...rec }));
       pending.push(`${line}\n`);
       kick();
+      if (mirror) {
+        try { mirror(JSON.parse(line) as Record<string, unknown>); } catch { /* the local log has it */ }
+      }
     },
     async flush() {
       for (let i = 0; i < 1000 && (writing || pending.length); i++) {

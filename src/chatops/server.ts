@@ -92,7 +92,19 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
   const log = (msg: string) => rawLog(scrub(`runbook serve: ${msg}`));
 
   fs.mkdirSync(cfg.stateDir, { recursive: true });
-  const audit = openAuditLog(opts.auditFile ?? path.join(cfg.stateDir, 'audit.jsonl'), secretValues);
+  let auditFailures = 0;
+  const auditInFlight = new Set<Promise<void>>();
+  const store = opts.store;
+  const replicaId = opts.replicaId;
+  const audit = openAuditLog(opts.auditFile ?? path.join(cfg.stateDir, 'audit.jsonl'), secretValues, store
+    ? (rec) => {
+      const p = store.appendAudit({ ...rec, ...(replicaId ? { replica: replicaId } : {}) }).catch((err: unknown) => {
+        if (++auditFailures <= 3) log(`cannot append to the audit log in the ${store.description}: ${messageOf(err)}`);
+      });
+      auditInFlight.add(p);
+      void p.finally(() => auditInFlight.delete(p));
+    }
+    : undefined);
   const metrics = createMetrics({ defaultMetrics: false });
   const replay = new ReplayCache();
   const alerts = new AlertRouter(cfg);
@@ -379,6 +391,7 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
       await runs.drain({ interrupt: !closeOpts.waitForRuns });
       audit.record({ event: 'server.stopped', source: 'server', outcome: 'ok' });
       await audit.close();
+      await Promise.all(auditInFlight);
     },
   };
 }

@@ -86,8 +86,8 @@ function readTls(what: string, file: string): Buffer {
 }
 
 /** Errors from the management etcd become StepErrors that name the store, never the TLS material. */
-function storeError(op: string, err: unknown): StepError {
-  if (err instanceof StepError || err instanceof UserError) return err as StepError;
+function storeError(op: string, err: unknown): Error {
+  if (err instanceof StepError || err instanceof UserError) return err;
   return new StepError('transient', `management etcd: ${op}: ${messageOf(err).split('\n')[0]}`);
 }
 
@@ -286,7 +286,10 @@ export class EtcdStore implements StateStore {
     const existing = r.responses[0]?.response_range?.kvs[0];
     if (!r.responses[1]?.response_range?.kvs.length) throw new UserError(`no run ${runId} in the ${this.description}`);
     if (!existing) throw storeError('record decision', new Error('decision neither written nor found'));
-    return { decision: JSON.parse(existing.value.toString()) as ApprovalDecision, first: false };
+    const found = JSON.parse(existing.value.toString()) as ApprovalDecision;
+    // a retried txn whose first attempt had landed finds its own decision: it was first
+    const ours = found.at === rec.at && found.by === rec.by && found.decision === rec.decision && found.via === rec.via;
+    return { decision: found, first: ours };
   }
 
   async readApproval(runId: string, stepId: string): Promise<ApprovalDecision | undefined> {

@@ -157,6 +157,11 @@ describe('two serve replicas on a management etcd', () => {
     const alarms = await target.client().maintenance.alarm({ action: AlarmAction.Get });
     expect(alarms.alarms).toEqual([]);
     expect(b.stderr()).toMatch(/taken over/);
+    // the audit of every replica is in the store too
+    const audit = Object.values(await mgmt.client().getAll().prefix('/runbook/v1/audit/').strings()).map((v) => JSON.parse(v));
+    expect(audit).toContainEqual(expect.objectContaining({ event: 'run.takeover', runId, replica: 'replica-b' }));
+    expect(audit).toContainEqual(expect.objectContaining({ event: 'approval.granted', runId, replica: 'replica-b', user: `slack:${APPROVER}` }));
+    expect(audit).toContainEqual(expect.objectContaining({ event: 'run.started', runId, replica: 'replica-a' }));
     // the lock is released when the run ends
     await waitUntil('the lock to be released', 10_000, async () => (await mgmt.client().getAll().prefix('/runbook/v1/locks/').keys()).length === 0);
     // status from any replica reads the store
