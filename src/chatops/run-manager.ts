@@ -320,7 +320,11 @@ export class RunManager {
     } catch (err) {
       this.#active.delete(runId);
       resolveSettled();
-      if (err instanceof UserError) return; // locked by a faster replica, or ended meanwhile
+      if (err instanceof UserError) {
+        // locked by a faster replica, or ended meanwhile: nothing to do; anything else is worth a line
+        if (err.exitCode !== ExitCode.locked && !/already ended/.test(err.message)) this.#d.log(`run ${runId}: cannot take it over: ${err.message.split('\n')[0]}`);
+        return;
+      }
       throw err;
     }
     this.#d.log(`run ${runId}: taken over (its runner's lock expired); resuming from the journal`);

@@ -25,6 +25,7 @@ import type { Inventory } from '../inventory/types.ts';
 import { EtcdPool } from '../etcd/pool.ts';
 import { memberStatus } from '../etcd/status.ts';
 import { normalizeURL, toHexId } from '../etcd/ids.ts';
+import { shortGrpcMessage } from '../etcd/errors.ts';
 import { ExitCode, StepError, UserError, messageOf } from '../util/errors.ts';
 import type { LockHolderInfo, StateStore, StoreJournalWriter, StoreLock } from './types.ts';
 
@@ -85,10 +86,13 @@ function readTls(what: string, file: string): Buffer {
   }
 }
 
-/** Errors from the management etcd become StepErrors that name the store, never the TLS material. */
+/**
+ * Errors from the management etcd name the store and what was being done, never the TLS material. They are not
+ * the user's mistake, but they are not bugs either: printed as they are, exit 1.
+ */
 function storeError(op: string, err: unknown): Error {
   if (err instanceof StepError || err instanceof UserError) return err;
-  return new StepError('transient', `management etcd: ${op}: ${messageOf(err).split('\n')[0]}`);
+  return new UserError(`the management etcd did not answer (${op}): ${shortGrpcMessage(err)}`, { exitCode: ExitCode.failed });
 }
 
 export class EtcdStore implements StateStore {
@@ -157,7 +161,7 @@ export class EtcdStore implements StateStore {
       const st = await this.client.maintenance.status();
       storeId = toHexId(st.header.cluster_id);
     } catch (err) {
-      throw new UserError(`cannot reach the ${this.description}: ${messageOf(err).split('\n')[0]}`);
+      throw new UserError(`cannot reach the ${this.description}: ${shortGrpcMessage(err)}`, { exitCode: ExitCode.failed });
     }
     const pool = new EtcdPool(inventory, { requestTimeoutMs: 3000 });
     try {
@@ -400,7 +404,7 @@ function fencedWriter(store: EtcdStore, runId: string, existing: JournalRecord[]
         return;
       } catch (err) {
         if (Date.now() >= until || attempt >= 10) {
-          failure = fencingError(`cannot write to the ${store.description}: ${messageOf(err).split('\n')[0]}`);
+          failure = fencingError(`cannot write to the ${store.description}: ${shortGrpcMessage(err)}`);
           return;
         }
         await new Promise((r) => setTimeout(r, Math.min(1000, 100 * 2 ** attempt)));
