@@ -298,14 +298,36 @@ function execute(x: ExecInternals): RunHandle {
   const approvalWaiters = new Map<string, () => void>();
   const started = Date.now();
 
+  // When the journal cannot be written (disk full, state dir read-only…) the run must not take another step whose
+  // checkpoint it cannot record: the first failed append aborts the run and fails the step in hand before its side
+  // effect; what follows is only displayed. The run stays resumable from its last durable record.
+  const resumeCommand = `runbook resume ${runId}`;
+  let journalError: StepError | undefined;
+  let unjournaled = 0;
   const emit = (event: RunEvent): JournalRecord => {
-    const rec = journal.append(event);
+    let rec: JournalRecord;
+    let failedNow: StepError | undefined;
+    if (journalError) {
+      rec = { ...event, seq: -++unjournaled, ts: new Date().toISOString(), runId } as JournalRecord;
+    } else {
+      try {
+        rec = journal.append(event);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+        journalError = failedNow = new StepError('stuck', `cannot write the run journal (${x.dir ?? 'memory'}): ${code}; the run stopped before taking another step`, {
+          hint: `once the state dir is writable again: ${resumeCommand}`,
+        });
+        if (!abort.signal.aborted) abort.abort('journal');
+        rec = { ...event, seq: -++unjournaled, ts: new Date().toISOString(), runId } as JournalRecord;
+      }
+    }
     applyRecord(fold, rec);
     try {
       x.onEvent?.(rec);
     } catch {
       /* a display must never break a run */
     }
+    if (failedNow) throw failedNow;
     return rec;
   };
   // the step runner appends through the same path so the fold and the listeners see everything
@@ -314,7 +336,6 @@ function execute(x: ExecInternals): RunHandle {
     ...(journal.flush ? { flush: () => journal.flush!() } : {}),
   };
 
-  const resumeCommand = `runbook resume ${runId}`;
   const scope = (context: MachineContext, item?: StepItem) => ({
     params: context.params,
     inventory: invView,
@@ -621,6 +642,10 @@ function execute(x: ExecInternals): RunHandle {
   const done = new Promise<RunResult>((resolve) => {
     const finish = async (status: RunResult['status'], error?: ErrorInfo & { stepId?: string }) => {
       await resources.dispose();
+      if (journalError) {
+        status = 'failed';
+        error = { ...toErrorInfo(journalError), ...(error?.stepId ? { stepId: error.stepId } : {}) };
+      }
       const report = buildReport(runbook, fold, started);
       const rec = emit({ type: 'run.finished', status, ...(error ? { error } : {}), durationMs: Date.now() - (fold.startedAt ?? started), report });
       void rec;
@@ -630,7 +655,11 @@ function execute(x: ExecInternals): RunHandle {
         status = 'failed';
         error = { ...toErrorInfo(err), ...(error?.stepId ? { stepId: error.stepId } : {}) };
       }
-      journal.close();
+      try {
+        journal.close();
+      } catch {
+        /* nothing more can be written anyway */
+      }
       const released = x.lock?.release();
       if (released) await released.catch(() => {});
       x.signal?.removeEventListener('abort', onOuterAbort);
