@@ -2,6 +2,7 @@
  * Run state in a management etcd (`--store etcd://host:port,host:port`), shared by several runners.
  *
  * Keys (all under /runbook/v1/):
+ *   index/<id>                      one small key per run (listing runs does not read their journals)
  *   runs/<id>/meta · runs/<id>/runbook · runs/<id>/snapshot · runs/<id>/journal/<seq, 12 digits>
  *   runs/<id>/approvals/<step>      first decision wins (txn: createRevision == 0)
  *   locks/<cluster key>             holder JSON, attached to a lease kept alive while the run goes on
@@ -45,6 +46,7 @@ export const keys = {
     return `${keys.run(id)}approvals/${step}`;
   },
   lock: (clusterKeyText: string) => `${PREFIX}locks/${clusterKeyText}`,
+  index: (id: string) => `${PREFIX}index/${checkRunId(id)}`,
   audit: () => `${PREFIX}audit/${new Date().toISOString()}-${crypto.randomBytes(4).toString('hex')}`,
 };
 
@@ -234,7 +236,11 @@ export class EtcdStore implements StateStore {
     const stored = { ...meta, inventory: storableInventory(meta.inventory) };
     const r = await this.client
       .if(keys.meta(meta.runId), 'Create', '==', 0)
-      .then(this.client.put(keys.meta(meta.runId)).value(JSON.stringify(stored)), this.client.put(keys.runbook(meta.runId)).value(runbookText))
+      .then(
+        this.client.put(keys.meta(meta.runId)).value(JSON.stringify(stored)),
+        this.client.put(keys.runbook(meta.runId)).value(runbookText),
+        this.client.put(keys.index(meta.runId)).value(meta.createdAt),
+      )
       .commit()
       .catch((err: unknown) => { throw storeError('create run', err); });
     if (!r.succeeded) throw new UserError(`run ${meta.runId} already exists in the ${this.description}`);
@@ -253,13 +259,8 @@ export class EtcdStore implements StateStore {
   }
 
   async listRunIds(): Promise<string[]> {
-    const all = await this.#retry('list runs', () => this.client.getAll().prefix(`${PREFIX}runs/`).keys());
-    const ids = new Set<string>();
-    for (const k of all) {
-      const m = /^\/runbook\/v1\/runs\/([^/]+)\/meta$/.exec(k);
-      if (m && RUN_ID.test(m[1]!)) ids.add(m[1]!);
-    }
-    return [...ids].sort();
+    const all = await this.#retry('list runs', () => this.client.getAll().prefix(`${PREFIX}index/`).keys());
+    return all.map((k) => k.slice(`${PREFIX}index/`.length)).filter((id) => RUN_ID.test(id)).sort();
   }
 
   async readJournal(runId: string): Promise<JournalRead> {
