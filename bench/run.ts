@@ -91,8 +91,8 @@ function physicalFloor(bc: BenchCluster): { ms: number; bytes: number } {
 
 interface RecoveryTrial {
   rep: number;
-  recipe: RecipeResult & { serverDefragMs: number[]; serverCompactMs: number[] };
-  runbook: { wallMs: number; writableMs: number | undefined; maxRssKiB: number | undefined; serverDefragMs: number[]; bd: Omit<RunBreakdown, 'records'> };
+  recipe: RecipeResult & { serverDefragMs: number[]; serverCompactMs: number[]; compactionLeadMs: number[] };
+  runbook: { wallMs: number; writableMs: number | undefined; maxRssKiB: number | undefined; serverDefragMs: number[]; compactionLeadMs: number[]; bd: Omit<RunBreakdown, 'records'> };
   ratio: number;
 }
 
@@ -112,7 +112,7 @@ async function recovery(bc: BenchCluster, sizeMiB: number): Promise<Record<strin
       if (v === 'a') {
         const r = await runRecipe(bc.cluster.endpoints);
         const st = serverTimes(marks);
-        a = { ...r, serverDefragMs: logs.flatMap((f) => st.defragMs.get(f) ?? []), serverCompactMs: logs.flatMap((f) => st.compactMs.get(f) ?? []) };
+        a = { ...r, serverDefragMs: logs.flatMap((f) => st.defragMs.get(f) ?? []), serverCompactMs: logs.flatMap((f) => st.compactMs.get(f) ?? []), compactionLeadMs: logs.flatMap((f) => st.compactionLeadMs.get(f) ?? []) };
         ({ dbAfter } = await assertRecovered(bc, `recipe ${sizeMiB} MiB rep ${rep}`));
         floor ??= physicalFloor(bc);
       } else {
@@ -120,7 +120,7 @@ async function recovery(bc: BenchCluster, sizeMiB: number): Promise<Record<strin
         const st = serverTimes(marks);
         await assertRecovered(bc, `runbook ${sizeMiB} MiB rep ${rep}`);
         const { records: _records, ...rest } = bd;
-        b = { wallMs: child.wallMs, writableMs: bd.writableMs, maxRssKiB: child.maxRssKiB, serverDefragMs: logs.flatMap((f) => st.defragMs.get(f) ?? []), bd: rest };
+        b = { wallMs: child.wallMs, writableMs: bd.writableMs, maxRssKiB: child.maxRssKiB, serverDefragMs: logs.flatMap((f) => st.defragMs.get(f) ?? []), compactionLeadMs: logs.flatMap((f) => st.compactionLeadMs.get(f) ?? []), bd: rest };
       }
       log(`${sizeMiB} MiB rep ${rep + 1}/${reps} ${v === 'a' ? 'recipe ' : 'runbook'} ${ms(v === 'a' ? a!.wallMs : b!.wallMs)}`);
     }
@@ -149,6 +149,8 @@ async function recovery(bc: BenchCluster, sizeMiB: number): Promise<Record<strin
     maxRssKiB: Math.max(...trials.map((t) => t.runbook.maxRssKiB ?? 0)),
     recipeParts: Object.fromEntries(['revision', 'compact', 'defrag', 'disarm', 'put'].map((n) => [n, med((t) => t.recipe.commands.find((c) => c.name === n)?.ms)])),
     recipeServerDefragMs: med((t) => t.recipe.serverDefragMs.reduce((x, y) => x + y, 0)),
+    /** Defrags that started on a member still compacting (its "finished scheduled compaction" came later). */
+    defragsDuringCompaction: { recipe: trials.reduce((n, t) => n + t.recipe.compactionLeadMs.filter((x) => x < 0).length, 0), runbook: trials.reduce((n, t) => n + t.runbook.compactionLeadMs.filter((x) => x < 0).length, 0) },
     runbookParts: {
       coldStart: med((t) => t.runbook.bd.coldStartMs),
       preflight: stepMed('preflight'),

@@ -45,27 +45,40 @@ export interface ServerTimes {
   /** Per member file: defrag durations in order. */
   defragMs: Map<string, number[]>;
   compactMs: Map<string, number[]>;
+  /**
+   * Per member file: how long before its defrag started the member finished its own (physical) compaction;
+   * negative when the defrag started while the member was still compacting.
+   */
+  compactionLeadMs: Map<string, number>;
 }
 
 export function serverTimes(marks: LogMarks): ServerTimes {
   const defragMs = new Map<string, number[]>();
   const compactMs = new Map<string, number[]>();
+  const compactionLeadMs = new Map<string, number>();
   for (const [file, offset] of marks) {
     const d: number[] = [];
     const c: number[] = [];
+    let compactedAt: number | undefined;
+    let defragAt: number | undefined;
     for (const line of readFrom(file, offset).split('\n')) {
-      if (!line.includes('"took"')) continue;
-      let rec: { msg?: string; took?: string };
+      if (!line.includes('"took"') && !line.includes('starting defragment')) continue;
+      let rec: { msg?: string; took?: string; ts?: string };
       try {
-        rec = JSON.parse(line) as { msg?: string; took?: string };
+        rec = JSON.parse(line) as { msg?: string; took?: string; ts?: string };
       } catch {
         continue;
       }
       if (rec.msg === 'defragmented' && rec.took) d.push(goDurationMs(rec.took));
-      if (rec.msg === 'finished scheduled compaction' && rec.took) c.push(goDurationMs(rec.took));
+      if (rec.msg === 'finished scheduled compaction' && rec.took) {
+        c.push(goDurationMs(rec.took));
+        compactedAt ??= rec.ts ? Date.parse(rec.ts) : undefined;
+      }
+      if (rec.msg === 'starting defragment') defragAt ??= rec.ts ? Date.parse(rec.ts) : undefined;
     }
     defragMs.set(file, d);
     compactMs.set(file, c);
+    if (compactedAt !== undefined && defragAt !== undefined) compactionLeadMs.set(file, defragAt - compactedAt);
   }
-  return { defragMs, compactMs };
+  return { defragMs, compactMs, compactionLeadMs };
 }
