@@ -10,7 +10,7 @@ import type { RunHandle } from '../execute/executor.ts';
 import { abortOnSignals } from './signals.ts';
 import { readJournal } from '../execute/journal.ts';
 import type { RunReport } from '../execute/report.ts';
-import { defaultStateDir, files, listRunIds, readRunMeta, runDir } from '../execute/run-store.ts';
+import { defaultStateDir, files, readRunMeta, runDir } from '../execute/run-store.ts';
 import { foldJournal } from '../execute/state.ts';
 import type { Inventory } from '../inventory/types.ts';
 import { parseParamFlags, resolveParams } from '../runbook/params.ts';
