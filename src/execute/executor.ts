@@ -675,7 +675,9 @@ function execute(x: ExecInternals): RunHandle {
         const value = snap.value as string;
         const ctxErr = snap.context.error;
         if (value === FINAL.succeeded) void finish('succeeded');
-        else if (value === FINAL.denied) void finish('denied', ctxErr);
+        // Ctrl-C while waiting for an approval leaves through the approval's error edge: that is an interrupt,
+        // not a denial, and the run must stay resumable.
+        else if (value === FINAL.denied && ctxErr?.kind !== 'cancelled') void finish('denied', ctxErr);
         else if (abort.signal.aborted) {
           emit({ type: 'run.interrupted', signal: String(abort.signal.reason ?? 'abort') });
           void finish('cancelled', ctxErr ?? { kind: 'cancelled', message: 'run interrupted' });

@@ -117,6 +117,18 @@ describe('run lifecycle (real CLI processes)', () => {
     expect(effects()).toEqual(['one', 'two']);
   });
 
+  it('Ctrl-C while waiting for approval: interrupted (130), not denied; resume asks again and finishes', async () => {
+    const p = cli(['run', rb, ...common(), '-p', 'pause=0s']);
+    const runId = runIdOf(await waitForText(p, /waiting for approval/));
+    p.kill('SIGINT');
+    const r = await p;
+    expect(r.exitCode).toBe(130);
+    expect(r.stderr).toContain(`runbook resume ${runId}`);
+    const resumed = await cli(['resume', runId, '--state-dir', stateDir, '--yes']);
+    expect(resumed.exitCode, resumed.stdout + resumed.stderr).toBe(0);
+    expect(effects()).toEqual(['one', 'two']);
+  });
+
   it('a denial ends the run with exit 5; step two never runs', async () => {
     const p = cli(['run', rb, ...common(), '-p', 'pause=0s']);
     const runId = runIdOf(await waitForText(p, /waiting for approval/));
