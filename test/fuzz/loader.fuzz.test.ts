@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FUZZ_SEED, runsFor, timeoutFor, Timings } from './config.ts';
 import { Findings } from './findings.ts';
 import { LoaderSandbox, type CheckResult } from './loader-sandbox.ts';
+import { YAML_LIMITS } from '../../src/util/yaml-source.ts';
 import { adversarial, byteInputs, mutatedSeeds, seedFiles, structuredRunbook, tokenSoup, unicodeText } from './runbook-arbitraries.ts';
 
 /** A single input may take this long on a loaded 2-core machine before it counts as too slow. */
@@ -118,14 +119,19 @@ describe(`runbook loader under fuzz (seed ${FUZZ_SEED})`, () => {
 
   it('the biggest inputs under the size cap load in bounded time (keys, steps, lines, nesting)', { timeout: 120_000 }, async () => {
     const found = new Findings();
-    const near1MiB = (unit: string, head = '') => head + unit.repeat(Math.floor((1_000_000 - head.length) / unit.length));
-    const keys = `apiVersion: runbook/v1\n${Array.from({ length: 90_000 }, (_, i) => `k${i}: 1`).join('\n')}`.slice(0, 1_000_000).replace(/\n[^\n]*$/, '\n');
+    // just under the loader's size cap (whatever it is now), in the shapes that cost the most per byte
+    const cap = YAML_LIMITS.maxBytes - 64;
+    const fill = (unit: string, head = '') => head + unit.repeat(Math.floor((cap - head.length) / unit.length));
+    const keys = `apiVersion: runbook/v1\n${Array.from({ length: Math.ceil(cap / 6) }, (_, i) => `k${i}: 1`).join('\n')}`.slice(0, cap).replace(/\n[^\n]*$/, '\n');
     const inputs = [
       keys,
-      near1MiB('  - {id: a, action: nope}\n', 'apiVersion: runbook/v1\nname: big\nsummary: big\nsteps:\n'),
-      near1MiB('\n', 'apiVersion: runbook/v1\nname: big\nsummary: big\nsteps:\n  - id: a\n    action: etcd.write-probe\n'),
-      `a: ${'['.repeat(300_000)}`,
+      fill('  - {id: a, action: nope}\n', 'apiVersion: runbook/v1\nname: big\nsummary: big\nsteps:\n'),
+      fill('  - {id: a, action: nope, when: "params.x =="}\n', 'apiVersion: runbook/v1\nname: big\nsummary: big\nsteps:\n'),
+      fill('\n', 'apiVersion: runbook/v1\nname: big\nsummary: big\nsteps:\n  - id: a\n    action: etcd.write-probe\n'),
+      `a: ${'['.repeat(cap - 3)}`,
+      `a: ${'{a: '.repeat(Math.floor((cap - 3) / 4))}`,
     ];
+    for (const t of inputs) expect(Buffer.byteLength(t)).toBeLessThanOrEqual(YAML_LIMITS.maxBytes);
     const sandbox = new LoaderSandbox(HANG_MS);
     try {
       for (const text of inputs) judge(await sandbox.check({ text, name: FILE }), text, FILE, found);

@@ -8,6 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { catalog } from '../../src/actions/catalog.ts';
+import { YAML_LIMITS } from '../../src/util/yaml-source.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
@@ -51,7 +52,7 @@ export const nastyString = fc.oneof(
   { weight: 4, arbitrary: fc.string({ unit: 'grapheme', maxLength: 40 }) },
   { weight: 2, arbitrary: fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)), maxLength: 20 }) },
   // long values: around the 64 Ki-character scalar limit, now and then
-  { weight: 1, arbitrary: fc.oneof(fc.integer({ min: 100, max: 5_000 }), fc.integer({ min: 65_000, max: 66_000 })).map((n) => 'x'.repeat(n)) },
+  { weight: 1, arbitrary: fc.oneof(fc.integer({ min: 100, max: 5_000 }), fc.integer({ min: YAML_LIMITS.maxScalarLength - 500, max: YAML_LIMITS.maxScalarLength + 500 })).map((n) => 'x'.repeat(n)) },
 );
 
 /** CEL-looking text: real pieces of expressions, shuffled, unbalanced, nested. */
@@ -245,8 +246,8 @@ export const adversarial: fc.Arbitrary<string> = fc.oneof(
   // deep block nesting
   sized(30, 100, 400).map((n) => `${MINIMAL_HEAD}  - id: a\n    action: wait\n    with:\n${Array.from({ length: n }, (_, i) => `${' '.repeat(6 + i)}k${i}:`).join('\n')} 1\n`),
   sized(30, 100, 400).map((n) => `a:\n${Array.from({ length: n }, (_, i) => `${' '.repeat(i + 1)}-`).join('\n')} x\n`),
-  // huge scalars around the 64 KiB limit and past the 1 MiB file limit
-  fc.record({ n: fc.oneof(fc.integer({ min: 65_000, max: 66_000 }), fc.integer({ min: 1_040_000, max: 1_100_000 })), style: fc.constantFrom('plain', 'double', 'single', 'block') }).map(({ n, style }) => {
+  // huge scalars around the scalar limit and around the file size limit
+  fc.record({ n: fc.oneof(fc.integer({ min: YAML_LIMITS.maxScalarLength - 500, max: YAML_LIMITS.maxScalarLength + 500 }), fc.integer({ min: YAML_LIMITS.maxBytes - 2_000, max: YAML_LIMITS.maxBytes + 50_000 })), style: fc.constantFrom('plain', 'double', 'single', 'block') }).map(({ n, style }) => {
     const v = 'x'.repeat(n);
     const s = style === 'plain' ? v : style === 'double' ? `"${v}"` : style === 'single' ? `'${v}'` : `|\n      ${v}`;
     return `${MINIMAL_HEAD}  - id: a\n    action: wait\n    description: ${s}\n    with: { duration: 1s }\n`;
@@ -305,8 +306,8 @@ export const adversarial: fc.Arbitrary<string> = fc.oneof(
     `${MINIMAL_HEAD}  - id: constructor\n    action: __proto__\n  - id: to-string\n    action: toString\n    gate: hasOwnProperty\n`,
   ),
   // very long lines and very many lines
-  sized(1_000, 20_000, 300_000).map((n) => `${MINIMAL_HEAD}  - id: a\n    action: etcd.write-probe\n${'#'.repeat(n)}\n`),
-  sized(1_000, 20_000, 200_000).map((n) => `${MINIMAL_HEAD}${'\n'.repeat(n)}  - id: a\n    action: etcd.write-probe\n`),
+  sized(1_000, 20_000, YAML_LIMITS.maxBytes + 10_000).map((n) => `${MINIMAL_HEAD}  - id: a\n    action: etcd.write-probe\n${'#'.repeat(n)}\n`),
+  sized(1_000, 20_000, YAML_LIMITS.maxBytes + 10_000).map((n) => `${MINIMAL_HEAD}${'\n'.repeat(n)}  - id: a\n    action: etcd.write-probe\n`),
 );
 
 /** Raw bytes: random, invalid UTF-8 inserted into valid files, UTF-16 with a BOM. */
