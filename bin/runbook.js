@@ -21,5 +21,8 @@ for (const stream of [process.stdout, process.stderr]) {
     throw err;
   });
 }
+// Cache compiled (type-stripped) modules between runs: a cold CLI start drops from ~0.9 s to ~0.5 s.
+const { enableCompileCache } = await import('node:module');
+enableCompileCache?.();
 const { main } = await import('../src/cli/main.ts');
 process.exitCode = await main(process.argv.slice(2));

@@ -109,7 +109,15 @@ export async function defragmentOnce(ctx: ActionContext, pool: EtcdPool, before:
         const s = await memberStatus(pool, before.endpoint, callOpts(ctx));
         return s.dbSize < before.dbSize ? { value: s } : { reason: `db still ${formatBytes(s.dbSize)}` };
       } catch (e) {
-        return { reason: (e as Error).message };
+        const message = (e as Error).message;
+        // Nothing listens any more: the process is gone, so no defrag can still be running there.
+        if (/ECONNREFUSED|connection refused/i.test(message)) {
+          throw new StepError('transient', `${before.name} went down during its defragment (${message}); no defrag is running there now`, {
+            member: before.name,
+            hint: 'start the member again, then resume: its defrag is checked (probe) before anything is re-issued',
+          });
+        }
+        return { reason: message };
       }
     },
     { what: `defragment of ${before.name}`, member: before.name, intervalMs: 500, hint: 'the member may still be defragmenting: check its log before retrying' },

@@ -128,6 +128,17 @@ export async function preflight(ctx: ActionContext, input: PreflightInput): Prom
   }
 
   const quota = resolveQuota(ctx.inventory, input.quotaBytes);
+  // A quota raise to a value no larger than the data already there would restart every member into NOSPACE (or
+  // worse, a typo like quotaBytes=1.5 → 2 bytes): refuse before anything changes.
+  if (input.quotaBytes !== undefined) {
+    const largest = Math.max(0, ...view.members.map((p) => (p.ok ? p.status.dbSize : 0)));
+    const floor = Math.max(1024 * 1024, Math.ceil(largest * 1.25));
+    if (input.quotaBytes < floor) {
+      refuse(`quotaBytes ${formatBytes(input.quotaBytes)} is too small: it must be at least ${formatBytes(floor)} (1.25 × the largest db, ${formatBytes(largest)}, and at least 1 MiB)`, {
+        hint: 'give the quota with a unit, e.g. -p quotaBytes=8GiB',
+      });
+    }
+  }
   const rows = view.members.map((p) => memberRow(p, view.leaderId));
   const short: string[] = [];
   if (input.headroomFactor > 0) {

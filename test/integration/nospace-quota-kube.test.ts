@@ -93,6 +93,18 @@ describe('nospace-recovery: quota raise and kubectl (real cluster, real CLI)', (
     await cluster.client().put('/after').value('ok');
   });
 
+  it('a quota raise to a value no larger than the data is refused before anything changes (quotaBytes=1.5 is 2 bytes)', async () => {
+    cluster = await startCluster({ members: 3, quotaBytes: 16 * MiB });
+    await cluster.fillToNospace();
+    stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'runbook-state-'));
+    const pids = cluster.members.map((m) => cluster!.pid(m.name));
+    const r = await cli(['run', 'nospace-recovery', '-i', cluster.writeInventory(), '--state-dir', stateDir, '-p', 'quotaBytes=1.5', '--yes']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).toMatch(/quotaBytes 2 B is too small/);
+    expect(cluster.members.map((m) => cluster!.pid(m.name))).toEqual(pids); // nobody was restarted
+    expect((await cluster.alarms()).map((a) => a.alarm)).toContain('NOSPACE');
+  });
+
   it('verify-kubernetes runs the real kubectl: fails while etcd is full (readyz), the recovered cluster passes', async () => {
     cluster = await startCluster({ members: 3, quotaBytes: 16 * MiB });
     standin = await startApiServerStandin({ etcd: cluster.endpoints, nodes: [{ name: 'cp-1', ready: true }] });
