@@ -39,17 +39,22 @@ function cmdline(pid: number): string[] {
   return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0$/, '').split('\0');
 }
 
-/** Every 100 ms, a linearizable read through each endpoint; a tick where no endpoint answers = quorum lost. */
+/**
+ * Every 100 ms, every member is asked for its status (1 s deadline); a tick where fewer than a majority answer is
+ * a tick without quorum. (A linearizable read is not the measure: it also fails for the moment a leadership
+ * transfer takes, which loses no quorum.)
+ */
 function quorumProber(endpoints: string[]) {
   const clients = endpoints.map((h) => new Etcd3({ hosts: h, faultHandling: { host: () => noop, global: noop }, defaultCallOptions: (c) => (c.isStream ? {} : { deadline: Date.now() + 1000 }) }));
+  const majority = Math.floor(endpoints.length / 2) + 1;
   let ticks = 0;
   let lost = 0;
   let running = true;
   const loop = (async () => {
     for (let i = 0; running && i < 3000; i++) {
-      const ok = await Promise.all(clients.map((c) => c.get('/probe').string().then(() => true, () => false)));
+      const ok = await Promise.all(clients.map((c) => c.maintenance.status().then(() => true, () => false)));
       ticks++;
-      if (!ok.some(Boolean)) lost++;
+      if (ok.filter(Boolean).length < majority) lost++;
       await new Promise((r) => setTimeout(r, 100));
     }
   })();
@@ -75,7 +80,7 @@ describe('nospace-recovery: quota raise and kubectl (real cluster, real CLI)', (
     const probe = await prober.stop();
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     expect(probe.ticks).toBeGreaterThan(5);
-    expect(probe.lost, 'ticks where no member answered a linearizable read').toBe(0);
+    expect(probe.lost, 'ticks where fewer than a majority of members answered').toBe(0);
 
     // every member runs again, as a new process, with the new flag
     for (const [i, m] of cluster.members.entries()) {
