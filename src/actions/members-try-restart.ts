@@ -49,7 +49,11 @@ interface Tracked {
   state: TryRestartMember;
   /** Its driver failed to start it (a member without a usable driver may still be brought back by someone else). */
   startFailed?: boolean;
+  /** Starts after it exited: a member can fail once for a passing reason (a port still held by its dead self). */
+  restarts?: number;
 }
+
+const MAX_RESTARTS = 2;
 
 async function refresh(t: Tracked): Promise<void> {
   if (t.state.error && !t.state.started) return; // no usable driver
@@ -134,6 +138,19 @@ export const tryRestartAction: ActionImpl<TryRestartInput, TryRestartOutput> = {
     for (;;) {
       if (ctx.signal.aborted) throw new StepError('cancelled', 'cancelled');
       await Promise.all(tracked.map(refresh));
+      for (const t of tracked) {
+        if (!t.state.exited || (t.restarts ?? 0) >= MAX_RESTARTS) continue;
+        t.restarts = (t.restarts ?? 0) + 1;
+        ctx.log(`${t.spec.name} exited after it was started; starting it again (${t.restarts} of ${MAX_RESTARTS})${t.state.logTail ? `; its last log lines:\n${t.state.logTail}` : ''}`);
+        try {
+          await driverFor(t.spec).start({ signal: ctx.signal });
+          delete t.state.exited;
+          pool.forget(t.spec.name);
+        } catch (err) {
+          if (err instanceof StepError && err.kind === 'cancelled') throw err;
+          t.state.error = messageOf(err);
+        }
+      }
       const view = await clusterView(pool, callOpts(ctx, { timeoutMs: POLL_CALL_MS }));
       for (const t of tracked) t.state.answering = view.members.find((p) => p.name === t.spec.name)?.ok === true;
       result = await quorumCheck(ctx, view, n);
