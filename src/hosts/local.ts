@@ -1,9 +1,9 @@
 /** The Host for this machine: node:fs for files, execa (argv, no shell) for commands. */
+import { forEachChunk } from '../util/file-chunks.ts';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, writeSync, existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
-import { open } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
 import { StepError, messageOf } from '../util/errors.ts';
@@ -61,18 +61,7 @@ export function fsyncPath(path: string): void {
 /** sha256 of a file, read through one reused buffer (constant memory, no garbage per chunk). */
 export async function sha256File(path: string, signal?: AbortSignal): Promise<string> {
   const hash = createHash('sha256');
-  const buf = Buffer.allocUnsafe(1024 * 1024);
-  const fh = await open(path, 'r');
-  try {
-    for (;;) {
-      if (signal?.aborted) throw new StepError('cancelled', `reading ${path}: cancelled`);
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) break;
-      hash.update(buf.subarray(0, bytesRead));
-    }
-  } finally {
-    await fh.close();
-  }
+  await forEachChunk(path, signal, (chunk) => hash.update(chunk));
   return hash.digest('hex');
 }
 

@@ -4,9 +4,8 @@
  * NOT check this on 3.4 (a file with its tail cut or a byte flipped passes; ETCD-NOTES), so this is the check.
  * One streaming pass also yields the sha256 of the whole file (what `sha256sum` prints, kept in manifests).
  */
+import { forEachChunk } from '../util/file-chunks.ts';
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
-import { StepError } from '../util/errors.ts';
 
 export const TRAILER_BYTES = 32;
 
@@ -60,17 +59,6 @@ export class TrailerHasher {
  */
 export async function checkSnapshotFile(path: string, signal?: AbortSignal): Promise<SnapshotFileCheck> {
   const h = new TrailerHasher();
-  const buf = Buffer.allocUnsafe(1024 * 1024);
-  const fh = await open(path, 'r');
-  try {
-    for (;;) {
-      if (signal?.aborted) throw new StepError('cancelled', `reading ${path}: cancelled`);
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) break;
-      h.update(buf.subarray(0, bytesRead));
-    }
-  } finally {
-    await fh.close();
-  }
+  await forEachChunk(path, signal, (chunk) => h.update(chunk));
   return h.result();
 }
