@@ -113,6 +113,25 @@ export function startRun(opts: RunOptions): RunHandle {
   }
 }
 
+/** What a resumed run takes from the run's stored meta and the resume options (local and stored runs alike). */
+function resumedRunOptions(opts: ResumeOptions, meta: RunMeta, inventory: Inventory): RunOptions & { runId: string } {
+  return {
+    runbook: opts.runbook,
+    runbookText: opts.runbookText,
+    inventory,
+    params: meta.params,
+    registry: opts.registry,
+    stateDir: opts.stateDir,
+    ...(opts.autoApprove ? { autoApprove: opts.autoApprove } : {}),
+    ...(meta.extraApprovals ? { extraApprovals: meta.extraApprovals } : {}),
+    ...(meta.approvalTimeoutMs ? { approvalTimeoutMs: meta.approvalTimeoutMs } : {}),
+    ...(meta.requestedBy ? { requestedBy: meta.requestedBy } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+    runId: opts.runId,
+  };
+}
+
 /** Continue a run that crashed, was interrupted, or failed. Refuses when the runbook changed. */
 export function resumeRun(opts: ResumeOptions): RunHandle {
   const meta = readRunMeta(opts.stateDir, opts.runId);
@@ -137,19 +156,7 @@ export function resumeRun(opts: ResumeOptions): RunHandle {
       : undefined;
     const fold2 = foldJournal(journal.records);
     return execute({
-      runbook: opts.runbook,
-      runbookText: opts.runbookText,
-      inventory,
-      params: meta.params,
-      registry: opts.registry,
-      stateDir: opts.stateDir,
-      ...(opts.autoApprove ? { autoApprove: opts.autoApprove } : {}),
-      ...(meta.extraApprovals ? { extraApprovals: meta.extraApprovals } : {}),
-      ...(meta.approvalTimeoutMs ? { approvalTimeoutMs: meta.approvalTimeoutMs } : {}),
-      ...(meta.requestedBy ? { requestedBy: meta.requestedBy } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}),
-      ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
-      runId: opts.runId,
+      ...resumedRunOptions(opts, meta, inventory),
       journal,
       fold: fold2,
       resolutions: opts.resolutions ?? {},
@@ -223,19 +230,7 @@ export async function resumeStoredRun(opts: ResumeOptions & { store?: StateStore
     }
     const snapshotText = await store.loadSnapshot(opts.runId);
     return execute({
-      runbook: opts.runbook,
-      runbookText: opts.runbookText,
-      inventory,
-      params: meta.params,
-      registry: opts.registry,
-      stateDir: opts.stateDir,
-      ...(opts.autoApprove ? { autoApprove: opts.autoApprove } : {}),
-      ...(meta.extraApprovals ? { extraApprovals: meta.extraApprovals } : {}),
-      ...(meta.approvalTimeoutMs ? { approvalTimeoutMs: meta.approvalTimeoutMs } : {}),
-      ...(meta.requestedBy ? { requestedBy: meta.requestedBy } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}),
-      ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
-      runId: opts.runId,
+      ...resumedRunOptions(opts, meta, inventory),
       journal,
       fold,
       resolutions: opts.resolutions ?? {},
