@@ -15,16 +15,11 @@ import { memberStatus } from '../../src/etcd/status.ts';
 import { isNoSpace } from '../../src/etcd/errors.ts';
 import { StepError } from '../../src/util/errors.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
-import { makeActionContext, memberItem, type TestActionContext } from '../support/action-context.ts';
+import { makeActionContext, memberItem, type TestActionContext, stepError, action } from '../support/action-context.ts';
 
 const MiB = 1024 * 1024;
 const QUOTA = 16 * MiB;
 
-function action(name: keyof typeof catalog): { impl: ActionImpl; input: (raw?: Record<string, unknown>) => any } {
-  const impl = etcdActions[name];
-  if (!impl) throw new Error(`no implementation for ${name}`);
-  return { impl, input: (raw = {}) => catalog[name].input.parse(raw) };
-}
 
 const preflight = action('etcd.preflight');
 const compact = action('etcd.compact');
@@ -35,15 +30,6 @@ const memberHealthy = action('etcd.member-healthy');
 const clusterHealthy = action('etcd.cluster-healthy');
 const moveLeader = action('etcd.move-leader');
 
-async function stepError(p: Promise<unknown>): Promise<StepError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof StepError) return err;
-    throw err;
-  }
-  throw new Error('expected a StepError, the call succeeded');
-}
 
 const timings: Record<string, number> = {};
 async function timed<T>(label: string, fn: () => Promise<T>): Promise<T> {

@@ -21,7 +21,7 @@ import { isAlive } from '../../src/drivers/process.ts';
 import type { Inventory } from '../../src/inventory/types.ts';
 import { StepError } from '../../src/util/errors.ts';
 import { freePorts, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
-import { makeActionContext, memberItem, type TestActionContext } from '../support/action-context.ts';
+import { makeActionContext, memberItem, type TestActionContext, stepError } from '../support/action-context.ts';
 import { startApiServerStandin, writeKubeconfig, type ApiServerStandin } from '../support/apiserver-standin.ts';
 
 const MiB = 1024 * 1024;
@@ -34,15 +34,6 @@ const etcd = (name: keyof typeof etcdActions & keyof typeof catalog) => ({
   input: (raw: Record<string, unknown> = {}) => (catalog[name].input as any).parse(raw),
 });
 
-async function stepError(p: Promise<unknown>): Promise<StepError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof StepError) return err;
-    throw err;
-  }
-  throw new Error('expected a StepError, the call succeeded');
-}
 
 describe('kubectl.verify against an API-server stand-in on a real etcd', () => {
   let cluster: TestCluster;

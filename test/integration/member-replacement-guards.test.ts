@@ -17,7 +17,7 @@ import type { Inventory } from '../../src/inventory/types.ts';
 import { relocatedPath } from '../../src/membership/data-dir.ts';
 import { StepError } from '../../src/util/errors.ts';
 import { freePorts, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
-import { makeActionContext } from '../support/action-context.ts';
+import { makeActionContext, stepError } from '../support/action-context.ts';
 
 type Name = 'etcd.replacement-preflight' | 'etcd.member-remove' | 'etcd.member-add' | 'etcd.member-promote' | 'members.start-replacement';
 
@@ -31,15 +31,6 @@ const add = action('etcd.member-add');
 const start = action('members.start-replacement');
 const promote = action('etcd.member-promote');
 
-async function stepError(p: Promise<unknown>): Promise<StepError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof StepError) return err;
-    throw err;
-  }
-  throw new Error('expected a StepError, the call succeeded');
-}
 
 const etcdctlBin = process.env.ETCD_BIN_DIR ? `${process.env.ETCD_BIN_DIR}/etcdctl` : 'etcdctl';
 async function etcdctl(endpoint: string, args: string[]): Promise<string> {

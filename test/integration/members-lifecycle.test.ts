@@ -16,15 +16,10 @@ import type { ActionContext, ActionImpl } from '../../src/actions/types.ts';
 import type { Inventory } from '../../src/inventory/types.ts';
 import { StepError } from '../../src/util/errors.ts';
 import { corruptFile, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
-import { makeActionContext, memberItem, type TestActionContext } from '../support/action-context.ts';
+import { makeActionContext, memberItem, type TestActionContext, stepError, action } from '../support/action-context.ts';
 
 const MiB = 1024 * 1024;
 
-function action(name: keyof typeof catalog): { impl: ActionImpl; input: (raw?: Record<string, unknown>) => any } {
-  const impl = memberActions[name] ?? etcdActions[name];
-  if (!impl) throw new Error(`no implementation for ${name}`);
-  return { impl, input: (raw = {}) => catalog[name].input.parse(raw) };
-}
 
 const setFlag = action('members.set-flag');
 const stop = action('members.stop');
@@ -34,15 +29,6 @@ const moveAside = action('members.move-data-aside');
 const memberHealthy = action('etcd.member-healthy');
 const clusterHealthy = action('etcd.cluster-healthy');
 
-async function stepError(p: Promise<unknown>): Promise<StepError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof StepError) return err;
-    throw err;
-  }
-  throw new Error('expected a StepError, the call succeeded');
-}
 
 function cmdline(pid: number): string[] {
   return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0$/, '').split('\0');

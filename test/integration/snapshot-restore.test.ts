@@ -17,19 +17,10 @@ import { moveAside, localHost } from '../../src/hosts/index.ts';
 import type { Inventory } from '../../src/inventory/types.ts';
 import { StepError } from '../../src/util/errors.ts';
 import { corruptFile, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
-import { makeActionContext, memberItem } from '../support/action-context.ts';
+import { makeActionContext, memberItem, stepError } from '../support/action-context.ts';
 
 const restoreInput = (raw: Record<string, unknown>) => catalog['etcd.restore-member'].input.parse(raw);
 
-async function stepError(p: Promise<unknown>): Promise<StepError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof StepError) return err;
-    throw err;
-  }
-  throw new Error('expected a StepError, the call succeeded');
-}
 
 describe('restore-member and select on a real one-member cluster', () => {
   let cluster: TestCluster;

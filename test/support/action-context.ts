@@ -5,7 +5,10 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ActionContext, StepItem, StepRecord } from '../../src/actions/types.ts';
+import type { ActionContext, ActionImpl, StepItem, StepRecord } from '../../src/actions/types.ts';
+import { catalog } from '../../src/actions/catalog.ts';
+import { createRegistry } from '../../src/actions/registry.ts';
+import { StepError } from '../../src/util/errors.ts';
 import type { Inventory } from '../../src/inventory/types.ts';
 import { createResourceScope } from '../../src/execute/resources.ts';
 
@@ -58,4 +61,22 @@ export function memberItem(inventory: Inventory, name: string, opts: { index?: n
     done: opts.done ?? [],
     ...(opts.moveLeaderFirst !== undefined ? { moveLeaderFirst: opts.moveLeaderFirst } : {}),
   };
+}
+
+/** A catalog action's implementation and its input parser (defaults applied), as a runbook step would get them. */
+export function action(name: keyof typeof catalog): { impl: ActionImpl; input: (raw?: Record<string, unknown>) => any } {
+  const impl = createRegistry().impl(name);
+  if (!impl) throw new Error(`no implementation for ${name}`);
+  return { impl, input: (raw = {}) => (catalog[name].input as { parse(v: unknown): unknown }).parse(raw) };
+}
+
+/** The StepError a call rejects with; fails the test when it succeeds or throws anything else. */
+export async function stepError(p: Promise<unknown>): Promise<StepError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof StepError) return err;
+    throw err;
+  }
+  throw new Error('expected a StepError, the call succeeded');
 }
