@@ -10,7 +10,7 @@ import { memberStatus, reclaimable, type MemberStatus } from '../etcd/status.ts'
 import { clusterView, type MemberProbe } from '../etcd/view.ts';
 import { StepError } from '../util/errors.ts';
 import { formatBytes, formatDuration } from '../util/units.ts';
-import { callOpts, etcdPool, itemMember, pollUntil, preflightOutput } from './etcd-common.ts';
+import { atQuota, callOpts, etcdPool, itemMember, pollUntil, preflightOutput } from './etcd-common.ts';
 import { pickSuccessor, transferLeadership } from './etcd-leader.ts';
 import type { ActionContext, ActionImpl } from './types.ts';
 
@@ -45,8 +45,11 @@ export function defragTimeoutMs(dbSize: number, timeoutPerGiB: number): number {
 
 const sizes = (s: MemberStatus) => ({ dbSize: s.dbSize, inUse: s.dbSizeInUse });
 
-function skip(s: MemberStatus, input: DefragInput): string | undefined {
+function skip(s: MemberStatus, input: DefragInput, quotaBytes?: number): string | undefined {
   if (s.isLearner) return 'learner (learners are not defragmented by this step)';
+  // Right after a compaction "in use" can still count the freed pages (bbolt frees them at a later write): a member
+  // whose db is at the quota is always defragmented, or the alarm could never be disarmed.
+  if (quotaBytes !== undefined && atQuota(s.dbSize, quotaBytes)) return undefined;
   const threshold = Math.max(input.minReclaimBytes, MIN_RECLAIM_FLOOR);
   const r = reclaimable(s);
   if (r < threshold) return `nothing to gain: ${formatBytes(r)} reclaimable (db ${formatBytes(s.dbSize)}, in use ${formatBytes(s.dbSizeInUse)}), below ${formatBytes(threshold)}`;
@@ -133,7 +136,7 @@ export async function defragMember(ctx: ActionContext, input: DefragInput): Prom
     return first;
   }
   const before = first;
-  const why = skip(before, input);
+  const why = skip(before, input, preflightOutput(ctx)?.quota.bytes);
   if (why) {
     ctx.log(`skipping ${before.name}: ${why}`);
     return skipped(before, why);
@@ -166,14 +169,14 @@ export const defragAction: ActionImpl<DefragInput, DefragOutput> = {
   async probe(ctx, input) {
     const s = await statusOrAllowedDown(ctx, etcdPool(ctx));
     if (!('endpoint' in s)) return { done: true, output: s, detail: s.reason ?? 'skipped' };
-    const why = skip(s, input);
+    const why = skip(s, input, preflightOutput(ctx)?.quota.bytes);
     if (why) return { done: true, output: skipped(s, why), detail: why };
     return { done: false, detail: `${formatBytes(reclaimable(s))} reclaimable on ${s.name}` };
   },
   async plan(ctx, input) {
     const s = await statusOrAllowedDown(ctx, etcdPool(ctx));
     if (!('endpoint' in s)) return `skip ${s.member}: ${s.reason}`;
-    const why = skip(s, input);
+    const why = skip(s, input, preflightOutput(ctx)?.quota.bytes);
     if (why) return `skip ${s.name}: ${why}`;
     const lead = s.isLeader && shouldMoveLeader(ctx, input) ? `; ${s.name} leads: move leadership to another healthy voter first` : '';
     return `defragment ${s.name}: db ${formatBytes(s.dbSize)}, in use ${formatBytes(s.dbSizeInUse)}, ~${formatBytes(reclaimable(s))} to reclaim; deadline ${formatDuration(defragTimeoutMs(s.dbSize, input.timeoutPerGiB))}${lead}`;
