@@ -220,8 +220,8 @@ async function overhead(rssKiB: number | undefined, snapshotBytes = 4096): Promi
 
 /** `etcd.snapshot-save` through the runner vs `etcdctl snapshot save`, when the action is implemented. */
 async function snapshotSave(bc: BenchCluster): Promise<Record<string, unknown>> {
-  const { createRegistry } = await import('../src/actions/registry.ts');
-  if (!createRegistry().impl('etcd.snapshot-save')) return { skipped: 'etcd.snapshot-save has no implementation yet' };
+  const { loadRegistry } = await import('../src/actions/registry.ts');
+  if (!(await loadRegistry()).impl('etcd.snapshot-save')) return { skipped: 'etcd.snapshot-save has no implementation yet' };
   await bc.restore();
   const dir = mkdtempSync(join(bc.cluster.dir, 'snap-'));
   const rbFile = join(dir, 'snapshot-only.yaml');

@@ -32,5 +32,13 @@ try {
 } catch {
   /* a cache is an optimisation only */
 }
-const { main } = await import('../src/cli/main.ts');
+// Run from the bundle in dist/ when it is fresh (rebuilt first when src/ changed), else from src/: see bin/bundle.js.
+let entry;
+if (process.env.RUNBOOK_FROM_SOURCE !== '1') {
+  const { buildBundle, freshBundle } = await import('./bundle.js');
+  const root = join(import.meta.dirname, '..');
+  const debug = (why) => process.env.RUNBOOK_DEBUG && process.stderr.write(`runbook: running from src/: ${why}\n`);
+  entry = freshBundle(root) ?? (await buildBundle(root, debug));
+}
+const { main } = await import(entry ?? '../src/cli/main.ts');
 process.exitCode = await main(process.argv.slice(2));

@@ -82,6 +82,10 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error >&2
 fi
 
+# The CLI's bundle (bin/bundle.js): built now so the first command does not pay for it; never fatal (without it
+# the CLI runs from src/).
+node bin/bundle.js >&2 || log "the CLI bundle was not built; runbook runs from src/ (slower cold start)"
+
 if [ $print_env -eq 1 ]; then
   printf 'export PATH=%q\n' "$PATH"
 fi

@@ -4,6 +4,7 @@
  */
 import { isAlreadyCompacted } from '../etcd/errors.ts';
 import { compact, compactedAtLeast, currentRevision } from '../etcd/kv.ts';
+import { compactionsFinished } from '../etcd/metrics.ts';
 import type { EtcdPool } from '../etcd/pool.ts';
 import { clusterView, isLearner, type ClusterView, type MemberProbe } from '../etcd/view.ts';
 import { StepError } from '../util/errors.ts';
@@ -25,6 +26,11 @@ export interface CompactOutput {
   /** The member the request went to (physical compaction is awaited there). */
   member: string;
   durationMs: number;
+  /**
+   * Compactions each voter had finished before this one was requested (its /metrics), null where it did not say:
+   * verify waits until each count goes up, i.e. the member has deleted the old revisions (see etcd/metrics.ts).
+   */
+  finishedBefore?: Record<string, number | null>;
 }
 
 type Answering = MemberProbe & { ok: true };
@@ -44,11 +50,17 @@ export function requestTarget(view: ClusterView): Answering {
   });
 }
 
-async function target(ctx: ActionContext, pool: EtcdPool, keep: number): Promise<{ to: Answering; current: number; revision: number }> {
-  const to = requestTarget(await clusterView(pool, callOpts(ctx)));
+async function target(ctx: ActionContext, pool: EtcdPool, keep: number): Promise<{ to: Answering; current: number; revision: number; view: ClusterView }> {
+  const view = await clusterView(pool, callOpts(ctx));
+  const to = requestTarget(view);
   const current = await currentRevision(pool, to.endpoint, callOpts(ctx));
-  return { to, current, revision: Math.max(1, current - keep) };
+  return { to, current, revision: Math.max(1, current - keep), view };
 }
+
+const votersOf = (view: ClusterView) => view.members.filter((p): p is Answering => p.ok && !isLearner(p));
+
+/** Longest wait for the voters to finish deleting the old revisions (the step's timeout bounds it first). */
+const FINISH_WAIT_MS = 10 * 60_000;
 
 /** Physical compaction of a big backend takes a while: give it more than a plain request. */
 const COMPACT_TIMEOUT_MS = 120_000;
@@ -73,11 +85,20 @@ export const compactAction: ActionImpl<CompactInput, CompactOutput> = {
   async run(ctx, input) {
     const pool = etcdPool(ctx);
     const t0 = performance.now();
-    const { to, current, revision } = await target(ctx, pool, input.keep);
-    const out = (alreadyCompacted: boolean): CompactOutput => ({ revision, currentRevision: current, alreadyCompacted, member: to.name, durationMs: Math.round(performance.now() - t0) });
+    const { to, current, revision, view } = await target(ctx, pool, input.keep);
+    let finishedBefore: Record<string, number | null> | undefined;
+    const out = (alreadyCompacted: boolean): CompactOutput => ({
+      revision, currentRevision: current, alreadyCompacted, member: to.name, durationMs: Math.round(performance.now() - t0),
+      ...(finishedBefore ? { finishedBefore } : {}),
+    });
     if (await compactedAtLeast(pool, to.endpoint, revision, callOpts(ctx))) {
       ctx.log(`already compacted up to revision ${revision}`);
       return out(true);
+    }
+    if (input.physical) {
+      const voters = votersOf(view);
+      const counts = await Promise.all(voters.map((p) => compactionsFinished(pool, p.endpoint, callOpts(ctx, { timeoutMs: 2000 }))));
+      finishedBefore = Object.fromEntries(voters.map((p, i) => [p.name, counts[i] ?? null]));
     }
     try {
       await compact(pool, to.endpoint, revision, input.physical, callOpts(ctx, { timeoutMs: COMPACT_TIMEOUT_MS }));
@@ -90,22 +111,39 @@ export const compactAction: ActionImpl<CompactInput, CompactOutput> = {
     ctx.log(`compacted up to revision ${revision} through ${to.name} in ${formatDuration(o.durationMs)}`);
     return o;
   },
-  /** Every answering voter has applied the compaction (asked serializably, each for itself). */
-  async verify(ctx, _input, output) {
+  /**
+   * Every answering voter has applied the compaction (asked serializably, each for itself) and, when `physical`,
+   * finished deleting the old revisions: a member still deleting must not be defragmented yet (the defrag would
+   * copy the history it is meant to drop). The request target's own deletion was awaited by the RPC.
+   */
+  async verify(ctx, input, output) {
     const pool = etcdPool(ctx);
-    const view = await clusterView(pool, callOpts(ctx));
-    const voters = view.members.filter((p): p is Answering => p.ok && !isLearner(p));
+    const voters = votersOf(await clusterView(pool, callOpts(ctx)));
+    const unseen = new Set<string>();
     await pollUntil(
       ctx,
-      10_000,
+      input.physical ? FINISH_WAIT_MS : 10_000,
       async () => {
-        const behind: string[] = [];
-        for (const p of voters) {
-          if (!(await compactedAtLeast(pool, p.endpoint, output.revision, { ...callOpts(ctx), serializable: true }))) behind.push(p.name);
-        }
-        return behind.length === 0 ? { value: true } : { reason: `not yet compacted to ${output.revision} on ${behind.join(', ')}` };
+        const behind = (
+          await Promise.all(
+            voters.map(async (p): Promise<string | undefined> => {
+              if (!(await compactedAtLeast(pool, p.endpoint, output.revision, { ...callOpts(ctx), serializable: true }))) return `${p.name} has not applied it yet`;
+              if (!input.physical || p.name === output.member) return undefined;
+              const before = output.finishedBefore?.[p.name];
+              const now = before === null || before === undefined ? undefined : await compactionsFinished(pool, p.endpoint, callOpts(ctx, { timeoutMs: 2000 }));
+              if (now === undefined) {
+                if (!unseen.has(p.name)) ctx.log(`${p.name}: its metrics do not show compaction progress; only the scheduling is confirmed`);
+                unseen.add(p.name);
+                return undefined;
+              }
+              // A count below the baseline: the member restarted since (etcd finishes a pending compaction as it starts).
+              return now !== before ? undefined : `${p.name} is still deleting old revisions`;
+            }),
+          )
+        ).filter((x): x is string => x !== undefined);
+        return behind.length === 0 ? { value: true } : { reason: `compaction at ${output.revision}: ${behind.join('; ')}` };
       },
-      { what: 'compaction applied on every voter', intervalMs: 200 },
+      { what: `compaction finished on every voter`, intervalMs: 25 },
     );
   },
 };

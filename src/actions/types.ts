@@ -85,6 +85,9 @@ export interface ActionRegistry {
   meta(name: string): ActionMeta | undefined;
   names(): string[];
   impl(name: string): ActionImpl | undefined;
+  /** Make `impl()` answer for these actions (imports their modules on first use). Registries that hold every
+   * implementation already need not have it. */
+  load?(names: readonly string[]): Promise<void>;
   /** Resolve a members forEach to concrete, ordered members (reads the cluster for the leader). */
   resolveMembers?(ctx: ActionContext, selector: 'all' | 'voters' | 'learners', order: 'as-listed' | 'followers-then-leader'): Promise<MemberSpec[]>;
 }

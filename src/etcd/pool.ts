@@ -7,11 +7,14 @@
  */
 import { authPassword } from '../inventory/endpoints.ts';
 import { readFileSync } from 'node:fs';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { Etcd3, type IOptions } from 'etcd3';
 import { noop } from 'cockatiel';
 import type { Inventory, MemberSpec } from '../inventory/types.ts';
 import { UserError } from '../util/errors.ts';
 import { normalizeURL } from './ids.ts';
+import { tlsFileOptions } from './tls-files.ts';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
 
@@ -51,6 +54,7 @@ export class EtcdPool {
   readonly inventory: Inventory;
   readonly requestTimeoutMs: number;
   readonly #clients = new Map<string, EtcdClient>();
+  readonly #agents = new Map<string, HttpAgent | HttpsAgent>();
   #credentials: Credentials | undefined;
   #closed = false;
 
@@ -100,10 +104,29 @@ export class EtcdPool {
     this.#clients.delete(key);
   }
 
+  /**
+   * A keep-alive HTTP(S) agent for a member's client URL (its /metrics page), with the inventory's TLS files:
+   * polling reuses one connection instead of a TLS handshake per request.
+   */
+  httpAgent(endpoint: string): HttpAgent | HttpsAgent {
+    if (this.#closed) throw new Error('EtcdPool is closed');
+    const key = normalizeURL(endpoint);
+    let agent = this.#agents.get(key);
+    if (!agent) {
+      agent = endpoint.startsWith('https:')
+        ? new HttpsAgent({ keepAlive: true, maxSockets: 1, ...tlsFileOptions(endpoint, this.inventory.tls) })
+        : new HttpAgent({ keepAlive: true, maxSockets: 1 });
+      this.#agents.set(key, agent);
+    }
+    return agent;
+  }
+
   close(): void {
     this.#closed = true;
     for (const c of this.#clients.values()) c.close();
     this.#clients.clear();
+    for (const a of this.#agents.values()) a.destroy();
+    this.#agents.clear();
   }
 
   get size(): number {

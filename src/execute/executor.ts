@@ -407,6 +407,7 @@ function execute(x: ExecInternals): RunHandle {
     if (st?.status === 'succeeded') return st.output;
     const value = renderInput(s, input.context, item);
     if (meta.perMember === 'required' && !item?.member) throw new StepError('invalid', `step "${s.id}": ${s.action} needs a forEach over members`);
+    await registry.load?.([s.action]);
     return runStep(env, s, meta, registry.impl(s.action), value, item);
   });
 
@@ -506,6 +507,7 @@ function execute(x: ExecInternals): RunHandle {
   const gate = fromPromise<void, In>(async ({ input }) => {
     const s = step(input.stepId);
     const meta = registry.meta(s.gate!);
+    await registry.load?.([s.gate!]);
     const impl = registry.impl(s.gate!);
     if (!meta || !impl) throw new StepError('unimplemented', `gate "${s.gate}" has no implementation`);
     const item = input.index === undefined ? undefined : itemFor(s, input.context, input.index);

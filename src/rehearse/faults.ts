@@ -97,6 +97,7 @@ async function writeSeeds(cluster: LocalClusterHandle, seeds: Map<string, string
 /** Take a snapshot into the sandbox's snapshot dir: the product's etcd.snapshot-save when it is implemented, else etcdctl. */
 async function takeSnapshot(cluster: LocalClusterHandle, opts: InjectOptions): Promise<NonNullable<FaultResult['snapshot']>> {
   const dir = join(cluster.dir, 'snapshots');
+  await opts.registry.load?.(['etcd.snapshot-save']);
   const impl = opts.registry.impl('etcd.snapshot-save');
   const meta = opts.registry.meta('etcd.snapshot-save');
   if (impl && meta) {

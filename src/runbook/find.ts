@@ -9,7 +9,20 @@ import { fileURLToPath } from 'node:url';
 import { UserError } from '../util/errors.ts';
 import { suggest } from '../util/yaml-source.ts';
 
-export const BUILTIN_DIR = fileURLToPath(new URL('../../runbooks/', import.meta.url));
+/** The checkout (or installed package) this module belongs to: the nearest directory up with runbooks/ and
+ * package.json. Walking up rather than a fixed `../../` keeps it right from src/ and from the bundle in dist/. */
+function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 8; i++) {
+    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'runbooks'))) return dir;
+    const up = path.dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  return fileURLToPath(new URL('../../', import.meta.url));
+}
+
+export const BUILTIN_DIR = path.join(packageRoot(), 'runbooks') + path.sep;
 
 export interface RunbookEntry {
   name: string;

@@ -13,9 +13,9 @@
  * trailers with grpc-status / grpc-message.
  */
 import { connect, constants, type ClientHttp2Session } from 'node:http2';
-import { readFileSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { TlsSpec } from '../inventory/types.ts';
+import { tlsFileOptions } from '../etcd/tls-files.ts';
 import { StepError, UserError, messageOf } from '../util/errors.ts';
 import { garbageBound } from './gc.ts';
 
@@ -107,23 +107,6 @@ function parseMessage(buf: Buffer, end: number): { blobStart: number; blobEnd: n
   return revision === undefined ? { blobStart, blobEnd } : { blobStart, blobEnd, revision };
 }
 
-function tlsOptions(endpoint: string, tls: TlsSpec | undefined): { ca?: Buffer; cert?: Buffer; key?: Buffer } {
-  if (!endpoint.startsWith('https:') || !tls) return {};
-  if (tls.insecureSkipVerify) throw new UserError('inventory tls.insecureSkipVerify is not supported: give tls.cacert (the CA that signed the member certificates)');
-  const read = (what: string, p: string) => {
-    try {
-      return readFileSync(p);
-    } catch (err) {
-      throw new UserError(`inventory tls.${what}: cannot read ${p}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
-    }
-  };
-  return {
-    ...(tls.cacert ? { ca: read('cacert', tls.cacert) } : {}),
-    ...(tls.cert ? { cert: read('cert', tls.cert) } : {}),
-    ...(tls.key ? { key: read('key', tls.key) } : {}),
-  };
-}
-
 /** Stream the member's snapshot into `fh` (at its current position). */
 export async function streamSnapshot(fh: FileHandle, o: SnapshotStreamOptions): Promise<SnapshotStreamResult> {
   const who = o.endpoint;
@@ -163,7 +146,7 @@ export async function streamSnapshot(fh: FileHandle, o: SnapshotStreamOptions): 
 
   try {
     arm();
-    session = connect(o.endpoint, { ...tlsOptions(o.endpoint, o.tls), maxSessionMemory: 16 });
+    session = connect(o.endpoint, { ...tlsFileOptions(o.endpoint, o.tls), maxSessionMemory: 16 });
     session.on('error', (err) => stop(new StepError('transient', `${who}: snapshot stream: ${messageOf(err)}`)));
     const req = session.request({
       [constants.HTTP2_HEADER_METHOD]: 'POST',

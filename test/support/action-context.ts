@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ActionContext, ActionImpl, StepItem, StepRecord } from '../../src/actions/types.ts';
 import { catalog } from '../../src/actions/catalog.ts';
-import { createRegistry } from '../../src/actions/registry.ts';
+import { loadRegistry } from '../../src/actions/registry.ts';
 import { StepError } from '../../src/util/errors.ts';
 import type { Inventory } from '../../src/inventory/types.ts';
 import { createResourceScope } from '../../src/execute/resources.ts';
@@ -64,8 +64,10 @@ export function memberItem(inventory: Inventory, name: string, opts: { index?: n
 }
 
 /** A catalog action's implementation and its input parser (defaults applied), as a runbook step would get them. */
+export const registry = await loadRegistry();
+
 export function action(name: keyof typeof catalog): { impl: ActionImpl; input: (raw?: Record<string, unknown>) => any } {
-  const impl = createRegistry().impl(name);
+  const impl = registry.impl(name);
   if (!impl) throw new Error(`no implementation for ${name}`);
   return { impl, input: (raw = {}) => (catalog[name].input as { parse(v: unknown): unknown }).parse(raw) };
 }

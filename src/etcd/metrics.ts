@@ -1,0 +1,73 @@
+/**
+ * A member's Prometheus metrics (GET <client URL>/metrics, served by every etcd on its client port), for the one
+ * thing no gRPC call tells: whether the member has *finished* a compaction. etcd records a compaction as done
+ * (`compactMainRev`, what a read at an old revision checks) as soon as it is scheduled; deleting the old
+ * revisions from the backend runs afterwards, in the background, on every member by itself. A defrag started on a
+ * member before that is over copies the history it was meant to drop. The histogram
+ * etcd_debugging_mvcc_db_compaction_total_duration_milliseconds is observed when a compaction's deletes are done,
+ * so its count going up is the signal (etcd 3.4 to 3.6; it restarts at 0 with the process).
+ */
+import { request as httpRequest, type Agent as HttpAgent } from 'node:http';
+import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
+import { StepError } from '../util/errors.ts';
+import type { CallOpts } from './call.ts';
+import type { EtcdPool } from './pool.ts';
+
+const COMPACTIONS_DONE = 'etcd_debugging_mvcc_db_compaction_total_duration_milliseconds_count';
+const MAX_BYTES = 8 * 1024 * 1024;
+
+/** The metrics page of a member, as text. Throws a StepError naming the member. */
+export async function fetchMetrics(pool: EtcdPool, endpointOrName: string, opts: CallOpts = {}): Promise<string> {
+  const endpoint = pool.endpointOf(endpointOrName);
+  const member = pool.nameOf(endpointOrName);
+  const timeoutMs = Math.max(1, Math.min(opts.timeoutMs ?? pool.requestTimeoutMs, (opts.deadline ?? Infinity) - Date.now()));
+  const url = new URL('/metrics', endpoint);
+  const secure = url.protocol === 'https:';
+  const agent = pool.httpAgent(endpoint);
+  return new Promise<string>((resolve, reject) => {
+    const fail = (why: string) => reject(new StepError('transient', `${member}: GET /metrics: ${why}`, { member }));
+    const options = { method: 'GET', signal: opts.signal, timeout: timeoutMs, agent: agent as HttpAgent & HttpsAgent };
+    const req = (secure ? httpsRequest : httpRequest)(url, options, (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        return fail(`HTTP ${res.statusCode}`);
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_BYTES) {
+          req.destroy();
+          return fail(`more than ${MAX_BYTES} bytes`);
+        }
+        chunks.push(c);
+      });
+      res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      res.on('error', (err) => fail(err.message));
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', (err) => fail(opts.signal?.aborted ? 'cancelled' : err.message));
+    req.end();
+  });
+}
+
+/** The value of a metric without labels, or undefined when the page does not have it. */
+export function metricValue(text: string, name: string): number | undefined {
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/**
+ * How many compactions this member has finished since it started, or undefined when it does not say (another
+ * etcd version, metrics off, the page unreachable): callers then fall back to what gRPC can tell.
+ */
+export async function compactionsFinished(pool: EtcdPool, endpointOrName: string, opts: CallOpts = {}): Promise<number | undefined> {
+  try {
+    return metricValue(await fetchMetrics(pool, endpointOrName, opts), COMPACTIONS_DONE);
+  } catch (err) {
+    if (opts.signal?.aborted) throw err;
+    return undefined;
+  }
+}
