@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The hand-typed NOSPACE recipe operators paste today (etcd's maintenance guide), as a plain script with no
-# waits and no checks: current revision, compact (physical), defragment every endpoint, disarm, test put.
+# waits and no checks: current revision, compact (physical), defragment each endpoint (one etcdctl per member, the
+# loop operators type, without its `sleep`), disarm, test put. TLS files come from ETCDCTL_CACERT/CERT/KEY.
 #   bench/recipe.sh http://127.0.0.1:2379,http://127.0.0.1:22379,http://127.0.0.1:32379
 # Prints one "<step> <epoch seconds>" line per finished command on stderr (bash's $EPOCHREALTIME: no process
 # spawned for the clock). The command timeout is raised: etcdctl's default 5 s is too short for a physical
@@ -14,7 +15,7 @@ rev=$(ctl --endpoints="$first" endpoint status --write-out=json | grep -Eo '"rev
 echo "revision $EPOCHREALTIME" >&2
 ctl --endpoints="$first" compaction --physical "$rev" >/dev/null
 echo "compact $EPOCHREALTIME" >&2
-ctl --endpoints="$endpoints" defrag >/dev/null
+for ep in ${endpoints//,/ }; do ctl --endpoints="$ep" defrag >/dev/null; done
 echo "defrag $EPOCHREALTIME" >&2
 ctl --endpoints="$first" alarm disarm >/dev/null
 echo "disarm $EPOCHREALTIME" >&2

@@ -6,6 +6,7 @@
  * Writes answered NOSPACE count as answered (the cluster is up and says no, as it must until the alarm is gone).
  */
 import { noop } from 'cockatiel';
+import { readFileSync } from 'node:fs';
 import { Etcd3, GRPCResourceExhastedError, GRPCUnavailableError } from 'etcd3';
 import { nowMs } from './runbook-cli.ts';
 
@@ -47,12 +48,18 @@ export interface Load {
 
 const SLOW_MS = 1000;
 
-export function startLoad(endpoints: string[], opts: { readKey: string; readEveryMs?: number; writeEveryMs?: number; deadlineMs?: number }): Load {
+export function startLoad(endpoints: string[], opts: { readKey: string; readEveryMs?: number; writeEveryMs?: number; deadlineMs?: number; tls?: { cacert: string; cert: string; key: string } }): Load {
   const deadlineMs = opts.deadlineMs ?? 60_000;
   const samples: Sample[] = [];
   let stopping = false;
   const clients = endpoints.map(
-    (hosts) => new Etcd3({ hosts, faultHandling: { host: () => noop, global: noop }, defaultCallOptions: () => ({ deadline: Date.now() + deadlineMs }) }),
+    (hosts) =>
+      new Etcd3({
+        hosts,
+        ...(opts.tls ? { credentials: { rootCertificate: readFileSync(opts.tls.cacert), certChain: readFileSync(opts.tls.cert), privateKey: readFileSync(opts.tls.key) } } : {}),
+        faultHandling: { host: () => noop, global: noop },
+        defaultCallOptions: () => ({ deadline: Date.now() + deadlineMs }),
+      }),
   );
   const once = async (endpoint: string, client: Etcd3, kind: 'read' | 'write', n: number, retryOf: boolean): Promise<Sample & { unavailable: boolean }> => {
     const start = nowMs();

@@ -13,9 +13,11 @@ export interface RecipeResult {
   writableMs: number;
 }
 
-export function runRecipe(endpoints: string[]): Promise<RecipeResult> {
+/** `tls`: the client certificate files, given to etcdctl the way an operator's shell has them (ETCDCTL_CACERT/CERT/KEY). */
+export function runRecipe(endpoints: string[], tls?: { cacert: string; cert: string; key: string }): Promise<RecipeResult> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('ETCDCTL_')) env[k] = v;
+  if (tls) Object.assign(env, { ETCDCTL_CACERT: tls.cacert, ETCDCTL_CERT: tls.cert, ETCDCTL_KEY: tls.key });
   return new Promise((resolve, reject) => {
     const startedAt = nowMs();
     execFile('bash', [join(ROOT, 'bench/recipe.sh'), endpoints.join(',')], { env, timeout: 60 * 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, _stdout, stderr) => {

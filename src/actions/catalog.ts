@@ -63,11 +63,11 @@ export const catalog = {
   }),
   'etcd.defrag': action({
     name: 'etcd.defrag',
-    summary: 'Defragment one member (forEach over voters, followers first); moves leadership away before defragmenting the leader',
+    summary: 'Defragment one member (forEach over voters, followers first, the leader last); with moveLeaderFirst, moves leadership away before defragmenting the leader',
     input: z.strictObject({
       minReclaimBytes: zBytes.default(0).describe('skip a member whose db - in-use is below this'),
       timeoutPerGiB: zDuration.default(120_000).describe('deadline scaled to db size (at least 30s)'),
-      moveLeaderFirst: z.boolean().default(true),
+      moveLeaderFirst: z.boolean().default(false).describe('move leadership to a healthy (preferably defragmented) voter before defragmenting the leader'),
     }),
     mutates: true,
     idempotent: true,

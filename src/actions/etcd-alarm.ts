@@ -80,16 +80,10 @@ export const alarmDisarmAction: ActionImpl<DisarmInput, DisarmOutput> = {
     const armed = matching(view.alarms ?? (await listAlarms(pool, to.endpoint, callOpts(ctx))), input.alarm);
     if (armed.length === 0) return { alarm: input.alarm, disarmed: [], alreadyClear: true };
     const check = input.alarm === 'NOSPACE' && input.requireBelowQuota ? belowQuotaCheck(ctx, view, input) : undefined;
-    for (const a of armed) {
-      ctx.log(`disarming ${input.alarm} of ${memberName(view, a.memberId)} (${a.memberId})`);
-      await disarmAlarm(pool, to.endpoint, a.memberId, input.alarm, callOpts(ctx));
-    }
-    const left = matching(await listAlarms(pool, to.endpoint, callOpts(ctx)), input.alarm);
-    if (left.length > 0) {
-      throw new StepError('failed', `${input.alarm} still armed for ${left.map((a) => memberName(view, a.memberId)).join(', ')} after disarming`, {
-        hint: 'another write may have raised it again: check db sizes against the quota',
-      });
-    }
+    // One request per member's alarm (etcd disarms exactly the {member, alarm} given), all at once; verify then
+    // reads the list back: the client does not fail when a request disarmed nothing.
+    ctx.log(`disarming ${input.alarm} of ${armed.map((a) => `${memberName(view, a.memberId)} (${a.memberId})`).join(', ')}`);
+    await Promise.all(armed.map((a) => disarmAlarm(pool, to.endpoint, a.memberId, input.alarm, callOpts(ctx))));
     return {
       alarm: input.alarm,
       disarmed: armed.map((a) => ({ member: memberName(view, a.memberId), memberId: a.memberId })),
@@ -97,11 +91,17 @@ export const alarmDisarmAction: ActionImpl<DisarmInput, DisarmOutput> = {
       ...(check ?? {}),
     };
   },
-  async verify(ctx, input) {
+  async verify(ctx, input, output) {
+    if (output.alreadyClear) return;
     const pool = etcdPool(ctx);
-    const to = requestTarget(await clusterView(pool, callOpts(ctx)));
+    const view = await clusterView(pool, callOpts(ctx));
+    const to = requestTarget(view);
     const left = matching(await listAlarms(pool, to.endpoint, callOpts(ctx)), input.alarm);
-    if (left.length > 0) throw new StepError('failed', `${input.alarm} alarm still listed for ${left.map((a) => a.memberId).join(', ')}`);
+    if (left.length > 0) {
+      throw new StepError('failed', `${input.alarm} still armed for ${left.map((a) => memberName(view, a.memberId)).join(', ')} after disarming`, {
+        hint: 'another write may have raised it again: check db sizes against the quota',
+      });
+    }
   },
 };
 
