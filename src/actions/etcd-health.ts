@@ -5,7 +5,8 @@
 import { alarmsFromStatusErrors, hashKV, type KVHash } from '../etcd/maintenance.ts';
 import type { EtcdPool } from '../etcd/pool.ts';
 import { memberStatus, type MemberStatus } from '../etcd/status.ts';
-import { clusterView, findMember, isLearner } from '../etcd/view.ts';
+import { clusterView, findMember, isLearner, type MemberProbe } from '../etcd/view.ts';
+import { sameURL } from '../etcd/ids.ts';
 import { isAlreadyCompacted } from '../etcd/errors.ts';
 import type { MemberSpec } from '../inventory/types.ts';
 import { StepError } from '../util/errors.ts';
@@ -142,18 +143,34 @@ export async function compareHashes(ctx: ActionContext, pool: EtcdPool, endpoint
   return { value: { revision: first.revision, value: first.hash } };
 }
 
-async function checkCluster(ctx: ActionContext, pool: EtcdPool, input: ClusterHealthyInput): Promise<{ value: ClusterHealthyOutput } | { reason: string }> {
+async function checkCluster(ctx: ActionContext, pool: EtcdPool, input: ClusterHealthyInput, moved: Set<string>): Promise<{ value: ClusterHealthyOutput } | { reason: string }> {
   const view = await clusterView(pool, callOpts(ctx));
   if (!view.memberList) return { reason: `no member answers the member list${view.errors.length ? `: ${view.errors.join('; ')}` : ''}` };
   const voterIds = new Set(view.memberList.filter((m) => !m.isLearner).map((m) => m.id));
   // Members preflight let the run go on without may still be down: reported, not waited for (quorum still is).
   const allowed = new Set(preflightOutput(ctx)?.unreachable ?? []);
-  const downVoters = view.members.filter((p) => !p.ok && !isLearner(p));
+  const voters: { name: string; endpoint: string; status?: MemberStatus }[] = view.members.flatMap((p) => (p.ok && !isLearner(p) ? [{ name: p.name, endpoint: p.endpoint, status: p.status }] : []));
+  // A voter that does not answer on the inventory's client URL but advertises another one (a replacement started
+  // on a new address, before the operator updates the inventory) is asked there before it counts as down.
+  const downVoters: MemberProbe[] = [];
+  for (const p of view.members.filter((x) => !x.ok && !isLearner(x))) {
+    const elsewhere = p.member?.clientURLs.find((u) => !sameURL(u, p.endpoint));
+    if (elsewhere) {
+      try {
+        voters.push({ name: p.name, endpoint: elsewhere, status: await memberStatus(pool, elsewhere, callOpts(ctx)) });
+        if (!moved.has(p.name)) ctx.log(`${p.name} answers on its advertised client URL ${elsewhere}, not on the inventory's ${p.endpoint}: update the inventory`);
+        moved.add(p.name);
+        continue;
+      } catch {
+        /* down there too */
+      }
+    }
+    downVoters.push(p);
+  }
   const down = downVoters.filter((p) => !allowed.has(p.name));
   if (down.length > 0) return { reason: `not answering: ${down.map((p) => `${p.name} (${p.ok ? '' : p.error})`).join('; ')}` };
   const quorum = Math.floor(voterIds.size / 2) + 1;
   if (voterIds.size - downVoters.length < quorum) return { reason: `only ${voterIds.size - downVoters.length} of ${voterIds.size} voters answer (quorum ${quorum})` };
-  const voters: { name: string; endpoint: string; status?: MemberStatus }[] = view.members.flatMap((p) => (p.ok && !isLearner(p) ? [{ name: p.name, endpoint: p.endpoint, status: p.status }] : []));
   for (const m of view.unknownMembers.filter((x) => !x.isLearner)) {
     const url = m.clientURLs[0];
     if (!url) return { reason: `voter ${m.name || m.id} has no client URL (not started?)` };
@@ -195,12 +212,13 @@ async function checkCluster(ctx: ActionContext, pool: EtcdPool, input: ClusterHe
 export const clusterHealthyAction: ActionImpl<ClusterHealthyInput, ClusterHealthyOutput> = {
   async run(ctx, input) {
     const pool = etcdPool(ctx);
+    const moved = new Set<string>();
     const out = await pollUntil(
       ctx,
       input.waitFor,
       async () => {
         try {
-          return await checkCluster(ctx, pool, input);
+          return await checkCluster(ctx, pool, input, moved);
         } catch (err) {
           if (err instanceof StepError && (err.kind === 'precondition' || err.kind === 'invalid' || err.kind === 'cancelled')) throw err;
           return { reason: (err as Error).message };

@@ -202,7 +202,7 @@ describe('fault injection during nospace-recovery (real etcd, real runner)', () 
   });
 
   it('the disk-headroom check failing: refused before anything changes, naming the member; after space is freed, resume recovers', { timeout: 240_000 }, async (ctx) => {
-    const cluster = await startCluster({ quotaBytes: 16 * MiB, name: 'faults' });
+    const cluster = await startCluster({ quotaBytes: 16 * MiB, name: 'faults', guardData: { off: 'swaps a data dir for a tmpfs mount by hand' } });
     cleanups.push(() => cluster.teardown());
     // A small filesystem under one member's data dir: a tmpfs (needs root and mount; skipped otherwise).
     const victim = cluster.members[1]!;

@@ -2,7 +2,7 @@
  * The test harness itself, against real etcd: if these fail, every other integration test is suspect.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -148,5 +148,21 @@ describe('a test process that dies without teardown', () => {
     for (const until = Date.now() + 5_000; livePids(pids).length > 0 && Date.now() < until; ) await sleep(20);
     expect(livePids(pids)).toEqual([]);
     expect(existsSync(dir)).toBe(false);
+  });
+});
+
+describe('nothing is lost, checked by the harness at teardown', () => {
+  it('fails teardown when a file under a data dir or the snapshot dir is deleted; accepts one moved aside', async () => {
+    const cluster = await startCluster({ members: 1, name: 'guard' });
+    const m = cluster.members[0]!;
+    await cluster.snapshot(join(cluster.dir, 'snapshots', 'guard-1.db'));
+    await cluster.snapshot(join(cluster.dir, 'snapshots', 'guard-2.db'));
+    cluster.checkpointData();
+    await cluster.stop(m.name);
+    // Moved aside the product's way: fine. Deleted: not fine.
+    renameSync(m.dataDir, `${m.dataDir}.pre-restore-20261206T120000Z`);
+    rmSync(join(cluster.dir, 'snapshots', 'guard-2.db'));
+    await expect(cluster.teardown()).rejects.toThrow(/nothing may be deleted: 1 path\(s\)[\s\S]*guard-2\.db/);
+    expect(existsSync(cluster.dir)).toBe(false); // the sandbox is still cleaned up
   });
 });

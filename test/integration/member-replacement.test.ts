@@ -173,6 +173,11 @@ describe('member-replacement runbook (real etcd, CLI child process)', () => {
     const recs = journal(state, onlyRun(state));
     const start = recs.find((x) => x.type === 'step.succeeded' && x.stepId === 'start') as { output: { inventoryChanges: string[] } } | undefined;
     expect(start?.output.inventoryChanges.slice(0, 2)).toEqual([`peerURL: ${old.peerURL} → ${peerURL}`, `clientURL: ${old.clientURL} → ${clientURL}`]);
+    // The final check ran (not skipped) and found the replacement where etcd says it serves.
+    const verified = recs.find((x) => x.type === 'step.succeeded' && x.stepId === 'verify-cluster') as { output: { voters: string[]; unreachable: string[]; hash?: unknown } } | undefined;
+    expect(verified?.output).toMatchObject({ voters: expect.arrayContaining(['m1', 'm2', 'm3']), unreachable: [] });
+    expect(verified?.output.hash).toBeDefined();
+    expect(recs.some((x) => x.type === 'step.log' && x.stepId === 'verify-cluster' && x.message.includes(`m2 answers on its advertised client URL ${clientURL}`))).toBe(true);
   }, TEST_TIMEOUT_MS);
 
   it('replaces a live leader: a snapshot first, leadership moves, the old data dir is moved aside, never deleted', async () => {

@@ -136,6 +136,7 @@ describe('power-loss-restore (real runner, real 3-member cluster)', () => {
     await killAndDamage(cluster);
     corruptFile(newer, 'flip-byte');
     const before = inventoryOfFiles(cluster);
+    cluster.checkpointData(); // teardown fails the test if any of these files is deleted instead of moved aside
 
     // A plan first: it describes the restore branch with concrete values and changes nothing.
     const plan = await runner(['plan', 'power-loss-restore', '-i', inv, '--state-dir', join(cluster.dir, 'plan-state')]);
@@ -187,6 +188,7 @@ describe('power-loss-restore (real runner, real 3-member cluster)', () => {
     Object.assign(written, await putKeys(client, 'late', 10));
     for (const m of cluster.members) await cluster.kill(m.name);
     const before = inventoryOfFiles(cluster);
+    cluster.checkpointData(); // teardown fails the test if any of these files is deleted instead of moved aside
 
     const r = await runner(['run', 'power-loss-restore', '-i', inv, '--state-dir', stateDir, '--yes', '--json']);
     expect(r.exitCode, r.stdout.slice(-4000) + r.stderr).toBe(0);
@@ -215,6 +217,7 @@ describe('power-loss-restore (real runner, real 3-member cluster)', () => {
     await putKeys(client, 'after', 5);
     await killAndDamage(cluster);
     const before = inventoryOfFiles(cluster);
+    cluster.checkpointData(); // teardown fails the test if any of these files is deleted instead of moved aside
 
     const child = runner(['run', 'power-loss-restore', '-i', inv, '--state-dir', stateDir, '--yes', '--json', '-p', 'restartWait=20s']);
     // Kill the runner as soon as it journals the start of restore[m2].

@@ -105,6 +105,7 @@ describe('snapshot-backup (real runner, real etcd)', () => {
     const halfHour = fake(`ret-${utcStamp(new Date(now - 1_800_000))}.db`, now - 1_800_000, { manifest: false });
     const otherCluster = fake('other-20200101T000000Z.db', now - 400 * 86_400_000, { cluster: 'other' });
     const byHand = fake('by-hand.db', now - 400 * 86_400_000, { manifest: false });
+    cluster.checkpointData(); // retention moves into expired/, never deletes: teardown checks every file above
 
     // keepLast 4 alone would keep the 2-hour-old one; maxAge 90m expires it (and the ancient one).
     const r1 = await backup(inv, join(cluster.dir, 'state1'), ['keepLast=4', 'maxAge=90m']);

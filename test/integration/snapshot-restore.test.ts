@@ -39,6 +39,7 @@ describe('restore-member and select on a real one-member cluster', () => {
     const snapDir = join(cluster.dir, 'snapshots');
     await cluster.snapshot(join(snapDir, 'one-a.db'));
     await client.put('after').value('2').exec();
+    cluster.checkpointData(); // the snapshot and the live data dir: moved aside at most, never deleted
     const t = makeActionContext(inv, { runId: '20261124-120000-power-loss-restore-abc123' });
     try {
       const chosen = await snapshotSelectAction.run(t.step('select'), { trialRestore: true, maxCandidates: 5 });
@@ -102,6 +103,7 @@ describe('restore-member and select on a real one-member cluster', () => {
     corruptFile(join(dir, 'one-half.db'), 'truncate-half');
     corruptFile(join(dir, 'one-flip.db'), 'flip-byte');
     writeFileSync(join(dir, 'one-manifest.db.json'), JSON.stringify({ version: 1, file: 'one-manifest.db', cluster: 'one', sha256: 'e'.repeat(64), revision: 1, size: 1, createdAt: new Date().toISOString() }));
+    cluster.checkpointData([dir]); // selection reads candidates, damaged or not: it deletes none
     const t = makeActionContext({ ...inv, snapshots: { dirs: [dir] } });
     try {
       const ctx = t.step('select');

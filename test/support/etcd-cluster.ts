@@ -9,16 +9,25 @@
  * Every member this harness starts is SIGKILLed by pid at teardown, and (best effort) when the test process exits.
  * Set RUNBOOK_TEST_KEEP=1 to keep the temp dirs (logs, data) of clusters for a look after a failure.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startLocalCluster } from '../../src/rehearse/local-cluster.ts';
-import type { LocalCluster, LocalMember, LocalMemberStatus } from '../../src/rehearse/local-cluster.ts';
+import type { LocalClusterHandle, LocalMember, LocalMemberStatus } from '../../src/rehearse/local-cluster.ts';
+import { anyOf, etcdChurn, lostPaths, runnerChurn, snapshotTree, type TreeSnapshot } from './nodata-loss.ts';
 import { makeTestCerts } from './tls-certs.ts';
 
 export { corruptFile, freePorts, livePids, logTail } from '../../src/rehearse/local-cluster.ts';
 
 export type TestMember = LocalMember;
 export type MemberStatus = LocalMemberStatus;
-export type TestCluster = LocalCluster;
+export type TestCluster = LocalClusterHandle & {
+  /**
+   * Record every file now under the members' data dirs and the snapshot dir: teardown then fails the test if any
+   * of them is gone without a moved-aside copy (`<path>.<label>-<ts>`). Taken once at start; call it again after
+   * a test has made files worth guarding (snapshots, a restored data dir) and before the runbook acts on them.
+   */
+  checkpointData(extraRoots?: string[]): void;
+};
 
 export interface StartClusterOptions {
   members?: number;
@@ -30,6 +39,11 @@ export interface StartClusterOptions {
   extraFlags?: string[];
   /** Time to wait for the first healthy cluster (default 30 s). */
   startTimeoutMs?: number;
+  /**
+   * Check at teardown that nothing under the data dirs and the snapshot dir was deleted (default on). Turn it off
+   * only with a reason, for a test that swaps a data dir out by hand (e.g. to mount a small filesystem there).
+   */
+  guardData?: true | { off: string };
 }
 
 /**
@@ -40,7 +54,7 @@ export interface StartClusterOptions {
  * try { await cluster.fillToNospace(); } finally { await cluster.teardown(); }
  */
 export async function startCluster(opts: StartClusterOptions = {}): Promise<TestCluster> {
-  return startLocalCluster({
+  const c = await startLocalCluster({
     ...(opts.members !== undefined ? { members: opts.members } : {}),
     ...(opts.quotaBytes !== undefined ? { quotaBytes: opts.quotaBytes } : {}),
     ...(opts.extraFlags ? { extraFlags: opts.extraFlags } : {}),
@@ -52,4 +66,30 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Test
     keepDir: process.env.RUNBOOK_TEST_KEEP === '1',
     killOnSignals: true,
   });
+  return guardData(c, opts.guardData ?? true);
+}
+
+/** Nothing is lost, checked for every test that uses this harness (see TestCluster.checkpointData). */
+function guardData(c: LocalClusterHandle, mode: true | { off: string }): TestCluster {
+  const guards: TreeSnapshot[] = [];
+  const roots = () => [...c.members.map((m) => m.dataDir), join(c.dir, 'snapshots')].filter((p) => existsSync(p));
+  const checkpointData = (extraRoots: string[] = []) => {
+    if (mode === true) guards.push(snapshotTree([...roots(), ...extraRoots.filter((p) => existsSync(p))], { ignore: anyOf(etcdChurn, runnerChurn) }));
+  };
+  checkpointData();
+  const teardown = c.teardown.bind(c);
+  let checked = false;
+  const guarded = Object.assign(c, {
+    checkpointData,
+    async teardown(): Promise<void> {
+      // Checked before the members are killed and the sandbox removed; reported after, so nothing is left running.
+      const lost = checked ? [] : [...new Set(guards.flatMap((g) => lostPaths(g)))];
+      checked = true;
+      await teardown();
+      if (lost.length > 0) {
+        throw new Error(`nothing may be deleted: ${lost.length} path(s) under the data dirs / snapshot dir are gone and were not moved aside:\n${lost.slice(0, 20).map((p) => `  ${p}`).join('\n')}`);
+      }
+    },
+  });
+  return guarded;
 }

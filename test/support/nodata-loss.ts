@@ -15,6 +15,7 @@
  */
 import { existsSync, lstatSync, readdirSync } from 'node:fs';
 import { basename, dirname, join, relative, sep } from 'node:path';
+import { EXPIRED_DIR } from '../../src/snapshot/list.ts';
 
 export interface TreeEntry {
   type: 'file' | 'dir' | 'symlink' | 'other';
@@ -80,6 +81,9 @@ function asideNames(dir: string, name: string): string[] {
 /** Where a missing path went, if it (or a parent of it) was moved aside; undefined when it is simply gone. */
 export function movedAside(path: string, roots: string[]): string | undefined {
   const within = (p: string) => roots.some((r) => p === r || p.startsWith(r + sep));
+  // Snapshot retention moves what it expires into an `expired/` folder beside it (src/snapshot/retention.ts).
+  const expired = join(dirname(path), EXPIRED_DIR, basename(path));
+  if (existsSync(expired)) return expired;
   for (let anc = path; within(anc); anc = dirname(anc)) {
     if (!existsSync(anc)) {
       const rest = relative(anc, path);
