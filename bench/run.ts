@@ -205,7 +205,7 @@ async function availability(bc: BenchCluster, sizeMiB: number): Promise<Record<s
       const { samples: _samples, ...summary } = s;
       const row = { sizeMiB, variant, rep, ...summary, writableSeenMs, maxFollowerDefragMs, leaderDefragMs: leaderItem?.ms, leaderMovedTo: leaderItem?.leaderMovedTo ?? null, defrags: bd.defragRpcMs };
       out.push(row);
-      log(`${sizeMiB} MiB availability (${variant}): read failures ${s.readFailures}, max read ${ms(s.maxReadMs)}, write gap ${ms(s.writeGapMs)}, max follower defrag ${ms(maxFollowerDefragMs)}`);
+      log(`${sizeMiB} MiB availability (${variant}): read failures ${s.readFailures} (${s.readFailuresAfterRetry} after a retry), max read ${ms(s.maxReadMs)}, write gap ${ms(s.writeGapMs)}, max follower defrag ${ms(maxFollowerDefragMs)}${s.errors.length ? `; errors: ${s.errors.slice(0, 3).join(' | ')}` : ''}`);
       // The targets hold for what the built-in does by default; the moved variant is reported beside it.
       if (extra.length === 0) {
         if (s.readFailures > 0) misses.push(`availability ${sizeMiB} MiB: ${s.readFailures} failed reads (${s.errors.join('; ')})`);
@@ -238,7 +238,8 @@ async function snapshotSave(bc: BenchCluster): Promise<Record<string, unknown>> 
   writeFileSync(rbFile, ['apiVersion: runbook/v1', 'name: bench-snapshot', 'summary: one snapshot', 'steps:', `  - { id: save, action: etcd.snapshot-save, with: { dir: ${JSON.stringify(join(dir, 'runner'))} } }`, ''].join('\n'));
   mkdirSync(join(dir, 'runner'));
   const t0 = nowMs();
-  execFileSync('etcdctl', ['--endpoints', bc.cluster.endpoints[0]!, '--command-timeout=30m', 'snapshot', 'save', join(dir, 'etcdctl.db')], { stdio: 'ignore', env: { PATH: process.env.PATH ?? '' } });
+  const tls = bc.cluster.tls ? ['--cacert', bc.cluster.tls.cacert, '--cert', bc.cluster.tls.cert, '--key', bc.cluster.tls.key] : [];
+  execFileSync('etcdctl', ['--endpoints', bc.cluster.endpoints[0]!, ...tls, '--command-timeout=30m', 'snapshot', 'save', join(dir, 'etcdctl.db')], { stdio: 'ignore', env: { PATH: process.env.PATH ?? '' } });
   const etcdctlMs = nowMs() - t0;
   const stateDir = join(dir, 'state');
   const child = await runCli(['run', rbFile, '-i', bc.cluster.writeInventory(join(dir, 'cluster.yaml')), '--state-dir', stateDir], { rssFile: join(dir, 'rss') });
@@ -346,15 +347,20 @@ async function main(): Promise<number> {
     }
     results.recovery = recovery_;
     results.availability = availability_;
+    save(); // a later size or section that fails does not take the finished ones with it
   }
   if (sections.has('overhead')) results.overhead = await overhead(biggestRss, snapshotBytes);
   results.loadAtEnd = machine().load;
   results.misses = misses;
-  mkdirSync(join(outFile, '..'), { recursive: true });
-  writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`);
+  save();
   printReport();
   log(`results in ${outFile}`);
   return misses.length ? 1 : 0;
+}
+
+function save(): void {
+  mkdirSync(join(outFile, '..'), { recursive: true });
+  writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`);
 }
 
 /** Size of the persisted machine snapshot of one of the runbook runs under a cluster dir. */

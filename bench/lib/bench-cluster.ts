@@ -29,7 +29,7 @@ export interface BenchCluster {
 const run = (file: string, args: string[]) => execFileSync(file, args, { stdio: ['ignore', 'ignore', 'pipe'] });
 
 export async function prepareBenchCluster(quotaBytes: number, fill: FillOptions = {}, name = 'bench', tls = false): Promise<BenchCluster> {
-  const cluster = await startCluster({ quotaBytes, name, startTimeoutMs: 60_000, tls });
+  const cluster = await startCluster({ quotaBytes, name, startTimeoutMs: 60_000, tls, guardData: { off: 'bench scratch copies, replaced from the template before every trial' } });
   try {
     const filled = await fillWithHistory(cluster, fill);
     const filledDbBytes = await Promise.all(cluster.members.map(async (m) => (await cluster.status(m.name)).dbSize));

@@ -242,6 +242,7 @@ export const catalog = {
       member: memberRef,
       peerURL: z.string().url().optional(),
       clientURL: z.string().url().optional(),
+      dataDir: z.string().min(1).optional().describe('start on this empty data dir (a new disk or host) instead of the old member\'s'),
       waitFor: zDuration.default(60_000),
     }),
     mutates: true,

@@ -5,6 +5,7 @@
  * data dir (never the old member's data). Done when the new member answers status as the new member id (a
  * learner answers once it has caught up). Tells the operator which inventory entries to update.
  */
+import { readdirSync } from 'node:fs';
 import { callOpts, etcdPool, pollUntil } from '../actions/etcd-common.ts';
 import { memberLogTail } from '../actions/members-common.ts';
 import type { ActionContext, ActionImpl } from '../actions/types.ts';
@@ -26,6 +27,8 @@ export interface StartInput {
   member: string;
   peerURL?: string;
   clientURL?: string;
+  /** An empty data dir for the replacement (a new disk or host); default the old member's. */
+  dataDir?: string;
   waitFor: number;
 }
 
@@ -208,9 +211,12 @@ export const startReplacementAction: ActionImpl<StartInput, StartOutput> = {
     }
 
     const dataDirNow = await driver.getFlag('data-dir');
-    const base = pre?.dataDir?.path ?? t.spec.dataDir ?? dataDirNow;
+    const base = input.dataDir ?? pre?.dataDir?.path ?? t.spec.dataDir ?? dataDirNow;
     if (base === undefined) throw new StepError('invalid', `${t.spec.name}: no data dir known (give dataDir in the inventory)`, { member: t.spec.name });
-    const choice = chooseDataDir(base, pre?.dataDir, id, t.spec.driver.type === 'process');
+    // A dataDir given by the operator must be empty or absent: it is never relocated or taken over.
+    const choice = input.dataDir !== undefined && isEmptyDir(input.dataDir)
+      ? { path: input.dataDir, why: 'fresh' as const }
+      : chooseDataDir(base, input.dataDir === undefined ? pre?.dataDir : undefined, id, t.spec.driver.type === 'process' && input.dataDir === undefined);
     if ('refuse' in choice) throw new StepError('precondition', `${t.spec.name}: ${choice.refuse}`, { member: t.spec.name, hint: choice.hint });
     const flags = replacementFlags(
       { name: t.spec.name, oldPeerURL: t.spec.peerURL, oldClientURL: t.spec.clientURL, peerURL: t.peerURL, clientURL: t.clientURL },
@@ -247,3 +253,11 @@ export const startReplacementAction: ActionImpl<StartInput, StartOutput> = {
   },
 };
 
+/** An existing directory with nothing in it (a fresh mount point): etcd starts a new member there. */
+function isEmptyDir(path: string): boolean {
+  try {
+    return readdirSync(path).length === 0;
+  } catch {
+    return false;
+  }
+}

@@ -51,6 +51,9 @@ export function validateRunbook(src: YamlSource, hash: string): ValidationResult
   return diagnostics.length ? { diagnostics } : { runbook: runbook!, diagnostics };
 }
 
+/** Param names that are properties of every JavaScript object. */
+const RESERVED_PARAM_NAMES = new Set(['constructor', 'prototype', 'toString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf', 'propertyIsEnumerable', 'toLocaleString']);
+
 class Validator {
   readonly src: YamlSource;
   readonly raw: Raw;
@@ -147,6 +150,9 @@ class Validator {
       const path = ['params', name];
       if (!PARAM_NAME_RE.test(name)) {
         this.at(path, 'a param name must be an identifier (letters, digits, _), e.g. quotaBytes', { key: true, labelPath: path });
+      } else if (RESERVED_PARAM_NAMES.has(name) || name.startsWith('__')) {
+        // Names JavaScript objects already have: `params.__proto__` could never hold a value given with -p.
+        this.at(path, `"${name}" is reserved (a name every object already has): pick another param name`, { key: true, labelPath: path });
       }
       if (!isObj(spec)) {
         this.at(path, `expected a mapping like { type: string }, got ${spec === null ? 'nothing' : Array.isArray(spec) ? 'a list' : JSON.stringify(spec)}`);

@@ -5,7 +5,7 @@
  * runner is SIGKILLed right after MemberAdd and right after the new member started and resumed, and a 5-member
  * cluster loses no acknowledged write while a writer runs during the replacement.
  */
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { noop } from 'cockatiel';
@@ -87,7 +87,9 @@ async function loseMember(cluster: TestCluster, name: string): Promise<string> {
   const { memberId } = await cluster.status(name);
   await cluster.kill(name);
   const m = cluster.members.find((x) => x.name === name)!;
-  rmSync(m.dataDir, { recursive: true, force: true });
+  // The disk is gone as far as the runner can tell (nothing at the path). The test keeps the bytes under an
+  // aside name rather than deleting them, so the harness's nothing-is-lost check still guards what the run does.
+  renameSync(m.dataDir, `${m.dataDir}.disk-lost-${Date.now()}`);
   return memberId;
 }
 
@@ -165,14 +167,19 @@ describe('member-replacement runbook (real etcd, CLI child process)', () => {
     const peerURL = `http://127.0.0.1:${peerPort}`;
     const clientURL = `http://127.0.0.1:${clientPort}`;
 
+    // A new disk too: an empty mount point for its data.
+    const newDataDir = join(cluster.dir, 'new-disk', 'm2.etcd');
+    mkdirSync(newDataDir, { recursive: true });
     const state = stateDir(cluster);
-    const r = await runbook(['run', 'member-replacement', '-i', inventory(cluster), '-p', `member=${old.peerURL}`, '-p', `peerURL=${peerURL}`, '-p', `clientURL=${clientURL}`, '--yes', '--state-dir', state]);
+    const r = await runbook(['run', 'member-replacement', '-i', inventory(cluster), '-p', `member=${old.peerURL}`, '-p', `peerURL=${peerURL}`, '-p', `clientURL=${clientURL}`, '-p', `dataDir=${newDataDir}`, '--yes', '--state-dir', state]);
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     await expectReplaced(cluster, 'm2', oldId, { voters: 3, keys: 100, peerURL, clientURL });
     expect(r.stdout).toContain(`update the inventory entry of m2: peerURL: ${old.peerURL} → ${peerURL}; clientURL: ${old.clientURL} → ${clientURL}`);
     const recs = journal(state, onlyRun(state));
     const start = recs.find((x) => x.type === 'step.succeeded' && x.stepId === 'start') as { output: { inventoryChanges: string[] } } | undefined;
     expect(start?.output.inventoryChanges.slice(0, 2)).toEqual([`peerURL: ${old.peerURL} → ${peerURL}`, `clientURL: ${old.clientURL} → ${clientURL}`]);
+    expect(start?.output.inventoryChanges).toContain(`dataDir: ${old.dataDir} → ${newDataDir}`);
+    expect(existsSync(join(newDataDir, 'member', 'wal'))).toBe(true);
     // The final check ran (not skipped) and found the replacement where etcd says it serves.
     const verified = recs.find((x) => x.type === 'step.succeeded' && x.stepId === 'verify-cluster') as { output: { voters: string[]; unreachable: string[]; hash?: unknown } } | undefined;
     expect(verified?.output).toMatchObject({ voters: expect.arrayContaining(['m1', 'm2', 'm3']), unreachable: [] });
