@@ -81,7 +81,7 @@ export interface LocalCluster {
   waitHealthy(timeoutMs?: number, opts?: { members?: string[] }): Promise<void>;
   /** Overwrite a few keys with big values until etcd answers NOSPACE and the alarm is raised. */
   fillToNospace(opts?: { valueBytes?: number; keys?: number }): Promise<{ puts: number }>;
-  /** Active alarms; memberID in hex like etcdctl, alarm as etcd names it (NOSPACE, CORRUPT). */
+  /** Active alarms, sorted by member; memberID in hex like etcdctl, alarm as etcd names it (NOSPACE, CORRUPT). */
   alarms(): Promise<{ memberID: string; alarm: string }[]>;
   status(name: string): Promise<LocalMemberStatus>;
   /** `etcdctl snapshot save` from one running member. */
@@ -566,7 +566,10 @@ class ClusterImpl implements LocalCluster {
   async alarms(): Promise<{ memberID: string; alarm: string }[]> {
     const m = this.#anyRunning('alarms');
     const r = await this.#call(m.name, (c) => c.maintenance.alarm({ action: AlarmAction.Get }));
-    return r.alarms.map((a) => ({ memberID: hex(a.memberID), alarm: String(a.alarm).toUpperCase() }));
+    // etcd lists alarms in map order, which differs between calls: sorted, so two listings compare equal.
+    return r.alarms
+      .map((a) => ({ memberID: hex(a.memberID), alarm: String(a.alarm).toUpperCase() }))
+      .sort((x, y) => x.memberID.localeCompare(y.memberID) || x.alarm.localeCompare(y.alarm));
   }
 
   async snapshot(file: string): Promise<void> {
