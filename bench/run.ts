@@ -29,6 +29,12 @@ import { runRecipe, type RecipeResult } from './lib/recipe.ts';
 import { machine, median, mib, ms, table } from './lib/report.ts';
 import { breakdown, nowMs, onlyRunDir, ROOT, runCli, type RunBreakdown } from './lib/runbook-cli.ts';
 
+// Node's warning that grpc-js sends an IP address as the TLS server name (the CLI hides it the same way).
+process.removeAllListeners('warning');
+process.on('warning', (w) => {
+  if ((w as { code?: string }).code !== 'DEP0123') process.stderr.write(`${w.name}: ${w.message}\n`);
+});
+
 const MiB = 1024 * 1024;
 const { values: opt } = parseArgs({
   options: {

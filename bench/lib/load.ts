@@ -1,6 +1,9 @@
 /**
- * Client load during a recovery, the way a control plane sees it: one etcd3 client per endpoint (library retries
- * and circuit breaker off, an explicit deadline on every call), a read loop and a write loop per endpoint, paced.
+ * Client load during a recovery, the way a control plane sees it: per endpoint a read loop and a write loop, paced,
+ * each with its own etcd3 client (library retries and circuit breaker off, an explicit deadline on every call).
+ * Own clients, because etcd3 closes a host's channel after any "recoverable" error, NOSPACE included: a write
+ * refused with NOSPACE would fail a read queued on the same channel with "Channel closed before call started",
+ * a failure of this client library that kube-apiserver's Go client does not have, not of the cluster.
  * Every request is recorded; afterwards: failures, slow requests (> 1 s), the longest request, and the longest
  * time in which no request of a kind completed through any endpoint (what a client that fails over would see).
  * Writes answered NOSPACE count as answered (the cluster is up and says no, as it must until the alarm is gone).
@@ -52,15 +55,14 @@ export function startLoad(endpoints: string[], opts: { readKey: string; readEver
   const deadlineMs = opts.deadlineMs ?? 60_000;
   const samples: Sample[] = [];
   let stopping = false;
-  const clients = endpoints.map(
-    (hosts) =>
-      new Etcd3({
-        hosts,
-        ...(opts.tls ? { credentials: { rootCertificate: readFileSync(opts.tls.cacert), certChain: readFileSync(opts.tls.cert), privateKey: readFileSync(opts.tls.key) } } : {}),
-        faultHandling: { host: () => noop, global: noop },
-        defaultCallOptions: () => ({ deadline: Date.now() + deadlineMs }),
-      }),
-  );
+  const client = (hosts: string) =>
+    new Etcd3({
+      hosts,
+      ...(opts.tls ? { credentials: { rootCertificate: readFileSync(opts.tls.cacert), certChain: readFileSync(opts.tls.cert), privateKey: readFileSync(opts.tls.key) } } : {}),
+      faultHandling: { host: () => noop, global: noop },
+      defaultCallOptions: () => ({ deadline: Date.now() + deadlineMs }),
+    });
+  const clients = endpoints.map((e) => ({ read: client(e), write: client(e) }));
   const once = async (endpoint: string, client: Etcd3, kind: 'read' | 'write', n: number, retryOf: boolean): Promise<Sample & { unavailable: boolean }> => {
     const start = nowMs();
     let outcome: Sample['outcome'] = 'ok';
@@ -92,14 +94,17 @@ export function startLoad(endpoints: string[], opts: { readKey: string; readEver
       if (wait > 0 && !stopping) await new Promise((r) => setTimeout(r, wait));
     }
   };
-  const loops = endpoints.flatMap((e, i) => [loop(e, clients[i]!, 'read', opts.readEveryMs ?? 20), loop(e, clients[i]!, 'write', opts.writeEveryMs ?? 100)]);
+  const loops = endpoints.flatMap((e, i) => [loop(e, clients[i]!.read, 'read', opts.readEveryMs ?? 20), loop(e, clients[i]!.write, 'write', opts.writeEveryMs ?? 100)]);
   const startedAt = nowMs();
   return {
     async stop() {
       stopping = true;
       await Promise.all(loops);
       const stoppedAt = nowMs();
-      for (const c of clients) c.close();
+      for (const c of clients) {
+        c.read.close();
+        c.write.close();
+      }
       return { ...summarize(samples, endpoints, startedAt, stoppedAt), samples };
     },
   };
