@@ -17,7 +17,7 @@
  * Prints tables, writes JSON (default bench/results/latest.json), exits 1 when a target is missed.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -46,6 +46,8 @@ const { values: opt } = parseArgs({
     reps: { type: 'string' },
     only: { type: 'string' },
     out: { type: 'string' },
+    // Print the tables of a saved run (bench/results/*.json) again, without measuring anything.
+    report: { type: 'string' },
   },
 });
 const sizesMiB = opt.sizes ? opt.sizes.split(',').map(Number) : opt.quick ? [64] : [64, 512, 2048];
@@ -273,7 +275,8 @@ function printReport(): void {
   const rec = (results.recovery as Record<string, any>[] | undefined) ?? [];
   const m = results.machine as ReturnType<typeof machine>;
   const lines: string[] = [];
-  lines.push(`runbook benchmarks — ${m.date} — ${useTls ? 'TLS with client certificates' : 'plaintext'} — ${m.cores} cores (${m.cpu}), node ${m.node}, etcd ${m.etcd}, load ${m.load.join(' ')} at start, ${(results.loadAtEnd as number[] | undefined)?.join(' ') ?? '?'} at end (shared machine)`);
+  const tls = (results.args as { tls?: boolean } | undefined)?.tls ?? useTls;
+  lines.push(`runbook benchmarks — ${m.date} — ${tls ? 'TLS with client certificates' : 'plaintext'} — ${m.cores} cores (${m.cpu}), node ${m.node}, etcd ${m.etcd}, load ${m.load.join(' ')} at start, ${(results.loadAtEnd as number[] | undefined)?.join(' ') ?? '?'} at end (shared machine)`);
   if (rec.length) {
     lines.push('', 'Time to recover: (a) hand recipe (etcdctl, no waits) vs (b) runbook run nospace-recovery (CLI cold start included); medians');
     lines.push(table(
@@ -327,13 +330,20 @@ function printReport(): void {
 }
 
 async function main(): Promise<number> {
+  if (opt.report) {
+    Object.assign(results, JSON.parse(readFileSync(opt.report, 'utf8')));
+    misses.push(...((results.misses as string[] | undefined) ?? []));
+    printReport();
+    return misses.length ? 1 : 0;
+  }
   log(`${useTls ? 'TLS (client certificates)' : 'plaintext'}; sizes ${sizesMiB.join(', ')} MiB; sections ${[...sections].join(', ')}; load ${(results.machine as { load: number[] }).load.join(' ')}`);
   const recovery_: Record<string, unknown>[] = [];
   const availability_: Record<string, unknown>[] = [];
   let biggestRss: number | undefined;
   let snapshotBytes: number | undefined;
   for (const sizeMiB of sizesMiB) {
-    if (!sections.has('recovery') && !sections.has('availability')) break;
+    const snapshotHere = sections.has('overhead') && sizeMiB === sizesMiB.at(-1);
+    if (!sections.has('recovery') && !sections.has('availability') && !snapshotHere) continue;
     log(`${sizeMiB} MiB: starting and filling a 3-member cluster`);
     const bc = await prepareBenchCluster(sizeMiB * MiB, { probeKeys: ['bench/probe'] }, 'bench', useTls);
     try {
@@ -344,7 +354,7 @@ async function main(): Promise<number> {
         biggestRss = Math.max(biggestRss ?? 0, r.maxRssKiB as number);
       }
       if (sections.has('availability')) availability_.push(...(await availability(bc, sizeMiB)));
-      if (sections.has('overhead') && sizeMiB === sizesMiB.at(-1)) {
+      if (snapshotHere) {
         results.snapshotSave = await snapshotSave(bc);
         snapshotBytes = runSnapshotBytes(bc.cluster.dir) ?? snapshotBytes;
       }

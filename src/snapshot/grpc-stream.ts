@@ -23,6 +23,13 @@ const PATH = '/etcdserverpb.Maintenance/Snapshot';
 const WRITE_BUFFER = 1024 * 1024;
 /** etcd sends 32 KiB blobs; anything far bigger is not a snapshot response. */
 const MAX_MESSAGE = 64 * 1024 * 1024;
+/**
+ * HTTP/2 flow-control window, for the stream and the connection. Node's default (64 KiB) lets etcd send two
+ * chunks per WINDOW_UPDATE round trip: a 512 MiB save over TLS took 4.7 s against etcdctl's 3.0 s. With 1 MiB it
+ * takes what etcdctl takes (2, 4, 8 and 32 MiB measured no faster), and peak RSS stays where it was with 64 KiB
+ * (8 MiB of unread data in flight raised it by ~35 MiB).
+ */
+const STREAM_WINDOW = 1024 * 1024;
 
 export interface SnapshotStreamOptions {
   endpoint: string;
@@ -146,7 +153,8 @@ export async function streamSnapshot(fh: FileHandle, o: SnapshotStreamOptions): 
 
   try {
     arm();
-    session = connect(o.endpoint, { ...tlsFileOptions(o.endpoint, o.tls), maxSessionMemory: 16 });
+    session = connect(o.endpoint, { ...tlsFileOptions(o.endpoint, o.tls), maxSessionMemory: 16, settings: { initialWindowSize: STREAM_WINDOW } });
+    session.on('connect', (s: ClientHttp2Session) => s.setLocalWindowSize(STREAM_WINDOW));
     session.on('error', (err) => stop(new StepError('transient', `${who}: snapshot stream: ${messageOf(err)}`)));
     const req = session.request({
       [constants.HTTP2_HEADER_METHOD]: 'POST',

@@ -81,7 +81,7 @@ describe('snapshot-backup (real runner, real etcd)', () => {
     expect(manifest.revision).toBeGreaterThan(220);
     expect(existsSync(`${out.path}.part`)).toBe(false);
     expect(peakKb, 'no RSS sample of the runner').toBeGreaterThan(0);
-    // Measured here: ~136-139 MiB, of which ~131 MiB is the runner before the step starts.
+    // Measured here: ~114-121 MiB (with an 8 MiB HTTP/2 window instead of 1 MiB: 153 MiB, so this bound catches it).
     expect(peakKb / 1024, `runner peak RSS ${(peakKb / 1024).toFixed(1)} MiB`).toBeLessThan(150);
   }, 240_000);
 
