@@ -9,6 +9,7 @@ import { utcStamp } from '../drivers/safe-fs.ts';
 import { hostFor, moveAside, type Host } from '../hosts/index.ts';
 import type { MemberSpec } from '../inventory/types.ts';
 import { StepError, messageOf } from '../util/errors.ts';
+import { describeLocalListener } from '../util/listener.ts';
 import { itemMember } from './etcd-common.ts';
 import { acceptsConnections } from './members-common.ts';
 import type { ActionContext, ActionImpl } from './types.ts';
@@ -50,7 +51,8 @@ async function refuseWhileInUse(m: MemberSpec): Promise<void> {
   }
   for (const url of [m.clientURL, m.peerURL]) {
     if (await acceptsConnections(url)) {
-      throw new StepError('precondition', `not moving the data dir of ${m.name}: something accepts connections on ${url} (is the member still running?)`, {
+      const who = m.ssh ? '' : describeLocalListener(url);
+      throw new StepError('precondition', `not moving the data dir of ${m.name}: something accepts connections on ${url}${who} (is the member still running?)`, {
         member: m.name,
         hint: 'stop the member (or whatever holds that port) first',
       });

@@ -22,6 +22,7 @@ import { localHost, sha256File } from '../hosts/local.ts';
 import type { Host } from '../hosts/types.ts';
 import type { Inventory, MemberSpec } from '../inventory/types.ts';
 import { StepError } from '../util/errors.ts';
+import { describeLocalListener } from '../util/listener.ts';
 import { detectRestoreTool, memberBinDir, restoreArgv, toolEnv } from './etcd-tools.ts';
 
 export const RESTORE_MARKER = 'runbook-restore.json';
@@ -124,7 +125,8 @@ async function refuseWhileRunning(o: RestoreMemberOptions): Promise<void> {
   }
   for (const url of o.listening ? [m.clientURL, m.peerURL] : []) {
     if (await o.listening!(url)) {
-      throw new StepError('precondition', `not restoring ${m.name}: something accepts connections on ${url} (is the member still running?)`, { member: m.name, hint: 'stop the member first' });
+      const who = m.ssh ? '' : describeLocalListener(url);
+      throw new StepError('precondition', `not restoring ${m.name}: something accepts connections on ${url}${who} (is the member still running?)`, { member: m.name, hint: 'stop the member first' });
     }
   }
 }

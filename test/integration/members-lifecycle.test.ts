@@ -5,6 +5,7 @@
  * data dirs aside (refused while a member runs; never overwrites).
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Etcd3 } from 'etcd3';
@@ -180,6 +181,22 @@ describe('member lifecycle through the process driver (3 members)', () => {
     expect(byName.m3).toMatchObject({ started: true, running: true, answering: false });
     await stop.impl.run(step('stop-members', 'm3'), {});
   }, 60_000);
+
+  it('move-data-aside refuses while anything else listens on the stopped member\'s port, naming that process', async () => {
+    const m1 = cluster.members.find((m) => m.name === 'm1')!;
+    expect((await memberActions['members.stop']!.probe!(step('stop-members', 'm1'), {})).done).toBe(true); // m1 is stopped
+    const port = Number(new URL(m1.clientURL).port);
+    const squatter = createServer();
+    await new Promise<void>((resolve, reject) => squatter.once('error', reject).listen(port, '127.0.0.1', resolve));
+    try {
+      const err = await stepError(moveAside.impl.run(step('move-aside', 'm1'), moveAside.input()));
+      expect(err.kind).toBe('precondition');
+      expect(err.message).toContain(`something accepts connections on ${m1.clientURL} (pid ${process.pid}: node)`);
+      expect(existsSync(m1.dataDir)).toBe(true);
+    } finally {
+      await new Promise((resolve) => squatter.close(resolve));
+    }
+  });
 
   it('moves every stopped data dir aside with a timestamp; the probe then says done; nothing is deleted', async () => {
     for (const m of cluster.members) {
