@@ -2,6 +2,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { connect } from 'node:net';
 import { shortGrpcMessage } from '../etcd/errors.ts';
+import { urlHostPort } from '../etcd/ids.ts';
 import type { EtcdPool } from '../etcd/pool.ts';
 import { memberStatus, type MemberStatus } from '../etcd/status.ts';
 import { clusterView, type MemberProbe } from '../etcd/view.ts';
@@ -30,15 +31,9 @@ export async function askStatus(ctx: ActionContext, pool: EtcdPool, member: Memb
 
 /** Does anything accept TCP connections at this URL's host:port? (An etcd waiting for quorum does, without answering.) */
 export function acceptsConnections(url: string, timeoutMs = 1000): Promise<boolean> {
-  let host: string;
-  let port: number;
-  try {
-    const u = new URL(url);
-    host = u.hostname.replace(/^\[|\]$/g, '');
-    port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
-  } catch {
-    return Promise.resolve(false);
-  }
+  const at = urlHostPort(url);
+  if (!at) return Promise.resolve(false);
+  const { host, port } = at;
   return new Promise((resolve) => {
     const socket = connect({ host, port });
     const done = (v: boolean) => {

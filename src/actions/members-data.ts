@@ -9,7 +9,7 @@ import { utcStamp } from '../drivers/safe-fs.ts';
 import { hostFor, moveAside, type Host } from '../hosts/index.ts';
 import type { MemberSpec } from '../inventory/types.ts';
 import { StepError, messageOf } from '../util/errors.ts';
-import { describeLocalListener } from '../util/listener.ts';
+import { describeLocalListener } from '../hosts/listener.ts';
 import { itemMember } from './etcd-common.ts';
 import { acceptsConnections } from './members-common.ts';
 import type { ActionContext, ActionImpl } from './types.ts';

@@ -40,6 +40,16 @@ export function normalizeURL(url: string): string {
   }
 }
 
+/** Host (without IPv6 brackets) and TCP port of an http(s) URL, the port defaulted by scheme; undefined if unparsable. */
+export function urlHostPort(url: string): { host: string; port: number } | undefined {
+  try {
+    const u = new URL(url);
+    return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || (u.protocol === 'https:' ? 443 : 80)) };
+  } catch {
+    return undefined;
+  }
+}
+
 export function sameURL(a: string, b: string): boolean {
   return normalizeURL(a) === normalizeURL(b);
 }

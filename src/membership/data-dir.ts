@@ -4,7 +4,7 @@
  * anything changes; at start, a dir at that path with the same identity is the old data (not moved aside), and a
  * dir with another identity was created after the preflight, i.e. by this replacement (a resumed start).
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 
 export interface DirIdentity {
   path: string;
@@ -52,4 +52,21 @@ export function chooseDataDir(base: string, recorded: DirIdentity | undefined, n
     refuse: `data dir ${base} ${whose}: the replacement must start on an empty data dir`,
     hint: `move ${base} aside (mv ${base} ${base}.replaced-<timestamp>; never delete it), then resume the run`,
   };
+}
+
+/** An existing directory with nothing in it (a fresh mount point): etcd starts a new member there. */
+function isEmptyDir(path: string): boolean {
+  try {
+    return readdirSync(path).length === 0;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A data dir the operator named for the replacement (a new disk or host): used when empty or absent, never
+ * relocated, and refused when it holds anything (this run cannot tell whose data that is).
+ */
+export function chooseGivenDataDir(dir: string, newIdHex: string): DataDirChoice {
+  return isEmptyDir(dir) ? { path: dir, why: 'fresh' } : chooseDataDir(dir, undefined, newIdHex, false);
 }

@@ -5,7 +5,6 @@
  * data dir (never the old member's data). Done when the new member answers status as the new member id (a
  * learner answers once it has caught up). Tells the operator which inventory entries to update.
  */
-import { readdirSync } from 'node:fs';
 import { callOpts, etcdPool, pollUntil } from '../actions/etcd-common.ts';
 import { memberLogTail } from '../actions/members-common.ts';
 import type { ActionContext, ActionImpl } from '../actions/types.ts';
@@ -19,7 +18,7 @@ import type { MemberSpec } from '../inventory/types.ts';
 import { StepError } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
 import { preflightRecord, rosterWithLeader } from './common.ts';
-import { chooseDataDir } from './data-dir.ts';
+import { chooseDataDir, chooseGivenDataDir } from './data-dir.ts';
 import { flagsForHumans, initialCluster, replacementFlags } from './flags.ts';
 import { describeEntry, readRoster, type Roster, type RosterEntry } from './roster.ts';
 
@@ -213,10 +212,7 @@ export const startReplacementAction: ActionImpl<StartInput, StartOutput> = {
     const dataDirNow = await driver.getFlag('data-dir');
     const base = input.dataDir ?? pre?.dataDir?.path ?? t.spec.dataDir ?? dataDirNow;
     if (base === undefined) throw new StepError('invalid', `${t.spec.name}: no data dir known (give dataDir in the inventory)`, { member: t.spec.name });
-    // A dataDir given by the operator must be empty or absent: it is never relocated or taken over.
-    const choice = input.dataDir !== undefined && isEmptyDir(input.dataDir)
-      ? { path: input.dataDir, why: 'fresh' as const }
-      : chooseDataDir(base, input.dataDir === undefined ? pre?.dataDir : undefined, id, t.spec.driver.type === 'process' && input.dataDir === undefined);
+    const choice = input.dataDir !== undefined ? chooseGivenDataDir(input.dataDir, id) : chooseDataDir(base, pre?.dataDir, id, t.spec.driver.type === 'process');
     if ('refuse' in choice) throw new StepError('precondition', `${t.spec.name}: ${choice.refuse}`, { member: t.spec.name, hint: choice.hint });
     const flags = replacementFlags(
       { name: t.spec.name, oldPeerURL: t.spec.peerURL, oldClientURL: t.spec.clientURL, peerURL: t.peerURL, clientURL: t.clientURL },
@@ -252,12 +248,3 @@ export const startReplacementAction: ActionImpl<StartInput, StartOutput> = {
     return out;
   },
 };
-
-/** An existing directory with nothing in it (a fresh mount point): etcd starts a new member there. */
-function isEmptyDir(path: string): boolean {
-  try {
-    return readdirSync(path).length === 0;
-  } catch {
-    return false;
-  }
-}

@@ -22,7 +22,7 @@ import { localHost, sha256File } from '../hosts/local.ts';
 import type { Host } from '../hosts/types.ts';
 import type { Inventory, MemberSpec } from '../inventory/types.ts';
 import { StepError } from '../util/errors.ts';
-import { describeLocalListener } from '../util/listener.ts';
+import { describeLocalListener } from '../hosts/listener.ts';
 import { detectRestoreTool, memberBinDir, restoreArgv, toolEnv } from './etcd-tools.ts';
 
 export const RESTORE_MARKER = 'runbook-restore.json';

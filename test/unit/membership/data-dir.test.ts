@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { chooseDataDir, dirIdentity, relocatedPath } from '../../../src/membership/data-dir.ts';
+import { chooseDataDir, chooseGivenDataDir, dirIdentity, relocatedPath } from '../../../src/membership/data-dir.ts';
 
 describe('chooseDataDir: never the old member\'s data', () => {
   let dir: string;
@@ -41,5 +41,14 @@ describe('chooseDataDir: never the old member\'s data', () => {
     expect(chooseDataDir(base, old, 'b2', true)).toEqual({ path: relocatedPath(base, 'b2'), why: 'relocated-resumed' });
     expect(chooseDataDir(base, old, 'c3', false)).toMatchObject({ refuse: expect.stringContaining('still holds the old member\'s data') });
     expect(chooseDataDir(base, undefined, 'c3', true)).toMatchObject({ refuse: expect.stringContaining('cannot tell') });
+  });
+
+  it('a dir the operator named (a new disk): used when absent or empty, refused when it holds anything', () => {
+    const given = join(dir, 'new-disk', 'm2.etcd');
+    expect(chooseGivenDataDir(given, 'b2')).toEqual({ path: given, why: 'fresh' });
+    mkdirSync(given, { recursive: true });
+    expect(chooseGivenDataDir(given, 'b2')).toEqual({ path: given, why: 'fresh' });
+    mkdirSync(join(given, 'member'));
+    expect(chooseGivenDataDir(given, 'b2')).toMatchObject({ refuse: expect.stringContaining('cannot tell') });
   });
 });

@@ -5,6 +5,8 @@
  * privileges, and anything unreadable yields undefined rather than an error.
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { getFlag, processArgv } from '../drivers/process.ts';
+import { urlHostPort } from '../etcd/ids.ts';
 
 const TCP_LISTEN = '0A';
 /** At most this many processes are looked through (a bounded scan on a busy host). */
@@ -41,16 +43,11 @@ function listeningInodes(port: number): Set<string> {
  * which may carry a password or a token (`--password=...`, an ssh -o, a curl header).
  */
 function commandOf(pid: number): string {
-  try {
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
-    if (argv.length === 0) return '?';
-    const program = argv[0]!.split('/').at(-1)!.slice(0, 64);
-    const i = argv.findIndex((a) => a === '--name' || a.startsWith('--name='));
-    const name = i < 0 ? undefined : argv[i]!.includes('=') ? argv[i]!.slice('--name='.length) : argv[i + 1];
-    return name && /^[\w.-]{1,64}$/.test(name) ? `${program} --name ${name}` : program;
-  } catch {
-    return '?';
-  }
+  const argv = processArgv(pid);
+  if (!argv?.[0]) return '?';
+  const program = argv[0].split('/').at(-1)!.slice(0, 64);
+  const name = getFlag(argv, 'name');
+  return name && /^[\w.-]{1,64}$/.test(name) ? `${program} --name ${name}` : program;
 }
 
 /** The process listening on `port` on this machine, when it can be seen. */
@@ -85,15 +82,9 @@ export function localListener(port: number): Listener | undefined {
   return undefined;
 }
 
-/** " (pid 123: etcd --name m1 ...)" for a URL on this machine whose port a visible process listens on, else "". */
+/** " (pid 123: etcd --name m1)" for a URL on this machine whose port a visible process listens on, else "". */
 export function describeLocalListener(url: string): string {
-  let port: number;
-  try {
-    const u = new URL(url);
-    port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
-  } catch {
-    return '';
-  }
-  const l = localListener(port);
+  const at = urlHostPort(url);
+  const l = at && localListener(at.port);
   return l ? ` (pid ${l.pid}: ${l.command})` : '';
 }
