@@ -47,12 +47,19 @@ export async function fillWithHistory(cluster: TestCluster, opts: FillOptions = 
         failure = new Error(`fill: no NOSPACE after ${i} puts of ${valueBytes} bytes (quota ${cluster.quotaBytes})`);
         return;
       }
-      try {
-        await c.put(`bench/fill/${String(i % liveKeys).padStart(6, '0')}`).value(value).exec();
-        puts++;
-      } catch (err) {
-        if (err instanceof GRPCResourceExhastedError) nospace = true;
-        else failure = new Error(`fill: put ${i} failed: ${(err as Error).message}`, { cause: err });
+      // The etcd3 library closes a host's channel after an error it deems recoverable (NOSPACE is one), which
+      // fails the other puts queued on it with "Channel closed before call started": those are retried, a few
+      // times at most.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await c.put(`bench/fill/${String(i % liveKeys).padStart(6, '0')}`).value(value).exec();
+          puts++;
+        } catch (err) {
+          if (err instanceof GRPCResourceExhastedError) nospace = true;
+          else if (attempt < 5 && /Channel closed before call started/.test((err as Error).message)) continue;
+          else failure = new Error(`fill: put ${i} failed: ${(err as Error).message}`, { cause: err });
+        }
+        break;
       }
     }
   };
