@@ -7,8 +7,9 @@
  * etcd_debugging_mvcc_db_compaction_total_duration_milliseconds is observed when a compaction's deletes are done,
  * so its count going up is the signal (etcd 3.4 to 3.6; it restarts at 0 with the process).
  */
-import { request as httpRequest, type Agent as HttpAgent } from 'node:http';
-import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
+import type { Agent as HttpAgent } from 'node:http';
+import type { Agent as HttpsAgent } from 'node:https';
+import { http, https } from '../util/node-http.ts';
 import { StepError } from '../util/errors.ts';
 import type { CallOpts } from './call.ts';
 import type { EtcdPool } from './pool.ts';
@@ -27,7 +28,7 @@ export async function fetchMetrics(pool: EtcdPool, endpointOrName: string, opts:
   return new Promise<string>((resolve, reject) => {
     const fail = (why: string) => reject(new StepError('transient', `${member}: GET /metrics: ${why}`, { member }));
     const options = { method: 'GET', signal: opts.signal, timeout: timeoutMs, agent: agent as HttpAgent & HttpsAgent };
-    const req = (secure ? httpsRequest : httpRequest)(url, options, (res) => {
+    const req = (secure ? https.request : http.request)(url, options, (res) => {
       if (res.statusCode !== 200) {
         res.resume();
         return fail(`HTTP ${res.statusCode}`);

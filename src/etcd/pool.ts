@@ -7,12 +7,13 @@
  */
 import { authPassword } from '../inventory/endpoints.ts';
 import { readFileSync } from 'node:fs';
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
+import type { Agent as HttpAgent } from 'node:http';
+import type { Agent as HttpsAgent } from 'node:https';
 import { Etcd3, type IOptions } from 'etcd3';
 import { noop } from 'cockatiel';
 import type { Inventory, MemberSpec } from '../inventory/types.ts';
 import { UserError } from '../util/errors.ts';
+import { http, https } from '../util/node-http.ts';
 import { normalizeURL } from './ids.ts';
 import { tlsFileOptions } from './tls-files.ts';
 
@@ -114,8 +115,8 @@ export class EtcdPool {
     let agent = this.#agents.get(key);
     if (!agent) {
       agent = endpoint.startsWith('https:')
-        ? new HttpsAgent({ keepAlive: true, maxSockets: 1, ...tlsFileOptions(endpoint, this.inventory.tls) })
-        : new HttpAgent({ keepAlive: true, maxSockets: 1 });
+        ? new https.Agent({ keepAlive: true, maxSockets: 1, ...tlsFileOptions(endpoint, this.inventory.tls) })
+        : new http.Agent({ keepAlive: true, maxSockets: 1 });
       this.#agents.set(key, agent);
     }
     return agent;
