@@ -140,7 +140,7 @@ function prune(dist, keep) {
   for (const old of builds.slice(KEEP_BUILDS - 1)) rmSync(join(dist, old), { recursive: true, force: true });
 }
 
-// etcd3 parses its .proto files (text) every time it is loaded: ~40 ms of every cold `runbook run`. The bundle
+// etcd3 parses its .proto files (text) every time it is loaded (~40 ms; from JSON ~15 ms less, BENCHMARKS.md). The bundle
 // carries them already parsed instead: the same protobufjs Root, as JSON, made here from the installed files (so
 // it cannot drift from them) and handed to proto-loader's fromJSON with the options etcd3 passes to loadSync.
 export const ETCD3_LOAD_CALL = '(0, proto_loader_1.loadSync)(`${__dirname}/../proto/rpc.proto`, {';
@@ -162,9 +162,7 @@ function etcd3ProtoPlugin(root) {
         const source = readFileSync(args.path, 'utf8');
         if (!source.includes(ETCD3_LOAD_CALL)) return undefined;
         const json = JSON.stringify(etcd3ProtoJSON(root));
-        const dir = relative(root, dirname(args.path));
-        const prelude = `var __dirname = __runbookRoot(${JSON.stringify(dir)});\n`;
-        return { contents: prelude + source.replace(ETCD3_LOAD_CALL, `(0, proto_loader_1.fromJSON)(${json}, {`), loader: 'js', resolveDir: dirname(args.path) };
+        return withDirname(root, args.path, source.replace(ETCD3_LOAD_CALL, `(0, proto_loader_1.fromJSON)(${json}, {`));
       });
     },
   };
@@ -180,15 +178,18 @@ function dirnamePlugin(root) {
     setup(build) {
       build.onLoad({ filter: /[\\/]node_modules[\\/].*\.c?js$/ }, (args) => {
         const source = readFileSync(args.path, 'utf8');
-        if (!/\b__dirname\b|\b__filename\b/.test(source)) return undefined;
-        const dir = relative(root, dirname(args.path));
-        const file = relative(root, args.path);
-        const prelude =
-          `var __dirname = __runbookRoot(${JSON.stringify(dir)}), __filename = __runbookRoot(${JSON.stringify(file)});\n`;
-        return { contents: prelude + source, loader: 'js', resolveDir: dirname(args.path) };
+        return /\b__dirname\b|\b__filename\b/.test(source) ? withDirname(root, args.path, source) : undefined;
       });
     },
   };
+}
+
+/** A module's source with its real __dirname and __filename, relative to the bundle, as esbuild onLoad contents. */
+function withDirname(root, path, source) {
+  const dir = relative(root, dirname(path));
+  const file = relative(root, path);
+  const prelude = `var __dirname = __runbookRoot(${JSON.stringify(dir)}), __filename = __runbookRoot(${JSON.stringify(file)});\n`;
+  return { contents: prelude + source, loader: 'js', resolveDir: dirname(path) };
 }
 
 // `node bin/bundle.js [--force]`: build the bundle unless it is fresh (bootstrap and `npm run build` do this).

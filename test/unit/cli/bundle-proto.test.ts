@@ -41,10 +41,10 @@ describe('etcd3 protos pre-parsed for the bundle', () => {
     const a = fromText['etcdserverpb.KV']!.Put as { requestSerialize(x: unknown): Buffer; responseDeserialize(b: Buffer): unknown };
     const b = fromJson['etcdserverpb.KV']!.Put as typeof a;
     expect(b.requestSerialize(put).equals(a.requestSerialize(put))).toBe(true);
-    const defrag = fromText['etcdserverpb.Maintenance']!.Status as typeof a;
-    const defragJson = fromJson['etcdserverpb.Maintenance']!.Status as typeof a;
+    const status = fromText['etcdserverpb.Maintenance']!.Status as typeof a;
+    const statusJson = fromJson['etcdserverpb.Maintenance']!.Status as typeof a;
     const bytes = Buffer.from('0a0a08011002180320042801120a332e342e323300', 'hex');
-    expect(defragJson.responseDeserialize(bytes)).toEqual(defrag.responseDeserialize(bytes));
+    expect(statusJson.responseDeserialize(bytes)).toEqual(status.responseDeserialize(bytes));
   });
 
   it('finds the call it replaces in the installed etcd3 (else the bundle would silently parse the text again)', () => {
