@@ -104,8 +104,13 @@ interface RecoveryTrial {
   rep: number;
   recipe: RecipeResult & { serverDefragMs: number[]; serverCompactMs: number[]; compactionLeadMs: number[] };
   runbook: { wallMs: number; writableMs: number | undefined; maxRssKiB: number | undefined; serverDefragMs: number[]; compactionLeadMs: number[]; bd: Omit<RunBreakdown, 'records'> };
+  /** (c) the recipe's calls from one Node process with etcd3 and no checks (bench/node-recipe.mjs). */
+  nodeRecipe: RecipeResult & { serverDefragMs: number[] };
   ratio: number;
 }
+
+/** Trial orders, rotated per rep so that no variant always runs first on a freshly restored cluster. */
+const TRIAL_ORDERS = [['a', 'b', 'c'], ['b', 'c', 'a'], ['c', 'a', 'b']] as const;
 
 async function recovery(bc: BenchCluster, sizeMiB: number): Promise<Record<string, unknown>> {
   const reps = repsFor(sizeMiB);
@@ -114,9 +119,10 @@ async function recovery(bc: BenchCluster, sizeMiB: number): Promise<Record<strin
   let floor: { ms: number; bytes: number } | undefined;
   let dbAfter: number[] = [];
   for (let rep = 0; rep < reps; rep++) {
-    const order = rep % 2 === 0 ? (['a', 'b'] as const) : (['b', 'a'] as const);
+    const order = TRIAL_ORDERS[rep % TRIAL_ORDERS.length]!;
     let a: RecoveryTrial['recipe'] | undefined;
     let b: RecoveryTrial['runbook'] | undefined;
+    let c: RecoveryTrial['nodeRecipe'] | undefined;
     for (const v of order) {
       await bc.restore();
       const marks = markLogs(logs);
@@ -126,6 +132,11 @@ async function recovery(bc: BenchCluster, sizeMiB: number): Promise<Record<strin
         a = { ...r, serverDefragMs: logs.flatMap((f) => st.defragMs.get(f) ?? []), serverCompactMs: logs.flatMap((f) => st.compactMs.get(f) ?? []), compactionLeadMs: logs.flatMap((f) => st.compactionLeadMs.get(f) ?? []) };
         ({ dbAfter } = await assertRecovered(bc, `recipe ${sizeMiB} MiB rep ${rep}`));
         floor ??= physicalFloor(bc);
+      } else if (v === 'c') {
+        const r = await runRecipe(bc.cluster.endpoints, bc.cluster.tls, 'node');
+        const st = serverTimes(marks);
+        c = { ...r, serverDefragMs: logs.flatMap((f) => st.defragMs.get(f) ?? []) };
+        await assertRecovered(bc, `node recipe ${sizeMiB} MiB rep ${rep}`);
       } else {
         const { child, bd } = await runbookTrial(bc, 'nospace-recovery', `rep${rep}`);
         const st = serverTimes(marks);
@@ -133,9 +144,10 @@ async function recovery(bc: BenchCluster, sizeMiB: number): Promise<Record<strin
         const { records: _records, ...rest } = bd;
         b = { wallMs: child.wallMs, writableMs: bd.writableMs, maxRssKiB: child.maxRssKiB, serverDefragMs: logs.flatMap((f) => st.defragMs.get(f) ?? []), compactionLeadMs: logs.flatMap((f) => st.compactionLeadMs.get(f) ?? []), bd: rest };
       }
-      log(`${sizeMiB} MiB rep ${rep + 1}/${reps} ${v === 'a' ? 'recipe ' : 'runbook'} ${ms(v === 'a' ? a!.wallMs : b!.wallMs)}`);
+      const [label, wall] = v === 'a' ? ['recipe     ', a!.wallMs] : v === 'b' ? ['runbook    ', b!.wallMs] : ['node recipe', c!.wallMs];
+      log(`${sizeMiB} MiB rep ${rep + 1}/${reps} ${label} ${ms(wall)}`);
     }
-    trials.push({ rep, recipe: a!, runbook: b!, ratio: b!.wallMs / a!.wallMs });
+    trials.push({ rep, recipe: a!, runbook: b!, nodeRecipe: c!, ratio: b!.wallMs / a!.wallMs });
   }
   const med = (f: (t: RecoveryTrial) => number | undefined) => median(trials.map(f).filter((x): x is number => x !== undefined));
   const stepMed = (label: string, part: 'ms' | 'runMs' | 'probeMs' | 'gateMs' = 'ms') => med((t) => t.runbook.bd.steps.filter((s) => s.label === label || s.label.startsWith(`${label}[`)).reduce((acc, s) => acc + s[part], 0));
@@ -153,6 +165,13 @@ async function recovery(bc: BenchCluster, sizeMiB: number): Promise<Record<strin
     outsideDefragRecipeMs: med((t) => t.recipe.wallMs - t.recipe.serverDefragMs.reduce((x, y) => x + y, 0)),
     outsideDefragRunbookMs: med((t) => t.runbook.wallMs - t.runbook.serverDefragMs.reduce((x, y) => x + y, 0)),
     ratios: trials.map((t) => Math.round(t.ratio * 100) / 100),
+    // (c): what Node + etcd3 alone cost against etcdctl (c/a), and what the engine and its checks cost on top (b/c).
+    nodeRecipeMs: med((t) => t.nodeRecipe.wallMs),
+    nodeOverRecipe: med((t) => t.nodeRecipe.wallMs / t.recipe.wallMs),
+    nodeOverRecipeRatios: trials.map((t) => Math.round((t.nodeRecipe.wallMs / t.recipe.wallMs) * 100) / 100),
+    runbookOverNode: med((t) => t.runbook.wallMs / t.nodeRecipe.wallMs),
+    outsideDefragNodeMs: med((t) => t.nodeRecipe.wallMs - t.nodeRecipe.serverDefragMs.reduce((x, y) => x + y, 0)),
+    nodeRecipeParts: Object.fromEntries(['revision', 'compact', 'defrag', 'disarm', 'put'].map((n) => [n, med((t) => t.nodeRecipe.commands.find((x) => x.name === n)?.ms)])),
     writableRecipeMs: med((t) => t.recipe.writableMs),
     writableRunbookMs: med((t) => t.runbook.writableMs),
     floorMs: floor?.ms,
@@ -296,6 +315,20 @@ function printReport(): void {
         return [
           mib(r.sizeMiB * MiB), ms(p.coldStart), ms(p.preflight), ms(p.compact), `${ms(p.defragServer)} / ${ms(p.defragRpc)} / ${ms(p.defrag)}`, ms(p.defragGates), ms(p.disarm),
           ms(p.verifyWrites + p.verifyCluster), ms(p.betweenSteps), ms(p.shutdown), `| ${ms(q.revision)}`, ms(q.compact), `${ms(q.defrag)} (${ms(r.recipeServerDefragMs)})`, ms(q.disarm), ms(q.put),
+        ];
+      }),
+    ));
+  }
+  const withC = rec.filter((r) => r.nodeRecipeMs !== undefined);
+  if (withC.length) {
+    lines.push('', '(c) the recipe\'s calls from one Node process with etcd3, no engine and no checks (bench/node-recipe.mjs): what Node + etcd3 cost against etcdctl (c/a), what the engine and its checks add (b/c)');
+    lines.push(table(
+      ['quota', '(a) recipe', '(c) node recipe', 'c/a', '(b) runbook', 'b/c', 'outside defrag (a / c / b)', 'c: rev', 'compact', 'defrag', 'disarm', 'put'],
+      withC.map((r) => {
+        const q = r.nodeRecipeParts;
+        return [
+          mib(r.sizeMiB * MiB), ms(r.recipeMs), ms(r.nodeRecipeMs), `${r.nodeOverRecipe.toFixed(2)} (${r.nodeOverRecipeRatios.join(', ')})`, ms(r.runbookMs), r.runbookOverNode.toFixed(2),
+          `${ms(r.outsideDefragRecipeMs)} / ${ms(r.outsideDefragNodeMs)} / ${ms(r.outsideDefragRunbookMs)}`, ms(q.revision), ms(q.compact), ms(q.defrag), ms(q.disarm), ms(q.put),
         ];
       }),
     ));
