@@ -126,23 +126,24 @@ async function recovery(bc: BenchCluster, sizeMiB: number): Promise<Record<strin
     for (const v of order) {
       await bc.restore();
       const marks = markLogs(logs);
+      const fromLogs = (m: Map<string, number | number[]>): number[] => logs.flatMap((f) => m.get(f) ?? []);
       if (v === 'a') {
         const r = await runRecipe(bc.cluster.endpoints, bc.cluster.tls);
         const st = serverTimes(marks);
-        a = { ...r, serverDefragMs: logs.flatMap((f) => st.defragMs.get(f) ?? []), serverCompactMs: logs.flatMap((f) => st.compactMs.get(f) ?? []), compactionLeadMs: logs.flatMap((f) => st.compactionLeadMs.get(f) ?? []) };
+        a = { ...r, serverDefragMs: fromLogs(st.defragMs), serverCompactMs: fromLogs(st.compactMs), compactionLeadMs: fromLogs(st.compactionLeadMs) };
         ({ dbAfter } = await assertRecovered(bc, `recipe ${sizeMiB} MiB rep ${rep}`));
         floor ??= physicalFloor(bc);
       } else if (v === 'c') {
         const r = await runRecipe(bc.cluster.endpoints, bc.cluster.tls, 'node');
         const st = serverTimes(marks);
-        c = { ...r, serverDefragMs: logs.flatMap((f) => st.defragMs.get(f) ?? []) };
+        c = { ...r, serverDefragMs: fromLogs(st.defragMs) };
         await assertRecovered(bc, `node recipe ${sizeMiB} MiB rep ${rep}`);
       } else {
         const { child, bd } = await runbookTrial(bc, 'nospace-recovery', `rep${rep}`);
         const st = serverTimes(marks);
         await assertRecovered(bc, `runbook ${sizeMiB} MiB rep ${rep}`);
         const { records: _records, ...rest } = bd;
-        b = { wallMs: child.wallMs, writableMs: bd.writableMs, maxRssKiB: child.maxRssKiB, serverDefragMs: logs.flatMap((f) => st.defragMs.get(f) ?? []), compactionLeadMs: logs.flatMap((f) => st.compactionLeadMs.get(f) ?? []), bd: rest };
+        b = { wallMs: child.wallMs, writableMs: bd.writableMs, maxRssKiB: child.maxRssKiB, serverDefragMs: fromLogs(st.defragMs), compactionLeadMs: fromLogs(st.compactionLeadMs), bd: rest };
       }
       const [label, wall] = v === 'a' ? ['recipe     ', a!.wallMs] : v === 'b' ? ['runbook    ', b!.wallMs] : ['node recipe', c!.wallMs];
       log(`${sizeMiB} MiB rep ${rep + 1}/${reps} ${label} ${ms(wall)}`);
@@ -150,6 +151,8 @@ async function recovery(bc: BenchCluster, sizeMiB: number): Promise<Record<strin
     trials.push({ rep, recipe: a!, runbook: b!, nodeRecipe: c!, ratio: b!.wallMs / a!.wallMs });
   }
   const med = (f: (t: RecoveryTrial) => number | undefined) => median(trials.map(f).filter((x): x is number => x !== undefined));
+  const sum = (xs: number[]) => xs.reduce((x, y) => x + y, 0);
+  const commandMeds = (of: (t: RecoveryTrial) => RecipeResult) => Object.fromEntries(['revision', 'compact', 'defrag', 'disarm', 'put'].map((n) => [n, med((t) => of(t).commands.find((c) => c.name === n)?.ms)]));
   const stepMed = (label: string, part: 'ms' | 'runMs' | 'probeMs' | 'gateMs' = 'ms') => med((t) => t.runbook.bd.steps.filter((s) => s.label === label || s.label.startsWith(`${label}[`)).reduce((acc, s) => acc + s[part], 0));
   const summary = {
     sizeMiB,
@@ -162,23 +165,23 @@ async function recovery(bc: BenchCluster, sizeMiB: number): Promise<Record<strin
     ratio: med((t) => t.ratio),
     // Everything but the members' own defrag work (from their logs): the part the tool controls. The defrag work
     // itself varies ±30% between identical trials on a shared disk and dominates the totals at 512 MB and up.
-    outsideDefragRecipeMs: med((t) => t.recipe.wallMs - t.recipe.serverDefragMs.reduce((x, y) => x + y, 0)),
-    outsideDefragRunbookMs: med((t) => t.runbook.wallMs - t.runbook.serverDefragMs.reduce((x, y) => x + y, 0)),
+    outsideDefragRecipeMs: med((t) => t.recipe.wallMs - sum(t.recipe.serverDefragMs)),
+    outsideDefragRunbookMs: med((t) => t.runbook.wallMs - sum(t.runbook.serverDefragMs)),
     ratios: trials.map((t) => Math.round(t.ratio * 100) / 100),
     // (c): what Node + etcd3 alone cost against etcdctl (c/a), and what the engine and its checks cost on top (b/c).
     nodeRecipeMs: med((t) => t.nodeRecipe.wallMs),
     nodeOverRecipe: med((t) => t.nodeRecipe.wallMs / t.recipe.wallMs),
     nodeOverRecipeRatios: trials.map((t) => Math.round((t.nodeRecipe.wallMs / t.recipe.wallMs) * 100) / 100),
     runbookOverNode: med((t) => t.runbook.wallMs / t.nodeRecipe.wallMs),
-    outsideDefragNodeMs: med((t) => t.nodeRecipe.wallMs - t.nodeRecipe.serverDefragMs.reduce((x, y) => x + y, 0)),
-    nodeRecipeParts: Object.fromEntries(['revision', 'compact', 'defrag', 'disarm', 'put'].map((n) => [n, med((t) => t.nodeRecipe.commands.find((x) => x.name === n)?.ms)])),
+    outsideDefragNodeMs: med((t) => t.nodeRecipe.wallMs - sum(t.nodeRecipe.serverDefragMs)),
+    nodeRecipeParts: commandMeds((t) => t.nodeRecipe),
     writableRecipeMs: med((t) => t.recipe.writableMs),
     writableRunbookMs: med((t) => t.runbook.writableMs),
     floorMs: floor?.ms,
     floorBytes: floor?.bytes,
     maxRssKiB: Math.max(...trials.map((t) => t.runbook.maxRssKiB ?? 0)),
-    recipeParts: Object.fromEntries(['revision', 'compact', 'defrag', 'disarm', 'put'].map((n) => [n, med((t) => t.recipe.commands.find((c) => c.name === n)?.ms)])),
-    recipeServerDefragMs: med((t) => t.recipe.serverDefragMs.reduce((x, y) => x + y, 0)),
+    recipeParts: commandMeds((t) => t.recipe),
+    recipeServerDefragMs: med((t) => sum(t.recipe.serverDefragMs)),
     /** Defrags that started on a member still compacting (its "finished scheduled compaction" came later). */
     defragsDuringCompaction: { recipe: trials.reduce((n, t) => n + t.recipe.compactionLeadMs.filter((x) => x < 0).length, 0), runbook: trials.reduce((n, t) => n + t.runbook.compactionLeadMs.filter((x) => x < 0).length, 0) },
     runbookParts: {
@@ -186,7 +189,7 @@ async function recovery(bc: BenchCluster, sizeMiB: number): Promise<Record<strin
       preflight: stepMed('preflight'),
       compact: stepMed('compact'),
       defrag: stepMed('defrag'),
-      defragServer: med((t) => t.runbook.serverDefragMs.reduce((x, y) => x + y, 0)),
+      defragServer: med((t) => sum(t.runbook.serverDefragMs)),
       defragRpc: med((t) => t.runbook.bd.defragRpcMs.reduce((x, y) => x + y.ms, 0)),
       defragProbes: stepMed('defrag', 'probeMs'),
       defragGates: stepMed('defrag', 'gateMs'),
