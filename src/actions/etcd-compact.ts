@@ -3,7 +3,7 @@
  * output (journaled, reused on resume). "Already compacted" at or beyond the target counts as done.
  */
 import { isAlreadyCompacted } from '../etcd/errors.ts';
-import { compact, compactedAtLeast, currentRevision } from '../etcd/kv.ts';
+import { compact, compactedAtLeast } from '../etcd/kv.ts';
 import { compactionsFinished } from '../etcd/metrics.ts';
 import type { EtcdPool } from '../etcd/pool.ts';
 import { clusterView, isLearner, type ClusterView, type MemberProbe } from '../etcd/view.ts';
@@ -50,10 +50,15 @@ export function requestTarget(view: ClusterView): Answering {
   });
 }
 
+/**
+ * Where the request goes and the revision to compact to. The store revision comes from the target's status (its
+ * header revision: what that member has applied), not a separate read: one round trip less, and a revision read a
+ * moment early only keeps a little more history, never less.
+ */
 async function target(ctx: ActionContext, pool: EtcdPool, keep: number): Promise<{ to: Answering; current: number; revision: number; view: ClusterView }> {
   const view = await clusterView(pool, callOpts(ctx));
   const to = requestTarget(view);
-  const current = await currentRevision(pool, to.endpoint, callOpts(ctx));
+  const current = to.status.revision;
   return { to, current, revision: Math.max(1, current - keep), view };
 }
 
@@ -85,26 +90,30 @@ export const compactAction: ActionImpl<CompactInput, CompactOutput> = {
   async run(ctx, input) {
     const pool = etcdPool(ctx);
     const t0 = performance.now();
+    // The compactions each member had finished, taken before the request (verify waits for each count to go up),
+    // fetched while the target is chosen: every inventory member is asked, the voters' counts are kept.
+    const baselines = input.physical
+      ? Promise.all(pool.inventory.members.map((m) => compactionsFinished(pool, m.clientURL, callOpts(ctx, { timeoutMs: 2000 }))))
+      : undefined;
     const { to, current, revision, view } = await target(ctx, pool, input.keep);
     let finishedBefore: Record<string, number | null> | undefined;
+    if (baselines) {
+      const counts = await baselines;
+      const byName = new Map(pool.inventory.members.map((m, i) => [m.name, counts[i]]));
+      finishedBefore = Object.fromEntries(votersOf(view).map((p) => [p.name, byName.get(p.name) ?? null]));
+    }
     const out = (alreadyCompacted: boolean): CompactOutput => ({
       revision, currentRevision: current, alreadyCompacted, member: to.name, durationMs: Math.round(performance.now() - t0),
-      ...(finishedBefore ? { finishedBefore } : {}),
+      // Only a compaction this call started has counts to wait on: an earlier one's deletes raised them already.
+      ...(finishedBefore && !alreadyCompacted ? { finishedBefore } : {}),
     });
-    if (await compactedAtLeast(pool, to.endpoint, revision, callOpts(ctx))) {
-      ctx.log(`already compacted up to revision ${revision}`);
-      return out(true);
-    }
-    if (input.physical) {
-      const voters = votersOf(view);
-      const counts = await Promise.all(voters.map((p) => compactionsFinished(pool, p.endpoint, callOpts(ctx, { timeoutMs: 2000 }))));
-      finishedBefore = Object.fromEntries(voters.map((p, i) => [p.name, counts[i] ?? null]));
-    }
+    // No "already compacted?" read first: etcd answers a compaction at or below its compact revision with
+    // "required revision has been compacted", which is the same answer in one round trip.
     try {
       await compact(pool, to.endpoint, revision, input.physical, callOpts(ctx, { timeoutMs: COMPACT_TIMEOUT_MS }));
     } catch (err) {
       if (!isAlreadyCompacted(err)) throw err;
-      ctx.log(`compaction at ${revision}: etcd says already compacted (done)`);
+      ctx.log(`already compacted up to revision ${revision} (etcd says so)`);
       return out(true);
     }
     const o = out(false);
@@ -128,7 +137,8 @@ export const compactAction: ActionImpl<CompactInput, CompactOutput> = {
           await Promise.all(
             voters.map(async (p): Promise<string | undefined> => {
               if (!(await compactedAtLeast(pool, p.endpoint, output.revision, { ...callOpts(ctx), serializable: true }))) return `${p.name} has not applied it yet`;
-              if (!input.physical || p.name === output.member) return undefined;
+              // An earlier compaction (alreadyCompacted) raised the counts already: only the applied revision is checked.
+              if (!input.physical || output.alreadyCompacted || p.name === output.member) return undefined;
               const before = output.finishedBefore?.[p.name];
               const now = before === null || before === undefined ? undefined : await compactionsFinished(pool, p.endpoint, callOpts(ctx, { timeoutMs: 2000 }));
               if (now === undefined) {

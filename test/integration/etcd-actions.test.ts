@@ -124,7 +124,12 @@ describe('nospace recovery through the etcd actions (3 members, 16 MiB quota)', 
     await compact.impl.verify!(step('compact'), compact.input({}), c1);
     const probe = await compact.impl.probe!(step('compact'), compact.input({}));
     expect(probe).toMatchObject({ done: true, output: { revision: c1.revision, alreadyCompacted: true } });
-    expect(await compact.impl.run(step('compact'), compact.input({}))).toMatchObject({ alreadyCompacted: true, revision: c1.revision });
+    // A second run is answered by etcd itself ("already compacted"); it has no deletes to wait for, so its verify
+    // passes at once instead of waiting for compaction counts that will never go up.
+    const c2 = await compact.impl.run(step('compact'), compact.input({}));
+    expect(c2).toMatchObject({ alreadyCompacted: true, revision: c1.revision });
+    expect(c2.finishedBefore).toBeUndefined();
+    await compact.impl.verify!(step('compact', { deadline: Date.now() + 5000 }), compact.input({}), c2);
 
     // --- defrag: voters followers-then-leader; leadership leaves the leader before its defrag.
     const order = (await resolveMembers(step('defrag'), 'voters', 'followers-then-leader')).map((m) => m.name);
