@@ -341,9 +341,15 @@ export class RunManager {
       this.#d.audit.record({ event: 'approval.requested', source: 'server', runId: rec.runId, stepId: rec.stepId, runbook: run.runbook.name, cluster: run.cluster, ...(rec.expiresAt ? { expiresAt: new Date(rec.expiresAt).toISOString() } : {}) });
       if (run.coveredBy && run.coverable.has(rec.stepId)) {
         const { by, stepId } = run.coveredBy;
+        const reason = `covered by the approval of step ${stepId}`;
+        const audit = (outcome: string, error?: string) =>
+          this.#d.audit.record({ event: 'approval.granted', source: 'server', runId: run.runId, stepId: rec.stepId, user: by, outcome, reason: error ? `${reason}: ${error}` : reason });
         queueMicrotask(() => {
-          const first = run.handle?.approve(rec.stepId, by, `chat (covered by the approval of ${stepId})`);
-          this.#d.audit.record({ event: 'approval.granted', source: 'server', runId: run.runId, stepId: rec.stepId, user: by, outcome: first ? 'accepted' : 'already-decided', reason: `covered by the approval of step ${stepId}` });
+          run.handle?.approve(rec.stepId, by, `chat (covered by the approval of ${stepId})`).then(
+            (first) => audit(first ? 'accepted' : 'already-decided'),
+            // Not recorded: the step keeps waiting for a decision from chat or `runbook approve`.
+            (err: unknown) => audit('failed', `cannot record the decision: ${messageOf(err)}`),
+          );
         });
       }
     } else if (rec.type === 'approval.granted' || rec.type === 'approval.denied') {
@@ -429,7 +435,7 @@ export class RunManager {
         // Shared store: the decision is visible to whichever replica runs the step (it polls for it); first wins.
         first = (await store.decideApproval(runId, stepId, { decision, by, via, ...(decision === 'denied' ? { reason: `denied in chat by ${actorLabel(actor)}` } : {}) })).first;
       } else if (active?.handle && !active.finished) {
-        first = decision === 'granted' ? active.handle.approve(stepId, by, via) : active.handle.deny(stepId, by, via, `denied in chat by ${actorLabel(actor)}`);
+        first = await (decision === 'granted' ? active.handle.approve(stepId, by, via) : active.handle.deny(stepId, by, via, `denied in chat by ${actorLabel(actor)}`));
       } else {
         first = recordDecision(cfg.stateDir, runId, stepId, { decision, by, via, ...(decision === 'denied' ? { reason: `denied in chat by ${actorLabel(actor)}` } : {}) }).first;
       }

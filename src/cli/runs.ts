@@ -15,7 +15,7 @@ import { foldJournal } from '../execute/state.ts';
 import type { Inventory } from '../inventory/types.ts';
 import { parseParamFlags, resolveParams } from '../runbook/params.ts';
 import type { Runbook } from '../runbook/model.ts';
-import { ExitCode, UserError } from '../util/errors.ts';
+import { ExitCode, UserError, messageOf } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
 import { json, type Io } from './output.ts';
 import { setExit } from './main.ts';
@@ -103,8 +103,14 @@ function attach(io: Io, opts: { json?: boolean; verbose?: boolean; interactive: 
       rl.question(`Approve step "${rec.stepId}"${rec.message ? ` (${rec.message})` : ''}? [y/N] `, (answer) => {
         const h = getHandle();
         if (!h) return;
-        if (/^y(es)?$/i.test(answer.trim())) h.approve(rec.stepId, operator(io), 'cli prompt');
-        else h.deny(rec.stepId, operator(io), 'cli prompt', 'declined at the prompt');
+        const yes = /^y(es)?$/i.test(answer.trim());
+        const decided = yes ? h.approve(rec.stepId, operator(io), 'cli prompt') : h.deny(rec.stepId, operator(io), 'cli prompt', 'declined at the prompt');
+        decided.then(
+          (first) => {
+            if (!first) io.err(`step "${rec.stepId}" was already decided elsewhere; that decision stands`);
+          },
+          (err: unknown) => io.err(`could not record the decision for step "${rec.stepId}": ${messageOf(err)} (the step still waits: \`runbook approve ${h.runId} ${rec.stepId}\`)`),
+        );
       });
     }
   };

@@ -74,8 +74,12 @@ export interface RunHandle {
   runId: string;
   dir?: string;
   done: Promise<RunResult>;
-  approve(stepId: string, by: string, via: string): boolean;
-  deny(stepId: string, by: string, via: string, reason?: string): boolean;
+  /**
+   * Record a decision; resolves once it is durable (in the run dir, or written to the store), true when it was
+   * the first one. Rejects when it could not be recorded: a caller must never report an approval that did not land.
+   */
+  approve(stepId: string, by: string, via: string): Promise<boolean>;
+  deny(stepId: string, by: string, via: string, reason?: string): Promise<boolean>;
   /** Steps currently waiting for a decision. */
   pendingApprovals(): string[];
 }
@@ -686,17 +690,18 @@ function execute(x: ExecInternals): RunHandle {
     });
   });
 
-  const decideLocal = (stepId: string, d: { decision: 'granted' | 'denied'; by: string; via: string; reason?: string }): boolean => {
+  const decideLocal = async (stepId: string, d: { decision: 'granted' | 'denied'; by: string; via: string; reason?: string }): Promise<boolean> => {
     if (!stepsById.has(stepId)) throw new UserError(`run ${runId} has no step "${stepId}"`);
+    let first: boolean;
     if (x.store) {
-      // Asynchronous store: the decision is written in the background (first one wins there); the waiter polls it.
-      void x.store.decideApproval(runId, stepId, d).then(() => approvalWaiters.get(stepId)?.(), () => {});
-      return true;
+      // Shared store: first decision wins there (another replica may decide too); the waiter polls it.
+      first = (await x.store.decideApproval(runId, stepId, d)).first;
+    } else {
+      if (!x.dir) return false;
+      first = decideApproval(x.dir, stepId, d).first;
     }
-    if (!x.dir) return false;
-    const r = decideApproval(x.dir, stepId, d);
     approvalWaiters.get(stepId)?.();
-    return r.first;
+    return first;
   };
 
   actor.start();

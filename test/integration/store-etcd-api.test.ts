@@ -1,10 +1,17 @@
 /**
  * The etcd store's guarantees through its API, on a real management etcd: first approval wins under concurrency;
  * a lock names its holder; journal appends are fenced by the lock's create revision (a runner whose lock was taken
- * over cannot write, even at a sequence number nobody wrote yet); the journal reads back in order.
+ * over cannot write, even at a sequence number nobody wrote yet); the journal reads back in order; a run handle's
+ * approve() resolves only once the decision is in the store, and rejects when it cannot be written.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createRegistry } from '../../src/actions/registry.ts';
+import { startStoredRun } from '../../src/execute/executor.ts';
 import { newRunId } from '../../src/execute/run-store.ts';
+import { loadRunbookText } from '../../src/runbook/load.ts';
 import type { Inventory } from '../../src/inventory/types.ts';
 import { EtcdStore, keys } from '../../src/store/etcd.ts';
 import { StepError } from '../../src/util/errors.ts';
@@ -86,5 +93,41 @@ describe('EtcdStore', () => {
     while (!lost && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(lost).toMatch(/expired/);
     await other.release();
+  });
+  it("a run handle's approve() resolves once the decision is in the store (first wins) and rejects when it cannot be written", async () => {
+    const text = ['apiVersion: runbook/v1', 'name: api-approve', 'summary: an approval, then a wait', 'steps:', '  - id: confirm', '    action: approve', '  - id: after', '    action: wait', '    with: { duration: 10ms }', ''].join('\n');
+    const runbook = loadRunbookText(text, 'api-approve.yaml');
+    const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'runbook-api-'));
+    const start = (name: string, s: EtcdStore) =>
+      startStoredRun({ runbook, runbookText: text, inventory: { ...inv, name }, params: {}, registry: createRegistry(), stateDir, store: s });
+    const waiting = async (h: { pendingApprovals(): string[] }) => {
+      const deadline = Date.now() + 10_000;
+      while (!h.pendingApprovals().includes('confirm') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(h.pendingApprovals()).toEqual(['confirm']);
+    };
+
+    const h = await start('approve-ok', store);
+    await waiting(h);
+    expect(await h.approve('confirm', 'alice', 'test')).toBe(true);
+    // Resolved means durable: the store already holds alice's decision, before the runner has seen it.
+    expect(await store.readApproval(h.runId, 'confirm')).toMatchObject({ decision: 'granted', by: 'alice' });
+    expect(await h.deny('confirm', 'bob', 'test', 'too late')).toBe(false);
+    const r = await h.done;
+    expect(r.status).toBe('succeeded');
+    expect(r.records.find((x) => x.type === 'approval.granted')).toMatchObject({ by: 'alice' });
+
+    // A store that cannot take the write: the caller hears so (and the step keeps waiting) instead of a silent true.
+    const flaky = new EtcdStore({ url: `etcd://${mgmt.endpoints[0]!.replace(/^https?:\/\//, '')}`, leaseTtlSeconds: 2 });
+    const h2 = await start('approve-fails', flaky);
+    await waiting(h2);
+    const real = flaky.decideApproval.bind(flaky);
+    flaky.decideApproval = async () => { throw new Error('store unavailable'); };
+    await expect(h2.approve('confirm', 'alice', 'test')).rejects.toThrow(/store unavailable/);
+    expect(await store.readApproval(h2.runId, 'confirm')).toBeUndefined();
+    expect(h2.pendingApprovals()).toEqual(['confirm']);
+    flaky.decideApproval = real;
+    expect(await h2.approve('confirm', 'alice', 'test')).toBe(true);
+    expect((await h2.done).status).toBe('succeeded');
+    await flaky.close();
   });
 });

@@ -132,15 +132,15 @@ describe('executor', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(h.pendingApprovals()).toEqual(['a']);
     expect(effects).toEqual({});
-    h.deny('a', 'bob', 'test', 'not now');
+    expect(await h.deny('a', 'bob', 'test', 'not now')).toBe(true);
     const r = await h.done;
     expect(r.status).toBe('denied');
     expect(effects).toEqual({});
 
     const h2 = startRun({ runbook: rb, runbookText: 'x', inventory: { ...inventory, name: 'two' }, params: {}, registry: registry(effects), stateDir: dir });
     await new Promise((r) => setTimeout(r, 300));
-    expect(h2.approve('a', 'alice', 'test')).toBe(true);
-    expect(h2.approve('a', 'carol', 'test')).toBe(false); // first decision wins
+    expect(await h2.approve('a', 'alice', 'test')).toBe(true);
+    expect(await h2.approve('a', 'carol', 'test')).toBe(false); // first decision wins
     const r2 = await h2.done;
     expect(r2.status).toBe('succeeded');
     expect(r2.records.find((x) => x.type === 'approval.granted')).toMatchObject({ by: 'alice' });
