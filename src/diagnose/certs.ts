@@ -28,7 +28,7 @@ export interface CertInfo {
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
-/** Expiry of every certificate in a PEM file; the one that expires first decides. */
+/** Expiry of every certificate in a PEM file on this machine; the one that expires first decides. */
 export function inspectCertFile(path: string, role: string, now: number = Date.now()): CertInfo {
   let text: string;
   try {
@@ -36,6 +36,11 @@ export function inspectCertFile(path: string, role: string, now: number = Date.n
   } catch (err) {
     return { role, path, status: 'unreadable', error: (err as NodeJS.ErrnoException).code ?? 'cannot read' };
   }
+  return inspectCertText(text, path, role, now);
+}
+
+/** The same for a PEM file's text, read wherever the file lives (a member's host over ssh). */
+export function inspectCertText(text: string, path: string, role: string, now: number = Date.now()): CertInfo {
   const blocks = text.match(PEM_CERT) ?? [];
   if (blocks.length === 0) return { role, path, status: 'unreadable', error: 'no PEM certificate in the file' };
   let first: { cert: X509Certificate; notAfter: number; notBefore: number } | undefined;

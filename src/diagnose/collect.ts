@@ -4,6 +4,7 @@
  * Nothing here writes to etcd, to a member or to a file.
  */
 import { driverFor } from '../drivers/index.ts';
+import { getFlag } from '../drivers/process.ts';
 import type { CallOpts } from '../etcd/call.ts';
 import { compactedAtLeast } from '../etcd/kv.ts';
 import { EtcdPool } from '../etcd/pool.ts';
@@ -11,7 +12,8 @@ import { clusterView, idOf, isLearner, type ClusterView } from '../etcd/view.ts'
 import type { Inventory, MemberSpec } from '../inventory/types.ts';
 import { messageOf } from '../util/errors.ts';
 import { parseBytes, parseDuration } from '../util/units.ts';
-import { inspectCertFile, type CertInfo } from './certs.ts';
+import { hostFor, sshLabel } from '../hosts/index.ts';
+import { inspectCertFile, inspectCertText, type CertInfo } from './certs.ts';
 import type { Diagnosis, MemberFacts, MemberFlags, QuotaSource } from './types.ts';
 
 export type Facts = Omit<Diagnosis, 'status' | 'findings' | 'recommendations'>;
@@ -28,23 +30,22 @@ const FLAGS: Record<Exclude<keyof MemberFlags, 'from'>, string> = {
   peerTrustedCaFile: 'peer-trusted-ca-file',
 };
 
-/** The member's etcd flags through its driver: a local process's argv, or a static-pod manifest on this machine. */
+const FLAGS_TIMEOUT_MS = 20_000;
+
+/** The member's etcd flags through its driver (one look at its command line, on this machine or over ssh). */
 export async function readMemberFlags(m: MemberSpec): Promise<{ flags?: MemberFlags; note?: string }> {
-  if (m.ssh) return { note: `flags not read: ${m.name} runs on ${m.ssh.host} (ssh)` };
   const type = m.driver.type;
   if (type !== 'process' && type !== 'static-pod') return { note: `flags not read: driver ${type}` };
   try {
-    const driver = driverFor(m);
-    let from: string;
-    if (type === 'process') {
-      const st = await driver.status();
-      from = st.running ? `argv of pid ${st.pid}` : 'configured command (not running)';
-    } else {
-      from = `manifest ${(m.driver as { manifest: string }).manifest}`;
-    }
+    // A remote host that hangs must not hang a read-only report.
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${FLAGS_TIMEOUT_MS / 1000}s${m.ssh ? ` from ${sshLabel(m.ssh)}` : ''}`)), FLAGS_TIMEOUT_MS);
+    });
+    const { argv, from } = await Promise.race([driverFor(m).argv(), gaveUp]).finally(() => clearTimeout(timer));
     const flags: MemberFlags = { from };
     for (const [key, flag] of Object.entries(FLAGS) as [Exclude<keyof MemberFlags, 'from'>, string][]) {
-      const v = await driver.getFlag(flag);
+      const v = getFlag(argv, flag);
       if (v !== undefined) flags[key] = v;
     }
     return { flags };
@@ -115,22 +116,46 @@ function memberFacts(view: ClusterView, i: number, inventory: Inventory, flagInf
   };
 }
 
-function certificates(inventory: Inventory, members: MemberFacts[], now: number): CertInfo[] {
-  const wanted: { role: string; path: string }[] = [];
+/**
+ * The certificates of the client configuration (on this machine) and the ones each member's flags name, read on
+ * that member's host (over ssh for a remote member: the paths are its paths).
+ */
+async function certificates(inventory: Inventory, members: MemberFacts[], now: number): Promise<CertInfo[]> {
+  const wanted: { role: string; path: string; member?: MemberSpec }[] = [];
   if (inventory.tls?.cacert) wanted.push({ role: 'CA (client config)', path: inventory.tls.cacert });
   if (inventory.tls?.cert) wanted.push({ role: 'client cert', path: inventory.tls.cert });
-  for (const m of members) {
+  members.forEach((m, i) => {
     const f = m.flags;
-    if (!f) continue;
-    if (f.certFile) wanted.push({ role: `${m.name} server cert (--cert-file)`, path: f.certFile });
-    if (f.trustedCaFile) wanted.push({ role: `${m.name} client CA (--trusted-ca-file)`, path: f.trustedCaFile });
-    if (f.peerCertFile) wanted.push({ role: `${m.name} peer cert (--peer-cert-file)`, path: f.peerCertFile });
-    if (f.peerTrustedCaFile) wanted.push({ role: `${m.name} peer CA (--peer-trusted-ca-file)`, path: f.peerTrustedCaFile });
+    const member = inventory.members[i];
+    if (!f || !member) return;
+    const at = (role: string, path: string | undefined) => path && wanted.push({ role: `${m.name} ${role}`, path, member });
+    at('server cert (--cert-file)', f.certFile);
+    at('client CA (--trusted-ca-file)', f.trustedCaFile);
+    at('peer cert (--peer-cert-file)', f.peerCertFile);
+    at('peer CA (--peer-trusted-ca-file)', f.peerTrustedCaFile);
+  });
+  // One entry per file: a CA shared by every member is listed once, with every role it plays (per host).
+  const byFile = new Map<string, { path: string; roles: string[]; member?: MemberSpec }>();
+  for (const w of wanted) {
+    const key = `${w.member?.ssh ? sshLabel(w.member.ssh) : ''}\0${w.path}`;
+    const e = byFile.get(key) ?? { path: w.path, roles: [], ...(w.member?.ssh ? { member: w.member } : {}) };
+    e.roles.push(w.role);
+    byFile.set(key, e);
   }
-  // One entry per file: a CA shared by every member is listed once, with every role it plays.
-  const byPath = new Map<string, string[]>();
-  for (const w of wanted) byPath.set(w.path, [...(byPath.get(w.path) ?? []), w.role]);
-  return [...byPath].map(([path, roles]) => inspectCertFile(path, roles.join(', '), now));
+  return Promise.all(
+    [...byFile.values()].map(async ({ path, roles, member }) => {
+      const role = roles.join(', ');
+      if (!member?.ssh) return inspectCertFile(path, role, now);
+      const host = hostFor(member);
+      try {
+        const text = await host.readText(path);
+        if (text === undefined) return { role, path: `${path} (${host.label})`, status: 'unreadable' as const, error: 'ENOENT' };
+        return inspectCertText(text, `${path} (${host.label})`, role, now);
+      } catch (err) {
+        return { role, path: `${path} (${host.label})`, status: 'unreadable' as const, error: messageOf(err) };
+      }
+    }),
+  );
 }
 
 export async function collectFacts(inventory: Inventory, opts: { timeoutMs?: number; signal?: AbortSignal; now?: number } = {}): Promise<Facts> {
@@ -169,7 +194,7 @@ export async function collectFacts(inventory: Inventory, opts: { timeoutMs?: num
       learners: members.filter((m) => m.isLearner).map((m) => m.name),
       alarms: (view.alarms ?? []).map((a) => ({ member: nameOfId(a.memberId), memberId: a.memberId, alarm: a.alarm })),
       unknownMembers: view.unknownMembers.map((m) => ({ id: m.id, name: m.name, peerURLs: m.peerURLs })),
-      certificates: certificates(inventory, members, now),
+      certificates: await certificates(inventory, members, now),
       notes: [...notes, ...(view.alarms === null && view.members.some((p) => p.ok) ? ['alarms could not be listed'] : [])],
     };
   } finally {

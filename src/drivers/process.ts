@@ -268,6 +268,14 @@ export function processDriver(member: MemberSpec): MemberDriver {
     });
   }
   const current = (): ProcessSpec => ({ ...spec, command: effectiveCommand(spec) });
+  /** The command line in effect and where it was read (MemberDriver.argv). */
+  const commandLine = async (): Promise<{ argv: string[]; from: string }> => {
+    const command = current();
+    const pid = livePid(command);
+    const live = pid === undefined ? undefined : processArgv(pid);
+    return live ? { argv: live, from: `argv of pid ${pid}` } : { argv: command.command, from: 'configured command (not running)' };
+  };
+
   return {
     async start(opts = {}) {
       await startProcess(current(), opts.signal ? { signal: opts.signal } : {});
@@ -279,11 +287,9 @@ export function processDriver(member: MemberSpec): MemberDriver {
       });
     },
     status: () => processStatus(current()),
+    argv: commandLine,
     async getFlag(flag) {
-      const command = current();
-      const pid = livePid(command);
-      const live = pid === undefined ? undefined : processArgv(pid);
-      return getFlag(live ?? command.command, flag);
+      return getFlag((await commandLine()).argv, flag);
     },
     async setFlag(flag, value) {
       const name = flagName(flag);

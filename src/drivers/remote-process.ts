@@ -102,6 +102,12 @@ export function remoteProcessDriver(target: { name: string; driver: DriverSpec; 
     }
   }
 
+  /** The command line in effect and where it was read (MemberDriver.argv). */
+  const commandLine = async (): Promise<{ argv: string[]; from: string }> => {
+    const now = await look();
+    return now.live ? { argv: now.live, from: `argv of pid ${now.pid} on ${host.label}` } : { argv: now.command, from: `configured command (not running on ${host.label})` };
+  };
+
   return {
     async start(opts = {}) {
       if (opts.signal?.aborted) throw new StepError('cancelled', `not starting ${member}: cancelled`, { member });
@@ -132,9 +138,9 @@ export function remoteProcessDriver(target: { name: string; driver: DriverSpec; 
       return pid === undefined ? { running: false } : { running: true, pid };
     },
 
+    argv: commandLine,
     async getFlag(flag) {
-      const now = await look();
-      return getFlag(now.live ?? now.command, flag);
+      return getFlag((await commandLine()).argv, flag);
     },
 
     async setFlag(flag, value) {

@@ -13,6 +13,10 @@
  *
  * The backup dir defaults to `<manifests dir>/../runbook-backups` and must not be inside the manifests dir (the
  * kubelet would run every copy there as a pod). Processes are never signalled: the kubelet owns them.
+ *
+ * A member with `ssh` in the inventory (a control-plane node reached from an admin host, kubeadm's usual layout)
+ * gets the same driver on that node: its files are read, backed up, edited and moved over ssh, and its process is
+ * looked for in that node's /proc.
  */
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, relative, resolve, isAbsolute } from 'node:path';
@@ -21,8 +25,10 @@ import { Document, isMap, isSeq, parseDocument } from 'yaml';
 import type { DriverSpec, MemberSpec } from '../inventory/types.ts';
 import { StepError, messageOf } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
+import { sshHostOf } from '../hosts/ssh.ts';
+import type { Host } from '../hosts/types.ts';
 import { argvMatches, getFlag, isAlive, processArgv, setFlag } from './process.ts';
-import { backupFile, moveNoClobber, writeFileAtomic } from './safe-fs.ts';
+import { backupFile, moveNoClobber, utcStamp, writeFileAtomic } from './safe-fs.ts';
 import type { DriverStopOptions, MemberDriver } from './types.ts';
 
 export type StaticPodSpec = Extract<DriverSpec, { type: 'static-pod' }>;
@@ -157,7 +163,30 @@ export function setManifestFlag(text: string, flag: string, value: string, file 
   return previous === undefined ? { text: out, changed: true } : { text: out, changed: true, previous };
 }
 
-// ---- processes ------------------------------------------------------------------------------------------------------
+// ---- the node: its files and its process table ----------------------------------------------------------------
+
+/** Where the manifest is: in the manifests dir, parked by stop, both (someone copied it back by hand), or nowhere. */
+type Place = 'manifests' | 'parked' | 'both' | 'missing';
+
+/**
+ * What the driver needs from the machine the kubelet runs on. On this machine: node:fs and /proc. On a node
+ * reached over ssh: the member's Host, one round trip per method (every command an argv; parameters never inside
+ * script text).
+ */
+interface PodNode {
+  readonly label: string;
+  /** Where the manifest is, and the text of the one in effect (the manifests dir's when both exist). */
+  look(manifest: string, parked: string): Promise<{ place: Place; file?: string; text?: string }>;
+  /** Replace a file atomically (dot temp file + rename), keeping its mode. */
+  replace(path: string, text: string): Promise<void>;
+  /** Copy to a new `<dir>/<stem>.<stamp>[-n]<ext>`; never overwrites. Returns its path. */
+  backup(file: string, dir: string, stem: string, ext: string): Promise<string>;
+  /** Move to a path that must not exist (its directory is created). */
+  move(from: string, to: string): Promise<void>;
+  list(dir: string): Promise<string[]>;
+  /** Live processes running this argv (runsManifest), with their argv. */
+  running(argv: string[]): Promise<{ pid: number; argv: string[] }[]>;
+}
 
 /** Pids of live processes whose argv `match` accepts. Reads /proc; bounded by the process table. */
 export function findProcesses(match: (argv: string[]) => boolean): number[] {
@@ -185,95 +214,187 @@ export function runsManifest(live: string[], argv: string[]): boolean {
   return identified || (live.length === argv.length && live.every((a, i) => i === 0 || a === argv[i]));
 }
 
+const localNode: PodNode = {
+  label: 'this machine',
+  async look(manifest, parked) {
+    const [m, p] = [existsSync(manifest), existsSync(parked)];
+    const place: Place = m && p ? 'both' : m ? 'manifests' : p ? 'parked' : 'missing';
+    if (place === 'missing') return { place };
+    const file = m ? manifest : parked;
+    try {
+      return { place, file, text: readFileSync(file, 'utf8') };
+    } catch (err) {
+      throw new StepError('failed', `cannot read ${file}: ${messageOf(err)}`);
+    }
+  },
+  replace: async (path, text) => writeFileAtomic(path, text, statSync(path).mode & 0o777),
+  backup: async (file, dir, stem, ext) => backupFile(file, dir, stem, ext),
+  move: async (from, to) => moveNoClobber(from, to),
+  list: async (dir) => (existsSync(dir) ? readdirSync(dir) : []),
+  async running(argv) {
+    return findProcesses((live) => runsManifest(live, argv)).flatMap((pid) => {
+      const live = processArgv(pid);
+      return live ? [{ pid, argv: live }] : [];
+    });
+  },
+};
+
+/** Fixed scripts for a node over ssh; parameters are "$1", "$2"… (see src/hosts/ssh.ts). */
+const NODE_SCRIPT = {
+  /** `$1` manifest, `$2` parked: prints m|p|b|x, a NUL, then the content of the one in effect. */
+  look:
+    'if [ -e "$1" ]; then [ -e "$2" ] && printf b || printf m; printf "\\0"; cat -- "$1" || exit 1; ' +
+    'elif [ -e "$2" ]; then printf "p\\0"; cat -- "$2" || exit 1; else printf "x\\0"; fi; exit 0',
+  /**
+   * `$1` file, `$2` dir, `$3` name without extension, `$4` extension. Copies the file (mode kept) to a dot temp
+   * file in dir, then hard-links it to the first free `$3$4`, `$3-2$4`… (a link never replaces an existing name),
+   * and prints the name taken.
+   */
+  backup:
+    'mkdir -p -m 700 -- "$2" || exit 1; tmp="$2/.backup.tmp-$$"; cp -p -- "$1" "$tmp" || exit 1; sync -- "$tmp" 2>/dev/null; i=1; ' +
+    'while [ "$i" -le 1000 ]; do if [ "$i" = 1 ]; then t="$3$4"; else t="$3-$i$4"; fi; ' +
+    'if ln -- "$tmp" "$t" 2>/dev/null; then rm -f -- "$tmp"; sync -- "$2" 2>/dev/null; printf "%s" "$t"; exit 0; fi; i=$((i+1)); done; ' +
+    'rm -f -- "$tmp"; echo "no free name like $3$4" >&2; exit 1',
+  /** `$1` from, `$2` to (must not exist): exit 17 when it does. */
+  move:
+    'mkdir -p -- "$(dirname -- "$2")" || exit 1; [ -e "$2" ] || [ -L "$2" ] && { echo "$2 already exists" >&2; exit 17; }; ' +
+    'mv -T -- "$1" "$2" || exit 1; sync -- "$(dirname -- "$2")" "$(dirname -- "$1")" 2>/dev/null; exit 0',
+  /**
+   * `$1` a program name as /proc/<pid>/comm shows it (basename, 15 bytes at most). Prints one line per process
+   * with that name: its pid and its cmdline in base64 (NUL-separated argv, kept exact). Only those few fork.
+   */
+  scan:
+    'for d in /proc/[0-9]*; do read -r c 2>/dev/null < "$d/comm" || continue; [ "$c" = "$1" ] || continue; ' +
+    'b=$(base64 -w0 < "$d/cmdline" 2>/dev/null) || continue; [ -n "$b" ] && printf "%s %s\\n" "${d#/proc/}" "$b"; done; exit 0',
+} as const;
+
+function remoteNode(host: Host): PodNode {
+  const sh = (script: string, ...args: string[]) => host.run(['sh', '-c', script, 'sh', ...args]);
+  const failed = (what: string, r: { exitCode: number; stderr: string }) =>
+    new StepError('failed', `${host.label}: ${what} failed: ${r.stderr.trim().split('\n').at(-1)?.slice(0, 300) || `exit ${r.exitCode}`}`);
+  return {
+    label: host.label,
+    async look(manifest, parked) {
+      const r = await sh(NODE_SCRIPT.look, manifest, parked);
+      const cut = r.stdout.indexOf('\0');
+      if (r.exitCode !== 0 || cut !== 1) throw failed(`reading ${manifest}`, r);
+      const place = ({ m: 'manifests', p: 'parked', b: 'both', x: 'missing' } as const)[r.stdout[0] as 'm' | 'p' | 'b' | 'x'];
+      if (!place) throw failed(`reading ${manifest}`, r);
+      if (place === 'missing') return { place };
+      return { place, file: place === 'parked' ? parked : manifest, text: r.stdout.slice(2) };
+    },
+    replace: (path, text) => host.writeTextAtomic(path, text),
+    async backup(file, dir, stem, ext) {
+      const r = await sh(NODE_SCRIPT.backup, file, dir, join(dir, `${stem}.${utcStamp()}`), ext);
+      if (r.exitCode !== 0) throw failed(`backing up ${file} to ${dir}`, r);
+      return r.stdout;
+    },
+    async move(from, to) {
+      const r = await sh(NODE_SCRIPT.move, from, to);
+      if (r.exitCode === 17) throw new StepError('precondition', `${host.label}: not moving ${from}: ${to} already exists`, { hint: 'look at both and move one away by hand' });
+      if (r.exitCode !== 0) throw failed(`moving ${from} to ${to}`, r);
+    },
+    list: (dir) => host.list(dir),
+    async running(argv) {
+      const r = await sh(NODE_SCRIPT.scan, basename(argv[0] ?? '').slice(0, 15));
+      if (r.exitCode !== 0) throw failed('listing processes', r);
+      return r.stdout.split('\n').flatMap((line) => {
+        const [pid, b64] = line.split(' ');
+        if (!pid || !b64 || !/^\d+$/.test(pid)) return [];
+        const live = Buffer.from(b64, 'base64').toString('utf8').replace(/\0$/, '').split('\0');
+        return runsManifest(live, argv) ? [{ pid: Number(pid), argv: live }] : [];
+      });
+    },
+  };
+}
+
 // ---- the driver -----------------------------------------------------------------------------------------------------
 
 export interface StaticPodDriver extends MemberDriver {
   readonly paths: StaticPodPaths;
   /** Where the manifest is now: in the manifests dir, parked by stop, or nowhere. */
-  where(): 'manifests' | 'parked' | 'missing';
+  where(): Promise<'manifests' | 'parked' | 'missing'>;
   /** Timestamped copies setFlag made, oldest first. */
-  backups(): string[];
+  backups(): Promise<string[]>;
 }
 
+/**
+ * The static-pod driver for a member on this machine, or on the node its `ssh` names (the same file moves and
+ * edits, and the same process check, through the ssh host).
+ */
 export function staticPodDriver(member: Pick<MemberSpec, 'name' | 'driver' | 'ssh'>): StaticPodDriver {
   const spec = member.driver;
   const who = `member ${member.name}`;
   if (spec.type !== 'static-pod') throw new StepError('invalid', `${who}: not a static-pod driver`, { member: member.name });
-  if (member.ssh) {
-    throw new StepError('unimplemented', `${who}: the static-pod driver edits manifests on this machine only (ssh is set)`, { member: member.name });
-  }
   const paths = staticPodPaths(spec, who);
+  const node = member.ssh ? remoteNode(sshHostOf(member.ssh)) : localNode;
+  const on = member.ssh ? ` on ${node.label}` : '';
   const fail = (kind: StepError['kind'], message: string, hint?: string) => new StepError(kind, `${who}: ${message}`, { member: member.name, ...(hint ? { hint } : {}) });
 
-  const where = (): 'manifests' | 'parked' | 'missing' => (existsSync(paths.manifest) ? 'manifests' : existsSync(paths.parked) ? 'parked' : 'missing');
-  const currentFile = (): string => {
-    const w = where();
-    if (w === 'missing') throw fail('precondition', `manifest not found: neither ${paths.manifest} nor ${paths.parked} exists`, 'check the manifest path in the inventory');
-    return w === 'manifests' ? paths.manifest : paths.parked;
+  const missing = (what: string) =>
+    fail('precondition', `${what}${on}: neither ${paths.manifest} nor ${paths.parked} exists`, 'check the manifest path in the inventory');
+  const look = () => node.look(paths.manifest, paths.parked);
+  /** The manifest in effect and the argv it runs; refuses when there is none. */
+  const current = async (what: string): Promise<{ place: Place; file: string; text: string; argv: string[] }> => {
+    const l = await look();
+    if (l.place === 'missing' || l.file === undefined || l.text === undefined) throw missing(what);
+    return { place: l.place, file: l.file, text: l.text, argv: manifestArgv(l.text, l.file) };
   };
-  const readArgv = (file: string): string[] => {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      throw fail('failed', `cannot read ${file}: ${messageOf(err)}`);
-    }
-    return manifestArgv(text, file);
+
+  /** The command line in effect and where it was read (MemberDriver.argv). */
+  const commandLine = async (): Promise<{ argv: string[]; from: string }> => {
+    const { argv, file } = await current('manifest not found');
+    const live = (await node.running(argv))[0];
+    return live ? { argv: live.argv, from: `argv of pid ${live.pid}${on}` } : { argv, from: `manifest ${file}${on} (not running)` };
   };
-  const pids = (argv: string[]): number[] => findProcesses((live) => runsManifest(live, argv));
 
   return {
     paths,
-    where,
-    backups() {
-      if (!existsSync(paths.backupDir)) return [];
+    async where() {
+      const { place } = await look();
+      return place === 'both' ? 'manifests' : place;
+    },
+    async backups() {
       const re = new RegExp(`^${paths.stem.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.\\d{8}T\\d{6}Z(-\\d+)?${paths.ext.replace('.', '\\.')}$`);
-      return readdirSync(paths.backupDir).filter((f) => re.test(f)).sort().map((f) => join(paths.backupDir, f));
+      return (await node.list(paths.backupDir)).filter((f) => re.test(f)).sort().map((f) => join(paths.backupDir, f));
     },
     async start() {
-      const w = where();
-      if (w === 'manifests') return;
-      if (w === 'missing') throw fail('precondition', `cannot start: neither ${paths.manifest} nor ${paths.parked} exists`);
-      moveNoClobber(paths.parked, paths.manifest);
+      const { place } = await look();
+      if (place === 'manifests' || place === 'both') return;
+      if (place === 'missing') throw missing('cannot start');
+      await node.move(paths.parked, paths.manifest);
     },
     async stop(opts: DriverStopOptions = {}) {
-      const w = where();
-      if (w === 'missing') throw fail('precondition', `cannot stop: neither ${paths.manifest} nor ${paths.parked} exists`);
-      const argv = readArgv(w === 'manifests' ? paths.manifest : paths.parked);
-      if (w === 'manifests') {
-        if (existsSync(paths.parked)) {
-          throw fail('precondition', `both ${paths.manifest} and ${paths.parked} exist; not moving one over the other`, 'compare them and move the stale one away by hand');
-        }
-        moveNoClobber(paths.manifest, paths.parked);
+      const { place, argv } = await current('cannot stop');
+      if (place === 'both') {
+        throw fail('precondition', `both ${paths.manifest} and ${paths.parked} exist${on}; not moving one over the other`, 'compare them and move the stale one away by hand');
       }
+      if (place === 'manifests') await node.move(paths.manifest, paths.parked);
       const waitMs = opts.timeoutMs ?? DEFAULT_STOP_WAIT_MS;
       const until = Date.now() + waitMs;
-      for (let left = pids(argv); left.length > 0; left = pids(argv)) {
+      for (let left = await node.running(argv); left.length > 0; left = await node.running(argv)) {
         if (Date.now() >= until) {
-          throw fail('timeout', `the manifest is parked at ${paths.parked} but pid ${left.join(', ')} still runs its command after ${formatDuration(waitMs)}`, 'is the kubelet running? (systemctl status kubelet; crictl ps)');
+          throw fail('timeout', `the manifest is parked at ${paths.parked}${on} but pid ${left.map((p) => p.pid).join(', ')} still runs its command after ${formatDuration(waitMs)}`, 'is the kubelet running? (systemctl status kubelet; crictl ps)');
         }
         await sleep(POLL_MS);
       }
     },
     async status() {
-      const w = where();
-      if (w === 'missing') return { running: false };
-      const running = pids(readArgv(w === 'manifests' ? paths.manifest : paths.parked));
-      return w === 'manifests' && running[0] !== undefined ? { running: true, pid: running[0] } : { running: false };
+      const l = await look();
+      if (l.place === 'missing' || l.text === undefined || l.file === undefined) return { running: false };
+      const running = await node.running(manifestArgv(l.text, l.file));
+      return l.place !== 'parked' && running[0] !== undefined ? { running: true, pid: running[0].pid } : { running: false };
     },
+    argv: commandLine,
     async getFlag(flag) {
-      const argv = readArgv(currentFile());
-      const pid = pids(argv)[0];
-      const live = pid === undefined ? undefined : processArgv(pid);
-      return getFlag(live ?? argv, flag);
+      return getFlag((await commandLine()).argv, flag);
     },
     async setFlag(flag, value) {
-      const file = currentFile();
-      const text = readFileSync(file, 'utf8');
+      const { file, text } = await current('manifest not found');
       const edit = setManifestFlag(text, flag, value, file);
       if (!edit.changed) return edit.previous === undefined ? { changed: false } : { changed: false, previous: edit.previous };
-      backupFile(file, paths.backupDir, paths.stem, paths.ext);
-      writeFileAtomic(file, edit.text, statSync(file).mode & 0o777);
+      await node.backup(file, paths.backupDir, paths.stem, paths.ext);
+      await node.replace(file, edit.text);
       return edit.previous === undefined ? { changed: true } : { changed: true, previous: edit.previous };
     },
   };

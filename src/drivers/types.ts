@@ -23,7 +23,12 @@ export interface MemberDriver {
   /** Stop the member (idempotent: a stopped member is fine) and wait until its process is gone. */
   stop(opts?: DriverStopOptions): Promise<void>;
   status(): Promise<{ running: boolean; pid?: number }>;
-  /** The flag's value in effect: the running process's when it runs, else what the next start would use. */
+  /**
+   * The command line in effect: the running process's argv when it runs, else what the next start would use;
+   * `from` says which, for reports ("argv of pid 4242", "manifest /etc/kubernetes/manifests/etcd.yaml").
+   */
+  argv(): Promise<{ argv: string[]; from: string }>;
+  /** The flag's value in effect (from argv()). */
   getFlag(flag: string): Promise<string | undefined>;
   /** Change a flag for the next start (does not restart). `changed: false` when it already had this value. */
   setFlag(flag: string, value: string): Promise<{ changed: boolean; previous?: string }>;

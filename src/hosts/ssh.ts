@@ -18,8 +18,8 @@ const SCRIPT = {
   rename: '[ -e "$2" ] || [ -L "$2" ] && { echo "$2 already exists" >&2; exit 17; }; mv -T -- "$1" "$2" || exit 1; sync -- "$(dirname -- "$2")" 2>/dev/null; exit 0',
   readText: '[ -e "$1" ] || exit 44; head -c "$2" -- "$1"',
   writeText:
-    'd=$(dirname -- "$1"); mkdir -p -- "$d" || exit 1; tmp="$d/.$(basename -- "$1").tmp-$$"; set -C; cat > "$tmp" || exit 1; ' +
-    'sync -- "$tmp" 2>/dev/null; mv -f -T -- "$tmp" "$1" || exit 1; sync -- "$d" 2>/dev/null; exit 0',
+    'd=$(dirname -- "$1"); mkdir -p -- "$d" || exit 1; tmp="$d/.$(basename -- "$1").tmp-$$"; umask 077; set -C; cat > "$tmp" || exit 1; ' +
+    '[ -e "$1" ] && chmod --reference="$1" -- "$tmp"; sync -- "$tmp" 2>/dev/null; mv -f -T -- "$tmp" "$1" || exit 1; sync -- "$d" 2>/dev/null; exit 0',
   putFile:
     '[ -e "$1" ] && { echo "$1 already exists" >&2; exit 17; }; d=$(dirname -- "$1"); mkdir -p -- "$d" || exit 1; ' +
     'tmp="$d/.$(basename -- "$1").tmp-$$"; set -C; cat > "$tmp" || exit 1; sync -- "$tmp" 2>/dev/null; ' +

@@ -12,8 +12,12 @@
  *    through the static-pod driver, followers first, leader last: each manifest is backed up, the flag is changed
  *    in the manifest and nothing else, each process restarts with the new flag (/proc/<pid>/cmdline), the cluster
  *    stays healthy and takes more data than the old quota allowed.
+ * 3. The same, with every member reached over ssh (a real OpenSSH server on 127.0.0.1, test/support/sshd.ts), as
+ *    when the runner works from an admin host: the manifests are read, backed up, edited and moved through ssh and
+ *    the processes looked for through it (proved by stopping sshd: the driver then fails naming the ssh host).
+ *    The node's files and processes are this machine's, which is what the remote side sees through sshd.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,11 +29,14 @@ import { etcdActions, resolveMembers } from '../../src/actions/etcd.ts';
 import { memberActions } from '../../src/actions/members.ts';
 import type { ActionImpl } from '../../src/actions/types.ts';
 import { isAlive, processArgv } from '../../src/drivers/process.ts';
-import { staticPodDriver } from '../../src/drivers/static-pod.ts';
+import { manifestArgv, staticPodDriver } from '../../src/drivers/static-pod.ts';
+import { collectFacts, readMemberFlags } from '../../src/diagnose/collect.ts';
 import type { Inventory } from '../../src/inventory/types.ts';
-import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { freePorts, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { makeTestCerts } from '../support/tls-certs.ts';
 import { makeActionContext, memberItem, type TestActionContext } from '../support/action-context.ts';
 import { startKubeletStandin, type KubeletStandin } from '../support/kubelet-standin.ts';
+import { sshdAvailable, startSshd, type TestSshd } from '../support/sshd.ts';
 
 const MiB = 1024 * 1024;
 const example = readFileSync(new URL('../../examples/static-pod/etcd.yaml', import.meta.url), 'utf8');
@@ -97,8 +104,9 @@ describe('kubelet stand-in', () => {
   });
 });
 
-describe('members.set-flag through the static-pod driver (3 members under kubelet stand-ins)', () => {
+for (const via of ['this machine', 'ssh'] as const) describe(`members.set-flag through the static-pod driver on ${via} (3 members under kubelet stand-ins)`, () => {
   let cluster: TestCluster;
+  let sshd: TestSshd | undefined;
   let inv: Inventory;
   let t: TestActionContext;
   const kubelets: KubeletStandin[] = [];
@@ -107,7 +115,8 @@ describe('members.set-flag through the static-pod driver (3 members under kubele
   const original: Record<string, string> = {};
 
   beforeAll(async () => {
-    cluster = await startCluster({ members: 3, quotaBytes: 16 * MiB, name: 'static-pod' });
+    if (via === 'ssh') sshd = await startSshd();
+    cluster = await startCluster({ members: 3, quotaBytes: 16 * MiB, name: `static-pod-${via === 'ssh' ? 'ssh' : 'local'}` });
     // Hand every member over to a kubelet: stop it, write its static pod, let the stand-in start it (same data dir).
     for (const m of cluster.members) {
       await cluster.stop(m.name);
@@ -119,7 +128,7 @@ describe('members.set-flag through the static-pod driver (3 members under kubele
     await Promise.all(kubelets.map((k) => k.synced()));
     await cluster.waitHealthy(30_000, { members: cluster.members.map((m) => m.name) });
     const base = cluster.inventory();
-    inv = { ...base, members: base.members.map((m) => ({ ...m, driver: { type: 'static-pod' as const, manifest: manifestOf(m.name) } })) };
+    inv = { ...base, members: base.members.map((m) => ({ ...m, driver: { type: 'static-pod' as const, manifest: manifestOf(m.name) }, ...(sshd ? { ssh: sshd.host } : {}) })) };
     t = makeActionContext(inv);
   }, 90_000);
 
@@ -127,6 +136,7 @@ describe('members.set-flag through the static-pod driver (3 members under kubele
     await t?.dispose();
     for (const k of kubelets) await k.stop();
     await cluster?.teardown();
+    await sshd?.stop();
   });
 
   it('backs up each manifest, changes only the flag, restarts each process with it, followers first, and keeps the cluster healthy', async () => {
@@ -184,5 +194,85 @@ describe('members.set-flag through the static-pod driver (3 members under kubele
     expect(healthy.voters).toHaveLength(3);
     // The kubelets saw a stop and a start per member (one restart each, not two).
     for (const k of kubelets) expect(k.events.filter((e) => e.startsWith('start') || e.startsWith('restart'))).toHaveLength(2);
+  
+    // diagnose reads each member's flags with one look at the live process (over ssh for a remote node).
+    const flags = await readMemberFlags(inv.members[0]!);
+    expect(flags.flags).toMatchObject({ quotaBackendBytes: String(NEW), from: expect.stringMatching(sshd ? /^argv of pid \d+ on ssh / : /^argv of pid \d+$/) });
+
+    if (sshd) {
+      // Everything above went through ssh: without sshd the driver cannot even look, and says where it tried.
+      const d = staticPodDriver(inv.members[0]!);
+      await sshd.stop();
+      const err = await d.status().catch((e: unknown) => e);
+      expect(err).toMatchObject({ kind: 'transient' });
+      expect((err as Error).message).toMatch(/ssh .*127\.0\.0\.1.*ssh failed/);
+      sshd = undefined;
+    }
+  });
+});
+
+describe('static-pod driver files over ssh (real sshd on 127.0.0.1, no process)', () => {
+  it('sshd is installed (scripts/bootstrap.sh installs openssh-server): these tests must run, not skip', () => {
+    expect(sshdAvailable()).toBe(true);
+  });
+
+  let sshd: TestSshd;
+  const dir = mkdtempSync(join(tmpdir(), `runbook-sp-ssh $(touch pwned) 'q' ; `));
+  beforeAll(async () => {
+    sshd = await startSshd();
+  }, 60_000);
+  afterAll(async () => {
+    await sshd?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('backs up, edits in place keeping the mode, parks and restores the manifest; never overwrites', async () => {
+    const manifests = join(dir, 'manifests');
+    mkdirSync(manifests);
+    const manifest = join(manifests, 'etcd.yaml');
+    writeFileSync(manifest, example, { mode: 0o600 });
+    chmodSync(manifest, 0o600);
+    const d = staticPodDriver({ name: 'cp-1', driver: { type: 'static-pod', manifest }, ssh: sshd.host });
+    expect(await d.status()).toEqual({ running: false });
+    expect(await d.getFlag('name')).toBe('cp-1');
+    expect(await d.setFlag('quota-backend-bytes', '4096')).toEqual({ changed: true });
+    const backups = await d.backups();
+    expect(backups).toHaveLength(1);
+    expect(backups[0]).toMatch(/\/runbook-backups\/etcd\.\d{8}T\d{6}Z\.yaml$/);
+    expect(readFileSync(backups[0]!, 'utf8')).toBe(example);
+    expect(statSync(backups[0]!).mode & 0o777).toBe(0o600);
+    expect(manifestArgv(readFileSync(manifest, 'utf8'))).toEqual([...manifestArgv(example), '--quota-backend-bytes=4096']);
+    expect(statSync(manifest).mode & 0o777).toBe(0o600); // the rewrite kept the manifest's mode
+    expect(readdirSync(manifests)).toEqual(['etcd.yaml']); // no temp files left where the kubelet looks
+    expect(await d.setFlag('quota-backend-bytes', '8192')).toEqual({ changed: true, previous: '4096' });
+    expect(await d.backups()).toHaveLength(2); // same second: a -2 suffix, never overwritten
+    expect(readFileSync((await d.backups())[1]!, 'utf8')).toContain('--quota-backend-bytes=4096');
+
+    await d.stop({ timeoutMs: 1000 });
+    expect(existsSync(manifest)).toBe(false);
+    expect(await d.where()).toBe('parked');
+    expect(await d.setFlag('quota-backend-bytes', '16384')).toEqual({ changed: true, previous: '8192' });
+    await d.start();
+    expect(await d.where()).toBe('manifests');
+    expect(manifestArgv(readFileSync(manifest, 'utf8'))).toContain('--quota-backend-bytes=16384');
+
+    await d.stop({ timeoutMs: 1000 });
+    writeFileSync(manifest, example);
+    await expect(d.stop({ timeoutMs: 1000 })).rejects.toThrow(/both .* exist on ssh /);
+    expect(readFileSync(manifest, 'utf8')).toBe(example);
+
+    // diagnose reads a remote member's flags and the certificates they name on that node, over ssh (the test CA
+    // issues 2-day certificates: "expiring").
+    const certs = await makeTestCerts(join(dir, 'pki'));
+    writeFileSync(manifest, manifestWith([...manifestArgv(example), `--cert-file=${certs.serverCert}`]));
+    const [port] = await freePorts(1);
+    const facts = await collectFacts(
+      { name: 'sp-ssh', source: 'test', members: [{ name: 'cp-1', clientURL: `http://127.0.0.1:${port}`, peerURL: 'http://127.0.0.1:1', driver: { type: 'static-pod', manifest }, ssh: sshd.host }] } as Inventory,
+      { timeoutMs: 1000 },
+    );
+    expect(facts.members[0]!.flags).toMatchObject({ certFile: certs.serverCert, from: expect.stringMatching(/^manifest .* on ssh .*\(not running\)$/) });
+    expect(facts.certificates).toContainEqual(expect.objectContaining({ role: 'cp-1 server cert (--cert-file)', status: 'expiring', subject: 'CN=localhost', path: expect.stringMatching(/ \(ssh .*127\.0\.0\.1.*\)$/) }));
+    expect(existsSync(join(process.cwd(), 'pwned'))).toBe(false);
+    expect(existsSync('pwned')).toBe(false);
   });
 });
