@@ -7,6 +7,7 @@ import { StepError } from '../util/errors.ts';
 import { processDriver } from './process.ts';
 import { remoteProcessDriver } from './remote-process.ts';
 import { staticPodDriver, staticPodPaths } from './static-pod.ts';
+import { systemdDriver } from './systemd.ts';
 import type { MemberDriver } from './types.ts';
 
 export type { DriverStartOptions, DriverStopOptions, MemberDriver } from './types.ts';
@@ -35,10 +36,7 @@ export function driverFor(target: Driven | MemberSpec): MemberDriver {
         hint: 'give it a driver in the inventory, or do this step by hand',
       });
     case 'systemd':
-      throw new StepError('unimplemented', `${target.name}: the systemd driver is not implemented in this build`, {
-        member: target.name,
-        hint: `do this step by hand (systemctl stop/start ${spec.unit}), then resume with --mark-done`,
-      });
+      return systemdDriver(target);
     default:
       throw new StepError('invalid', `${target.name}: unknown driver type ${JSON.stringify((spec as { type: unknown }).type)}`, { member: target.name });
   }
@@ -63,7 +61,11 @@ export function describeDriver(target: Driven): { stop: string; start: string; s
       };
     }
     case 'systemd':
-      return { stop: `systemctl stop ${spec.unit}`, start: `systemctl start ${spec.unit}`, setFlag: `edit ${spec.envFile ?? 'the unit environment'}` };
+      return {
+        stop: `systemctl stop ${spec.unit}`,
+        start: `systemctl start --no-block ${spec.unit} (after reset-failed)`,
+        setFlag: `set ETCD_<FLAG> in ${spec.envFile ?? "the unit's EnvironmentFile"} after a copy to <file>.runbook-<timestamp>`,
+      };
     case 'none':
       return { stop: 'nothing (driver: none)', start: 'nothing (driver: none)', setFlag: 'nothing (driver: none)' };
   }

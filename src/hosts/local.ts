@@ -1,7 +1,7 @@
 /** The Host for this machine: node:fs for files, execa (argv, no shell) for commands. */
 import { forEachChunk } from '../util/file-chunks.ts';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, writeSync, existsSync } from 'node:fs';
+import { closeSync, constants, copyFileSync, fchmodSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, writeSync, existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -120,8 +120,15 @@ export const localHost: Host = {
     const dir = dirname(path);
     mkdirSync(dir, { recursive: true });
     const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${Date.now()}`);
-    const fd = openSync(tmp, 'wx', 0o644);
+    let mode = 0o644;
     try {
+      mode = statSync(path).mode & 0o7777;
+    } catch {
+      // a new file
+    }
+    const fd = openSync(tmp, 'wx', mode);
+    try {
+      fchmodSync(fd, mode); // the umask does not narrow a replaced file's mode
       writeSync(fd, text);
       fsyncSync(fd);
     } finally {
@@ -129,6 +136,17 @@ export const localHost: Host = {
     }
     renameSync(tmp, path);
     fsyncPath(dir);
+  },
+
+  async copyNew(from, to) {
+    try {
+      copyFileSync(from, to, constants.COPYFILE_EXCL);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new StepError('precondition', `not copying ${from}: ${to} already exists`);
+      throw new StepError('failed', `cannot copy ${from} to ${to}: ${messageOf(err)}`);
+    }
+    fsyncPath(to);
+    fsyncPath(dirname(to));
   },
 
   async putFile(localPath, to, opts = {}) {

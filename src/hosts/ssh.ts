@@ -19,11 +19,16 @@ const SCRIPT = {
   readText: '[ -e "$1" ] || exit 44; head -c "$2" -- "$1"',
   writeText:
     'd=$(dirname -- "$1"); mkdir -p -- "$d" || exit 1; tmp="$d/.$(basename -- "$1").tmp-$$"; umask 077; set -C; cat > "$tmp" || exit 1; ' +
-    '[ -e "$1" ] && chmod --reference="$1" -- "$tmp"; sync -- "$tmp" 2>/dev/null; mv -f -T -- "$tmp" "$1" || exit 1; sync -- "$d" 2>/dev/null; exit 0',
+    '{ [ -e "$1" ] && chmod --reference="$1" -- "$tmp"; } || chmod 644 -- "$tmp"; sync -- "$tmp" 2>/dev/null; mv -f -T -- "$tmp" "$1" || exit 1; sync -- "$d" 2>/dev/null; exit 0',
   putFile:
     '[ -e "$1" ] && { echo "$1 already exists" >&2; exit 17; }; d=$(dirname -- "$1"); mkdir -p -- "$d" || exit 1; ' +
     'tmp="$d/.$(basename -- "$1").tmp-$$"; set -C; cat > "$tmp" || exit 1; sync -- "$tmp" 2>/dev/null; ' +
     '[ -e "$1" ] && { echo "$1 already exists" >&2; exit 17; }; mv -T -- "$tmp" "$1" || exit 1; sync -- "$d" 2>/dev/null; exit 0',
+  /** Copy keeping the mode to a dot temp name, then hard-link it to the target: a link never replaces a name. */
+  copyNew:
+    '[ -e "$2" ] || [ -L "$2" ] && { echo "$2 already exists" >&2; exit 17; }; tmp="$(dirname -- "$2")/.$(basename -- "$2").tmp-$$"; ' +
+    'cp -p -- "$1" "$tmp" || exit 1; sync -- "$tmp" 2>/dev/null; ln -- "$tmp" "$2" 2>/dev/null || { rm -f -- "$tmp"; echo "$2 already exists" >&2; exit 17; }; ' +
+    'rm -f -- "$tmp"; sync -- "$(dirname -- "$2")" 2>/dev/null; exit 0',
   list: '[ -d "$1" ] || exit 0; find "$1" -mindepth 1 -maxdepth 1 -printf "%f\\0"',
 } as const;
 
@@ -104,6 +109,12 @@ export function sshHostOf(ssh: SshHost): Host {
 
     async writeTextAtomic(path, text) {
       await must(sh(SCRIPT.writeText, path), `writing ${path}`, { input: text });
+    },
+
+    async copyNew(from, to) {
+      const r = await run(sh(SCRIPT.copyNew, from, to));
+      if (r.exitCode === 17) throw new StepError('precondition', `${label}: not copying ${from}: ${to} already exists`);
+      if (r.exitCode !== 0) throw new StepError('failed', `${label}: cannot copy ${from} to ${to}: ${lastLine(r.stderr)}`);
     },
 
     async putFile(localPath, to, opts = {}) {

@@ -50,8 +50,10 @@ export interface Host {
   sha256(path: string): Promise<string>;
   /** Read a small text file (at most maxBytes); undefined when it does not exist. */
   readText(path: string, maxBytes?: number): Promise<string | undefined>;
-  /** Write a small text file atomically (temp file, fsync, rename over the target). Over ssh the new file keeps the mode of the one it replaces (a new file: 0600). */
+  /** Write a small text file atomically (temp file, fsync, rename over the target). It keeps the mode of the file it replaces (a new file: 0644). */
   writeTextAtomic(path: string, text: string): Promise<void>;
+  /** Copy a file to a new name on the same host, keeping its mode (a backup); refuses when `to` exists. */
+  copyNew(from: string, to: string): Promise<void>;
   /** Copy a file from this machine to `to` on the host (streamed); refuses when `to` exists. */
   putFile(localPath: string, to: string, opts?: { signal?: AbortSignal }): Promise<void>;
   /** Names in a directory (empty when it does not exist). */

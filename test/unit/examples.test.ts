@@ -8,7 +8,7 @@ import { loadRunbook } from '../../src/runbook/load.ts';
 const dir = path.resolve(import.meta.dirname, '../../examples');
 
 describe('examples', () => {
-  it.each(['local-cluster.yaml', 'kubeadm-cluster.yaml'])('inventory %s loads', (f) => {
+  it.each(['local-cluster.yaml', 'kubeadm-cluster.yaml', 'kubespray-cluster.yaml'])('inventory %s loads', (f) => {
     const inv = loadInventory(path.join(dir, f));
     expect(inv.members.length).toBe(3);
   });

@@ -1,0 +1,203 @@
+/**
+ * The systemd driver against real etcd members run by a `systemctl` STAND-IN (test/support/systemctl-standin.cjs):
+ * systemd is installed on these machines but is not PID 1, so there is no service manager to talk to. The stand-in
+ * models what the driver relies on (unit files with ExecStart/Environment/EnvironmentFile/TimeoutStopSec, a clean
+ * environment built from them at start, `show` in systemd's formats, start --no-block, stop, kill, reset-failed)
+ * and says what it does not (D-Bus, cgroups, Restart=, Type=notify readiness, drop-ins).
+ *
+ * The members are laid out the way kubespray does it: `ExecStart=/…/etcd --name … --data-dir …`, every other
+ * flag as ETCD_<FLAG> in an EnvironmentFile. Through the driver and members.set-flag: the quota is raised as a
+ * rolling restart, followers first; each env file is copied aside first and gains exactly one line; each new
+ * process has ETCD_QUOTA_BACKEND_BYTES in its environment (its /proc environ); the cluster takes more data than
+ * the old quota allowed. And the refusals: a flag on the ExecStart line, an unknown unit, an env file the unit
+ * does not load.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AlarmAction } from 'etcd3';
+import { catalog } from '../../src/actions/catalog.ts';
+import { etcdActions, resolveMembers } from '../../src/actions/etcd.ts';
+import { memberActions } from '../../src/actions/members.ts';
+import type { ActionImpl } from '../../src/actions/types.ts';
+import { readMemberFlags } from '../../src/diagnose/collect.ts';
+import { flagEnvName } from '../../src/drivers/env-file.ts';
+import { driverFor } from '../../src/drivers/index.ts';
+import { isAlive } from '../../src/drivers/process.ts';
+import type { Inventory, MemberSpec } from '../../src/inventory/types.ts';
+import { makeActionContext, memberItem, type TestActionContext } from '../support/action-context.ts';
+import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { startSystemdStandin, type SystemdStandin } from '../support/systemd-standin.ts';
+
+const MiB = 1024 * 1024;
+
+/** `--flag value` / `--flag=value` pairs of an etcd command line, without the program. */
+function flagPairs(command: string[]): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 1; i < command.length; i++) {
+    const a = command[i]!;
+    const eq = a.indexOf('=');
+    if (eq > 0) out.push([a.slice(2, eq), a.slice(eq + 1)]);
+    else if (command[i + 1] !== undefined && !command[i + 1]!.startsWith('--')) out.push([a.slice(2), command[++i]!]);
+    else out.push([a.slice(2), 'true']);
+  }
+  return out;
+}
+
+const environOf = (pid: number): Record<string, string> =>
+  Object.fromEntries(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+const cmdlineOf = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0$/, '').split('\0');
+
+describe('systemd driver: members as units (kubespray layout) under a systemctl stand-in', () => {
+  let cluster: TestCluster;
+  let systemd: SystemdStandin;
+  let inv: Inventory;
+  let t: TestActionContext;
+  const envFile = (name: string) => join(cluster.dir, `${name}-node`, 'etcd.env');
+  const original: Record<string, string> = {};
+  const unitOf = (name: string) => `etcd-${name}.service`;
+
+  beforeAll(async () => {
+    systemd = startSystemdStandin();
+    cluster = await startCluster({ members: 3, quotaBytes: 16 * MiB, name: 'systemd' });
+    for (const m of cluster.members) {
+      await cluster.stop(m.name);
+      mkdirSync(join(cluster.dir, `${m.name}-node`), { recursive: true });
+      const pairs = flagPairs(m.command);
+      const identity = pairs.filter(([f]) => f === 'name' || f === 'data-dir');
+      original[m.name] = ['# etcd environment (kubespray style)', ...pairs.filter(([f]) => f !== 'name' && f !== 'data-dir').map(([f, v]) => `${flagEnvName(f)}=${v}`), ''].join('\n');
+      writeFileSync(envFile(m.name), original[m.name]!, { mode: 0o640 });
+      systemd.writeUnit(unitOf(m.name), [
+        '[Unit]',
+        `Description=etcd ${m.name}`,
+        '[Service]',
+        'Type=notify',
+        `EnvironmentFile=${envFile(m.name)}`,
+        `ExecStart=${m.command[0]} \\`,
+        ...identity.map(([f, v], i) => `  --${f}=${v}${i < identity.length - 1 ? ' \\' : ''}`),
+        'TimeoutStopSec=15',
+        '',
+      ].join('\n'));
+      systemd.trackPidFile(unitOf(m.name), m.pidFile);
+    }
+    const base = cluster.inventory();
+    inv = { ...base, members: base.members.map((m) => ({ ...m, driver: { type: 'systemd' as const, unit: unitOf(m.name) } })) };
+    // Start every member through the driver (a cold cluster: each start returns without waiting for a quorum).
+    for (const m of inv.members) await driverFor(m).start();
+    await cluster.waitHealthy(30_000, { members: cluster.members.map((m) => m.name) });
+    t = makeActionContext(inv);
+  }, 90_000);
+
+  afterAll(async () => {
+    await t?.dispose();
+    await systemd?.stop();
+    await cluster?.teardown();
+  });
+
+  const spec = (name: string): MemberSpec => inv.members.find((m) => m.name === name)!;
+
+  it('reads the flags in effect from the live process (command line + ETCD_* environment), and the configured ones when stopped', async () => {
+    const d = driverFor(spec('m1'));
+    const st = await d.status();
+    expect(st.running).toBe(true);
+    expect(cmdlineOf(st.pid!)).toEqual([cluster.members[0]!.command[0], '--name=m1', `--data-dir=${cluster.members[0]!.dataDir}`]);
+    expect(await d.getFlag('quota-backend-bytes')).toBe(String(16 * MiB)); // from ETCD_QUOTA_BACKEND_BYTES
+    expect(await d.getFlag('name')).toBe('m1');
+    const flags = await readMemberFlags(spec('m1'));
+    expect(flags.flags).toMatchObject({ quotaBackendBytes: String(16 * MiB), from: `argv and environment of pid ${st.pid}` });
+  });
+
+  it('raises the quota as a rolling restart: env file backed up and edited by one line, each process restarted with it, followers first', async () => {
+    const NEW = 40 * MiB;
+    const setFlag: ActionImpl = memberActions['members.set-flag']!;
+    const memberHealthy: ActionImpl = etcdActions['etcd.member-healthy']!;
+    const clusterHealthy: ActionImpl = etcdActions['etcd.cluster-healthy']!;
+    const input = catalog['members.set-flag'].input.parse({ flag: 'quota-backend-bytes', value: NEW });
+    const names = cluster.members.map((m) => m.name);
+    const before = Object.fromEntries(await Promise.all(names.map(async (n) => [n, (await driverFor(spec(n)).status()).pid!] as const)));
+
+    const order = (await resolveMembers(t.step('raise-quota'), 'voters', 'followers-then-leader')).map((m) => m.name);
+    const done: string[] = [];
+    const outs: any[] = [];
+    for (const [i, name] of order.entries()) {
+      const ctx = t.step('raise-quota', { item: memberItem(inv, name, { index: i, done: [...done] }) });
+      expect((await setFlag.probe!(ctx, input)).done).toBe(false);
+      const out = await setFlag.run(ctx, input);
+      await setFlag.verify!(ctx, input, out);
+      outs.push(out);
+      await memberHealthy.run(ctx, catalog['etcd.member-healthy'].input.parse({ waitFor: '20s' }));
+      done.push(name);
+    }
+    expect(outs.map((o) => o.previous)).toEqual(order.map(() => String(16 * MiB)));
+    expect(done.slice(0, 2)).toContain(outs[2].leaderMovedTo);
+
+    for (const name of names) {
+      const file = envFile(name);
+      const text = readFileSync(file, 'utf8');
+      expect(text).toBe(original[name]!.replace(`ETCD_QUOTA_BACKEND_BYTES=${16 * MiB}`, `ETCD_QUOTA_BACKEND_BYTES=${NEW}`));
+      const backups = readdirSync(join(cluster.dir, `${name}-node`)).filter((f) => f.startsWith('etcd.env.runbook-'));
+      expect(backups).toHaveLength(1);
+      expect(backups[0]).toMatch(/^etcd\.env\.runbook-\d{8}T\d{6}Z$/);
+      expect(readFileSync(join(cluster.dir, `${name}-node`, backups[0]!), 'utf8')).toBe(original[name]);
+      expect(statSync(file).mode & 0o777).toBe(0o640); // rewritten with its mode kept
+      expect(statSync(join(cluster.dir, `${name}-node`, backups[0]!)).mode & 0o777).toBe(0o640);
+      const st = await driverFor(spec(name)).status();
+      expect(st.pid).not.toBe(before[name]);
+      expect(isAlive(before[name]!)).toBe(false);
+      expect(environOf(st.pid!).ETCD_QUOTA_BACKEND_BYTES).toBe(String(NEW));
+      expect(await setFlag.probe!(t.step('raise-quota', { item: memberItem(inv, name) }), input)).toMatchObject({ done: true });
+    }
+
+    // The raised quota is in force: 20 MiB more fits without NOSPACE.
+    const client = cluster.client();
+    const value = Buffer.alloc(MiB, 0x63);
+    for (let i = 0; i < 20; i++) await client.put(`runbook-test/systemd/${i}`).value(value).exec();
+    expect((await client.maintenance.alarm({ action: AlarmAction.Get })).alarms).toEqual([]);
+    const healthy = await clusterHealthy.run(t.step('verify'), catalog['etcd.cluster-healthy'].input.parse({ waitFor: '20s', expectVoters: 3 }));
+    expect(healthy.voters).toHaveLength(3);
+  });
+
+  it('stop waits until the unit is down; start comes back with a new main pid; both are idempotent', async () => {
+    const d = driverFor(spec('m3'));
+    const { pid } = await d.status();
+    await d.stop();
+    expect(isAlive(pid!)).toBe(false);
+    expect(await d.status()).toEqual({ running: false });
+    expect(await d.getFlag('quota-backend-bytes')).toBe(String(40 * MiB)); // configured: unit + env file
+    await d.stop();
+    await d.start();
+    const again = await d.status();
+    expect(again.running).toBe(true);
+    expect(again.pid).not.toBe(pid);
+    await d.start();
+    expect((await d.status()).pid).toBe(again.pid);
+    await cluster.waitHealthy(30_000, { members: cluster.members.map((m) => m.name) });
+  });
+
+  it('refuses what it cannot do safely, with the reason and what to do instead', async () => {
+    // A flag on the ExecStart line: no environment variable overrides it.
+    const flagged = 'etcd-flagged.service';
+    systemd.writeUnit(flagged, ['[Service]', `ExecStart=${cluster.members[0]!.command[0]} --name=x --quota-backend-bytes=1024`, ''].join('\n'));
+    const d = driverFor({ name: 'x', driver: { type: 'systemd', unit: flagged } });
+    expect(await d.status()).toEqual({ running: false });
+    const err = await d.setFlag('quota-backend-bytes', '2048').catch((e: unknown) => e);
+    expect(err).toMatchObject({ kind: 'precondition', message: expect.stringMatching(/--quota-backend-bytes is set on the ExecStart line of etcd-flagged\.service/) });
+    expect((err as { hint?: string }).hint).toMatch(/systemctl edit --full etcd-flagged\.service/);
+    expect(await d.setFlag('quota-backend-bytes', '1024')).toEqual({ changed: false, previous: '1024' });
+
+    // An env file the inventory names but the unit does not load.
+    const m1Env = readFileSync(envFile('m1'), 'utf8');
+    const e2 = await driverFor({ name: 'm1', driver: { type: 'systemd', unit: unitOf('m1'), envFile: '/etc/etcd-elsewhere.env' } })
+      .setFlag('snapshot-count', '5000')
+      .catch((e: unknown) => e);
+    expect(e2).toMatchObject({ kind: 'precondition', message: expect.stringMatching(/does not load \/etc\/etcd-elsewhere\.env/) });
+    expect(readFileSync(envFile('m1'), 'utf8')).toBe(m1Env);
+
+    // A unit systemd does not know.
+    await expect(driverFor({ name: 'y', driver: { type: 'systemd', unit: 'etcd-nope.service' } }).status()).rejects.toMatchObject({
+      kind: 'precondition',
+      message: expect.stringMatching(/systemd has no unit etcd-nope\.service/),
+    });
+    expect(existsSync(envFile('m1'))).toBe(true);
+  });
+});
