@@ -11,6 +11,10 @@
  * process has ETCD_QUOTA_BACKEND_BYTES in its environment (its /proc environ); the cluster takes more data than
  * the old quota allowed. And the refusals: a flag on the ExecStart line, an unknown unit, an env file the unit
  * does not load.
+ *
+ * Over ssh (a real OpenSSH server on 127.0.0.1 whose sessions get the stand-in on their PATH through sshd's
+ * SetEnv): the same driver code runs every systemctl call and file edit through the member's ssh host, proved by
+ * stopping sshd, after which it fails naming the host.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,6 +32,7 @@ import type { Inventory, MemberSpec } from '../../src/inventory/types.ts';
 import { makeActionContext, memberItem, type TestActionContext } from '../support/action-context.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { startSystemdStandin, type SystemdStandin } from '../support/systemd-standin.ts';
+import { startSshd, type TestSshd } from '../support/sshd.ts';
 
 const MiB = 1024 * 1024;
 
@@ -199,5 +204,46 @@ describe('systemd driver: members as units (kubespray layout) under a systemctl 
       message: expect.stringMatching(/systemd has no unit etcd-nope\.service/),
     });
     expect(existsSync(envFile('m1'))).toBe(true);
+  });
+});
+
+describe('systemd driver over ssh (real sshd on 127.0.0.1, systemctl stand-in on the session PATH)', () => {
+  let systemd: SystemdStandin;
+  let sshd: TestSshd | undefined;
+
+  beforeAll(async () => {
+    systemd = startSystemdStandin();
+    sshd = await startSshd({ sessionEnv: { PATH: process.env.PATH!, RUNBOOK_SYSTEMCTL_STANDIN: systemd.dir } });
+  }, 60_000);
+  afterAll(async () => {
+    await sshd?.stop();
+    await systemd?.stop();
+  });
+
+  it('starts, reads, reconfigures and stops a unit on the remote host; without sshd it fails naming the host', async () => {
+    const env = join(systemd.dir, 'svc.env');
+    writeFileSync(env, 'ETCD_NAME=svc\n', { mode: 0o600 });
+    systemd.writeUnit('svc.service', ['[Service]', `EnvironmentFile=${env}`, 'ExecStart=/bin/sleep 297', 'TimeoutStopSec=5', ''].join('\n'));
+    const d = driverFor({ name: 'svc', driver: { type: 'systemd', unit: 'svc.service', envFile: env }, ssh: sshd!.host });
+    expect(await d.status()).toEqual({ running: false });
+    await d.start();
+    const st = await d.status();
+    expect(st.running).toBe(true);
+    expect(cmdlineOf(st.pid!)).toEqual(['/bin/sleep', '297']);
+    expect(await d.argv()).toEqual({ argv: ['/bin/sleep', '297', '--name=svc'], from: expect.stringMatching(new RegExp(`^argv and environment of pid ${st.pid} on ssh .*127\\.0\\.0\\.1`)) });
+    await d.stop();
+    expect(isAlive(st.pid!)).toBe(false);
+    expect(await d.setFlag('quota-backend-bytes', '4096')).toEqual({ changed: true });
+    expect(readFileSync(env, 'utf8')).toBe('ETCD_NAME=svc\nETCD_QUOTA_BACKEND_BYTES=4096\n');
+    expect(statSync(env).mode & 0o777).toBe(0o600);
+    expect(readdirSync(systemd.dir).filter((f) => f.startsWith('svc.env.runbook-'))).toHaveLength(1);
+    await d.start();
+    const st2 = await d.status();
+    expect(environOf(st2.pid!).ETCD_QUOTA_BACKEND_BYTES).toBe('4096');
+    await d.stop();
+
+    await sshd!.stop();
+    sshd = undefined;
+    await expect(d.status()).rejects.toMatchObject({ kind: 'transient', message: expect.stringMatching(/ssh .*127\.0\.0\.1.*ssh failed/) });
   });
 });

@@ -34,7 +34,8 @@ async function keygen(file: string): Promise<void> {
   await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'runbook-test', '-f', file], { stdin: 'ignore' });
 }
 
-export async function startSshd(): Promise<TestSshd> {
+/** `sessionEnv`: variables sshd sets in every session (sshd_config SetEnv), e.g. a PATH with a test's stand-ins. */
+export async function startSshd(opts: { sessionEnv?: Record<string, string> } = {}): Promise<TestSshd> {
   const dir = mkdtempSync(join(tmpdir(), 'runbook-sshd-'));
   await keygen(join(dir, 'host_key'));
   await keygen(join(dir, 'client_key'));
@@ -59,6 +60,7 @@ export async function startSshd(): Promise<TestSshd> {
       'StrictModes no',
       'UsePAM no',
       'LogLevel ERROR',
+      ...(opts.sessionEnv ? [`SetEnv ${Object.entries(opts.sessionEnv).map(([k, v]) => `"${k}=${v}"`).join(' ')}`] : []),
       '',
     ].join('\n'));
     const hostKey = readFileSync(join(dir, 'host_key.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
