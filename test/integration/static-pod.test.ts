@@ -25,7 +25,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AlarmAction } from 'etcd3';
 import { Document, parse, parseDocument } from 'yaml';
 import { catalog } from '../../src/actions/catalog.ts';
-import { etcdActions, resolveMembers } from '../../src/actions/etcd.ts';
+import { etcdActions } from '../../src/actions/etcd.ts';
 import { memberActions } from '../../src/actions/members.ts';
 import type { ActionImpl } from '../../src/actions/types.ts';
 import { isAlive, processArgv } from '../../src/drivers/process.ts';
@@ -34,7 +34,7 @@ import { collectFacts, readMemberFlags } from '../../src/diagnose/collect.ts';
 import type { Inventory } from '../../src/inventory/types.ts';
 import { freePorts, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { makeTestCerts } from '../support/tls-certs.ts';
-import { makeActionContext, memberItem, type TestActionContext } from '../support/action-context.ts';
+import { makeActionContext, memberItem, rollingSetFlag, type TestActionContext } from '../support/action-context.ts';
 import { startKubeletStandin, type KubeletStandin } from '../support/kubelet-standin.ts';
 import { sshdAvailable, startSshd, type TestSshd } from '../support/sshd.ts';
 
@@ -142,27 +142,15 @@ for (const via of ['this machine', 'ssh'] as const) describe(`members.set-flag t
   it('backs up each manifest, changes only the flag, restarts each process with it, followers first, and keeps the cluster healthy', async () => {
     const NEW = 40 * MiB;
     const setFlag: ActionImpl = memberActions['members.set-flag']!;
-    const memberHealthy: ActionImpl = etcdActions['etcd.member-healthy']!;
     const clusterHealthy: ActionImpl = etcdActions['etcd.cluster-healthy']!;
     const input = catalog['members.set-flag'].input.parse({ flag: 'quota-backend-bytes', value: NEW });
     const names = cluster.members.map((m) => m.name);
     const before = Object.fromEntries(names.map((n) => [n, cluster.pid(n)!]));
     for (const n of names) expect(await staticPodDriver(inv.members.find((m) => m.name === n)!).status()).toEqual({ running: true, pid: before[n] });
 
-    const order = (await resolveMembers(t.step('raise-quota'), 'voters', 'followers-then-leader')).map((m) => m.name);
-    const done: string[] = [];
-    const outs: any[] = [];
-    for (const [i, name] of order.entries()) {
-      const ctx = t.step('raise-quota', { item: memberItem(inv, name, { index: i, done: [...done] }) });
-      expect((await setFlag.probe!(ctx, input)).done).toBe(false);
-      const out = await setFlag.run(ctx, input);
-      await setFlag.verify!(ctx, input, out);
-      outs.push(out);
-      await memberHealthy.run(ctx, catalog['etcd.member-healthy'].input.parse({ waitFor: '20s' }));
-      done.push(name);
-    }
+    const { order, outs } = await rollingSetFlag(t, inv, 'quota-backend-bytes', NEW);
     expect(outs.map((o) => o.previous)).toEqual(order.map(() => String(16 * MiB)));
-    expect(done.slice(0, 2)).toContain(outs[2].leaderMovedTo);
+    expect(order.slice(0, 2)).toContain(outs[2].leaderMovedTo); // the leader went last, after handing leadership to a done member
 
     for (const name of names) {
       const manifest = manifestOf(name);

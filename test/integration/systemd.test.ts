@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AlarmAction } from 'etcd3';
 import { catalog } from '../../src/actions/catalog.ts';
-import { etcdActions, resolveMembers } from '../../src/actions/etcd.ts';
+import { etcdActions } from '../../src/actions/etcd.ts';
 import { memberActions } from '../../src/actions/members.ts';
 import type { ActionImpl } from '../../src/actions/types.ts';
 import { readMemberFlags } from '../../src/diagnose/collect.ts';
@@ -29,7 +29,7 @@ import { flagEnvName } from '../../src/drivers/env-file.ts';
 import { driverFor } from '../../src/drivers/index.ts';
 import { isAlive } from '../../src/drivers/process.ts';
 import type { Inventory, MemberSpec } from '../../src/inventory/types.ts';
-import { makeActionContext, memberItem, type TestActionContext } from '../support/action-context.ts';
+import { makeActionContext, memberItem, rollingSetFlag, type TestActionContext } from '../support/action-context.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { startSystemdStandin, type SystemdStandin } from '../support/systemd-standin.ts';
 import { startSshd, type TestSshd } from '../support/sshd.ts';
@@ -115,26 +115,14 @@ describe('systemd driver: members as units (kubespray layout) under a systemctl 
   it('raises the quota as a rolling restart: env file backed up and edited by one line, each process restarted with it, followers first', async () => {
     const NEW = 40 * MiB;
     const setFlag: ActionImpl = memberActions['members.set-flag']!;
-    const memberHealthy: ActionImpl = etcdActions['etcd.member-healthy']!;
     const clusterHealthy: ActionImpl = etcdActions['etcd.cluster-healthy']!;
     const input = catalog['members.set-flag'].input.parse({ flag: 'quota-backend-bytes', value: NEW });
     const names = cluster.members.map((m) => m.name);
     const before = Object.fromEntries(await Promise.all(names.map(async (n) => [n, (await driverFor(spec(n)).status()).pid!] as const)));
 
-    const order = (await resolveMembers(t.step('raise-quota'), 'voters', 'followers-then-leader')).map((m) => m.name);
-    const done: string[] = [];
-    const outs: any[] = [];
-    for (const [i, name] of order.entries()) {
-      const ctx = t.step('raise-quota', { item: memberItem(inv, name, { index: i, done: [...done] }) });
-      expect((await setFlag.probe!(ctx, input)).done).toBe(false);
-      const out = await setFlag.run(ctx, input);
-      await setFlag.verify!(ctx, input, out);
-      outs.push(out);
-      await memberHealthy.run(ctx, catalog['etcd.member-healthy'].input.parse({ waitFor: '20s' }));
-      done.push(name);
-    }
+    const { order, outs } = await rollingSetFlag(t, inv, 'quota-backend-bytes', NEW);
     expect(outs.map((o) => o.previous)).toEqual(order.map(() => String(16 * MiB)));
-    expect(done.slice(0, 2)).toContain(outs[2].leaderMovedTo);
+    expect(order.slice(0, 2)).toContain(outs[2].leaderMovedTo); // the leader went last, after handing leadership to a done member
 
     for (const name of names) {
       const file = envFile(name);

@@ -82,3 +82,29 @@ export async function stepError(p: Promise<unknown>): Promise<StepError> {
   }
   throw new Error('expected a StepError, the call succeeded');
 }
+
+/**
+ * members.set-flag over every voter as nospace-recovery's raise-quota step runs it: followers first, the leader
+ * last, each member's probe (must say "not done"), run, verify, then the etcd.member-healthy gate. Returns the
+ * order and each member's output.
+ */
+export async function rollingSetFlag(t: TestActionContext, inv: Inventory, flag: string, value: string | number): Promise<{ order: string[]; outs: any[] }> {
+  const setFlag = action('members.set-flag');
+  const gate = action('etcd.member-healthy');
+  const input = setFlag.input({ flag, value });
+  const { resolveMembers } = await import('../../src/actions/etcd.ts');
+  const order = (await resolveMembers(t.step('raise-quota'), 'voters', 'followers-then-leader')).map((m) => m.name);
+  const done: string[] = [];
+  const outs: any[] = [];
+  for (const [i, name] of order.entries()) {
+    const ctx = t.step('raise-quota', { item: memberItem(inv, name, { index: i, done: [...done] }) });
+    const probe = await setFlag.impl.probe!(ctx, input);
+    if (probe.done) throw new Error(`${name}: set-flag probe says done before the change: ${probe.detail}`);
+    const out = await setFlag.impl.run(ctx, input);
+    await setFlag.impl.verify!(ctx, input, out);
+    outs.push(out);
+    await gate.impl.run(ctx, gate.input({ waitFor: '20s' }));
+    done.push(name);
+  }
+  return { order, outs };
+}
