@@ -12,12 +12,16 @@
  * the old quota allowed. And the refusals: a flag on the ExecStart line, an unknown unit, an env file the unit
  * does not load.
  *
+ * power-loss-restore through the real CLI with every member a unit: all main processes SIGKILLed (the units left
+ * failed), every db cut in half; the run restores each member from the snapshot and starts it through its unit.
+ *
  * Over ssh (a real OpenSSH server on 127.0.0.1 whose sessions get the stand-in on their PATH through sshd's
  * SetEnv): the same driver code runs every systemctl call and file edit through the member's ssh host, proved by
  * stopping sshd, after which it fails naming the host.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AlarmAction } from 'etcd3';
 import { catalog } from '../../src/actions/catalog.ts';
@@ -30,7 +34,8 @@ import { driverFor } from '../../src/drivers/index.ts';
 import { isAlive } from '../../src/drivers/process.ts';
 import type { Inventory, MemberSpec } from '../../src/inventory/types.ts';
 import { makeActionContext, memberItem, rollingSetFlag, type TestActionContext } from '../support/action-context.ts';
-import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { corruptFile, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { execa } from 'execa';
 import { startSystemdStandin, type SystemdStandin } from '../support/systemd-standin.ts';
 import { startSshd, type TestSshd } from '../support/sshd.ts';
 
@@ -53,40 +58,58 @@ const environOf = (pid: number): Record<string, string> =>
   Object.fromEntries(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
 const cmdlineOf = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0$/, '').split('\0');
 
+const unitOf = (name: string) => `etcd-${name}.service`;
+const envFileOf = (cluster: TestCluster, name: string) => join(cluster.dir, `${name}-node`, 'etcd.env');
+
+/**
+ * Hand every member of a harness cluster to the systemctl stand-in, kubespray style: stop it, write its env file
+ * (every flag but --name and --data-dir as ETCD_<FLAG>) and a unit whose ExecStart keeps --name and --data-dir.
+ * Returns each member's env file text. The units are not started.
+ */
+async function asUnits(cluster: TestCluster, systemd: SystemdStandin): Promise<Record<string, string>> {
+  const texts: Record<string, string> = {};
+  for (const m of cluster.members) {
+    await cluster.stop(m.name);
+    mkdirSync(join(cluster.dir, `${m.name}-node`), { recursive: true });
+    const pairs = flagPairs(m.command);
+    const identity = pairs.filter(([f]) => f === 'name' || f === 'data-dir');
+    texts[m.name] = ['# etcd environment (kubespray style)', ...pairs.filter(([f]) => f !== 'name' && f !== 'data-dir').map(([f, v]) => `${flagEnvName(f)}=${v}`), ''].join('\n');
+    writeFileSync(envFileOf(cluster, m.name), texts[m.name]!, { mode: 0o640 });
+    systemd.writeUnit(unitOf(m.name), [
+      '[Unit]',
+      `Description=etcd ${m.name}`,
+      '[Service]',
+      'Type=notify',
+      `EnvironmentFile=${envFileOf(cluster, m.name)}`,
+      `ExecStart=${m.command[0]} \\`,
+      ...identity.map(([f, v], i) => `  --${f}=${v}${i < identity.length - 1 ? ' \\' : ''}`),
+      'TimeoutStopSec=15',
+      '',
+    ].join('\n'));
+    // The harness finds (and at teardown kills) members through their pid files.
+    systemd.trackPidFile(unitOf(m.name), m.pidFile);
+  }
+  return texts;
+}
+
+function systemdInventory(cluster: TestCluster): Inventory {
+  const base = cluster.inventory();
+  return { ...base, members: base.members.map((m) => ({ ...m, driver: { type: 'systemd' as const, unit: unitOf(m.name) } })) };
+}
+
 describe('systemd driver: members as units (kubespray layout) under a systemctl stand-in', () => {
   let cluster: TestCluster;
   let systemd: SystemdStandin;
   let inv: Inventory;
   let t: TestActionContext;
-  const envFile = (name: string) => join(cluster.dir, `${name}-node`, 'etcd.env');
+  const envFile = (name: string) => envFileOf(cluster, name);
   const original: Record<string, string> = {};
-  const unitOf = (name: string) => `etcd-${name}.service`;
 
   beforeAll(async () => {
     systemd = startSystemdStandin();
     cluster = await startCluster({ members: 3, quotaBytes: 16 * MiB, name: 'systemd' });
-    for (const m of cluster.members) {
-      await cluster.stop(m.name);
-      mkdirSync(join(cluster.dir, `${m.name}-node`), { recursive: true });
-      const pairs = flagPairs(m.command);
-      const identity = pairs.filter(([f]) => f === 'name' || f === 'data-dir');
-      original[m.name] = ['# etcd environment (kubespray style)', ...pairs.filter(([f]) => f !== 'name' && f !== 'data-dir').map(([f, v]) => `${flagEnvName(f)}=${v}`), ''].join('\n');
-      writeFileSync(envFile(m.name), original[m.name]!, { mode: 0o640 });
-      systemd.writeUnit(unitOf(m.name), [
-        '[Unit]',
-        `Description=etcd ${m.name}`,
-        '[Service]',
-        'Type=notify',
-        `EnvironmentFile=${envFile(m.name)}`,
-        `ExecStart=${m.command[0]} \\`,
-        ...identity.map(([f, v], i) => `  --${f}=${v}${i < identity.length - 1 ? ' \\' : ''}`),
-        'TimeoutStopSec=15',
-        '',
-      ].join('\n'));
-      systemd.trackPidFile(unitOf(m.name), m.pidFile);
-    }
-    const base = cluster.inventory();
-    inv = { ...base, members: base.members.map((m) => ({ ...m, driver: { type: 'systemd' as const, unit: unitOf(m.name) } })) };
+    Object.assign(original, await asUnits(cluster, systemd));
+    inv = systemdInventory(cluster);
     // Start every member through the driver (a cold cluster: each start returns without waiting for a quorum).
     for (const m of inv.members) await driverFor(m).start();
     await cluster.waitHealthy(30_000, { members: cluster.members.map((m) => m.name) });
@@ -235,3 +258,61 @@ describe('systemd driver over ssh (real sshd on 127.0.0.1, systemctl stand-in on
     await expect(d.status()).rejects.toMatchObject({ kind: 'transient', message: expect.stringMatching(/ssh .*127\.0\.0\.1.*ssh failed/) });
   });
 });
+
+describe('power-loss-restore through the real CLI with systemd members (systemctl stand-in)', () => {
+  let systemd: SystemdStandin;
+  let cluster: TestCluster;
+  afterAll(async () => {
+    await systemd?.stop();
+    await cluster?.teardown();
+  });
+
+  it('every member SIGKILLed and its db cut in half: restored from the snapshot through the units, data moved aside, keys back', async () => {
+    systemd = startSystemdStandin();
+    cluster = await startCluster({ members: 3, quotaBytes: 64 * MiB, name: 'plr-systemd' });
+    await asUnits(cluster, systemd);
+    const inv = systemdInventory(cluster);
+    for (const m of inv.members) await driverFor(m).start();
+    await cluster.waitHealthy(30_000, { members: cluster.members.map((m) => m.name) });
+    const client = cluster.client();
+    const keys: Record<string, string> = {};
+    for (let i = 0; i < 10; i++) keys[`plr/${i}`] = `v${i}`;
+    for (const [k, v] of Object.entries(keys)) await client.put(k).value(v).exec();
+    for (let i = 0; i < 8; i++) await client.put(`filler/${i}`).value(Buffer.alloc(256 * 1024, 0x66)).exec(); // a db big enough that a half one faults
+    const snap = await execa('etcdctl', ['--endpoints', cluster.members[0]!.clientURL, 'snapshot', 'save', join(cluster.dir, 'snapshots', 'plr-systemd-by-hand.db')], { reject: false, env: { ETCDCTL_API: '3' } });
+    expect(snap.exitCode, snap.stderr).toBe(0);
+    await client.put('after-snapshot').value('lost with the power').exec();
+
+    // The power loss: every main process SIGKILLed (the units are left "failed"), every db cut in half.
+    const pids = await Promise.all(inv.members.map(async (m) => (await driverFor(m).status()).pid!));
+    for (const m of inv.members) await systemd.systemctl('kill', '--signal=SIGKILL', '--', unitOf(m.name));
+    for (const pid of pids) for (let i = 0; i < 100 && isAlive(pid); i++) await sleep(50);
+    for (const m of cluster.members) corruptFile(join(m.dataDir, 'member', 'snap', 'db'), 'truncate-half');
+    for (const m of inv.members) expect((await driverFor(m).status()).running).toBe(false);
+    cluster.checkpointData(); // teardown fails the test if a file is deleted instead of moved aside
+
+    const file = cluster.writeInventory(join(cluster.dir, 'systemd.yaml'), { members: inv.members });
+    const stateDir = join(cluster.dir, 'state');
+    const r = await execa(process.execPath, [join(import.meta.dirname, '../../bin/runbook.js'), 'run', 'power-loss-restore', '-i', file, '--state-dir', stateDir, '--yes', '--json', '-p', 'restartWait=15s'], {
+      reject: false,
+      timeout: 240_000,
+      env: { NO_COLOR: '1' },
+    });
+    expect(r.exitCode, r.stdout.slice(-4000) + r.stderr).toBe(0);
+
+    await cluster.waitHealthy(30_000, { members: cluster.members.map((m) => m.name) });
+    const back = await cluster.client('m2').getAll().prefix('plr/').strings();
+    expect(back).toEqual(Object.fromEntries(Object.entries(keys).filter(([k]) => k.startsWith('plr/'))));
+    expect(await cluster.client('m2').get('after-snapshot').string()).toBeNull();
+    for (const m of cluster.members) {
+      // Running under its unit again (the stand-in's main pid), on the restored data; the damaged data moved aside.
+      const st = await driverFor(inv.members.find((x) => x.name === m.name)!).status();
+      expect(st.running).toBe(true);
+      expect(cmdlineOf(st.pid!)).toContain(`--data-dir=${m.dataDir}`);
+      const asides = readdirSync(dirname(m.dataDir)).filter((e) => e.startsWith(`${basename(m.dataDir)}.pre-restore-`));
+      expect(asides).toHaveLength(1);
+      expect(existsSync(join(dirname(m.dataDir), asides[0]!, 'member', 'snap', 'db'))).toBe(true);
+    }
+  }, 240_000);
+});
+
