@@ -55,8 +55,17 @@ export function writeFileAtomic(file: string, data: string, mode = 0o600): void 
 
 /** Copy `file` to a new timestamped file `<dir>/<stem>.<stamp>[-n]<ext>`; never overwrites. Returns its path. */
 export function backupFile(file: string, dir: string, stem: string, ext: string): string {
+  return copyToFreshName(file, join(dir, `${stem}.${utcStamp()}`), ext);
+}
+
+/**
+ * Copy `file` (its mode kept) to the first free `<base><ext>`, `<base>-2<ext>`…, creating the directory (0700)
+ * when it is missing; never overwrites. Returns the path taken.
+ */
+export function copyToFreshName(file: string, base: string, ext = ''): string {
+  const dir = dirname(base);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const target = freshPath(join(dir, `${stem}.${utcStamp()}`), ext);
+  const target = freshPath(base, ext);
   try {
     copyFileSync(file, target, constants.COPYFILE_EXCL);
   } catch (err) {

@@ -245,16 +245,6 @@ const NODE_SCRIPT = {
   look:
     'if [ -e "$1" ]; then [ -e "$2" ] && printf b || printf m; printf "\\0"; cat -- "$1" || exit 1; ' +
     'elif [ -e "$2" ]; then printf "p\\0"; cat -- "$2" || exit 1; else printf "x\\0"; fi; exit 0',
-  /**
-   * `$1` file, `$2` dir, `$3` name without extension, `$4` extension. Copies the file (mode kept) to a dot temp
-   * file in dir, then hard-links it to the first free `$3$4`, `$3-2$4`… (a link never replaces an existing name),
-   * and prints the name taken.
-   */
-  backup:
-    'mkdir -p -m 700 -- "$2" || exit 1; tmp="$2/.backup.tmp-$$"; cp -p -- "$1" "$tmp" || exit 1; sync -- "$tmp" 2>/dev/null; i=1; ' +
-    'while [ "$i" -le 1000 ]; do if [ "$i" = 1 ]; then t="$3$4"; else t="$3-$i$4"; fi; ' +
-    'if ln -- "$tmp" "$t" 2>/dev/null; then rm -f -- "$tmp"; sync -- "$2" 2>/dev/null; printf "%s" "$t"; exit 0; fi; i=$((i+1)); done; ' +
-    'rm -f -- "$tmp"; echo "no free name like $3$4" >&2; exit 1',
   /** `$1` from, `$2` to (must not exist): exit 17 when it does. */
   move:
     'mkdir -p -- "$(dirname -- "$2")" || exit 1; [ -e "$2" ] || [ -L "$2" ] && { echo "$2 already exists" >&2; exit 17; }; ' +
@@ -284,11 +274,7 @@ function remoteNode(host: Host): PodNode {
       return { place, file: place === 'parked' ? parked : manifest, text: r.stdout.slice(2) };
     },
     replace: (path, text) => host.writeTextAtomic(path, text),
-    async backup(file, dir, stem, ext) {
-      const r = await sh(NODE_SCRIPT.backup, file, dir, join(dir, `${stem}.${utcStamp()}`), ext);
-      if (r.exitCode !== 0) throw failed(`backing up ${file} to ${dir}`, r);
-      return r.stdout;
-    },
+    backup: (file, dir, stem, ext) => host.copyToFreshName(file, join(dir, `${stem}.${utcStamp()}`), ext),
     async move(from, to) {
       const r = await sh(NODE_SCRIPT.move, from, to);
       if (r.exitCode === 17) throw new StepError('precondition', `${host.label}: not moving ${from}: ${to} already exists`, { hint: 'look at both and move one away by hand' });

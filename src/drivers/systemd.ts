@@ -21,7 +21,7 @@
  *   (`systemctl edit --full`).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freshPathOn, hostFor } from '../hosts/index.ts';
+import { hostFor } from '../hosts/index.ts';
 import type { Host } from '../hosts/types.ts';
 import type { DriverSpec, SshHost } from '../inventory/types.ts';
 import { StepError } from '../util/errors.ts';
@@ -149,23 +149,19 @@ export function systemdDriver(target: { name: string; driver: DriverSpec; ssh?: 
   const host: Host = hostFor(target);
   const where = host.remote ? ` on ${host.label}` : '';
   const fail = (kind: StepError['kind'], message: string, hint?: string) => new StepError(kind, `${member}: ${message}`, { member, ...(hint ? { hint } : {}) });
+  /** What a failed command said: its last stderr line, else its exit code. */
+  const why = (r: { exitCode: number; stderr: string }) => r.stderr.trim().split('\n').at(-1)?.slice(0, 300) || `exit ${r.exitCode}`;
   const journalHint = `journalctl -u ${unit} -n 50${host.remote ? ` (${host.label})` : ''}`;
 
   async function systemctl(args: string[], what: string, timeoutMs = 60_000): Promise<string> {
     const r = await host.run(['systemctl', ...args], { timeoutMs });
-    if (r.exitCode !== 0) {
-      const why = r.stderr.trim().split('\n').at(-1)?.slice(0, 300) || `exit ${r.exitCode}`;
-      throw fail('failed', `${what}${where} failed: ${why}`, journalHint);
-    }
+    if (r.exitCode !== 0) throw fail('failed', `${what}${where} failed: ${why(r)}`, journalHint);
     return r.stdout;
   }
 
   async function look(): Promise<UnitView> {
     const r = await host.run(['sh', '-c', LOOK_SCRIPT, 'sh', unit], { timeoutMs: 30_000 });
-    if (r.exitCode !== 0) {
-      const why = r.stderr.trim().split('\n').at(-1)?.slice(0, 300) || `exit ${r.exitCode}`;
-      throw fail('failed', `cannot ask systemd about ${unit}${where}: ${why}`, 'is this a systemd host? (systemctl status)');
-    }
+    if (r.exitCode !== 0) throw fail('failed', `cannot ask systemd about ${unit}${where}: ${why(r)}`, 'is this a systemd host? (systemctl status)');
     const v = parseUnitView(r.stdout);
     if (v.loadState === 'not-found' || v.loadState === '') {
       throw fail('precondition', `systemd${where} has no unit ${unit}`, 'check the unit name in the inventory (systemctl list-units "etcd*")');
@@ -264,7 +260,7 @@ export function systemdDriver(target: { name: string; driver: DriverSpec; ssh?: 
       }
       // A later file setting the key would undo the edit; `setting` is the last one, so none can.
       const edit = setEnvFileValue(file.text ?? '', key, value);
-      if (file.text !== undefined) await host.copyNew(file.path, await freshPathOn(host, `${file.path}.runbook-${utcStamp()}`));
+      if (file.text !== undefined) await host.copyToFreshName(file.path, `${file.path}.runbook-${utcStamp()}`);
       await host.writeTextAtomic(file.path, edit.text);
       return previous === undefined ? { changed: true } : { changed: true, previous };
     },

@@ -1,11 +1,12 @@
 /** The Host for this machine: node:fs for files, execa (argv, no shell) for commands. */
 import { forEachChunk } from '../util/file-chunks.ts';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { closeSync, constants, copyFileSync, fchmodSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, writeSync, existsSync } from 'node:fs';
+import { closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, writeSync, existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
+import { copyToFreshName } from '../drivers/safe-fs.ts';
 import { StepError, messageOf } from '../util/errors.ts';
 import type { Host, HostRunOptions, HostRunResult, HostStat } from './types.ts';
 
@@ -138,16 +139,7 @@ export const localHost: Host = {
     fsyncPath(dir);
   },
 
-  async copyNew(from, to) {
-    try {
-      copyFileSync(from, to, constants.COPYFILE_EXCL);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new StepError('precondition', `not copying ${from}: ${to} already exists`);
-      throw new StepError('failed', `cannot copy ${from} to ${to}: ${messageOf(err)}`);
-    }
-    fsyncPath(to);
-    fsyncPath(dirname(to));
-  },
+  copyToFreshName: async (from, base, ext = '') => copyToFreshName(from, base, ext),
 
   async putFile(localPath, to, opts = {}) {
     if (existsSync(to)) throw new StepError('precondition', `not copying ${localPath}: ${to} already exists`);

@@ -24,11 +24,15 @@ const SCRIPT = {
     '[ -e "$1" ] && { echo "$1 already exists" >&2; exit 17; }; d=$(dirname -- "$1"); mkdir -p -- "$d" || exit 1; ' +
     'tmp="$d/.$(basename -- "$1").tmp-$$"; set -C; cat > "$tmp" || exit 1; sync -- "$tmp" 2>/dev/null; ' +
     '[ -e "$1" ] && { echo "$1 already exists" >&2; exit 17; }; mv -T -- "$tmp" "$1" || exit 1; sync -- "$d" 2>/dev/null; exit 0',
-  /** Copy keeping the mode to a dot temp name, then hard-link it to the target: a link never replaces a name. */
-  copyNew:
-    '[ -e "$2" ] || [ -L "$2" ] && { echo "$2 already exists" >&2; exit 17; }; tmp="$(dirname -- "$2")/.$(basename -- "$2").tmp-$$"; ' +
-    'cp -p -- "$1" "$tmp" || exit 1; sync -- "$tmp" 2>/dev/null; ln -- "$tmp" "$2" 2>/dev/null || { rm -f -- "$tmp"; echo "$2 already exists" >&2; exit 17; }; ' +
-    'rm -f -- "$tmp"; sync -- "$(dirname -- "$2")" 2>/dev/null; exit 0',
+  /**
+   * `$1` file, `$2` base, `$3` extension. Copies the file (mode kept) to a dot temp file next to the target, then
+   * hard-links it to the first free `$2$3`, `$2-2$3`… (a link never replaces an existing name) and prints the name.
+   */
+  copyToFreshName:
+    'd=$(dirname -- "$2"); mkdir -p -m 700 -- "$d" || exit 1; tmp="$d/.backup.tmp-$$"; cp -p -- "$1" "$tmp" || exit 1; sync -- "$tmp" 2>/dev/null; i=1; ' +
+    'while [ "$i" -le 1000 ]; do if [ "$i" = 1 ]; then t="$2$3"; else t="$2-$i$3"; fi; ' +
+    'if ln -- "$tmp" "$t" 2>/dev/null; then rm -f -- "$tmp"; sync -- "$d" 2>/dev/null; printf "%s" "$t"; exit 0; fi; i=$((i+1)); done; ' +
+    'rm -f -- "$tmp"; echo "no free name like $2$3" >&2; exit 1',
   list: '[ -d "$1" ] || exit 0; find "$1" -mindepth 1 -maxdepth 1 -printf "%f\\0"',
 } as const;
 
@@ -111,10 +115,8 @@ export function sshHostOf(ssh: SshHost): Host {
       await must(sh(SCRIPT.writeText, path), `writing ${path}`, { input: text });
     },
 
-    async copyNew(from, to) {
-      const r = await run(sh(SCRIPT.copyNew, from, to));
-      if (r.exitCode === 17) throw new StepError('precondition', `${label}: not copying ${from}: ${to} already exists`);
-      if (r.exitCode !== 0) throw new StepError('failed', `${label}: cannot copy ${from} to ${to}: ${lastLine(r.stderr)}`);
+    async copyToFreshName(from, base, ext = '') {
+      return (await must(sh(SCRIPT.copyToFreshName, from, base, ext), `backing up ${from}`)).stdout;
     },
 
     async putFile(localPath, to, opts = {}) {

@@ -52,8 +52,11 @@ export interface Host {
   readText(path: string, maxBytes?: number): Promise<string | undefined>;
   /** Write a small text file atomically (temp file, fsync, rename over the target). It keeps the mode of the file it replaces (a new file: 0644). */
   writeTextAtomic(path: string, text: string): Promise<void>;
-  /** Copy a file to a new name on the same host, keeping its mode (a backup); refuses when `to` exists. */
-  copyNew(from: string, to: string): Promise<void>;
+  /**
+   * A backup on the same host: copy a file, its mode kept, to the first free `<base><ext>`, `<base>-2<ext>`…
+   * (the directory created, 0700, when missing); never overwrites. Returns the path taken.
+   */
+  copyToFreshName(from: string, base: string, ext?: string): Promise<string>;
   /** Copy a file from this machine to `to` on the host (streamed); refuses when `to` exists. */
   putFile(localPath: string, to: string, opts?: { signal?: AbortSignal }): Promise<void>;
   /** Names in a directory (empty when it does not exist). */
