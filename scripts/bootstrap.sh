@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make this machine able to run runbook and its tests:
 #   - Node >= 22.18 (installs Node 24 from the npm registry's node-linux-<arch> package into .tools/ when the machine's is older)
-#   - etcd + etcdctl (Debian etcd-server / etcd-client via apt-get when missing; ETCD_BIN_DIR overrides)
+#   - etcd 3.4.23, 3.5.16, 3.5.30 (Debian's builds unpacked into .tools/; ETCD_VERSION chooses, ETCD_BIN_DIR overrides)
 #   - kubectl (Debian kubernetes-client when missing), sshd (openssh-server) and openssl for the integration tests
 #   - npm dependencies (npm ci)
 # Prints `export PATH=...` lines on stdout when sourced-friendly output is wanted: `eval "$(scripts/bootstrap.sh --print-env)"`.
@@ -42,7 +42,10 @@ export PATH="$node_dir:$PATH"
 # npm is the machine's npm (a node script): with the new node first in PATH it runs on the new node.
 log "node $(node --version) at $node_bin"
 
-# ---- etcd / etcdctl ----------------------------------------------------------
+# ---- etcd / etcdctl / etcdutl -------------------------------------------------
+# Debian's builds of 3.4.23, 3.5.16 and 3.5.30 unpacked under .tools/etcd-<version>/bin (scripts/fetch-etcd.sh;
+# cached, never installed system-wide). ETCD_VERSION chooses the one on PATH (default 3.5.30, what Kubernetes runs);
+# ETCD_BIN_DIR names a directory of your own instead. RUNBOOK_ETCD_VERSIONS limits which are fetched.
 apt_updated=0
 apt_install() {
   if ! command -v apt-get >/dev/null 2>&1; then log "apt-get not available; install $* by hand"; return 1; fi
@@ -50,20 +53,21 @@ apt_install() {
   if [ $apt_updated -eq 0 ]; then $sudo apt-get update -qq >&2 || true; apt_updated=1; fi
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
 }
+etcd_version="${ETCD_VERSION:-3.5.30}"
 etcd_dir="${ETCD_BIN_DIR:-}"
 if [ -n "$etcd_dir" ]; then
   [ -x "$etcd_dir/etcd" ] && [ -x "$etcd_dir/etcdctl" ] || { log "ETCD_BIN_DIR=$etcd_dir has no etcd/etcdctl"; exit 1; }
-  export PATH="$etcd_dir:$PATH"
 else
-  if ! command -v etcd >/dev/null 2>&1 || ! command -v etcdctl >/dev/null 2>&1; then
-    log "etcd/etcdctl missing: installing Debian etcd-server etcd-client"
-    apt_install etcd-server etcd-client || { log "could not install etcd-server etcd-client; install etcd 3.4+ by hand or set ETCD_BIN_DIR to a directory holding etcd and etcdctl"; exit 1; }
-    # The packages put them in /usr/bin, which a minimal PATH may lack.
-    command -v etcd >/dev/null 2>&1 || export PATH="$PATH:/usr/bin"
-    command -v etcd >/dev/null 2>&1 && command -v etcdctl >/dev/null 2>&1 || { log "etcd-server/etcd-client installed but etcd/etcdctl are not on PATH"; exit 1; }
-  fi
+  # shellcheck disable=SC2086
+  bash "$root/scripts/fetch-etcd.sh" ${RUNBOOK_ETCD_VERSIONS:-3.4.23 3.5.16 3.5.30} ||
+    { log "could not fetch etcd; unpack etcd by hand and set ETCD_BIN_DIR to the directory holding etcd and etcdctl"; exit 1; }
+  etcd_dir="$tools/etcd-$etcd_version/bin"
+  [ -x "$etcd_dir/etcd" ] || { log "ETCD_VERSION=$etcd_version: no $etcd_dir/etcd (fetched: $(ls -d "$tools"/etcd-*/ 2>/dev/null | xargs -n1 basename | paste -sd' ' -))"; exit 1; }
 fi
-log "$(etcd --version 2>&1 | sed -n 1p)"
+export ETCD_BIN_DIR="$etcd_dir"
+export PATH="$etcd_dir:$PATH"
+export ETCD_VERSION="$("$etcd_dir/etcd" --version 2>&1 | sed -n 's/^etcd Version: //p')"
+log "etcd $ETCD_VERSION at $etcd_dir"
 
 # ---- optional test tools: kubectl, sshd ---------------------------------------
 want=()
@@ -88,4 +92,6 @@ node bin/bundle.js >&2 || log "the CLI bundle was not built; runbook runs from s
 
 if [ $print_env -eq 1 ]; then
   printf 'export PATH=%q\n' "$PATH"
+  printf 'export ETCD_BIN_DIR=%q\n' "$ETCD_BIN_DIR"
+  printf 'export ETCD_VERSION=%q\n' "$ETCD_VERSION"
 fi

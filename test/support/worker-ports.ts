@@ -2,8 +2,11 @@
  * vitest setup file: each parallel worker takes the throwaway clusters' ports from its own slice of
  * 20000-31999 (RUNBOOK_PORT_RANGE, inherited by the CLI processes tests start). Without it, a worker could pick a
  * port of a cluster another worker killed a moment ago, and that test's restart then finds its port taken.
+ * RUNBOOK_TEST_SLICE_OFFSET=k shifts a whole vitest run by k slices, so two runs on one machine (two checkouts, or
+ * the CI matrix's legs run side by side) do not share slices either.
  */
 const SLICE = 1500; // 8 slices of 20000-31999; more workers than that share slices round-robin
 const pool = Math.max(1, Number(process.env.VITEST_POOL_ID ?? '1') || 1);
-const lo = 20_000 + ((pool - 1) % 8) * SLICE;
+const offset = Math.max(0, Number(process.env.RUNBOOK_TEST_SLICE_OFFSET ?? '0') || 0);
+const lo = 20_000 + ((pool - 1 + offset) % 8) * SLICE;
 process.env.RUNBOOK_PORT_RANGE ??= `${lo}-${lo + SLICE - 1}`;
