@@ -5,8 +5,9 @@
  * RUNBOOK_TEST_SLICE_OFFSET=k shifts a whole vitest run by k slices, so two runs on one machine (two checkouts, or
  * the CI matrix's legs run side by side) do not share slices either.
  */
-const SLICE = 1500; // 8 slices of 20000-31999; more workers than that share slices round-robin
+const SLICE = 600; // 20 slices of 20000-31999; more workers than that share slices round-robin
+const SLICES = 20;
 const pool = Math.max(1, Number(process.env.VITEST_POOL_ID ?? '1') || 1);
 const offset = Math.max(0, Number(process.env.RUNBOOK_TEST_SLICE_OFFSET ?? '0') || 0);
-const lo = 20_000 + ((pool - 1 + offset) % 8) * SLICE;
+const lo = 20_000 + ((pool - 1 + offset) % SLICES) * SLICE;
 process.env.RUNBOOK_PORT_RANGE ??= `${lo}-${lo + SLICE - 1}`;
