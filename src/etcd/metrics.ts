@@ -72,3 +72,33 @@ export async function compactionsFinished(pool: EtcdPool, endpointOrName: string
     return undefined;
   }
 }
+
+/** What a member says about itself on /metrics (etcd 3.4 to 3.6); a field is undefined when the page lacks it. */
+export interface MetricsFacts {
+  /** etcd_server_quota_backend_bytes: the backend quota this member runs with (not the inventory's guess). */
+  quotaBytes?: number;
+  /** etcd_mvcc_db_total_size_in_bytes (3.4 also exports it under etcd_debugging_mvcc_…): the db file's size. */
+  dbTotalBytes?: number;
+  /** etcd_mvcc_db_total_size_in_use_in_bytes: the bytes in use (the rest is free pages a defrag gives back). */
+  dbInUseBytes?: number;
+  /** etcd_server_has_leader: 1 when the member sees a leader. */
+  hasLeader?: boolean;
+  /** etcd_server_version{server_version="…"}. */
+  serverVersion?: string;
+}
+
+/** Parse the facts above out of a metrics page. */
+export function metricsFacts(text: string): MetricsFacts {
+  const facts: MetricsFacts = {};
+  const quota = metricValue(text, 'etcd_server_quota_backend_bytes');
+  if (quota !== undefined) facts.quotaBytes = quota;
+  const total = metricValue(text, 'etcd_mvcc_db_total_size_in_bytes') ?? metricValue(text, 'etcd_debugging_mvcc_db_total_size_in_bytes');
+  if (total !== undefined) facts.dbTotalBytes = total;
+  const inUse = metricValue(text, 'etcd_mvcc_db_total_size_in_use_in_bytes');
+  if (inUse !== undefined) facts.dbInUseBytes = inUse;
+  const leader = metricValue(text, 'etcd_server_has_leader');
+  if (leader !== undefined) facts.hasLeader = leader === 1;
+  const v = /^etcd_server_version\{server_version="([^"]+)"\} /m.exec(text);
+  if (v) facts.serverVersion = v[1]!;
+  return facts;
+}
