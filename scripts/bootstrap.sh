@@ -93,5 +93,5 @@ node bin/bundle.js >&2 || log "the CLI bundle was not built; runbook runs from s
 if [ $print_env -eq 1 ]; then
   printf 'export PATH=%q\n' "$PATH"
   printf 'export ETCD_BIN_DIR=%q\n' "$ETCD_BIN_DIR"
-  printf 'export ETCD_VERSION=%q\n' "$ETCD_VERSION"
+  printf 'export RUNBOOK_ETCD_VERSION=%q\n' "$ETCD_VERSION"
 fi

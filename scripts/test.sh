@@ -15,12 +15,13 @@ leg() { # leg VERSION [vitest args…]
   echo "==== etcd $v: vitest run $*"
   local env_lines
   env_lines=$(env -u ETCD_BIN_DIR ETCD_VERSION="$v" bash scripts/bootstrap.sh --print-env)
-  ( eval "$env_lines"; npm test -- "$@" )
+  # etcd reads ETCD_<FLAG> variables as flags: ETCD_VERSION must not reach the members (etcd 3.4 refuses to start).
+  ( eval "$env_lines"; unset ETCD_VERSION; npm test -- "$@" )
 }
 
 if [ $# -gt 0 ] || [ -n "${ETCD_BIN_DIR:-}" ]; then
   if [ -n "${ETCD_BIN_DIR:-}" ]; then
-    env_lines=$(bash scripts/bootstrap.sh --print-env); eval "$env_lines"; npm test -- "$@"
+    env_lines=$(bash scripts/bootstrap.sh --print-env); eval "$env_lines"; unset ETCD_VERSION; npm test -- "$@"
   else
     leg "${ETCD_VERSION:-3.5.30}" "$@"
   fi

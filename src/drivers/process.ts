@@ -167,7 +167,7 @@ export async function startProcess(
     const child = spawn(program, args, {
       detached: true,
       stdio: ['ignore', out, out],
-      env: { ...process.env, ...spec.env },
+      env: { ...inheritedEnv(), ...spec.env },
     });
     const pid = await new Promise<number>((resolve, reject) => {
       child.once('error', reject);
@@ -306,3 +306,12 @@ export function processDriver(member: MemberSpec): MemberDriver {
 }
 
 export { isAlive };
+
+/**
+ * The runner's environment minus ETCD_*: etcd reads every ETCD_<FLAG> variable as a flag, so a runner's
+ * ETCD_VERSION (etcd 3.4 fails to start: "invalid value for ETCD_VERSION") or an operator's leftover ETCD_* would
+ * configure the member behind the inventory's back. What the member should get is the inventory's `env`.
+ */
+function inheritedEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD_')));
+}
