@@ -1,0 +1,198 @@
+/**
+ * `runbook guard` (the real CLI, a child process) against real 3-member clusters without auto-compaction and with a
+ * 16 MiB quota: what an operator cares about. NOSPACE never comes while it watches, though the same writer brings an
+ * unguarded twin cluster to NOSPACE in the same time; every run it starts is journaled; reads never fail during its
+ * defrags; a guard stopped mid-run and started again resumes that run and repeats nothing; a run holding the
+ * cluster's lock makes it wait and say so.
+ *
+ * The issue asks for five minutes of writing; the suite keeps the pressure (a writer that fills the quota in about a
+ * minute) and writes for 75 s, long enough for the guard to act more than once.
+ */
+import { execa } from 'execa';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { JournalRecord } from '../../src/events/types.ts';
+import { readJournal } from '../../src/execute/journal.ts';
+import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { bin, startGuard, startReaders, startWriter, type GuardProcess } from '../support/guard-process.ts';
+
+const MiB = 1024 * 1024;
+const clusters: TestCluster[] = [];
+const guards: GuardProcess[] = [];
+let stateDir = '';
+
+afterEach(async () => {
+  await Promise.all(guards.splice(0).map((g) => g.stop()));
+  await Promise.all(clusters.splice(0).map((c) => c.teardown()));
+  if (stateDir) fs.rmSync(stateDir, { recursive: true, force: true });
+  stateDir = '';
+});
+
+async function cluster(name: string): Promise<TestCluster> {
+  const c = await startCluster({ members: 3, quotaBytes: 16 * MiB, name });
+  clusters.push(c);
+  return c;
+}
+
+function guard(args: string[]): GuardProcess {
+  const g = startGuard(['--state-dir', stateDir, ...args]);
+  guards.push(g);
+  return g;
+}
+
+function cli(args: string[]) {
+  return execa(process.execPath, [bin, ...args], { reject: false, env: { NO_COLOR: '1' }, timeout: 60_000 });
+}
+
+function journalOf(runId: string): JournalRecord[] {
+  return readJournal(path.join(stateDir, 'runs', runId, 'journal.jsonl')).records;
+}
+
+function runIds(): string[] {
+  try {
+    return fs.readdirSync(path.join(stateDir, 'runs')).sort();
+  } catch {
+    return [];
+  }
+}
+
+async function poll<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Overwrite a few keys: history without live data. */
+async function writeHistory(c: TestCluster, puts: number) {
+  const client = c.client();
+  for (let i = 0; i < puts; i++) await client.put(`/hist/${i % 4}`).value(`v${i}`);
+}
+
+describe('runbook guard (real clusters, real CLI)', () => {
+  it('keeps a cluster under a filling writer out of NOSPACE (its unguarded twin reaches it); every run journaled; no read fails during its defrags', { timeout: 180_000 }, async () => {
+    stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'runbook-guard-'));
+    const [guarded, twin] = await Promise.all([cluster('guarded'), cluster('twin')]);
+    await guarded.client().put('/read-me').value('x');
+    const g = guard(['-i', guarded.writeInventory(), '--interval', '1s', '--cooldown', '5s', '-p', 'keepRevisions=20']);
+    await g.waitFor((e) => e.type === 'guard.poll', 'a first poll');
+
+    // The same writer on both: 32 KiB every 100 ms over 8 keys (~320 KiB/s of history).
+    const load = { valueBytes: 32 * 1024, everyMs: 100, keys: 8, prefix: '/load/' };
+    const readers = startReaders(guarded.endpoints, '/read-me');
+    const w1 = startWriter(guarded.endpoints[0]!, load);
+    const w2 = startWriter(twin.endpoints[0]!, load);
+    const alarmsSeen: string[] = [];
+    const until = Date.now() + 75_000;
+    while (Date.now() < until) {
+      for (const a of await guarded.alarms()) alarmsSeen.push(a.alarm);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const [r1, r2] = await Promise.all([w1.stop(), w2.stop()]);
+    const reads = await readers.stop();
+
+    // without the guard the writer reached NOSPACE within the window: the guard had something to prevent
+    expect(r2.nospaceAfterMs, 'the unguarded twin reaches NOSPACE').toBeDefined();
+    expect(r2.nospaceAfterMs!).toBeLessThan(75_000);
+    // with it, no put was refused and no alarm was ever raised
+    expect(r1.nospaceAfterMs).toBeUndefined();
+    expect(r1.errors).toEqual([]);
+    expect(r1.puts).toBeGreaterThan(r2.puts);
+    expect(alarmsSeen).toEqual([]);
+    expect(await guarded.alarms()).toEqual([]);
+    // every read through every member succeeded, defrags included
+    expect(reads.failures).toEqual([]);
+    expect(reads.reads).toBeGreaterThan(100);
+
+    // every run the guard started is in the journal, started by the guard, and succeeded
+    const started = g.events.filter((e) => e.type === 'guard.decision' && e.decision === 'started');
+    expect(started.length).toBeGreaterThanOrEqual(1);
+    await g.waitFor((e) => e.type === 'guard.run-ended' && e.runId === started.at(-1)!.runId, 'the last run to end');
+    expect(runIds()).toEqual(started.map((e) => e.runId).sort());
+    for (const e of started) {
+      const recs = journalOf(e.runId!);
+      const first = recs[0] as Extract<JournalRecord, { type: 'run.started' }>;
+      expect(first.type).toBe('run.started');
+      expect(first.runbook).toBe('nospace-prevention');
+      expect(first.requestedBy).toMatch(/^guard/);
+      expect(recs.at(-1)).toMatchObject({ type: 'run.finished', status: 'succeeded' });
+    }
+    // the decision is audited
+    const audit = fs.readFileSync(path.join(stateDir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(audit.filter((a) => a.event === 'guard.decision' && a.outcome === 'started').map((a) => a.runId).sort()).toEqual(started.map((e) => e.runId).sort());
+    expect(audit.some((a) => a.event === 'guard.rule' && a.rule === 'quota-use' && a.outcome === 'holds')).toBe(true);
+  });
+
+  it('stopped while its run waits half-way and started again: resumes that run and repeats nothing', { timeout: 120_000 }, async () => {
+    stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'runbook-guard-'));
+    const c = await cluster('restart');
+    await writeHistory(c, 120);
+    const inv = c.writeInventory();
+    // history rule only (auto-compaction is off on these members: the guard reads it from their command lines)
+    const args = ['-i', inv, '--interval', '500ms', '--approval', 'required', '-p', 'keepRevisions=10',
+      '--rule', 'quota-use=off', '--rule', 'fragmentation=off', '--rule', 'history=cluster.autoCompaction == false && cluster.history > 50'];
+    const g1 = guard(args);
+    const startedEv = await g1.waitFor((e) => e.type === 'guard.decision' && e.decision === 'started', 'a run to start');
+    const runId = startedEv.runId!;
+    await g1.waitFor((e) => e.type === 'guard.run' && e.record?.type === 'approval.requested' && e.record.stepId === 'compact', 'the compact approval request');
+    expect((await cli(['approve', runId, 'compact', '--state-dir', stateDir])).exitCode).toBe(0);
+    await g1.waitFor((e) => e.type === 'guard.run' && e.record?.type === 'approval.requested' && e.record.stepId === 'defrag', 'the defrag approval request');
+    const before = journalOf(runId);
+    expect(before.filter((r) => r.type === 'step.succeeded' && r.stepId === 'compact')).toHaveLength(1);
+    await g1.stop();
+    expect(journalOf(runId).at(-1)).toMatchObject({ type: 'run.finished', status: 'cancelled' });
+
+    const g2 = guard(args);
+    const resumed = await g2.waitFor((e) => e.type === 'guard.decision' && (e.decision === 'resumed' || e.decision === 'started'), 'the second guard to act');
+    expect(resumed.decision).toBe('resumed');
+    expect(resumed.runId).toBe(runId);
+    await poll('the run to be resumed', () => journalOf(runId).slice(before.length).some((r) => r.type === 'run.resumed'));
+    // still waiting for the defrag approval (the request was journaled before the stop): nothing defragmented yet
+    expect(journalOf(runId).some((r) => r.type === 'step.started' && r.stepId === 'defrag')).toBe(false);
+    expect((await cli(['approve', runId, 'defrag', '--state-dir', stateDir])).exitCode).toBe(0);
+    await g2.waitFor((e) => e.type === 'guard.run-ended' && e.runId === runId, 'the resumed run to end');
+
+    const recs = journalOf(runId);
+    expect(recs.at(-1)).toMatchObject({ type: 'run.finished', status: 'succeeded' });
+    expect(recs.filter((r) => r.type === 'run.resumed')).toHaveLength(1);
+    // the compaction ran once, in the first guard; each member was defragmented once, in the second
+    expect(recs.filter((r) => r.type === 'step.started' && r.stepId === 'compact')).toHaveLength(1);
+    const defrags = recs.filter((r) => r.type === 'step.succeeded' && r.stepId === 'defrag').map((r) => (r as { item?: string }).item);
+    expect(defrags.sort()).toEqual(['m1', 'm2', 'm3']);
+    // no second run: the history cleared (kept 10 revisions) and the rule is disarmed
+    expect(runIds()).toEqual([runId]);
+    await g2.waitFor((e) => e.type === 'guard.rule' && e.rule === 'history' && e.holds === false, 'the history rule to clear');
+    expect(g2.events.some((e) => e.type === 'guard.decision' && e.decision === 'started')).toBe(false);
+  });
+
+  it('waits, and says so, while another run holds the cluster lock; starts once it is released', { timeout: 120_000 }, async () => {
+    stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'runbook-guard-'));
+    const c = await cluster('locked');
+    await writeHistory(c, 120);
+    const inv = c.writeInventory();
+    const hold = path.join(stateDir, 'hold.yaml');
+    fs.writeFileSync(hold, 'apiVersion: runbook/v1\nname: hold-lock\nsummary: waits for a human while holding the cluster lock\nsteps:\n  - id: wait-here\n    action: approve\n    approval: required\n');
+    const holder = execa(process.execPath, [bin, 'run', hold, '-i', inv, '--state-dir', stateDir], { reject: false, env: { NO_COLOR: '1' }, stdin: 'ignore' });
+    const holderId = await poll('the holding run to wait for its approval', () => runIds().find((id) => journalOf(id).some((r) => r.type === 'approval.requested')));
+
+    const g = guard(['-i', inv, '--interval', '500ms', '-p', 'keepRevisions=10', '--rule', 'quota-use=off', '--rule', 'fragmentation=off', '--rule', 'history=cluster.history > 50']);
+    const waiting = await g.waitFor((e) => e.type === 'guard.decision' && e.decision === 'skipped-lock', 'the guard to say it waits');
+    expect(waiting.message).toMatch(/waiting/);
+    expect(waiting.message).toContain(holderId);
+    // it keeps waiting: no run of its own while the lock is held, and it said so once
+    await g.waitFor((e) => e.type === 'guard.poll' && g.events.filter((x) => x.type === 'guard.poll').length >= 4, 'more polls');
+    expect(runIds()).toEqual([holderId]);
+    expect(g.events.filter((e) => e.type === 'guard.decision' && e.decision === 'skipped-lock')).toHaveLength(1);
+
+    expect((await cli(['approve', holderId, 'wait-here', '--state-dir', stateDir])).exitCode).toBe(0);
+    expect((await holder).exitCode).toBe(0);
+    const started = await g.waitFor((e) => e.type === 'guard.decision' && e.decision === 'started', 'the guard to start once the lock is free');
+    await g.waitFor((e) => e.type === 'guard.run-ended' && e.runId === started.runId, 'its run to end');
+    expect(journalOf(started.runId!).at(-1)).toMatchObject({ type: 'run.finished', status: 'succeeded' });
+  });
+});
