@@ -8,8 +8,8 @@ import { alarmsFromStatusErrors } from '../etcd/maintenance.ts';
 import type { MetricsFacts } from '../etcd/metrics.ts';
 import type { MemberStatus } from '../etcd/status.ts';
 import type { Inventory } from '../inventory/types.ts';
+import { ETCD_DEFAULT_QUOTA_BYTES } from './findings.ts';
 
-export const DEFAULT_QUOTA_BYTES = 2 * 1024 ** 3;
 
 /** One member at one poll: its status and its /metrics, each possibly missing. */
 export interface MemberSample {
@@ -76,7 +76,7 @@ export function memberFacts(s: MemberSample, inventory: Inventory): MemberFacts 
   const dbSize = st?.dbSize ?? m.dbTotalBytes ?? 0;
   const inUseRaw = st && st.dbSizeInUse > 0 ? st.dbSizeInUse : m.dbInUseBytes ?? 0;
   const dbInUse = inUseRaw > 0 ? inUseRaw : dbSize;
-  const quota = m.quotaBytes && m.quotaBytes > 0 ? m.quotaBytes : inventory.quotaBytes && inventory.quotaBytes > 0 ? inventory.quotaBytes : DEFAULT_QUOTA_BYTES;
+  const quota = m.quotaBytes && m.quotaBytes > 0 ? m.quotaBytes : inventory.quotaBytes && inventory.quotaBytes > 0 ? inventory.quotaBytes : ETCD_DEFAULT_QUOTA_BYTES;
   const quotaSource = m.quotaBytes && m.quotaBytes > 0 ? 'member' : inventory.quotaBytes && inventory.quotaBytes > 0 ? 'inventory' : 'default';
   const reclaimable = Math.max(0, dbSize - dbInUse);
   return {

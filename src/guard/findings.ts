@@ -17,7 +17,10 @@
 import type { CertInfo } from '../diagnose/certs.ts';
 import { describeExpiry, EXPIRY_WARNING_DAYS } from '../diagnose/certs.ts';
 import { formatBytes, formatDuration } from '../util/units.ts';
-import { DEFAULT_QUOTA_BYTES, type GuardFacts } from './facts.ts';
+import type { GuardFacts } from './facts.ts';
+
+/** etcd's quota when --quota-backend-bytes is not given. */
+export const ETCD_DEFAULT_QUOTA_BYTES = 2 * 1024 ** 3;
 
 export interface GuardFinding {
   code: string;
@@ -37,6 +40,15 @@ export const FINDING_DEFAULTS: FindingOptions = { learnerMaxMs: 10 * 60_000, une
 const WEEK_MS = 7 * 86_400_000;
 const GROWTH_WINDOW_MS = 6 * 3600_000;
 const UNEVEN_POLLS = 3;
+
+/** Voters whose db sizes differ by more than half of the largest and at least `minBytes` (also `runbook diagnose`). */
+export function unevenDbSizes<T extends { name: string; dbSize: number }>(voters: readonly T[], minBytes: number): { max: T; min: T } | undefined {
+  if (voters.length < 2) return undefined;
+  const max = voters.reduce((a, b) => (b.dbSize > a.dbSize ? b : a));
+  const min = voters.reduce((a, b) => (b.dbSize < a.dbSize ? b : a));
+  const gap = max.dbSize - min.dbSize;
+  return gap >= minBytes && gap > max.dbSize / 2 ? { max, min } : undefined;
+}
 
 export interface FindingMemory {
   learnerSince: Map<string, number>;
@@ -78,7 +90,7 @@ export function assessFindings(input: FindingInputs, mem: FindingMemory, opts: F
     if (!series.length || now - series.at(-1)![0] >= 60_000) series.push([now, m.dbSize]);
     while (series.length > 2 && now - series[0]![0] > GROWTH_WINDOW_MS) series.shift();
     mem.sizes.set(m.name, series);
-    if (m.quota === DEFAULT_QUOTA_BYTES) {
+    if (m.quota === ETCD_DEFAULT_QUOTA_BYTES) {
       const [t0, s0] = series[0]!;
       const rate = now > t0 ? (m.dbSize - s0) / (now - t0) : 0;
       const eta = rate > 0 ? (m.quota - m.dbSize) / rate : Infinity;
@@ -96,12 +108,11 @@ export function assessFindings(input: FindingInputs, mem: FindingMemory, opts: F
   }
 
   const voters = facts.members.filter((m) => m.reachable && !m.learner);
-  if (voters.length >= 2 && !input.runActive) {
-    const max = voters.reduce((a, b) => (b.dbSize > a.dbSize ? b : a));
-    const min = voters.reduce((a, b) => (b.dbSize < a.dbSize ? b : a));
-    const gap = max.dbSize - min.dbSize;
-    mem.unevenPolls = gap >= opts.unevenMinBytes && gap > max.dbSize / 2 ? mem.unevenPolls + 1 : 0;
-    if (mem.unevenPolls >= UNEVEN_POLLS) {
+  if (!input.runActive) {
+    const uneven = unevenDbSizes(voters, opts.unevenMinBytes);
+    mem.unevenPolls = uneven ? mem.unevenPolls + 1 : 0;
+    if (uneven && mem.unevenPolls >= UNEVEN_POLLS) {
+      const { max, min } = uneven;
       add('uneven-db', 'warning', `db sizes differ across voters: ${max.name} ${formatBytes(max.dbSize)}, ${min.name} ${formatBytes(min.dbSize)} (a member not defragmented, or not applying compactions)`, max.name);
     }
   }
