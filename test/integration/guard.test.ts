@@ -181,7 +181,8 @@ describe('runbook guard (real clusters, real CLI)', () => {
     const hold = path.join(stateDir, 'hold.yaml');
     fs.writeFileSync(hold, 'apiVersion: runbook/v1\nname: hold-lock\nsummary: waits for a human while holding the cluster lock\nsteps:\n  - id: wait-here\n    action: approve\n    approval: required\n');
     const holder = execa(process.execPath, [bin, 'run', hold, '-i', inv, '--state-dir', stateDir], { reject: false, env: { NO_COLOR: '1' }, stdin: 'ignore' });
-    const holderId = await poll('the holding run to wait for its approval', () => runIds().find((id) => journalOf(id).some((r) => r.type === 'approval.requested')));
+    // (its run dir appears a moment before its journal file)
+    const holderId = await poll('the holding run to wait for its approval', () => runIds().find((id) => fs.existsSync(path.join(stateDir, 'runs', id, 'journal.jsonl')) && journalOf(id).some((r) => r.type === 'approval.requested')));
 
     const g = guard(['-i', inv, '--interval', '500ms', '-p', 'keepRevisions=10', '--rule', 'quota-use=off', '--rule', 'fragmentation=off', '--rule', 'history=cluster.history > 50']);
     const waiting = await g.waitFor((e) => e.type === 'guard.decision' && e.decision === 'skipped-lock', 'the guard to say it waits');
