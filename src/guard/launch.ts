@@ -96,7 +96,8 @@ export async function resumeGuardRun(o: LaunchOptions, runId: string): Promise<L
   const { loadRunbookText } = await import('../runbook/load.ts');
   const runbook = loadRunbookText(text, files.runbookCopy(dir));
   try {
-    const handle = resumeRun({ stateDir: o.stateDir, runId, registry: await o.registry(), runbook, runbookText: text, signal: o.signal, onEvent: o.onEvent, inventory: o.inventory });
+    // awaited: the lock may be taken asynchronously (a management etcd, a lock keyed by the cluster's identity)
+    const handle = await resumeRun({ stateDir: o.stateDir, runId, registry: await o.registry(), runbook, runbookText: text, signal: o.signal, onEvent: o.onEvent, inventory: o.inventory });
     return { handle };
   } catch (err) {
     return lockedOr(err);
