@@ -117,6 +117,7 @@ Stop with Ctrl-C or SIGTERM: a run in progress is interrupted and the next guard
         ...(audit ? { audit } : {}),
         registry: async () => (await import('../actions/registry.ts')).createRegistry(),
         onEvent: (e) => {
+          if (opts.once) return; // --once prints one summary below
           if (opts.json) return io.out(JSON.stringify(e));
           const line = formatGuardEvent(e);
           if (line) io.out(line);

@@ -225,4 +225,17 @@ describe('runbook guard (real clusters, real CLI)', () => {
       expect(bad.stderr).not.toMatch(/internal error|at .*\.ts:\d+/);
     }
   });
+
+  it('reads each member\'s own quota from /metrics over TLS with client certificates', async () => {
+    stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'runbook-guard-'));
+    const c = await startCluster({ members: 3, quotaBytes: 24 * MiB, name: 'tls', tls: true });
+    clusters.push(c);
+    const r = await cli(['guard', '-i', c.writeInventory(), '--once', '--json', '--state-dir', stateDir]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { facts: { members: { name: string; reachable: boolean; quota: number; quotaSource: string }[]; cluster: { compactionKnown: boolean } } };
+    expect(out.facts.members.map((m) => [m.name, m.reachable, m.quota, m.quotaSource])).toEqual([
+      ['m1', true, 24 * MiB, 'member'], ['m2', true, 24 * MiB, 'member'], ['m3', true, 24 * MiB, 'member'],
+    ]);
+    expect(out.facts.cluster.compactionKnown).toBe(true);
+  });
 });
