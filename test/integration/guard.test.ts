@@ -131,7 +131,7 @@ describe('runbook guard (real clusters, real CLI)', () => {
     expect(audit.some((a) => a.event === 'guard.rule' && a.rule === 'quota-use' && a.outcome === 'holds')).toBe(true);
   });
 
-  it('stopped while its run waits half-way and started again: resumes that run and repeats nothing', { timeout: 120_000 }, async () => {
+  it.each(['SIGTERM', 'SIGKILL'] as const)('stopped (%s) while its run waits half-way and started again: resumes that run and repeats nothing', { timeout: 120_000 }, async (signal) => {
     stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'runbook-guard-'));
     const c = await cluster('restart');
     await writeHistory(c, 120);
@@ -147,8 +147,10 @@ describe('runbook guard (real clusters, real CLI)', () => {
     await g1.waitFor((e) => e.type === 'guard.run' && e.record?.type === 'approval.requested' && e.record.stepId === 'defrag', 'the defrag approval request');
     const before = journalOf(runId);
     expect(before.filter((r) => r.type === 'step.succeeded' && r.stepId === 'compact')).toHaveLength(1);
-    await g1.stop();
-    expect(journalOf(runId).at(-1)).toMatchObject({ type: 'run.finished', status: 'cancelled' });
+    await g1.stop(signal);
+    // SIGTERM: interrupted, journaled as such; SIGKILL: the journal just stops (and the lock names a dead process)
+    if (signal === 'SIGTERM') expect(journalOf(runId).at(-1)).toMatchObject({ type: 'run.finished', status: 'cancelled' });
+    else expect(journalOf(runId).some((r) => r.type === 'run.finished')).toBe(false);
 
     const g2 = guard(args);
     const resumed = await g2.waitFor((e) => e.type === 'guard.decision' && (e.decision === 'resumed' || e.decision === 'started'), 'the second guard to act');

@@ -28,8 +28,8 @@ export interface GuardProcess {
   stderr(): string;
   /** Poll the events until one matches (never a fixed sleep). */
   waitFor(match: (e: GuardEventLine) => boolean, what: string, timeoutMs?: number): Promise<GuardEventLine>;
-  /** SIGTERM, then wait for the process to end; its exit code. */
-  stop(): Promise<number | undefined>;
+  /** SIGTERM (or `signal`), then wait for the process to end; its exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | undefined>;
   child: ResultPromise;
 }
 
@@ -70,8 +70,8 @@ export function startGuard(args: string[], env: Record<string, string> = {}): Gu
         await new Promise((r) => setTimeout(r, 50));
       }
     },
-    async stop() {
-      if (!exited) child.kill('SIGTERM');
+    async stop(signal = 'SIGTERM') {
+      if (!exited) child.kill(signal);
       const r = await child;
       return r.exitCode;
     },
