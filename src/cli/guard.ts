@@ -70,7 +70,7 @@ Default rules (override with --rule NAME=EXPR, drop with --rule NAME=off):
   fragmentation  members.exists(m, m.reachable && m.fragmentation > 0.5 && m.reclaimable >= 100 * 1024 * 1024)
   history        cluster.autoCompaction != true && cluster.history > 1000000
 Variables: members[] {name, reachable, leader, learner, dbSize, dbInUse, quota, quotaSource, usage, fragmentation,
-reclaimable, revision, compactRevision, alarms, version}; cluster {name, members, reachable, leader, revision,
+reclaimable, revision, compactRevision, alarms, version, error}; cluster {name, members, reachable, leader, revision,
 compactRevision, compactionKnown, history, autoCompaction, kubernetes, alarms}.
 Stop with Ctrl-C or SIGTERM: a run in progress is interrupted and the next guard resumes it.`,
     )

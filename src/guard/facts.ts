@@ -43,6 +43,8 @@ export interface MemberFacts {
   compactRevision: number;
   alarms: string[];
   version: string;
+  /** Why status failed ('' when it answered). */
+  error: string;
 }
 
 export interface ClusterFacts {
@@ -95,6 +97,7 @@ export function memberFacts(s: MemberSample, inventory: Inventory): MemberFacts 
     compactRevision: m.compactRevision ?? 0,
     alarms: alarmsFromStatusErrors(st?.errors ?? []).map((a) => a.alarm),
     version: st?.version ?? m.serverVersion ?? '',
+    error: st ? '' : s.error ?? '',
   };
 }
 

@@ -11,6 +11,7 @@
  * - uneven-db: voters' db sizes differ by more than half of the largest and at least `unevenMinBytes`, in several
  *   polls in a row (one member defragmented and not the others, or a member that does not apply compactions);
  * - nospace-alarm: too late for prevention: nospace-recovery is the runbook;
+ * - member-unreachable: a member did not answer two polls in a row;
  * - prevention-ineffective: a rule still holds after a successful prevention run (live data near the quota).
  * Pure: the memory of earlier polls is passed in and updated.
  */
@@ -55,10 +56,12 @@ export interface FindingMemory {
   /** Per member: [time, db size] samples over the growth window (at most one a minute). */
   sizes: Map<string, [number, number][]>;
   unevenPolls: number;
+  /** Per member: polls in a row it did not answer. */
+  downPolls: Map<string, number>;
 }
 
 export function newFindingMemory(): FindingMemory {
-  return { learnerSince: new Map(), sizes: new Map(), unevenPolls: 0 };
+  return { learnerSince: new Map(), sizes: new Map(), unevenPolls: 0, downPolls: new Map() };
 }
 
 export interface FindingInputs {
@@ -84,6 +87,10 @@ export function assessFindings(input: FindingInputs, mem: FindingMemory, opts: F
   }
 
   for (const m of facts.members) {
+    // A member that does not answer two polls in a row (one miss is a blip: a defrag, a GC pause, a busy machine).
+    const down = m.reachable ? 0 : (mem.downPolls.get(m.name) ?? 0) + 1;
+    mem.downPolls.set(m.name, down);
+    if (down >= 2) add('member-unreachable', 'warning', `${m.name} does not answer${m.error ? `: ${m.error}` : ''}`, m.name);
     if (!m.reachable) continue;
     // growth, sampled at most once a minute over the window
     const series = mem.sizes.get(m.name) ?? [];

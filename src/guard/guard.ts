@@ -173,18 +173,23 @@ export class ClusterGuard {
       // The audit log gets a rule's changes (holds ↔ clear), not every evaluation: it stays readable for months.
       if (prev !== r.holds) this.#o.audit?.record({ event: 'guard.rule', source: 'guard', cluster, rule: r.rule, outcome: r.holds ? 'holds' : 'clear', summary: summarize(facts), ...(r.error ? { reason: r.error } : {}) });
     }
-    if (!signal.aborted && opts.act !== false) await this.#decide(results);
+    if (!signal.aborted && opts.act !== false) await this.#decide(results, facts);
     this.#report(facts);
     return facts;
   }
 
-  async #decide(results: RuleResult[]): Promise<void> {
+  async #decide(results: RuleResult[], facts: GuardFacts): Promise<void> {
     const { metrics, config } = this.#o;
     const cluster = this.name;
     const holding = results.filter((r) => r.holds).map((r) => r.rule);
     if (this.#run) {
       for (const r of results) if (!r.holds && !r.error) this.#trigger.disarmed.delete(r.rule);
       if (holding.length) metrics.decisions.inc({ cluster, decision: 'skipped-running' });
+      return;
+    }
+    if (holding.length && facts.cluster.alarms.length) {
+      // Prevention refuses a cluster with an alarm (its preflight would): too late, say what fits instead.
+      this.#decision('refused', holding, `${holding.join(', ')} ${holding.length > 1 ? 'hold' : 'holds'}, but the cluster has a ${facts.cluster.alarms.join(', ')} alarm: too late for prevention${facts.cluster.alarms.includes('NOSPACE') ? '; recover with: runbook run nospace-recovery' : ''}`, `alarm:${facts.cluster.alarms.join(',')}`);
       return;
     }
     const d = decide(results, this.#trigger, Date.now(), config.cooldownMs);

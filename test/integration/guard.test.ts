@@ -240,4 +240,18 @@ describe('runbook guard (real clusters, real CLI)', () => {
     ]);
     expect(out.facts.cluster.compactionKnown).toBe(true);
   });
+
+  it('a cluster already at NOSPACE: refuses to run prevention (too late) and says what fits; reports the alarm', async () => {
+    stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'runbook-guard-'));
+    const c = await cluster('full');
+    await c.fillToNospace();
+    const g = guard(['-i', c.writeInventory(), '--interval', '500ms']);
+    const refused = await g.waitFor((e) => e.type === 'guard.decision', 'a decision');
+    expect(refused.decision).toBe('refused');
+    expect(refused.message).toMatch(/NOSPACE alarm: too late for prevention; recover with: runbook run nospace-recovery/);
+    await g.waitFor((e) => e.type === 'guard.finding' && e.finding?.code === 'nospace-alarm', 'the nospace-alarm finding');
+    await g.waitFor((e) => e.type === 'guard.poll' && g.events.filter((x) => x.type === 'guard.poll').length >= 3, 'more polls');
+    expect(runIds()).toEqual([]);
+    expect((await c.alarms()).map((a) => a.alarm)).toContain('NOSPACE');
+  });
 });

@@ -60,4 +60,13 @@ describe('guard findings (reported, never fixed)', () => {
     expect(codes(found)).toEqual(['cert-expired', 'cert-expiring']);
     expect(found.find((f) => f.code === 'cert-expiring')!.message).toMatch(/\/a\.pem.*12 days/);
   });
+  it('a member that does not answer two polls in a row', () => {
+    const mem = newFindingMemory();
+    const down: MemberSample = { name: 'm2', endpoint: 'm2', error: 'connection refused' };
+    expect(codes(run([sample('m1', MiB), down], 0, mem))).toEqual([]);
+    const found = run([sample('m1', MiB), down], 1, mem);
+    expect(codes(found)).toEqual(['member-unreachable@m2']);
+    expect(found[0]!.message).toMatch(/connection refused/);
+    expect(codes(run([sample('m1', MiB), sample('m2', MiB)], 2, mem))).toEqual([]);
+  });
 });
