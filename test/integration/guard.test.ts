@@ -6,7 +6,8 @@
  * cluster's lock makes it wait and say so.
  *
  * The issue asks for five minutes of writing; the suite keeps the pressure (a writer that fills the quota in about a
- * minute) and writes for 80 s, long enough for the guard to act more than once.
+ * minute) and writes for 80 s (longer if the twin has not reached NOSPACE yet: a loaded machine slows both writers),
+ * long enough for the guard to act more than once.
  */
 import { execa } from 'execa';
 import fs from 'node:fs';
@@ -21,6 +22,7 @@ import { bin, startGuard, startReaders, startWriter, type GuardProcess } from '.
 const MiB = 1024 * 1024;
 /** How long the writers write (the issue: five minutes; here the same pressure for 80 s, see the file comment). */
 const WINDOW_MS = 80_000;
+const MAX_WINDOW_MS = 150_000;
 const clusters: TestCluster[] = [];
 const guards: GuardProcess[] = [];
 let stateDir = '';
@@ -77,7 +79,7 @@ async function writeHistory(c: TestCluster, puts: number) {
 }
 
 describe('runbook guard (real clusters, real CLI)', () => {
-  it('keeps a cluster under a filling writer out of NOSPACE (its unguarded twin reaches it); every run journaled; no read fails during its defrags', { timeout: 180_000 }, async () => {
+  it('keeps a cluster under a filling writer out of NOSPACE (its unguarded twin reaches it); every run journaled; no read fails during its defrags', { timeout: 240_000 }, async () => {
     stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'runbook-guard-'));
     const [guarded, twin] = await Promise.all([cluster('guarded'), cluster('twin')]);
     await guarded.client().put('/read-me').value('x');
@@ -91,8 +93,9 @@ describe('runbook guard (real clusters, real CLI)', () => {
     const w1 = startWriter(guarded.endpoints[0]!, load);
     const w2 = startWriter(twin.endpoints[0]!, load);
     const alarmsSeen: string[] = [];
-    const until = Date.now() + WINDOW_MS;
-    while (Date.now() < until) {
+    // Write for WINDOW_MS, and on until the twin has reached NOSPACE (a loaded machine slows both writers alike).
+    const t0 = Date.now();
+    while (Date.now() - t0 < WINDOW_MS || (w2.result.nospaceAfterMs === undefined && Date.now() - t0 < MAX_WINDOW_MS)) {
       for (const a of await guarded.alarms()) alarmsSeen.push(a.alarm);
       await new Promise((r) => setTimeout(r, 500));
     }
@@ -101,9 +104,8 @@ describe('runbook guard (real clusters, real CLI)', () => {
 
     // without the guard the writer reached NOSPACE within the window: the guard had something to prevent
     expect(r2.nospaceAfterMs, 'the unguarded twin reaches NOSPACE').toBeDefined();
-    expect(r2.nospaceAfterMs!).toBeLessThan(WINDOW_MS);
     // with it, no put was refused and no alarm was ever raised
-    expect(r1.nospaceAfterMs).toBeUndefined();
+    expect(r1.nospaceAfterMs, `guarded writer refused with NOSPACE; guard said: ${g.events.filter((e) => e.type === 'guard.decision' || e.type === 'guard.run-ended').map((e) => e.message).join(' | ')}`).toBeUndefined();
     expect(r1.errors).toEqual([]);
     expect(r1.puts).toBeGreaterThan(r2.puts);
     expect(alarmsSeen).toEqual([]);
