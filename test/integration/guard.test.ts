@@ -86,8 +86,8 @@ describe('runbook guard (real clusters, real CLI)', () => {
     const g = guard(['-i', guarded.writeInventory(), '--interval', '1s', '--cooldown', '5s', '-p', 'keepRevisions=20']);
     await g.waitFor((e) => e.type === 'guard.poll', 'a first poll');
 
-    // The same writer on both: 32 KiB every 130 ms over 8 keys (~250 KiB/s of history): measured, it brings the
-    // unguarded twin to NOSPACE in 50-55 s (3.5.30; 413 puts).
+    // The same writer on both: 32 KiB every 130 ms over 8 keys (~250 KiB/s of history). Measured on 3.5.30, 413 such
+    // puts bring an unguarded 16 MiB cluster to NOSPACE: ~54 s at this pace.
     const load = { valueBytes: 32 * 1024, everyMs: 130, keys: 8, prefix: '/load/' };
     const readers = startReaders(guarded.endpoints, '/read-me');
     const w1 = startWriter(guarded.endpoints[0]!, load);
