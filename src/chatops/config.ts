@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { defaultStateDir } from '../execute/run-store.ts';
 import { UserError, type Diagnostic } from '../util/errors.ts';
 import { parseDuration } from '../util/units.ts';
+import { guardConfig, zGuardSpec, type GuardConfig } from '../guard/config.ts';
 import { describeIssues, readYamlFile, type SchemaIssue, type YamlSource } from '../util/yaml-source.ts';
 
 /** Where a secret comes from. Inline values are refused: config files get copied, pasted and committed. */
@@ -24,6 +25,8 @@ export interface ClusterConfig {
   users?: string[];
   channels?: string[];
   approvers?: string[];
+  /** A guard on this cluster (`guard:`), checked and defaulted (src/guard/config.ts). */
+  guard?: GuardConfig;
 }
 
 export interface RunbookAccess {
@@ -84,7 +87,7 @@ const zConfig = z.strictObject({
   mattermost: z.strictObject({ apiUrl: z.url(), channel: z.string().min(1).max(200).optional() }).optional(),
   clusters: z.record(z.string().regex(NAME, 'cluster names are letters, digits, - and _ (starting with a letter)'), z.union([
     z.string().min(1),
-    z.strictObject({ inventory: z.string().min(1), users: ID_LIST.optional(), channels: ID_LIST.optional(), approvers: ID_LIST.optional() }),
+    z.strictObject({ inventory: z.string().min(1), users: ID_LIST.optional(), channels: ID_LIST.optional(), approvers: ID_LIST.optional(), guard: zGuardSpec.optional() }),
   ])),
   runbooks: z.record(z.string().regex(NAME, 'not a runbook name'), z.strictObject({
     file: z.string().min(1).optional(),
@@ -189,6 +192,15 @@ function checkConfig(src: YamlSource, env: NodeJS.ProcessEnv): ChatopsConfig {
       ...(typeof v !== 'string' && v.channels ? { channels: v.channels } : {}),
       ...(typeof v !== 'string' && v.approvers ? { approvers: v.approvers } : {}),
     };
+    if (typeof v !== 'string' && v.guard && v.guard.enabled) {
+      const { enabled: _on, ...g } = v.guard;
+      try {
+        clusters[name]!.guard = guardConfig(g, (k) => `clusters.${name}.guard.${k}`);
+      } catch (err) {
+        if (!(err instanceof UserError)) throw err;
+        at(['clusters', name, 'guard'], err.message);
+      }
+    }
   }
 
   const runbooks: Record<string, RunbookAccess> = {};

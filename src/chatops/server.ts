@@ -4,6 +4,7 @@
  * are size-capped, slow requests time out, and every refusal is audited.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
@@ -380,6 +381,15 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
   const url = `${tlsKey ? 'https' : 'http'}://${host}:${port}`;
   audit.record({ event: 'server.started', source: 'server', outcome: 'ok', listen: url, pid: process.pid });
   if (opts.store) runs.startTakeover(opts.takeoverIntervalMs ?? 1000);
+  // A guard per cluster whose entry has `guard:` (src/guard/fleet.ts), on this server's metrics, audit log and channel.
+  const notice = alertSink();
+  const guards = Object.values(cfg.clusters).some((c) => c.guard)
+    ? (await import('../guard/fleet.ts')).startGuards({
+      cfg, registry: metrics.registry, audit, actions: registry, log, operator: opts.replicaId ?? `serve@${os.hostname()}`,
+      ...(notice ? { notify: (text: string) => notice.sink.notice(notice.channel, text) } : {}),
+      ...(opts.store ? { store: opts.store } : {}),
+    })
+    : undefined;
 
   return {
     url, port, runs, audit, metrics,
@@ -388,6 +398,7 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      await guards?.stop();
       await runs.drain({ interrupt: !closeOpts.waitForRuns });
       audit.record({ event: 'server.stopped', source: 'server', outcome: 'ok' });
       await audit.close();

@@ -32,6 +32,8 @@ export function registerServeCommand(program: Command, io: Io): void {
         io.out(`  listen ${config.listen.host}:${config.listen.port}${config.tls ? ' (TLS)' : ''}, state dir ${config.stateDir}`);
         io.out(`  clusters: ${Object.keys(config.clusters).join(', ') || 'none'}; runbooks: ${Object.keys(config.runbooks).join(', ') || 'none'}; alerts: ${Object.keys(config.alerts).join(', ') || 'none'}`);
         io.out(`  routes: ${Object.values(ROUTES).join(' ')}`);
+        const guarded = Object.entries(config.clusters).filter(([, c]) => c.guard);
+        if (guarded.length) io.out(`  guards: ${guarded.map(([n, c]) => `${n} (every ${c.guard!.intervalMs / 1000}s, rules ${c.guard!.rules.map((r) => r.name).join(', ')})`).join('; ')}`);
         return;
       }
       const { openStore } = await import('../store/open.ts');

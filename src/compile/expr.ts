@@ -49,17 +49,21 @@ export interface ParsedExpr {
   refs: ExprRefs;
 }
 
-const env = new Environment({
-  homogeneousAggregateLiterals: false,
-  limits: {
-    maxAstNodes: EXPR_LIMITS.maxAstNodes,
-    maxDepth: EXPR_LIMITS.maxDepth,
-    maxListElements: EXPR_LIMITS.maxListElements,
-    maxMapEntries: EXPR_LIMITS.maxMapEntries,
-    maxCallArguments: 16,
-  },
-});
-for (const name of SCOPE_NAMES) env.registerVariable(name, 'dyn');
+function newEnvironment(names: readonly string[]): Environment {
+  const e = new Environment({
+    homogeneousAggregateLiterals: false,
+    limits: {
+      maxAstNodes: EXPR_LIMITS.maxAstNodes,
+      maxDepth: EXPR_LIMITS.maxDepth,
+      maxListElements: EXPR_LIMITS.maxListElements,
+      maxMapEntries: EXPR_LIMITS.maxMapEntries,
+      maxCallArguments: 16,
+    },
+  });
+  for (const name of names) e.registerVariable(name, 'dyn');
+  return e;
+}
+const env = newEnvironment(SCOPE_NAMES);
 
 type Compiled = ReturnType<typeof env.parse>;
 const cache = new Map<string, Compiled>();
@@ -120,6 +124,64 @@ export function evalBool(text: string, scope: ExprScope): boolean {
     throw new StepError('invalid', `condition ${quote(text)} must be true or false, got ${describe(v)}`);
   }
   return v;
+}
+
+/** A condition over variables other than a runbook's (the guard's rules: `cluster`, `members`). */
+export interface ExprDialect {
+  /** Parse and type-check; never throws. */
+  check(text: string): { ok: boolean; error?: string; offset?: number };
+  /** Evaluate to a boolean (no truthiness); throws StepError('invalid') naming the expression. */
+  evalBool(text: string, vars: Record<string, unknown>): boolean;
+}
+
+/**
+ * The same CEL, limits and number conversions as runbooks, in an environment of its own that knows only `names`:
+ * a rule cannot name `steps`, a runbook's `when:` cannot name the guard's variables.
+ */
+export function exprDialect(names: readonly string[]): ExprDialect {
+  const dialect = newEnvironment(names);
+  const parsed = new Map<string, Compiled>();
+  const compileIn = (text: string): Compiled => {
+    let c = parsed.get(text);
+    if (!c) {
+      c = dialect.parse(text);
+      if (parsed.size >= 500) parsed.delete(parsed.keys().next().value!);
+      parsed.set(text, c);
+    }
+    return c;
+  };
+  return {
+    check(text) {
+      if (typeof text !== 'string' || text.trim() === '') return { ok: false, error: 'empty expression', offset: 0 };
+      if (text.length > EXPR_LIMITS.maxLength) return { ok: false, error: `expression is ${text.length} characters long (limit ${EXPR_LIMITS.maxLength})`, offset: 0 };
+      try {
+        compileIn(text);
+        const checked = dialect.check(text);
+        if (!checked.valid) return { ok: false, ...celError(checked.error) };
+      } catch (err) {
+        return { ok: false, ...celError(err) };
+      }
+      return { ok: true };
+    },
+    evalBool(text, vars) {
+      let compiled: Compiled;
+      try {
+        compiled = compileIn(text);
+      } catch (err) {
+        throw new StepError('invalid', `cannot parse expression ${quote(text)}: ${celError(err).error}`);
+      }
+      const scope: Record<string, unknown> = {};
+      for (const n of names) scope[n] = toCel(vars[n], 0);
+      let v: unknown;
+      try {
+        v = fromCel(compiled(scope), 0);
+      } catch (err) {
+        throw new StepError('invalid', `cannot evaluate ${quote(text)}: ${celError(err).error}`);
+      }
+      if (typeof v !== 'boolean') throw new StepError('invalid', `condition ${quote(text)} must be true or false, got ${describe(v)}`);
+      return v;
+    },
+  };
 }
 
 export interface TemplatePart {

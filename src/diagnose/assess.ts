@@ -7,6 +7,7 @@
  */
 import { shellQuote } from '../exec/ssh.ts';
 import { formatBytes } from '../util/units.ts';
+import { ETCD_DEFAULT_QUOTA_BYTES, FINDING_DEFAULTS, unevenDbSizes } from '../guard/findings.ts';
 import { EXPIRY_WARNING_DAYS, describeExpiry } from './certs.ts';
 import type { Facts } from './collect.ts';
 import type { Diagnosis, Finding, Recommendation } from './types.ts';
@@ -74,6 +75,17 @@ export function assess(facts: Facts, ctx: AssessContext): Pick<Diagnosis, 'findi
       add('warning', 'fragmentation', `${m.name}: ${pct(m.fragmentation)} of the db is free pages (${formatBytes(m.dbSize - m.dbSizeInUse)} a defrag would give back)`, m.name);
     }
   }
+  // Also what `runbook guard` reports (src/guard/findings.ts): the default quota filling up, uneven db sizes. Both
+  // only below the quota-usage warning: above it that finding (and nospace-recovery) is what to act on, and members
+  // part-way through a recovery differ in size anyway.
+  const nearQuota = facts.members.some((m) => m.usage !== undefined && m.usage > USAGE_WARNING);
+  for (const m of facts.members) {
+    if (m.quotaBytes === ETCD_DEFAULT_QUOTA_BYTES && m.usage !== undefined && m.usage >= 0.5 && m.usage <= USAGE_WARNING && m.dbSize !== undefined) {
+      add('warning', 'default-quota', `${m.name}: the quota is etcd's 2 GiB default and the db (${formatBytes(m.dbSize)}, ${pct(m.usage)}) is past half of it: set --quota-backend-bytes (e.g. 8GiB)`, m.name);
+    }
+  }
+  const uneven = unevenDbSizes(facts.members.flatMap((m) => (m.reachable && !m.isLearner && m.dbSize !== undefined ? [{ name: m.name, dbSize: m.dbSize }] : [])), FINDING_DEFAULTS.unevenMinBytes);
+  if (uneven && !nearQuota) add('warning', 'uneven-db', `db sizes differ across voters: ${uneven.max.name} ${formatBytes(uneven.max.dbSize)}, ${uneven.min.name} ${formatBytes(uneven.min.dbSize)} (a member not defragmented, or not applying compactions)`, uneven.max.name);
   if (facts.compactionGap !== null && facts.compactionGap > COMPACTION_GAP_WARNING) {
     add('warning', 'compaction-gap', `${facts.compactionGap} revisions of history since the last compaction (at ${facts.compactRevision || 'never'}): a compaction would free their space`);
   }

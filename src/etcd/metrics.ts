@@ -85,6 +85,12 @@ export interface MetricsFacts {
   hasLeader?: boolean;
   /** etcd_server_version{server_version="…"}. */
   serverVersion?: string;
+  /** etcd_debugging_mvcc_current_revision: the member's store revision. */
+  currentRevision?: number;
+  /** etcd_debugging_mvcc_compact_revision: the revision history was last compacted at (0 = never). */
+  compactRevision?: number;
+  /** etcd_server_is_learner: 1 while the member is a learner. */
+  isLearner?: boolean;
 }
 
 /** Parse the facts above out of a metrics page. */
@@ -98,6 +104,12 @@ export function metricsFacts(text: string): MetricsFacts {
   if (inUse !== undefined) facts.dbInUseBytes = inUse;
   const leader = metricValue(text, 'etcd_server_has_leader');
   if (leader !== undefined) facts.hasLeader = leader === 1;
+  const current = metricValue(text, 'etcd_debugging_mvcc_current_revision');
+  if (current !== undefined) facts.currentRevision = current;
+  const compacted = metricValue(text, 'etcd_debugging_mvcc_compact_revision');
+  if (compacted !== undefined) facts.compactRevision = compacted;
+  const learner = metricValue(text, 'etcd_server_is_learner');
+  if (learner !== undefined) facts.isLearner = learner === 1;
   const v = /^etcd_server_version\{server_version="([^"]+)"\} /m.exec(text);
   if (v) facts.serverVersion = v[1]!;
   return facts;

@@ -134,7 +134,7 @@ function sanitize(argv: string[], pick: number): string[] {
 
 const soup = () => fc
   .record({
-    cmd: fc.oneof({ weight: 8, arbitrary: fc.constantFrom(...SAFE_COMMANDS) }, { weight: 1, arbitrary: nastyString.filter((s) => s !== 'rehearse' && s !== 'diagnose') }, { weight: 1, arbitrary: fc.constant('') }),
+    cmd: fc.oneof({ weight: 8, arbitrary: fc.constantFrom(...SAFE_COMMANDS) }, { weight: 1, arbitrary: nastyString.filter((s) => s !== 'rehearse' && s !== 'diagnose' && s !== 'guard') }, { weight: 1, arbitrary: fc.constant('') }),
     tokens: fc.array(fc.oneof({ weight: 1, arbitrary: fc.constantFrom(...ALL_FLAGS) }, { weight: 2, arbitrary: value() }), { maxLength: 8 }),
     pick: fc.nat(),
     noCmd: fc.boolean(),
@@ -223,7 +223,7 @@ const malformedParam: fc.Arbitrary<Injected> = fc.record({ spec: fc.oneof(fc.con
 }));
 
 const unknownCommand: fc.Arbitrary<Injected> = word
-  .filter((w) => ![...SAFE_COMMANDS, 'rehearse', 'diagnose'].includes(w))
+  .filter((w) => ![...SAFE_COMMANDS, 'rehearse', 'diagnose', 'guard'].includes(w))
   .map((w) => ({ argv: [`zz${w}`], names: [`zz${w}`] }));
 
 const badLimit: fc.Arbitrary<Injected> = fc.constantFrom('0', '-1', 'x', '1.5', 'NaN', '', ' ').map((v) => ({ argv: ['history', '--limit', v], names: ['--limit'] }));

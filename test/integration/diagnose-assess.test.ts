@@ -76,7 +76,8 @@ describe('diagnose assessment', () => {
     );
     expect(r.status).toBe('warning');
     const byCode = Object.fromEntries(r.findings.map((f) => [f.code, f.severity]));
-    expect(byCode).toEqual({ fragmentation: 'warning', 'compaction-gap': 'warning', 'auto-compaction-off': 'info', learner: 'info', 'mixed-versions': 'warning' });
+    // etcd-1 is also half of the default quota and ten times the size of etcd-2 (what runbook guard reports too)
+    expect(byCode).toEqual({ fragmentation: 'warning', 'compaction-gap': 'warning', 'auto-compaction-off': 'info', learner: 'info', 'mixed-versions': 'warning', 'default-quota': 'warning', 'uneven-db': 'warning' });
     expect(r.recommendations).toEqual([]);
   });
 
@@ -95,5 +96,13 @@ describe('diagnose assessment', () => {
     const r = assess(facts({ leader: null, members: [member('etcd-1', down), member('etcd-2', down), member('etcd-3')] }), inv);
     expect(r.findings.map((f) => f.code)).toEqual(['member-down', 'member-down', 'no-quorum']);
     expect(r.recommendations.map((x) => x.runbook)).toEqual(['power-loss-restore']);
+  });
+
+  it('the default 2 GiB quota past half full, and voters of very different db sizes: warnings (what runbook guard reports too)', () => {
+    const r = assess(facts({ members: [member('etcd-1', { usage: 0.6, dbSize: 1.2 * GiB }), member('etcd-2', { usage: 0.6, dbSize: 1.2 * GiB }), member('etcd-3', { usage: 0.1, dbSize: 200 * MiB })] }), inv);
+    expect(r.findings.map((f) => `${f.code}@${f.member}`).sort()).toEqual(['default-quota@etcd-1', 'default-quota@etcd-2', 'uneven-db@etcd-1']);
+    expect(r.status).toBe('warning');
+    const set = assess(facts({ members: [member('etcd-1', { usage: 0.3, dbSize: 1.2 * GiB, quotaBytes: 4 * GiB, quotaSource: 'member flag --quota-backend-bytes' }), member('etcd-2', { dbSize: 1.1 * GiB }), member('etcd-3', { dbSize: 1.15 * GiB })] }), inv);
+    expect(set.findings).toEqual([]);
   });
 });

@@ -24,6 +24,11 @@ describe('metricsFacts', () => {
   it('reads the 3.5 names, and a member without a leader', () => {
     expect(metricsFacts(v35)).toEqual({ quotaBytes: 2 ** 31, dbTotalBytes: 16 * 1024 * 1024, dbInUseBytes: 204800, hasLeader: false, serverVersion: '3.5.30' });
   });
+  it('reads the revisions (current, last compaction) and whether the member is a learner, as 3.4 and 3.5 print them', () => {
+    const page = 'etcd_debugging_mvcc_compact_revision 3\netcd_debugging_mvcc_current_revision 6\netcd_server_is_learner 0\n';
+    expect(metricsFacts(page)).toEqual({ compactRevision: 3, currentRevision: 6, isLearner: false });
+    expect(metricsFacts('etcd_server_is_learner 1\n')).toEqual({ isLearner: true });
+  });
   it('leaves out what the page does not say', () => {
     expect(metricsFacts('# nothing here\n')).toEqual({});
   });
