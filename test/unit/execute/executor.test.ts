@@ -163,3 +163,74 @@ describe('executor', () => {
     await h.done;
   }, 20_000);
 });
+
+describe('the cluster identity a run is pinned to', () => {
+  const peers = inventory.members.map((m) => m.peerURL).sort();
+  const idOf = (clusterId: string | null, peerURLs = peers) => ({ clusterId, members: [], peerURLs });
+
+  /** The counting registry, plus a restore action and a live identity the test changes between steps. */
+  function pinnedRegistry(effects: Record<string, number>, live: { now: ReturnType<typeof idOf> }, onStep: Record<string, () => void> = {}): ActionRegistry {
+    const base = registry(effects);
+    const restore: ActionImpl = {
+      async run(ctx) {
+        effects[`${ctx.stepId}`] = (effects[`${ctx.stepId}`] ?? 0) + 1;
+        onStep[ctx.stepId]?.();
+        return {};
+      },
+    };
+    return {
+      ...base,
+      meta: (n) => (n === 'restore' ? { name: n, summary: n, input: z.object({}), mutates: true, idempotent: true, resetsIdentity: true } : base.meta(n)),
+      impl: (n) => (n === 'restore' ? restore : base.impl(n)),
+      clusterIdentity: async () => live.now,
+    };
+  }
+
+  it('a mutating step on a cluster that is not the pinned one is refused before its effect, naming both ids', async () => {
+    const effects: Record<string, number> = {};
+    const live = { now: idOf('aaaa1111') };
+    const reg = registry(effects, {});
+    const impl = reg.impl('read')!;
+    const swapping: ActionRegistry = { ...pinnedRegistry(effects, live), impl: (n) => (n === 'read' ? { run: async (ctx, i) => { live.now = idOf('bbbb2222'); return impl.run(ctx, i); } } : reg.impl(n)) };
+    const r = await (await startRun({ runbook: runbook([step('a', 'effect'), step('look', 'read'), step('b', 'effect')]), runbookText: 'x', inventory, params: {}, registry: swapping, stateDir: dir })).done;
+    expect(r.status).toBe('failed');
+    expect(r.error).toMatchObject({ stepId: 'b', kind: 'precondition' });
+    expect(r.error!.message).toMatch(/aaaa1111.*bbbb2222/);
+    expect(effects).toEqual({ a: 1, look: 1 });
+    expect(r.records.find((x) => x.type === 'cluster.identity')).toMatchObject({ reason: 'start', identity: { clusterId: 'aaaa1111' } });
+  });
+
+  it('a restore journals the identity it replaces, then pins the new cluster id once the restored members answer', async () => {
+    const effects: Record<string, number> = {};
+    const live = { now: idOf('aaaa1111') };
+    // the restored members answer with a new id once the restore is done; the approval then stops the run
+    const reg = pinnedRegistry(effects, live, { restore: () => { live.now = idOf('cccc3333'); } });
+    const rb = runbook([step('restore', 'restore'), step('after', 'effect'), step('gate', 'effect', { approval: 'required' })]);
+    const h = await startRun({ runbook: rb, runbookText: 'x', inventory, params: {}, registry: reg, stateDir: dir });
+    for (const until = Date.now() + 5000; h.pendingApprovals().length === 0 && Date.now() < until;) await new Promise((r) => setTimeout(r, 20));
+    await h.deny('gate', 'test', 'test');
+    const r = await h.done;
+    const pins = r.records.filter((x) => x.type === 'cluster.identity').map((x) => [(x as { reason: string }).reason, (x as { identity: { clusterId: string | null } }).identity.clusterId, (x as { previousClusterId?: string | null }).previousClusterId]);
+    expect(pins).toEqual([['start', 'aaaa1111', undefined], ['restore', null, 'aaaa1111'], ['after-restore', 'cccc3333', 'aaaa1111']]);
+    expect(effects).toMatchObject({ restore: 1, after: 1 });
+  });
+
+  it('a resume whose inventory reaches another cluster is refused before the lock and any step', async () => {
+    const effects: Record<string, number> = {};
+    const live = { now: idOf('aaaa1111') };
+    // a run pinned to aaaa1111 that failed at its second step (resumable)
+    const reg = pinnedRegistry(effects, live);
+    const failing: ActionRegistry = { ...reg, impl: (n) => (n === 'effect-once' ? { run: async () => { throw new StepError('failed', 'on purpose'); } } : reg.impl(n)) };
+    const run = await (await startRun({ runbook: runbook([step('a', 'effect'), step('b', 'effect-once')]), runbookText: 'x', inventory, params: {}, registry: failing, stateDir: dir })).done;
+    expect(run.status).toBe('failed');
+    live.now = idOf('bbbb2222', ['http://127.0.0.1:33800']);
+    const other = { ...inventory, name: 'other', members: [{ ...inventory.members[0]!, peerURL: 'http://127.0.0.1:33800' }] };
+    await expect(resumeRun({ stateDir: dir, runId: run.runId, registry: reg, runbook: runbook([step('a', 'effect'), step('b', 'effect-once')]), runbookText: 'x', inventory: other })).rejects.toThrow(/pinned to cluster id aaaa1111.*bbbb2222/);
+    expect(effects).toEqual({ a: 1 });
+    // with an inventory that reaches the run's own cluster it goes on
+    live.now = idOf('aaaa1111');
+    const resumed = await (await resumeRun({ stateDir: dir, runId: run.runId, registry: reg, runbook: runbook([step('a', 'effect'), step('b', 'effect-once')]), runbookText: 'x' })).done;
+    expect(resumed.status).toBe('succeeded');
+    expect(effects).toEqual({ a: 1, b: 1 });
+  });
+});
