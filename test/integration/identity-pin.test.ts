@@ -167,6 +167,9 @@ describe('a run is pinned to the cluster it started on (resume with another clus
     const r = await runner(['resume', runId, '--state-dir', stateDir, '--inventory', invB, '--yes']);
     expectRefusedNamingBoth(r, idA, idB);
     await expectUnchanged(b, before);
+    // `status` says which cluster the run belongs to
+    const status = await runner(['status', runId, '--state-dir', stateDir]);
+    expect(status.stdout).toContain(`pinned to cluster id ${idA}`);
     // A was not touched either: the refusal comes before any step.
     expect((await a.client("m1").cluster.memberList({})).members).toHaveLength(3);
   }, 240_000);
