@@ -12,7 +12,7 @@ if (!inventoryFile) {
 }
 const file = findRunbook('nospace-recovery');
 const runbook = loadRunbook(file);
-const run = startRun({
+const run = await startRun({
   runbook,
   runbookText: fs.readFileSync(file, 'utf8'),
   inventory: loadInventory(inventoryFile),

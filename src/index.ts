@@ -4,7 +4,7 @@
  * @example
  * import { loadRunbook, findRunbook, loadInventory, createRegistry, startRun } from 'runbook';
  * const runbook = loadRunbook(findRunbook('nospace-recovery'));
- * const run = startRun({
+ * const run = await startRun({ // reads the cluster's identity and takes its lock first
  *   runbook, runbookText: fs.readFileSync(runbook.source.file, 'utf8'),
  *   inventory: loadInventory('cluster.yaml'), params: {}, registry: createRegistry(),
  *   stateDir: defaultStateDir(), onEvent: (e) => console.log(e.type),
@@ -23,6 +23,8 @@ export { inventoryFromEndpoints } from './inventory/endpoints.ts';
 export { catalog } from './actions/catalog.ts';
 export type { ActionContext, ActionImpl, ActionMeta, ActionRegistry, ProbeResult } from './actions/types.ts';
 export { createRegistry } from './actions/registry.ts';
+export type { ClusterIdentity } from './execute/identity.ts';
+export { acquireClusterLock, clusterLockHolder } from './etcd/cluster-lock.ts';
 export { startRun, resumeRun, recordDecision, type RunHandle, type RunOptions, type RunResult } from './execute/executor.ts';
 export { defaultStateDir, listRunIds, readRunMeta } from './execute/run-store.ts';
 export { readJournal } from './execute/journal.ts';

@@ -119,7 +119,7 @@ export async function measureEngine(n = 40): Promise<{ engineStepMs: number; rec
     const stateDir = mkdtempSync(join(tmpdir(), 'runbook-bench-engine-'));
     try {
       const t0 = performance.now();
-      const handle = startRun({ runbook, runbookText: text, inventory: inventory as never, params: {}, registry, stateDir });
+      const handle = await startRun({ runbook, runbookText: text, inventory: inventory as never, params: {}, registry, stateDir });
       const result = await handle.done;
       if (result.status !== 'succeeded') throw new Error(`engine benchmark run ${result.status}: ${result.error?.message}`);
       samples.push(performance.now() - t0);

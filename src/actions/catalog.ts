@@ -156,6 +156,8 @@ export const catalog = {
       clusterToken: z.string().min(1).max(128).optional().describe('default: derived from the run id'),
     }),
     mutates: true,
+    // the restored members form a new cluster (new cluster and member ids): the run re-pins to it (src/execute/identity.ts)
+    resetsIdentity: true,
     idempotent: true,
     perMember: 'required',
     needsInventory: true,

@@ -95,6 +95,10 @@ export function createRegistry(extra: Record<string, { meta: ActionMeta; impl: A
       const { resolveMembers } = await import('./etcd.ts');
       return resolveMembers(ctx, selector, order);
     },
+    async clusterIdentity(inventory, signal) {
+      const { readClusterIdentity } = await import('../etcd/identity.ts');
+      return readClusterIdentity(inventory, signal ? { signal } : {});
+    },
   };
 }
 

@@ -3,6 +3,7 @@
  * implementations live in src/actions/<family>.ts and are the only code that touches etcd, processes or kubectl.
  */
 import type { z } from 'zod';
+import type { ClusterIdentity } from '../execute/identity.ts';
 import type { Inventory, MemberSpec } from '../inventory/types.ts';
 
 /** One item of a forEach loop. For member loops `member` is set. */
@@ -74,6 +75,8 @@ export interface ActionMeta<S extends z.ZodType = z.ZodType> {
   perMember?: 'required' | 'optional';
   /** Refuses to run without an inventory that has drivers / data dirs. */
   needsInventory?: boolean;
+  /** Gives the cluster a new identity (a restore: new cluster and member ids); the run re-pins to it after. */
+  resetsIdentity?: boolean;
 }
 
 export interface ActionDef<S extends z.ZodType = z.ZodType, O = unknown> extends ActionMeta<S> {
@@ -90,4 +93,9 @@ export interface ActionRegistry {
   load?(names: readonly string[]): Promise<void>;
   /** Resolve a members forEach to concrete, ordered members (reads the cluster for the leader). */
   resolveMembers?(ctx: ActionContext, selector: 'all' | 'voters' | 'learners', order: 'as-listed' | 'followers-then-leader'): Promise<MemberSpec[]>;
+  /**
+   * Read who the cluster the inventory reaches is (cluster id, members, peer URLs). Never throws for unreachable
+   * members. Without it (test registries), a run's identity is the inventory's addresses only.
+   */
+  clusterIdentity?(inventory: Inventory, signal?: AbortSignal): Promise<ClusterIdentity>;
 }

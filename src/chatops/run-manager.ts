@@ -203,7 +203,7 @@ export class RunManager {
         signal: this.#abort.signal,
         onEvent,
       };
-      run.handle = this.#d.store ? await startStoredRun({ ...runOpts, store: this.#d.store, owner: this.replicaId }) : startRun(runOpts);
+      run.handle = this.#d.store ? await startStoredRun({ ...runOpts, store: this.#d.store, owner: this.replicaId }) : await startRun(runOpts);
     } catch (err) {
       resolveSettled();
       if (err instanceof UserError) {

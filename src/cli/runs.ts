@@ -8,6 +8,7 @@ import type { JournalRecord } from '../events/types.ts';
 import { formatRecord, formatReport } from '../events/terminal.ts';
 import type { RunHandle } from '../execute/executor.ts';
 import { abortOnSignals } from './signals.ts';
+import { pinnedIdentity } from '../execute/identity.ts';
 import { readJournal } from '../execute/journal.ts';
 import type { RunReport } from '../execute/report.ts';
 import { defaultStateDir, files, readRunMeta, runDir } from '../execute/run-store.ts';
@@ -296,15 +297,17 @@ export function registerRunCommands(program: Command, io: Io): void {
       const meta = await store.readRunMeta(runId);
       const read = await store.readJournal(runId);
       const fold = foldJournal(read.records);
+      const pinned = pinnedIdentity(read.records);
       const steps = [...fold.steps].map(([id, s]) => ({
         id, status: s.status, ...(s.items ? { items: s.items.map((k) => ({ key: k, status: s.item.get(k)?.status ?? 'pending', attempts: s.item.get(k)?.attempts ?? 0 })) } : {}),
         ...(s.item.get('')?.error ? { error: s.item.get('')!.error } : {}),
       }));
       if (opts.json) {
-        io.out(json({ runId, runbook: meta.runbook, status: fold.status, params: meta.params, cluster: meta.inventory.name, steps, torn: read.torn ?? null, finished: fold.finished ?? null }));
+        io.out(json({ runId, runbook: meta.runbook, status: fold.status, params: meta.params, cluster: meta.inventory.name, clusterId: pinned?.clusterId ?? null, steps, torn: read.torn ?? null, finished: fold.finished ?? null }));
         return;
       }
       io.out(`run ${runId}: ${meta.runbook} on ${meta.inventory.name} — ${fold.status}`);
+      if (pinned) io.out(`  pinned to ${pinned.clusterId ? `cluster id ${pinned.clusterId}` : `peer URLs ${pinned.peerURLs.join(', ')} (no cluster id read yet)`}`);
       if (read.torn) io.out(`  (the last journal record is torn: line ${read.torn.line}; resume continues from the record before it)`);
       for (const s of steps) {
         io.out(`  ${s.id.padEnd(20)} ${s.status}`);

@@ -44,6 +44,15 @@ export function formatRecord(rec: JournalRecord, opts: TerminalOptions): string 
       return `${c.bold(`▶ ${rec.runbook}`)} ${c.dim(`run ${rec.runId}${rec.dryRun ? ' (dry run: nothing will be changed)' : ''}`)}\n  cluster ${rec.inventory.name}: ${rec.inventory.members.join(', ')}`;
     case 'run.resumed':
       return `${c.bold('▶ resumed')} ${c.dim(`run ${rec.runId}`)}${rec.note ? `\n  ${rec.note}` : ''}`;
+    case 'cluster.identity': {
+      const id = rec.identity;
+      const what = id.clusterId
+        ? `cluster id ${id.clusterId}; members ${id.members.map((m) => `${m.name || '(unstarted)'} ${m.id}${m.version ? ` v${m.version}` : ''}`).join(', ')}`
+        : `no member answers yet; peer URLs ${id.peerURLs.join(', ')}`;
+      const why = rec.reason === 'restore' ? `restore replaces cluster id ${rec.previousClusterId ?? '?'}; the new id is pinned once the members answer`
+        : rec.reason === 'after-restore' ? `new identity after the restore (was ${rec.previousClusterId ?? '?'})` : 'pinned';
+      return c.dim(`  identity (${why}): ${rec.reason === 'restore' ? `was ${rec.previousClusterId ?? '?'}` : what}`);
+    }
     case 'step.skipped':
       return `${c.dim(`- ${rec.stepId}: skipped (${rec.reason})`)}`;
     case 'step.items':

@@ -2,6 +2,7 @@
  * RunEvent: everything a run does, as data. The journal is these events, persisted (with seq + ts);
  * the terminal display, --json, chat-ops and metrics are formatters over the same stream.
  */
+import type { ClusterIdentity, IdentityReason } from '../execute/identity.ts';
 
 export interface ErrorInfo {
   kind: string;
@@ -27,6 +28,8 @@ export type RunEvent =
       requestedBy?: string;
     }
   | { type: 'run.resumed'; runId: string; pid: number; note?: string }
+  /** The cluster the run is pinned to (src/execute/identity.ts); `previousClusterId` names the one a restore replaced. */
+  | { type: 'cluster.identity'; reason: IdentityReason; identity: ClusterIdentity; previousClusterId?: string | null }
   | { type: 'step.skipped'; stepId: string; reason: string }
   | { type: 'step.items'; stepId: string; items: string[] }
   | { type: 'step.started'; stepId: string; item?: string; attempt: number; deadline?: number; member?: string }

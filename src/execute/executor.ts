@@ -14,7 +14,9 @@ import type { Inventory, MemberSpec } from '../inventory/types.ts';
 import type { Runbook, Step } from '../runbook/model.ts';
 import { ExitCode, StepError, UserError } from '../util/errors.ts';
 import { openJournal, memoryJournal, readJournal, writeFileAtomic, type JournalWriter } from './journal.ts';
+import { compareIdentity, identityMismatchError, pinnedIdentity, type ClusterIdentity, type IdentityReason } from './identity.ts';
 import { acquireLock, type HeldLock } from './lock.ts';
+import { normalizeURL } from '../etcd/ids.ts';
 import { buildReport, type RunReport } from './report.ts';
 import { createResourceScope } from './resources.ts';
 import { sleep } from './retry.ts';
@@ -87,34 +89,80 @@ export interface RunHandle {
 const DEFAULT_APPROVAL_TIMEOUT_MS = 24 * 3600_000;
 const APPROVAL_POLL_MS = 200;
 
-/** Start a new run (or a dry-run). Takes the cluster lock; throws UserError when it is held. */
-export function startRun(opts: RunOptions): RunHandle {
+/**
+ * Start a new run (or a dry-run). Reads who the cluster is, takes its machine-wide lock (throws UserError, exit 4,
+ * when another run holds it) and journals the identity the run is pinned to before any step.
+ */
+export async function startRun(opts: RunOptions): Promise<RunHandle> {
   const runId = opts.runId ?? newRunId(opts.runbook.name);
   if (opts.dryRun) {
     const journal = memoryJournal(runId);
     return execute({ ...opts, runId, journal, fold: newRunState(), resolutions: {}, dir: undefined, lock: undefined, resumed: false });
   }
-  const lock = acquireLock(opts.stateDir, opts.inventory, runId, { breakLock: opts.breakLock ?? false });
+  const identity = await liveIdentity(opts.registry, opts.inventory, opts.signal);
+  const journalFile = files.journal(runDir(opts.stateDir, runId));
+  const lock = acquireLock(identity, runId, { breakLock: opts.breakLock ?? false, journal: journalFile, label: opts.inventory.name });
   try {
-    const meta: RunMeta = {
-      runId,
-      runbook: opts.runbook.name,
-      runbookFile: opts.runbook.source.file,
-      hash: opts.runbook.source.hash,
-      params: opts.params,
-      inventory: storableInventory(opts.inventory),
-      createdAt: new Date().toISOString(),
-      ...(opts.requestedBy ? { requestedBy: opts.requestedBy } : {}),
-      ...(opts.approvalTimeoutMs ? { approvalTimeoutMs: opts.approvalTimeoutMs } : {}),
-      ...(opts.extraApprovals?.length ? { extraApprovals: opts.extraApprovals } : {}),
-    };
-    const dir = createRunDir(opts.stateDir, meta, opts.runbookText);
+    const dir = createRunDir(opts.stateDir, runMeta(opts, runId), opts.runbookText);
     const journal = openJournal(files.journal(dir), runId);
-    return execute({ ...opts, runId, journal, fold: newRunState(), resolutions: {}, dir, lock, resumed: false });
+    return execute({ ...opts, runId, journal, fold: newRunState(), resolutions: {}, dir, lock, resumed: false, pin: { reason: 'start', identity } });
   } catch (err) {
     lock.release();
     throw err;
   }
+}
+
+function runMeta(opts: RunOptions, runId: string): RunMeta {
+  return {
+    runId,
+    runbook: opts.runbook.name,
+    runbookFile: opts.runbook.source.file,
+    hash: opts.runbook.source.hash,
+    params: opts.params,
+    inventory: storableInventory(opts.inventory),
+    createdAt: new Date().toISOString(),
+    ...(opts.requestedBy ? { requestedBy: opts.requestedBy } : {}),
+    ...(opts.approvalTimeoutMs ? { approvalTimeoutMs: opts.approvalTimeoutMs } : {}),
+    ...(opts.extraApprovals?.length ? { extraApprovals: opts.extraApprovals } : {}),
+  };
+}
+
+/** The inventory's addresses as an identity: what a registry that cannot read the cluster (tests) pins to. */
+function inventoryIdentity(inv: Inventory): ClusterIdentity {
+  const urls = inv.members.map((m) => m.peerURL || m.clientURL).filter(Boolean).map(normalizeURL);
+  return { clusterId: null, members: [], peerURLs: [...new Set(urls)].sort() };
+}
+
+/** Who the cluster the inventory reaches is, as the registry reads it (cancellable). */
+async function liveIdentity(registry: ActionRegistry, inv: Inventory, signal?: AbortSignal): Promise<ClusterIdentity> {
+  if (!registry.clusterIdentity) return inventoryIdentity(inv);
+  const id = await registry.clusterIdentity(inv, signal);
+  if (signal?.aborted) throw new UserError('interrupted while reading who the cluster is; nothing was started', { exitCode: ExitCode.interrupted });
+  return id;
+}
+
+/**
+ * Before a resume or a takeover: the live cluster must be the one the run is pinned to (else UserError naming
+ * both). Returns the identity to lock, and the record to journal when the live cluster tells more than the pin.
+ */
+async function checkResumeIdentity(opts: ResumeOptions, inventory: Inventory, records: readonly JournalRecord[]): Promise<{ identity: ClusterIdentity; pin?: Pin }> {
+  const live = await liveIdentity(opts.registry, inventory, opts.signal);
+  const pinned = pinnedIdentity(records);
+  if (!pinned) return { identity: live, pin: { reason: 'resume', identity: live } }; // a run from before identities were journaled
+  const verdict = compareIdentity(pinned, live);
+  if (!verdict.same) throw identityMismatchError(opts.runId, verdict.why, inventory.source);
+  // Lock what the run has touched too: after a restore the pinned peer URLs are the ones to keep others off.
+  const identity = { ...live, peerURLs: [...new Set([...live.peerURLs, ...pinned.peerURLs])].sort() };
+  return {
+    identity,
+    ...(verdict.repin ? { pin: { reason: verdict.repin, identity: live, previousClusterId: pinned.previousClusterId ?? pinned.clusterId } } : {}),
+  };
+}
+
+interface Pin {
+  reason: IdentityReason;
+  identity: ClusterIdentity;
+  previousClusterId?: string | null;
 }
 
 /** What a resumed run takes from the run's stored meta and the resume options (local and stored runs alike). */
@@ -136,8 +184,11 @@ function resumedRunOptions(opts: ResumeOptions, meta: RunMeta, inventory: Invent
   };
 }
 
-/** Continue a run that crashed, was interrupted, or failed. Refuses when the runbook changed. */
-export function resumeRun(opts: ResumeOptions): RunHandle {
+/**
+ * Continue a run that crashed, was interrupted, or failed. Refuses when the runbook changed, and when the cluster
+ * the inventory reaches is not the one the run is pinned to (nothing is touched then).
+ */
+export async function resumeRun(opts: ResumeOptions): Promise<RunHandle> {
   const meta = readRunMeta(opts.stateDir, opts.runId);
   const dir = runDir(opts.stateDir, opts.runId);
   if (opts.runbook.source.hash !== meta.hash) {
@@ -152,7 +203,8 @@ export function resumeRun(opts: ResumeOptions): RunHandle {
   if (fold.status === 'succeeded' || fold.status === 'denied') {
     throw new UserError(`run ${opts.runId} already ended (${fold.status}); nothing to resume`);
   }
-  const lock = acquireLock(opts.stateDir, inventory, opts.runId, { breakLock: opts.breakLock ?? false });
+  const { identity, pin } = await checkResumeIdentity(opts, inventory, read.records);
+  const lock = acquireLock(identity, opts.runId, { breakLock: opts.breakLock ?? false, journal: files.journal(dir), label: inventory.name });
   try {
     const journal = openJournal(files.journal(dir), opts.runId);
     const note = journal.torn
@@ -168,6 +220,7 @@ export function resumeRun(opts: ResumeOptions): RunHandle {
       lock,
       resumed: true,
       ...(note ? { resumeNote: note } : {}),
+      ...(pin ? { pin } : {}),
     });
   } catch (err) {
     lock.release();
@@ -184,25 +237,18 @@ export async function startStoredRun(opts: RunOptions & { store?: StateStore; ow
   if (!store || store.kind === 'file' || opts.dryRun) return startRun(opts);
   const runId = opts.runId ?? newRunId(opts.runbook.name);
   await store.checkNotTarget(opts.inventory);
-  const lock = await store.acquireLock(opts.inventory, runId, { breakLock: opts.breakLock ?? false, ...(opts.owner ? { owner: opts.owner } : {}) });
+  const identity = await liveIdentity(opts.registry, opts.inventory, opts.signal);
+  // The machine-wide lock keeps this runner's neighbours off; the store's keeps runners on other machines off.
+  const local = acquireLock(identity, runId, { breakLock: opts.breakLock ?? false, label: opts.inventory.name });
+  let lock: StoreLock | undefined;
   try {
-    const meta: RunMeta = {
-      runId,
-      runbook: opts.runbook.name,
-      runbookFile: opts.runbook.source.file,
-      hash: opts.runbook.source.hash,
-      params: opts.params,
-      inventory: storableInventory(opts.inventory),
-      createdAt: new Date().toISOString(),
-      ...(opts.requestedBy ? { requestedBy: opts.requestedBy } : {}),
-      ...(opts.approvalTimeoutMs ? { approvalTimeoutMs: opts.approvalTimeoutMs } : {}),
-      ...(opts.extraApprovals?.length ? { extraApprovals: opts.extraApprovals } : {}),
-    };
-    await store.createRun(meta, opts.runbookText);
+    lock = await store.acquireLock(identity, runId, { label: opts.inventory.name, breakLock: opts.breakLock ?? false, ...(opts.owner ? { owner: opts.owner } : {}) });
+    await store.createRun(runMeta(opts, runId), opts.runbookText);
     const journal = await store.openJournal(runId, lock);
-    return execute({ ...opts, runId, journal, fold: newRunState(), resolutions: {}, dir: undefined, lock, resumed: false, store });
+    return execute({ ...opts, runId, journal, fold: newRunState(), resolutions: {}, dir: undefined, lock, localLock: local, resumed: false, store, pin: { reason: 'start', identity } });
   } catch (err) {
-    await Promise.resolve(lock.release()).catch(() => {});
+    local.release();
+    if (lock) await Promise.resolve(lock.release()).catch(() => {});
     throw err;
   }
 }
@@ -224,14 +270,21 @@ export async function resumeStoredRun(opts: ResumeOptions & { store?: StateStore
     throw new UserError(`run ${opts.runId} already ended (${before.status}); nothing to resume`);
   }
   await store.checkNotTarget(inventory);
-  const lock = await store.acquireLock(inventory, opts.runId, { breakLock: opts.breakLock ?? false, ...(opts.owner ? { owner: opts.owner } : {}) });
+  const checked = await checkResumeIdentity(opts, inventory, (await store.readJournal(opts.runId)).records);
+  const lock = await store.acquireLock(checked.identity, opts.runId, { label: inventory.name, breakLock: opts.breakLock ?? false, ...(opts.owner ? { owner: opts.owner } : {}) });
+  let local: HeldLock | undefined;
   try {
+    // The store's lock decided who runs it; a runner of this same run on this machine that lost it (frozen past
+    // its lease) is fenced off from the store, so its machine-wide lock is taken over rather than waited for.
+    local = acquireLock(checked.identity, opts.runId, { breakLock: opts.breakLock ?? false, label: inventory.name, takeOverSameRun: true });
     // Read the journal again under the lock: the previous holder may have appended until its lease ran out.
     const journal = await store.openJournal(opts.runId, lock);
     const fold = foldJournal(journal.records);
     if (fold.status === 'succeeded' || fold.status === 'denied') {
       throw new UserError(`run ${opts.runId} already ended (${fold.status}); nothing to resume`);
     }
+    // The previous holder may have pinned a new identity (a restore) until it stopped: compare with the last one.
+    const { pin } = await checkResumeIdentity(opts, inventory, journal.records);
     const snapshotText = await store.loadSnapshot(opts.runId);
     return execute({
       ...resumedRunOptions(opts, meta, inventory),
@@ -240,11 +293,14 @@ export async function resumeStoredRun(opts: ResumeOptions & { store?: StateStore
       resolutions: opts.resolutions ?? {},
       dir: undefined,
       lock,
+      localLock: local,
       resumed: true,
       store,
       ...(snapshotText ? { snapshotText } : {}),
+      ...(pin ? { pin } : {}),
     });
   } catch (err) {
+    local?.release();
     await Promise.resolve(lock.release()).catch(() => {});
     throw err;
   }
@@ -264,6 +320,10 @@ interface ExecInternals extends RunOptions {
   resolutions: Record<string, 'done' | 'rerun'>;
   dir: string | undefined;
   lock: HeldLock | StoreLock | undefined;
+  /** With a remote store: the machine-wide lock taken besides the store's. */
+  localLock?: HeldLock;
+  /** The identity to journal before the first step (start; resume when the live cluster tells more). */
+  pin?: Pin;
   resumed: boolean;
   resumeNote?: string;
   /** A non-file store (etcd): approvals and the machine snapshot go there instead of the run dir. */
@@ -412,8 +472,54 @@ function execute(x: ExecInternals): RunHandle {
     const value = renderInput(s, input.context, item);
     if (meta.perMember === 'required' && !item?.member) throw new StepError('invalid', `step "${s.id}": ${s.action} needs a forEach over members`);
     await registry.load?.([s.action]);
-    return runStep(env, s, meta, registry.impl(s.action), value, item);
+    if (meta.mutates && !x.dryRun) {
+      await checkIdentity(s, item);
+      // A restore gives the cluster new ids: say so before the first member is restored, so that the new identity
+      // the restored members answer with is taken as this run's (and nothing else's) from here on.
+      const pinned = pinnedIdentity(journal.records);
+      if (meta.resetsIdentity && pinned && pinned.reason !== 'restore') {
+        emit({ type: 'cluster.identity', reason: 'restore', identity: { clusterId: null, members: [], peerURLs: pinned.peerURLs }, previousClusterId: pinned.clusterId });
+      }
+    }
+    const output = await runStep(env, s, meta, registry.impl(s.action), value, item);
+    if (!x.dryRun && pinnedIdentity(journal.records)?.clusterId === null) await repinIfAnswering();
+    return output;
   });
+
+  /** The live cluster against the pinned identity, before a mutating step: a mismatch stops the run, nothing touched. */
+  const checkIdentity = async (s: Step, item: StepItem | undefined): Promise<void> => {
+    if (!registry.clusterIdentity) return;
+    const pinned = pinnedIdentity(journal.records);
+    const live = await registry.clusterIdentity(x.inventory, abort.signal);
+    if (abort.signal.aborted) throw new StepError('cancelled', 'run interrupted');
+    if (!pinned) {
+      emit({ type: 'cluster.identity', reason: 'resume', identity: live });
+      return;
+    }
+    const verdict = compareIdentity(pinned, live);
+    if (!verdict.same) {
+      throw new StepError('precondition', `${item ? `${s.id}[${item.key}]` : s.id} not run: ${verdict.why}`, {
+        hint: `the inventory (${x.inventory.source}) reaches another cluster than this run's: check it, then ${resumeCommand} --inventory <the run's cluster>`,
+      });
+    }
+    if (verdict.repin) emit({ type: 'cluster.identity', reason: verdict.repin, identity: live, previousClusterId: pinned.previousClusterId ?? pinned.clusterId });
+  };
+
+  /** While no member has answered yet (a start on a cluster that was down, or after a restore): pin the first answer. */
+  const repinIfAnswering = async (): Promise<void> => {
+    if (!registry.clusterIdentity || abort.signal.aborted) return;
+    const pinned = pinnedIdentity(journal.records);
+    if (!pinned || pinned.clusterId !== null) return;
+    let live: ClusterIdentity;
+    try {
+      live = await registry.clusterIdentity(x.inventory, abort.signal);
+    } catch {
+      return; // the next mutating step reads again, and refuses on a mismatch
+    }
+    if (!live.clusterId) return;
+    const verdict = compareIdentity(pinned, live);
+    if (verdict.same && verdict.repin) emit({ type: 'cluster.identity', reason: verdict.repin, identity: live, previousClusterId: pinned.previousClusterId ?? pinned.clusterId });
+  };
 
   const decide = fromPromise<{ skip: boolean; approval: boolean; reason?: string }, In>(async ({ input }) => {
     const s = step(input.stepId);
@@ -618,6 +724,8 @@ function execute(x: ExecInternals): RunHandle {
     });
   }
 
+  if (x.pin) emit({ type: 'cluster.identity', reason: x.pin.reason, identity: x.pin.identity, ...(x.pin.previousClusterId !== undefined ? { previousClusterId: x.pin.previousClusterId } : {}) });
+
   const actor = restored
     ? createActor(machine, { snapshot: restored as any, input: { params: x.params } })
     : createActor(machine, { input: { params: x.params } });
@@ -648,6 +756,10 @@ function execute(x: ExecInternals): RunHandle {
         error = { ...toErrorInfo(journalError), ...(error?.stepId ? { stepId: error.stepId } : {}) };
       }
       const report = buildReport(runbook, fold, started);
+      // The machine-wide lock goes before the run's last record: a kill right after `run.finished` then leaves no
+      // lock behind (and one left anyway is cleared by the next run, since the journal says this one ended).
+      if (x.dir) (x.lock as HeldLock | undefined)?.release();
+      x.localLock?.release();
       const rec = emit({ type: 'run.finished', status, ...(error ? { error } : {}), durationMs: Date.now() - (fold.startedAt ?? started), report });
       void rec;
       try {

@@ -97,7 +97,7 @@ function approvalSteps(p: Prepared): string[] {
 }
 
 async function runIt(p: Prepared, cluster: LocalClusterHandle, registry: ActionRegistry, opts: RehearseOptions): Promise<RunResult> {
-  const handle = startRun({
+  const handle = await startRun({
     runbook: p.runbook,
     runbookText: p.text,
     inventory: cluster.inventory(),

@@ -5,7 +5,8 @@
  *   index/<id>                      one small key per run (listing runs does not read their journals)
  *   runs/<id>/meta · runs/<id>/runbook · runs/<id>/snapshot · runs/<id>/journal/<seq, 12 digits>
  *   runs/<id>/approvals/<step>      first decision wins (txn: createRevision == 0)
- *   locks/<cluster key>             holder JSON, attached to a lease kept alive while the run goes on
+ *   locks/<key>                     holder JSON, one key per lockKeys() of the cluster's identity, all taken in one
+ *                                   txn and attached to a lease kept alive while the run goes on
  *   audit/<ts>-<random>
  *
  * Fencing: every journal record (and snapshot) is written by a txn that compares the lock key's create revision
@@ -20,7 +21,9 @@ import { noop } from 'cockatiel';
 import { Etcd3, type IOptions, type Lease } from 'etcd3';
 import type { JournalRecord, RunEvent } from '../events/types.ts';
 import { failpointHook, parseFailpoint, type JournalRead, type TornTail } from '../execute/journal.ts';
-import { clusterKey } from '../execute/lock.ts';
+import type { ClusterIdentity } from '../execute/identity.ts';
+import { lockKeys } from '../execute/lock.ts';
+import { canonicalPeerURLs, inventoryAddresses } from '../etcd/identity.ts';
 import { storableInventory, type ApprovalDecision, type RunMeta } from '../execute/run-store.ts';
 import type { Inventory } from '../inventory/types.ts';
 import { EtcdPool } from '../etcd/pool.ts';
@@ -182,9 +185,11 @@ export class EtcdStore implements StateStore {
     }
   }
 
-  async acquireLock(inventory: Pick<Inventory, 'name' | 'members'>, runId: string, opts: { breakLock?: boolean; owner?: string } = {}): Promise<StoreLock> {
-    const ck = clusterKey(inventory);
-    const lockKey = keys.lock(ck);
+  async acquireLock(identity: Pick<ClusterIdentity, 'clusterId' | 'peerURLs'>, runId: string, opts: { breakLock?: boolean; owner?: string; label?: string } = {}): Promise<StoreLock> {
+    const lockNames = lockKeys(identity);
+    if (!lockNames.length) throw new UserError('cannot lock a cluster with no member addresses');
+    const etcdKeys = lockNames.map(keys.lock);
+    const label = opts.label ? `cluster "${opts.label}"` : 'this cluster';
     const me: LockHolderInfo = {
       runId, pid: process.pid, host: os.hostname(), since: new Date().toISOString(),
       command: process.argv.slice(2).join(' ').slice(0, 300), ...(opts.owner ? { owner: opts.owner } : {}),
@@ -199,27 +204,29 @@ export class EtcdStore implements StateStore {
     }
     try {
       for (let attempt = 0; attempt < 3; attempt++) {
-        const r = await this.client
-          .if(lockKey, 'Create', '==', 0)
-          .then(this.client.put(lockKey).value(JSON.stringify(me)).lease(leaseId))
-          .else(this.client.get(lockKey))
+        // Every key or none, in one txn: a run that reached the cluster under another spelling shares one of them.
+        let txn = this.client.if(etcdKeys[0]!, 'Create', '==', 0);
+        for (const k of etcdKeys.slice(1)) txn = txn.and(k, 'Create', '==', 0);
+        const r = await txn
+          .then(...etcdKeys.map((k) => this.client.put(k).value(JSON.stringify(me)).lease(leaseId)))
+          .else(...etcdKeys.map((k) => this.client.get(k)))
           .commit();
-        if (r.succeeded) return heldLock(this, lockKey, ck, r.header.revision, lease);
-        const kv = r.responses[0]?.response_range?.kvs[0];
-        if (!kv) continue; // released between the compare and the read: try again
+        if (r.succeeded) return heldLock(this, etcdKeys[0]!, lockNames.join(','), r.header.revision, lease);
+        const held = r.responses.map((x) => x.response_range?.kvs[0]).filter((kv) => kv !== undefined);
+        if (!held.length) continue; // released between the compare and the read: try again
         let holder: LockHolderInfo | undefined;
-        try { holder = JSON.parse(kv.value.toString()) as LockHolderInfo; } catch { holder = undefined; }
+        try { holder = JSON.parse(held[0]!.value.toString()) as LockHolderInfo; } catch { holder = undefined; }
         if (opts.breakLock) {
-          await this.client.if(lockKey, 'Create', '==', kv.create_revision).then(this.client.delete().key(lockKey)).commit();
+          for (const kv of held) await this.client.if(kv.key.toString(), 'Create', '==', kv.create_revision).then(this.client.delete().key(kv.key.toString())).commit();
           continue;
         }
         throw new UserError(
-          `cluster "${inventory.name}" is locked by run ${holder?.runId ?? '?'} (pid ${holder?.pid ?? '?'} on ${holder?.host ?? '?'}${holder?.owner ? `, ${holder.owner}` : ''}, since ${holder?.since ?? '?'}) in the ${this.description}.\n` +
+          `${label} is locked by run ${holder?.runId ?? '?'} (pid ${holder?.pid ?? '?'} on ${holder?.host ?? '?'}${holder?.owner ? `, ${holder.owner}` : ''}, since ${holder?.since ?? '?'}) in the ${this.description}.\n` +
             `  Only one run may recover a cluster at a time; the lock expires ${this.leaseTtlSeconds}s after its holder stops.`,
           { exitCode: ExitCode.locked },
         );
       }
-      throw new UserError(`could not take the lock for cluster "${inventory.name}" in the ${this.description}: another runner keeps taking it`, { exitCode: ExitCode.locked });
+      throw new UserError(`could not take the lock for ${label} in the ${this.description}: another runner keeps taking it`, { exitCode: ExitCode.locked });
     } catch (err) {
       await lease.revoke().catch(() => lease.release());
       throw err instanceof UserError ? err : storeError('take the cluster lock', err);
@@ -227,9 +234,13 @@ export class EtcdStore implements StateStore {
   }
 
   async lockHolder(inventory: Pick<Inventory, 'name' | 'members'>): Promise<LockHolderInfo | undefined> {
-    const text = await this.#get(keys.lock(clusterKey(inventory)));
-    if (!text) return undefined;
-    try { return JSON.parse(text) as LockHolderInfo; } catch { return undefined; }
+    // The peer keys of the inventory's addresses are among the keys any run of that cluster holds.
+    for (const name of lockKeys({ clusterId: null, peerURLs: await canonicalPeerURLs(inventoryAddresses(inventory)) })) {
+      const text = await this.#get(keys.lock(name));
+      if (!text) continue;
+      try { return JSON.parse(text) as LockHolderInfo; } catch { return undefined; }
+    }
+    return undefined;
   }
 
   async createRun(meta: RunMeta, runbookText: string): Promise<void> {

@@ -6,7 +6,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { openJournal, readJournal } from '../execute/journal.ts';
-import { acquireLock, clusterKey, readLock } from '../execute/lock.ts';
+import type { ClusterIdentity } from '../execute/identity.ts';
+import { acquireLock, lockHolder } from '../execute/lock.ts';
+import { canonicalPeerURLs, inventoryAddresses } from '../etcd/identity.ts';
 import {
   createRunDir, decideApproval, files, listRunIds, readApproval, readRunMeta, runDir, type ApprovalDecision, type RunMeta,
 } from '../execute/run-store.ts';
@@ -25,13 +27,15 @@ export class FileStore implements StateStore {
 
   async checkNotTarget(): Promise<void> {}
 
-  async acquireLock(inventory: Pick<Inventory, 'name' | 'members'>, runId: string, opts: { breakLock?: boolean } = {}): Promise<StoreLock> {
-    const held = acquireLock(this.stateDir, inventory, runId, { breakLock: opts.breakLock ?? false });
+  async acquireLock(identity: Pick<ClusterIdentity, 'clusterId' | 'peerURLs'>, runId: string, opts: { breakLock?: boolean; label?: string } = {}): Promise<StoreLock> {
+    const held = acquireLock(identity, runId, {
+      breakLock: opts.breakLock ?? false, journal: files.journal(runDir(this.stateDir, runId)), ...(opts.label ? { label: opts.label } : {}),
+    });
     return { key: held.key, onLost: () => {}, release: () => held.release() };
   }
 
   async lockHolder(inventory: Pick<Inventory, 'name' | 'members'>): Promise<LockHolderInfo | undefined> {
-    return readLock(path.join(this.stateDir, 'locks', `${clusterKey(inventory)}.lock`));
+    return lockHolder({ clusterId: null, peerURLs: await canonicalPeerURLs(inventoryAddresses(inventory)) });
   }
 
   async createRun(meta: RunMeta, runbookText: string): Promise<void> {

@@ -7,11 +7,12 @@
 import type { JournalRecord } from '../events/types.ts';
 import type { JournalRead, JournalWriter, TornTail } from '../execute/journal.ts';
 import type { ApprovalDecision, RunMeta } from '../execute/run-store.ts';
+import type { ClusterIdentity } from '../execute/identity.ts';
 import type { Inventory } from '../inventory/types.ts';
 
 /** A held per-cluster lock. `lost` is set when the store knows the lock is no longer ours (etcd lease expired). */
 export interface StoreLock {
-  /** The cluster key (see clusterKey in src/execute/lock.ts). */
+  /** The cluster's lock keys, joined (see lockKeys in src/execute/lock.ts). */
   key: string;
   /** Why the lock is no longer held, once it is not. */
   lost?: string;
@@ -42,8 +43,12 @@ export interface StateStore {
   readonly description: string;
   /** Refuse to keep state in the cluster being recovered (etcd store). The file store has nothing to check. */
   checkNotTarget(inventory: Inventory): Promise<void>;
-  acquireLock(inventory: Pick<Inventory, 'name' | 'members'>, runId: string, opts?: { breakLock?: boolean; owner?: string }): Promise<StoreLock>;
-  /** Who holds a cluster's lock, if anyone. */
+  /**
+   * Take the lock of a cluster identity (every key of lockKeys(identity), all or none). `label` names the cluster in
+   * messages. The file store's is the machine-wide lock of src/execute/lock.ts.
+   */
+  acquireLock(identity: Pick<ClusterIdentity, 'clusterId' | 'peerURLs'>, runId: string, opts?: { breakLock?: boolean; owner?: string; label?: string }): Promise<StoreLock>;
+  /** Who holds the lock of the cluster at these inventory addresses, if anyone (reads no cluster). */
   lockHolder(inventory: Pick<Inventory, 'name' | 'members'>): Promise<LockHolderInfo | undefined>;
   createRun(meta: RunMeta, runbookText: string): Promise<void>;
   readRunMeta(runId: string): Promise<RunMeta>;

@@ -98,8 +98,8 @@ describe('run lifecycle (real CLI processes)', () => {
     expect(refused.stderr).toContain('--break-lock');
     const taken = await cli(['run', rb, ...common(), '--yes', '-p', 'pause=0s', '--break-lock']);
     expect(taken.exitCode, taken.stderr).toBe(0);
-    // the old lock was moved aside, not lost
-    expect(fs.readdirSync(path.join(stateDir, 'locks')).some((f) => f.includes('.stale-'))).toBe(true);
+    // the old lock was moved aside, not lost (in the machine-wide lock dir; the test setup gives each file its own)
+    expect(fs.readdirSync(process.env.RUNBOOK_LOCK_DIR!).some((f) => f.includes('.stale-'))).toBe(true);
   });
 
   it('approval from another process: the run waits, `runbook approve` lets it finish', async () => {

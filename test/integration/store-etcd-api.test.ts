@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createRegistry } from '../../src/actions/registry.ts';
 import { startStoredRun } from '../../src/execute/executor.ts';
+import { lockKeys } from '../../src/execute/lock.ts';
 import { newRunId } from '../../src/execute/run-store.ts';
 import { loadRunbookText } from '../../src/runbook/load.ts';
 import type { Inventory } from '../../src/inventory/types.ts';
@@ -20,6 +21,8 @@ import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 let mgmt: TestCluster;
 let store: EtcdStore;
 const inv = { name: 'c1', source: 'test', members: [{ name: 'm1', clientURL: 'http://127.0.0.1:9', peerURL: 'http://127.0.0.1:10' }] } as unknown as Inventory;
+/** The identity a run on `inv` locks when no member answers: its peer address. */
+const id = { clusterId: null, peerURLs: ['http://127.0.0.1:10'] };
 
 beforeAll(async () => {
   mgmt = await startCluster({ members: 1, name: 'mgmt' });
@@ -50,15 +53,15 @@ describe('EtcdStore', () => {
 
   it('fences a runner whose lock was taken over: its appends never reach the store', async () => {
     const runId = await newRun();
-    const lockA = await store.acquireLock(inv, runId, { owner: 'replica-a' });
-    await expect(store.acquireLock(inv, runId, { owner: 'replica-b' })).rejects.toThrow(/locked by run .*replica-a/);
+    const lockA = await store.acquireLock(id, runId, { owner: 'replica-a' });
+    await expect(store.acquireLock(id, runId, { owner: 'replica-b' })).rejects.toThrow(/locked by run .*replica-a/);
     const a = await store.openJournal(runId, lockA);
     a.append({ type: 'step.log', stepId: 'one', message: 'from a' } as never);
     await a.flush!();
 
     // A's lease "expires": its key goes (as etcd does when a lease runs out); B takes the lock.
-    await mgmt.client().delete().key(keys.lock(lockA.key));
-    const lockB = await store.acquireLock(inv, runId, { owner: 'replica-b' });
+    await mgmt.client().delete().key(keys.lock(lockKeys(id)[0]!));
+    const lockB = await store.acquireLock(id, runId, { owner: 'replica-b' });
     const b = await store.openJournal(runId, lockB);
     expect(b.records).toHaveLength(1);
 
@@ -82,13 +85,13 @@ describe('EtcdStore', () => {
 
   it('a lock whose holder stops renewing expires after its TTL and can be taken', async () => {
     const runId = await newRun();
-    const lock = await store.acquireLock(inv, runId);
+    const lock = await store.acquireLock(id, runId);
     let lost = '';
     lock.onLost((why) => { lost = why; });
     // Revoke the lease behind the lock's back (what expiry does); the key goes with it.
-    const kv = (await mgmt.client().get(keys.lock(lock.key)).exec()).kvs[0]!;
+    const kv = (await mgmt.client().get(keys.lock(lockKeys(id)[0]!)).exec()).kvs[0]!;
     await mgmt.client().leaseClient.leaseRevoke({ ID: kv.lease });
-    const other = await store.acquireLock(inv, newRunId('other'));
+    const other = await store.acquireLock(id, newRunId('other'));
     const deadline = Date.now() + 10_000;
     while (!lost && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(lost).toMatch(/expired/);

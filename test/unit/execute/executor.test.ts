@@ -64,7 +64,7 @@ describe('executor', () => {
   it('runs steps in order, loops forEach over members, journals each item, reports success', async () => {
     const effects: Record<string, number> = {};
     const rb = runbook([step('a', 'effect'), step('b', 'effect', { forEach: { kind: 'members', members: 'all', order: 'as-listed', moveLeaderFirst: false } }), step('c', 'read')]);
-    const h = startRun({ runbook: rb, runbookText: 'x', inventory, params: {}, registry: registry(effects), stateDir: dir });
+    const h = (await startRun({ runbook: rb, runbookText: 'x', inventory, params: {}, registry: registry(effects), stateDir: dir }));
     const r = await h.done;
     expect(r.status).toBe('succeeded');
     expect(effects).toEqual({ a: 1, 'b:m1': 1, 'b:m2': 1, 'b:m3': 1, c: 1 });
@@ -77,7 +77,7 @@ describe('executor', () => {
   it('skips a step whose when is false and records why', async () => {
     const effects: Record<string, number> = {};
     const rb = runbook([step('a', 'effect', { when: 'params.go == true' }), step('b', 'effect')]);
-    const r = await startRun({ runbook: rb, runbookText: 'x', inventory, params: { go: false }, registry: registry(effects), stateDir: dir }).done;
+    const r = await (await startRun({ runbook: rb, runbookText: 'x', inventory, params: { go: false }, registry: registry(effects), stateDir: dir })).done;
     expect(r.status).toBe('succeeded');
     expect(effects).toEqual({ b: 1 });
     expect(r.records.find((x) => x.type === 'step.skipped')).toMatchObject({ stepId: 'a' });
@@ -86,10 +86,10 @@ describe('executor', () => {
   it('retries with backoff and stops at maximumAttempts', async () => {
     const effects: Record<string, number> = {};
     const retry = { ...DEFAULT_RETRY, maximumAttempts: 3, initialIntervalMs: 10 };
-    const ok = await startRun({ runbook: runbook([step('a', 'effect', { retry })]), runbookText: 'x', inventory, params: {}, registry: registry(effects, { effect: { failTimes: 2 } }), stateDir: dir }).done;
+    const ok = await (await startRun({ runbook: runbook([step('a', 'effect', { retry })]), runbookText: 'x', inventory, params: {}, registry: registry(effects, { effect: { failTimes: 2 } }), stateDir: dir })).done;
     expect(ok.status).toBe('succeeded');
     expect(ok.records.filter((x) => x.type === 'step.failed')).toHaveLength(2);
-    const bad = await startRun({ runbook: runbook([step('a', 'effect', { retry })]), runbookText: 'x', inventory: { ...inventory, name: 'other' }, params: {}, registry: registry({}, { effect: { failTimes: 5 } }), stateDir: dir }).done;
+    const bad = await (await startRun({ runbook: runbook([step('a', 'effect', { retry })]), runbookText: 'x', inventory: { ...inventory, name: 'other' }, params: {}, registry: registry({}, { effect: { failTimes: 5 } }), stateDir: dir })).done;
     expect(bad.status).toBe('failed');
     expect(bad.exitCode).toBe(1);
     expect(bad.records.filter((x) => x.type === 'step.started')).toHaveLength(3);
@@ -97,13 +97,13 @@ describe('executor', () => {
 
   it('never retries a precondition failure', async () => {
     const retry = { ...DEFAULT_RETRY, maximumAttempts: 5, initialIntervalMs: 10 };
-    const r = await startRun({ runbook: runbook([step('a', 'effect', { retry })]), runbookText: 'x', inventory, params: {}, registry: registry({}, { effect: { failTimes: 5, kind: 'precondition' } }), stateDir: dir }).done;
+    const r = await (await startRun({ runbook: runbook([step('a', 'effect', { retry })]), runbookText: 'x', inventory, params: {}, registry: registry({}, { effect: { failTimes: 5, kind: 'precondition' } }), stateDir: dir })).done;
     expect(r.status).toBe('failed');
     expect(r.records.filter((x) => x.type === 'step.started')).toHaveLength(1);
   });
 
   it('a timeout stops the attempt (its signal aborts) and fails the step with kind timeout', async () => {
-    const r = await startRun({ runbook: runbook([step('a', 'slow', { timeoutMs: 100 })]), runbookText: 'x', inventory, params: {}, registry: registry({}), stateDir: dir }).done;
+    const r = await (await startRun({ runbook: runbook([step('a', 'slow', { timeoutMs: 100 })]), runbookText: 'x', inventory, params: {}, registry: registry({}), stateDir: dir })).done;
     expect(r.status).toBe('failed');
     expect(r.error).toMatchObject({ kind: 'timeout', stepId: 'a' });
   });
@@ -111,24 +111,24 @@ describe('executor', () => {
   it('resume after a failure does not repeat steps that succeeded', async () => {
     const effects: Record<string, number> = {};
     const rb = runbook([step('a', 'effect'), step('b', 'effect', { forEach: { kind: 'members', members: 'all', order: 'as-listed', moveLeaderFirst: false } }), step('c', 'effect-once')]);
-    const first = await startRun({ runbook: rb, runbookText: 'x', inventory, params: {}, registry: registry(effects, { 'effect-once': { failTimes: 1, kind: 'failed' } }), stateDir: dir }).done;
+    const first = await (await startRun({ runbook: rb, runbookText: 'x', inventory, params: {}, registry: registry(effects, { 'effect-once': { failTimes: 1, kind: 'failed' } }), stateDir: dir })).done;
     expect(first.status).toBe('failed');
     const reg = registry(effects);
-    const second = await resumeRun({ stateDir: dir, runId: first.runId, registry: reg, runbook: rb, runbookText: 'x' }).done;
+    const second = await (await resumeRun({ stateDir: dir, runId: first.runId, registry: reg, runbook: rb, runbookText: 'x' })).done;
     expect(second.status).toBe('succeeded');
     expect(effects).toEqual({ a: 1, 'b:m1': 1, 'b:m2': 1, 'b:m3': 1, c: 1 });
   });
 
   it('resume refuses when the runbook changed', async () => {
     const rb = runbook([step('a', 'effect', { retry: DEFAULT_RETRY })]);
-    const first = await startRun({ runbook: rb, runbookText: 'x', inventory, params: {}, registry: registry({}, { effect: { failTimes: 1, kind: 'failed' } }), stateDir: dir }).done;
-    expect(() => resumeRun({ stateDir: dir, runId: first.runId, registry: registry({}), runbook: runbook(rb.steps, 'h2'), runbookText: 'y' })).toThrow(/changed since run/);
+    const first = await (await startRun({ runbook: rb, runbookText: 'x', inventory, params: {}, registry: registry({}, { effect: { failTimes: 1, kind: 'failed' } }), stateDir: dir })).done;
+    await expect(resumeRun({ stateDir: dir, runId: first.runId, registry: registry({}), runbook: runbook(rb.steps, 'h2'), runbookText: 'y' })).rejects.toThrow(/changed since run/);
   });
 
   it('approval: waits, a deny ends the run with status denied; an approve lets it go on', async () => {
     const effects: Record<string, number> = {};
     const rb = runbook([step('a', 'effect', { approval: 'required' }), step('b', 'effect')]);
-    const h = startRun({ runbook: rb, runbookText: 'x', inventory, params: {}, registry: registry(effects), stateDir: dir });
+    const h = (await startRun({ runbook: rb, runbookText: 'x', inventory, params: {}, registry: registry(effects), stateDir: dir }));
     await new Promise((r) => setTimeout(r, 300));
     expect(h.pendingApprovals()).toEqual(['a']);
     expect(effects).toEqual({});
@@ -137,7 +137,7 @@ describe('executor', () => {
     expect(r.status).toBe('denied');
     expect(effects).toEqual({});
 
-    const h2 = startRun({ runbook: rb, runbookText: 'x', inventory: { ...inventory, name: 'two' }, params: {}, registry: registry(effects), stateDir: dir });
+    const h2 = (await startRun({ runbook: rb, runbookText: 'x', inventory: { ...inventory, name: 'two' }, params: {}, registry: registry(effects), stateDir: dir }));
     await new Promise((r) => setTimeout(r, 300));
     expect(await h2.approve('a', 'alice', 'test')).toBe(true);
     expect(await h2.approve('a', 'carol', 'test')).toBe(false); // first decision wins
@@ -149,7 +149,7 @@ describe('executor', () => {
   it('dry-run calls no mutating run(), runs read-only steps only until the first planned mutation, writes nothing', async () => {
     const effects: Record<string, number> = {};
     const rb = runbook([step('b', 'read'), step('a', 'effect'), step('c', 'read')]);
-    const r = await startRun({ runbook: rb, runbookText: 'x', inventory, params: {}, registry: registry(effects), stateDir: dir, dryRun: true }).done;
+    const r = await (await startRun({ runbook: rb, runbookText: 'x', inventory, params: {}, registry: registry(effects), stateDir: dir, dryRun: true })).done;
     expect(r.status).toBe('succeeded');
     expect(effects).toEqual({ b: 1 });
     expect(r.records.filter((x) => x.type === 'step.plan').map((x) => (x as { stepId: string }).stepId)).toEqual(['a', 'c']);
@@ -158,8 +158,79 @@ describe('executor', () => {
 
   it('a second run on the same cluster is refused while the first holds the lock', async () => {
     const rb = runbook([step('a', 'slow')]);
-    const h = startRun({ runbook: rb, runbookText: 'x', inventory, params: {}, registry: registry({}), stateDir: dir });
-    expect(() => startRun({ runbook: rb, runbookText: 'x', inventory, params: {}, registry: registry({}), stateDir: dir })).toThrow(new RegExp(`locked by run ${h.runId}`));
+    const h = (await startRun({ runbook: rb, runbookText: 'x', inventory, params: {}, registry: registry({}), stateDir: dir }));
+    await expect(startRun({ runbook: rb, runbookText: 'x', inventory, params: {}, registry: registry({}), stateDir: dir })).rejects.toThrow(new RegExp(`locked by run ${h.runId}`));
     await h.done;
   }, 20_000);
+});
+
+describe('the cluster identity a run is pinned to', () => {
+  const peers = inventory.members.map((m) => m.peerURL).sort();
+  const idOf = (clusterId: string | null, peerURLs = peers) => ({ clusterId, members: [], peerURLs });
+
+  /** The counting registry, plus a restore action and a live identity the test changes between steps. */
+  function pinnedRegistry(effects: Record<string, number>, live: { now: ReturnType<typeof idOf> }, onStep: Record<string, () => void> = {}): ActionRegistry {
+    const base = registry(effects);
+    const restore: ActionImpl = {
+      async run(ctx) {
+        effects[`${ctx.stepId}`] = (effects[`${ctx.stepId}`] ?? 0) + 1;
+        onStep[ctx.stepId]?.();
+        return {};
+      },
+    };
+    return {
+      ...base,
+      meta: (n) => (n === 'restore' ? { name: n, summary: n, input: z.object({}), mutates: true, idempotent: true, resetsIdentity: true } : base.meta(n)),
+      impl: (n) => (n === 'restore' ? restore : base.impl(n)),
+      clusterIdentity: async () => live.now,
+    };
+  }
+
+  it('a mutating step on a cluster that is not the pinned one is refused before its effect, naming both ids', async () => {
+    const effects: Record<string, number> = {};
+    const live = { now: idOf('aaaa1111') };
+    const reg = registry(effects, {});
+    const impl = reg.impl('read')!;
+    const swapping: ActionRegistry = { ...pinnedRegistry(effects, live), impl: (n) => (n === 'read' ? { run: async (ctx, i) => { live.now = idOf('bbbb2222'); return impl.run(ctx, i); } } : reg.impl(n)) };
+    const r = await (await startRun({ runbook: runbook([step('a', 'effect'), step('look', 'read'), step('b', 'effect')]), runbookText: 'x', inventory, params: {}, registry: swapping, stateDir: dir })).done;
+    expect(r.status).toBe('failed');
+    expect(r.error).toMatchObject({ stepId: 'b', kind: 'precondition' });
+    expect(r.error!.message).toMatch(/aaaa1111.*bbbb2222/);
+    expect(effects).toEqual({ a: 1, look: 1 });
+    expect(r.records.find((x) => x.type === 'cluster.identity')).toMatchObject({ reason: 'start', identity: { clusterId: 'aaaa1111' } });
+  });
+
+  it('a restore journals the identity it replaces, then pins the new cluster id once the restored members answer', async () => {
+    const effects: Record<string, number> = {};
+    const live = { now: idOf('aaaa1111') };
+    // the restored members answer with a new id once the restore is done; the approval then stops the run
+    const reg = pinnedRegistry(effects, live, { restore: () => { live.now = idOf('cccc3333'); } });
+    const rb = runbook([step('restore', 'restore'), step('after', 'effect'), step('gate', 'effect', { approval: 'required' })]);
+    const h = await startRun({ runbook: rb, runbookText: 'x', inventory, params: {}, registry: reg, stateDir: dir });
+    for (const until = Date.now() + 5000; h.pendingApprovals().length === 0 && Date.now() < until;) await new Promise((r) => setTimeout(r, 20));
+    await h.deny('gate', 'test', 'test');
+    const r = await h.done;
+    const pins = r.records.filter((x) => x.type === 'cluster.identity').map((x) => [(x as { reason: string }).reason, (x as { identity: { clusterId: string | null } }).identity.clusterId, (x as { previousClusterId?: string | null }).previousClusterId]);
+    expect(pins).toEqual([['start', 'aaaa1111', undefined], ['restore', null, 'aaaa1111'], ['after-restore', 'cccc3333', 'aaaa1111']]);
+    expect(effects).toMatchObject({ restore: 1, after: 1 });
+  });
+
+  it('a resume whose inventory reaches another cluster is refused before the lock and any step', async () => {
+    const effects: Record<string, number> = {};
+    const live = { now: idOf('aaaa1111') };
+    // a run pinned to aaaa1111 that failed at its second step (resumable)
+    const reg = pinnedRegistry(effects, live);
+    const failing: ActionRegistry = { ...reg, impl: (n) => (n === 'effect-once' ? { run: async () => { throw new StepError('failed', 'on purpose'); } } : reg.impl(n)) };
+    const run = await (await startRun({ runbook: runbook([step('a', 'effect'), step('b', 'effect-once')]), runbookText: 'x', inventory, params: {}, registry: failing, stateDir: dir })).done;
+    expect(run.status).toBe('failed');
+    live.now = idOf('bbbb2222', ['http://127.0.0.1:33800']);
+    const other = { ...inventory, name: 'other', members: [{ ...inventory.members[0]!, peerURL: 'http://127.0.0.1:33800' }] };
+    await expect(resumeRun({ stateDir: dir, runId: run.runId, registry: reg, runbook: runbook([step('a', 'effect'), step('b', 'effect-once')]), runbookText: 'x', inventory: other })).rejects.toThrow(/pinned to cluster id aaaa1111.*bbbb2222/);
+    expect(effects).toEqual({ a: 1 });
+    // with an inventory that reaches the run's own cluster it goes on
+    live.now = idOf('aaaa1111');
+    const resumed = await (await resumeRun({ stateDir: dir, runId: run.runId, registry: reg, runbook: runbook([step('a', 'effect'), step('b', 'effect-once')]), runbookText: 'x' })).done;
+    expect(resumed.status).toBe('succeeded');
+    expect(effects).toEqual({ a: 1, b: 1 });
+  });
 });

@@ -42,6 +42,7 @@ describe('openStore', () => {
 
 describe('FileStore', () => {
   const inv: Inventory = { name: 'c1', source: 'test', members: [{ name: 'm1', clientURL: 'http://127.0.0.1:1', peerURL: 'http://127.0.0.1:2' }] } as unknown as Inventory;
+  const id = { clusterId: null, peerURLs: ['http://127.0.0.1:2'] };
   it('is the state dir: runs, journal, approvals (first wins) and locks as the CLI always kept them', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'runbook-filestore-'));
     try {
@@ -51,9 +52,9 @@ describe('FileStore', () => {
       expect(fs.existsSync(path.join(runDir(dir, runId), 'run.json'))).toBe(true);
       expect(await store.listRunIds()).toEqual([runId]);
       expect(await store.readRunbookCopy(runId)).toBe('text');
-      const lock = await store.acquireLock(inv, runId);
+      const lock = await store.acquireLock(id, runId);
       expect((await store.lockHolder(inv))?.runId).toBe(runId);
-      await expect(store.acquireLock(inv, newRunId('other'))).rejects.toThrow(/is locked by run/);
+      await expect(store.acquireLock(id, newRunId('other'))).rejects.toThrow(/is locked by run/);
       const j = await store.openJournal(runId, lock);
       j.append({ type: 'step.log', stepId: 'a', message: 'hi' } as never);
       j.close();
