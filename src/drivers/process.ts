@@ -148,6 +148,18 @@ async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
  * to pidFile atomically. Idempotent: when the pid file names a live process running this command, nothing is
  * started and that pid is returned.
  */
+/**
+ * runbook's own variables that etcd would read as its flags (it maps every ETCD_<FLAG> to --<flag>): ETCD_VERSION
+ * (which release the scripts chose) is `--version` to etcd, and 3.4 refuses to start on "3.4.23" as its value.
+ */
+const NOT_FOR_ETCD = ['ETCD_VERSION', 'ETCD_BIN_DIR'];
+
+function inheritedEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const k of NOT_FOR_ETCD) delete env[k];
+  return env;
+}
+
 export async function startProcess(
   spec: ProcessSpec,
   opts: { signal?: AbortSignal } = {},
@@ -167,7 +179,7 @@ export async function startProcess(
     const child = spawn(program, args, {
       detached: true,
       stdio: ['ignore', out, out],
-      env: { ...process.env, ...spec.env },
+      env: { ...inheritedEnv(), ...spec.env },
     });
     const pid = await new Promise<number>((resolve, reject) => {
       child.once('error', reject);
