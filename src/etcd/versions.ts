@@ -69,6 +69,18 @@ export function oldestOf(versions: (string | null | undefined)[]): EtcdVersion |
 
 export type SnapshotToolKind = 'etcdutl' | 'etcdctl';
 
+/**
+ * /metrics names, for pages read before the member's version is known (the version is on the same page): every
+ * name a fact has had from 3.4 to 3.6, the current one first.
+ */
+export const METRIC_NAMES = {
+  quotaBytes: ['etcd_server_quota_backend_bytes'],
+  dbTotalBytes: ['etcd_mvcc_db_total_size_in_bytes', 'etcd_debugging_mvcc_db_total_size_in_bytes'],
+  dbInUseBytes: ['etcd_mvcc_db_total_size_in_use_in_bytes'],
+  hasLeader: ['etcd_server_has_leader'],
+  serverVersion: ['etcd_server_version'],
+} as const;
+
 /** The graduated flags 3.6 renamed (old name without its `--experimental-` prefix → 3.6 name). From etcd's 3.6 upgrade guide. */
 export const RENAMED_IN_3_6: Readonly<Record<string, string>> = {
   'experimental-bootstrap-defrag-threshold-megabytes': 'bootstrap-defrag-threshold-megabytes',
@@ -109,13 +121,13 @@ export interface VersionTraits {
 /** The table. Unknown future versions get the newest row. */
 export function traitsOf(v: EtcdVersion | string): VersionTraits {
   const x = asVersion(v);
-  const common = { version: x.text, dbSizeInUseMetric: 'etcd_mvcc_db_total_size_in_use_in_bytes', serverVersionMetric: 'etcd_server_version' };
+  const common = { version: x.text, dbSizeInUseMetric: METRIC_NAMES.dbInUseBytes[0], serverVersionMetric: METRIC_NAMES.serverVersion[0] };
   if (!atLeast(x, '3.5')) {
     return {
       ...common,
       snapshotTools: ['etcdctl'],
       deprecatedSnapshotTools: [],
-      dbSizeMetrics: ['etcd_mvcc_db_total_size_in_bytes', 'etcd_debugging_mvcc_db_total_size_in_bytes'],
+      dbSizeMetrics: [...METRIC_NAMES.dbTotalBytes],
       defaultLogFormat: 'text',
       hasV2Flag: true,
     };
