@@ -53,6 +53,8 @@ describe('nospace-recovery on a cluster mid-upgrade (3.4.23 + 3.5.30 members)', 
     const recs = readJournal(join(stateDir, 'runs', runId, 'journal.jsonl')).records as any[];
     const pre = recs.find((x) => x.type === 'step.succeeded' && x.stepId === 'preflight')?.output;
     expect(Object.fromEntries(pre.members.map((m: { name: string; version: string }) => [m.name, m.version]))).toEqual({ m1: '3.4.23', m2: '3.5.30', m3: '3.5.30' });
+    expect(pre.etcdVersion).toBe('3.4.23');
+    expect(pre.notes).toContainEqual(expect.stringMatching(/mixed etcd versions .*3\.4\.23 \(m1\), 3\.5\.30 \(m2, m3\).*runs at 3\.4\.23/));
 
     expect(await c.alarms()).toEqual([]);
     await client.put('after-recovery').value('ok').exec();
