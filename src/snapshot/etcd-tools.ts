@@ -167,7 +167,9 @@ export function chooseTool(found: RestoreTool[], where: string, o: Omit<ChooseOp
   for (const t of sorted.slice(1)) passedOver.push(`${describeTool(t)}: ${best.canBump && !t.canBump && o.purpose === 'restore' ? 'cannot move revisions forward' : `${describeTool(best)} preferred`}`);
   if (o.purpose === 'check') return { tool, bump: false, passedOver };
   if (!best.canBump && !o.allowRevisionRewind) {
-    throw new StepError('precondition', `${where}: no tool here can restore etcd ${cv ?? '(version unknown)'} so that revisions move forward (found ${foundText}; none has --bump-revision/--mark-compacted in its \`snapshot restore --help\`): revisions would go BACK to the snapshot's, which breaks every Kubernetes watch cache`, {
+    const fitting = sorted.map(describeTool).join(', ');
+    const others = passedOver.filter((p) => !sorted.some((t) => p.startsWith(describeTool(t))));
+    throw new StepError('precondition', `${where}: no tool here can restore etcd ${cv ?? '(version unknown)'} so that revisions move forward (${fitting} ${sorted.length > 1 ? 'have' : 'has'} no --bump-revision/--mark-compacted in \`snapshot restore --help\`${others.length ? `; passed over: ${others.join('; ')}` : ''}): revisions would go BACK to the snapshot's, which breaks every Kubernetes watch cache`, {
       hint: `${installHint(cv)}; or accept it with -p allowRevisionRewind=true (the API servers are then fenced and restarted so their watch caches rebuild; restart any other client that watches etcd)`,
     });
   }
@@ -179,12 +181,6 @@ export async function chooseSnapshotTool(host: Host, dirs: (string | undefined)[
   const found = await findTools(host, dirs, o.signal);
   const { signal: _s, ...rest } = o;
   return chooseTool(found, host.label, rest);
-}
-
-/** @deprecated kept for callers that only need a tool that opens snapshots on this host: chooseSnapshotTool. */
-export async function detectRestoreTool(host: Host, binDir: string | undefined, signal?: AbortSignal, clusterVersion?: string): Promise<RestoreTool> {
-  const c = await chooseSnapshotTool(host, binDir ? [binDir, undefined] : [undefined], { purpose: 'check', ...(clusterVersion ? { clusterVersion } : {}), ...(signal ? { signal } : {}) });
-  return c.tool;
 }
 
 export interface RestoreArgs {
