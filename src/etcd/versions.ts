@@ -102,6 +102,17 @@ export const RENAMED_IN_3_6: Readonly<Record<string, string>> = {
   'experimental-watch-progress-notify-interval': 'watch-progress-notify-interval',
 };
 
+/**
+ * What members log (zap JSON; 3.4 with --logger=zap, 3.5+ by default) about the work a recovery asks of them, by
+ * `msg`: every wording from 3.4 to 3.5 (measured). 3.4 logs one "defragmented" line with `took`; 3.5 logs
+ * "defragmenting" when it starts and "finished defragmenting directory" when done (with `took`, when present).
+ */
+export const LOG_MESSAGES = {
+  defragStarted: ['starting defragment', 'defragmenting'],
+  defragDone: ['defragmented', 'finished defragmenting directory'],
+  compactionDone: ['finished scheduled compaction'],
+} as const;
+
 export interface VersionTraits {
   version: string;
   /** Tools that open this version's snapshots offline (status, restore), preferred first. */
