@@ -1,8 +1,12 @@
 /**
- * What the members say they spent: etcd 3.4 logs "defragmented … took" and "finished scheduled compaction … took"
- * (zap JSON). Read from a mark taken before a trial, so each trial sees only its own lines.
+ * What the members say they spent, from their zap JSON logs: the defrag and the scheduled compaction (wordings of
+ * 3.4 and 3.5 in src/etcd/versions.ts LOG_MESSAGES; 3.5 says when a defrag starts and ends, 3.4 gives `took`).
+ * Read from a mark taken before a trial, so each trial sees only its own lines.
  */
 import { openSync, readSync, closeSync, statSync } from 'node:fs';
+import { LOG_MESSAGES } from '../../src/etcd/versions.ts';
+
+const has = (list: readonly string[], msg: string | undefined): boolean => msg !== undefined && list.includes(msg);
 
 export type LogMarks = Map<string, number>;
 
@@ -61,20 +65,29 @@ export function serverTimes(marks: LogMarks): ServerTimes {
     const c: number[] = [];
     let compactedAt: number | undefined;
     let defragAt: number | undefined;
+    let thisDefragAt: number | undefined;
     for (const line of readFrom(file, offset).split('\n')) {
-      if (!line.includes('"took"') && !line.includes('starting defragment')) continue;
+      if (!line.includes('"took"') && !line.includes('defragment')) continue;
       let rec: { msg?: string; took?: string; ts?: string };
       try {
         rec = JSON.parse(line) as { msg?: string; took?: string; ts?: string };
       } catch {
         continue;
       }
-      if (rec.msg === 'defragmented' && rec.took) d.push(goDurationMs(rec.took));
-      if (rec.msg === 'finished scheduled compaction' && rec.took) {
-        c.push(goDurationMs(rec.took));
-        compactedAt ??= rec.ts ? Date.parse(rec.ts) : undefined;
+      const ts = rec.ts ? Date.parse(rec.ts) : undefined;
+      if (has(LOG_MESSAGES.defragDone, rec.msg)) {
+        if (rec.took) d.push(goDurationMs(rec.took));
+        else if (ts !== undefined && thisDefragAt !== undefined) d.push(ts - thisDefragAt);
+        thisDefragAt = undefined;
       }
-      if (rec.msg === 'starting defragment') defragAt ??= rec.ts ? Date.parse(rec.ts) : undefined;
+      if (has(LOG_MESSAGES.compactionDone, rec.msg) && rec.took) {
+        c.push(goDurationMs(rec.took));
+        compactedAt ??= ts;
+      }
+      if (has(LOG_MESSAGES.defragStarted, rec.msg)) {
+        defragAt ??= ts;
+        thisDefragAt ??= ts;
+      }
     }
     defragMs.set(file, d);
     compactMs.set(file, c);

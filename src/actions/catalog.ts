@@ -143,6 +143,7 @@ export const catalog = {
       dirs: z.array(z.string().min(1)).optional().describe('default: the snapshot dirs of the inventory'),
       trialRestore: z.boolean().default(true),
       maxCandidates: z.number().int().min(1).max(1000).default(20),
+      allowRevisionRewind: z.boolean().default(false).describe('accept a restore that takes revisions back (no tool on a member host has --bump-revision); refused otherwise'),
     }),
     mutates: false,
     idempotent: true,
@@ -154,6 +155,8 @@ export const catalog = {
       snapshot: z.string().min(1).describe('path of the snapshot (usually the output of snapshot-select)'),
       sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
       clusterToken: z.string().min(1).max(128).optional().describe('default: derived from the run id'),
+      etcdVersion: z.string().max(64).nullable().optional().describe("the cluster's etcd version (snapshot-select's restore.etcdVersion): chooses the restore tool"),
+      allowRevisionRewind: z.boolean().default(false).describe('accept a restore that takes revisions back; refused otherwise'),
     }),
     mutates: true,
     // the restored members form a new cluster (new cluster and member ids): the run re-pins to it (src/execute/identity.ts)

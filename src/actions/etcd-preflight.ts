@@ -6,6 +6,7 @@
 import { statfs } from 'node:fs/promises';
 import type { AlarmName } from '../etcd/maintenance.ts';
 import { clusterView, idOf, isLearner, type ClusterView, type MemberProbe } from '../etcd/view.ts';
+import { oldestOf } from '../etcd/versions.ts';
 import { StepError } from '../util/errors.ts';
 import { formatBytes } from '../util/units.ts';
 import { atQuota, callOpts, etcdPool, resolveQuota, type QuotaInfo } from './etcd-common.ts';
@@ -42,6 +43,8 @@ export interface PreflightOutput {
   quotaBytes: number;
   quotaSource: QuotaInfo['source'];
   members: PreflightMember[];
+  /** The cluster's etcd version: its oldest answering member's (a cluster mid-upgrade runs at that). */
+  etcdVersion: string | null;
   learners: string[];
   unreachable: string[];
   /** Members whose db is at the quota (≥ 95% of it): they raise NOSPACE again on the next write. */
@@ -164,6 +167,11 @@ export async function preflight(ctx: ActionContext, input: PreflightInput): Prom
   }
 
   const learners = rows.filter((r) => r.isLearner).map((r) => r.name);
+  const etcdVersion = oldestOf(rows.map((r) => r.version))?.text ?? null;
+  const versions = [...new Set(rows.flatMap((r) => (r.version ? [r.version] : [])))];
+  if (versions.length > 1) {
+    notes.push(`mixed etcd versions (an upgrade in progress?): ${versions.map((v) => `${v} (${rows.filter((r) => r.version === v).map((r) => r.name).join(', ')})`).join(', ')}; the cluster runs at ${etcdVersion}`);
+  }
   if (learners.length > 0) notes.push(`learners (skipped by defrag): ${learners.join(', ')}`);
   const full = rows.filter((r) => r.dbSize !== null && atQuota(r.dbSize, quota.bytes)).map((r) => r.name);
   const leader = view.leader ? { name: view.leader.name, memberId: view.leader.status.memberId } : { name: nameOfId(view, view.leaderId!), memberId: view.leaderId! };
@@ -179,6 +187,7 @@ export async function preflight(ctx: ActionContext, input: PreflightInput): Prom
     quotaBytes: quota.bytes,
     quotaSource: quota.source,
     members: rows,
+    etcdVersion,
     learners,
     unreachable: down.map((p) => p.name),
     atQuota: full,

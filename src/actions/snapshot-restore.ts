@@ -17,6 +17,9 @@ export interface RestoreInput {
   snapshot: string;
   sha256?: string;
   clusterToken?: string;
+  /** The cluster's etcd version (snapshot-select's restore.etcdVersion). */
+  etcdVersion?: string | null;
+  allowRevisionRewind?: boolean;
 }
 
 export type RestoreOutput = Omit<RestoreMemberResult, 'durationMs' | 'stagedSnapshot'> & { durationMs: number; stagedSnapshot?: string; restoredAt?: string };
@@ -54,6 +57,7 @@ export const restoreMemberAction: ActionImpl<RestoreInput, RestoreOutput> = {
         token,
         initialCluster: r.marker.initialCluster,
         tool: r.marker.tool,
+        revisions: r.marker.revisions ?? (r.marker.tool.startsWith('etcdutl') ? 'forward' : 'rewind'),
         restoredAt: r.marker.restoredAt,
         durationMs: 0,
       },
@@ -67,7 +71,7 @@ export const restoreMemberAction: ActionImpl<RestoreInput, RestoreOutput> = {
     return [
       `refuse if ${m.name} runs or ${dataDir} exists`,
       host.remote ? `copy ${input.snapshot} to ${host.label} and check its sha256 there` : `check the sha256 of ${input.snapshot}`,
-      `restore it into ${dataDir}.part as --name ${m.name} --initial-advertise-peer-urls ${m.peerURL} --initial-cluster ${initialClusterOf(ctx.inventory)} --initial-cluster-token ${tokenOf(ctx, input)} (etcdutl --bump-revision --mark-compacted on etcd >= 3.5)`,
+      `restore it into ${dataDir}.part as --name ${m.name} --initial-advertise-peer-urls ${m.peerURL} --initial-cluster ${initialClusterOf(ctx.inventory)} --initial-cluster-token ${tokenOf(ctx, input)} with the tool chosen on its host for etcd ${input.etcdVersion ?? "(the cluster's version)"}: --bump-revision --mark-compacted when it has them, ${input.allowRevisionRewind ? 'else WITHOUT (allowRevisionRewind: revisions go back)' : 'else refuse'}`,
       `rename to ${dataDir}`,
     ].join('; ');
   },
@@ -83,6 +87,8 @@ export const restoreMemberAction: ActionImpl<RestoreInput, RestoreOutput> = {
       ...(input.sha256 ? { sha256: input.sha256 } : {}),
       token: tokenOf(ctx, input),
       runId: ctx.runId,
+      ...(input.etcdVersion ? { clusterVersion: input.etcdVersion } : {}),
+      ...(input.allowRevisionRewind ? { allowRevisionRewind: true } : {}),
       ...(driver ? { driver } : {}),
       listening: (url) => acceptsConnections(url),
       signal: ctx.signal,

@@ -4,6 +4,7 @@
  * Not idempotent (every run makes a new file): no probe.
  */
 import { clusterView, isLearner } from '../etcd/view.ts';
+import { oldestOf } from '../etcd/versions.ts';
 import { applyRetention, planRetention, type RetentionResult } from '../snapshot/retention.ts';
 import { belongsTo, listSnapshots } from '../snapshot/list.ts';
 import { saveSnapshot, snapshotFileName, type SaveResult } from '../snapshot/save.ts';
@@ -36,7 +37,7 @@ function snapshotDir(ctx: ActionContext, input: SnapshotSaveInput): string {
 }
 
 /** The member to stream from: an answering voter that knows the leader (a follower when there is one: the leader is busiest). */
-async function sourceMember(ctx: ActionContext): Promise<{ name: string; endpoint: string }> {
+async function sourceMember(ctx: ActionContext): Promise<{ name: string; endpoint: string; etcdVersion?: string }> {
   const view = await clusterView(etcdPool(ctx), callOpts(ctx));
   const ok = view.members.filter((p) => p.ok && !isLearner(p) && p.status.leaderId !== '0');
   const pick = ok.find((p) => p.ok && p.status.memberId !== view.leaderId) ?? ok[0];
@@ -44,7 +45,9 @@ async function sourceMember(ctx: ActionContext): Promise<{ name: string; endpoin
     const why = view.members.map((p) => (p.ok ? `${p.name}: knows no leader` : `${p.name}: ${p.error}`)).join('; ');
     throw new StepError('transient', `no healthy member to take a snapshot from (${why})`, { hint: 'a snapshot needs a member that is part of a quorum' });
   }
-  return { name: pick.name, endpoint: pick.endpoint };
+  // The cluster runs at its oldest member's version (mid-upgrade): what a restore of this snapshot must match.
+  const etcdVersion = oldestOf(view.members.map((p) => (p.ok ? p.status.version : undefined)))?.text;
+  return { name: pick.name, endpoint: pick.endpoint, ...(etcdVersion ? { etcdVersion } : {}) };
 }
 
 function policyOf(input: SnapshotSaveInput) {
@@ -85,6 +88,7 @@ export const snapshotSaveAction: ActionImpl<SnapshotSaveInput, SnapshotSaveOutpu
       endpoint: src.endpoint,
       dir,
       verify: input.verify,
+      ...(src.etcdVersion ? { etcdVersion: src.etcdVersion } : {}),
       signal: ctx.signal,
       log: (m) => ctx.log(m),
     });

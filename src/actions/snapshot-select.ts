@@ -6,29 +6,52 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { membersEtcdVersion, planRestore, type RestorePlan } from '../snapshot/restore-plan.ts';
 import { candidates, selectSnapshot, type SelectedSnapshot } from '../snapshot/select.ts';
+import { StepError } from '../util/errors.ts';
 import type { ActionContext, ActionImpl } from './types.ts';
 
 export interface SnapshotSelectInput {
   dirs?: string[];
   trialRestore: boolean;
   maxCandidates: number;
+  /** Accept a restore that takes revisions back (no tool on a member's host can bump them). */
+  allowRevisionRewind?: boolean;
 }
+
+export type SnapshotSelectOutput = SelectedSnapshot & { restore: RestorePlan };
 
 function dirsOf(ctx: ActionContext, input: SnapshotSelectInput): string[] {
   return [...new Set([...(input.dirs ?? []), ...(ctx.inventory.snapshots?.dirs ?? [])])];
 }
 
-export const snapshotSelectAction: ActionImpl<SnapshotSelectInput, SelectedSnapshot> = {
+/** The restore tools of every member, before anything is touched; a refusal here stops the run with nothing changed. */
+function restorePlanOf(ctx: ActionContext, input: SnapshotSelectInput, manifestVersion: string | undefined): Promise<RestorePlan> {
+  return planRestore(ctx.inventory, { manifestVersion, ...(input.allowRevisionRewind ? { allowRevisionRewind: true } : {}), signal: ctx.signal });
+}
+
+function describePlan(p: RestorePlan): string {
+  const tools = [...new Set(p.tools.map((t) => t.tool))].join(', ');
+  return `etcd ${p.etcdVersion ?? '(version unknown)'} (from the ${p.versionSource}); restore with ${tools}: ${p.consequence}`;
+}
+
+export const snapshotSelectAction: ActionImpl<SnapshotSelectInput, SnapshotSelectOutput> = {
   async plan(ctx, input) {
     const dirs = dirsOf(ctx, input);
     const found = candidates(dirs);
-    return `check up to ${input.maxCandidates} of ${found.length} snapshot(s) in ${dirs.join(', ') || '(none)'}, newest first${found[0] ? ` (${found[0].path})` : ''}, on copies: sha256 trailer, manifest, status${input.trialRestore ? ', trial restore' : ''}`;
+    const newest = found[0]?.manifest?.etcdVersion;
+    // The same read-only probes the run makes: the plan says whether revisions move forward or the run refuses.
+    const restore = await restorePlanOf(ctx, input, newest).then(describePlan, (err: unknown) => {
+      if (err instanceof StepError && err.kind === 'precondition') return `REFUSES before touching anything: ${err.message} (${err.hint ?? ''})`;
+      throw err;
+    });
+    return `check up to ${input.maxCandidates} of ${found.length} snapshot(s) in ${dirs.join(', ') || '(none)'}, newest first${found[0] ? ` (${found[0].path})` : ''}, on copies: sha256 trailer, manifest, status${input.trialRestore ? ', trial restore' : ''}; ${restore}`;
   },
 
   async run(ctx, input) {
     const tmpRoot = process.env.RUNBOOK_TMPDIR ?? join(ctx.stateDir, 'tmp');
     mkdirSync(tmpRoot, { recursive: true });
+    const clusterVersion = await membersEtcdVersion(ctx.inventory, ctx.signal);
     const chosen = await selectSnapshot({
       tmpRoot,
       dirs: dirsOf(ctx, input),
@@ -36,9 +59,12 @@ export const snapshotSelectAction: ActionImpl<SnapshotSelectInput, SelectedSnaps
       trialRestore: input.trialRestore,
       maxCandidates: input.maxCandidates,
       ...(ctx.inventory.etcdBinDir ? { etcdBinDir: ctx.inventory.etcdBinDir } : {}),
+      ...(clusterVersion ? { clusterVersion } : {}),
       signal: ctx.signal,
       log: (m) => ctx.log(m),
     });
-    return chosen;
+    const restore = await restorePlanOf(ctx, input, chosen.etcdVersion);
+    ctx.log(describePlan(restore));
+    return { ...chosen, restore };
   },
 };

@@ -15,6 +15,7 @@ interface RehearseFlags {
   members: string;
   quota?: string;
   fromSnapshot?: string;
+  etcdVersion?: string;
   keep?: boolean;
   json?: boolean;
   param: string[];
@@ -47,6 +48,7 @@ export function registerRehearseCommand(program: Command, io: Io): void {
     .option('--members <n>', 'members of the throwaway cluster', '3')
     .option('--quota <size>', '--quota-backend-bytes of the throwaway cluster (default 16MiB)')
     .option('--from-snapshot <file>', 'restore this snapshot (e.g. from staging) into the cluster first; the file is only read')
+    .option('--etcd-version <version>', 'run the throwaway cluster on .tools/etcd-<version>/bin (fetch with scripts/fetch-etcd.sh <version>; default $ETCD_BIN_DIR, else the etcd on PATH)')
     .option('--keep', 'leave the cluster running afterwards (prints its inventory and how to stop it)')
     .option('-p, --param <key=value>', 'set a runbook parameter (repeatable)', collect, [])
     .option('--state-dir <dir>', 'where the run journal goes (default $RUNBOOK_STATE_DIR or ~/.local/state/runbook)')
@@ -91,6 +93,7 @@ Exit codes: 0 passed · 1 failed (the report says which step or check) · 2 inva
         env: io.env,
         ...(quotaBytes !== undefined ? { quotaBytes } : {}),
         ...(flags.fromSnapshot ? { fromSnapshot: flags.fromSnapshot } : {}),
+        ...(flags.etcdVersion !== undefined ? { etcdVersion: flags.etcdVersion } : {}),
         ...(flags.keep ? { keep: true } : {}),
         ...(fault ? { fault } : {}),
       };

@@ -13,6 +13,7 @@ import { http, https } from '../util/node-http.ts';
 import { StepError } from '../util/errors.ts';
 import type { CallOpts } from './call.ts';
 import type { EtcdPool } from './pool.ts';
+import { METRIC_NAMES } from './versions.ts';
 
 const COMPACTIONS_DONE = 'etcd_debugging_mvcc_db_compaction_total_duration_milliseconds_count';
 const MAX_BYTES = 8 * 1024 * 1024;
@@ -93,16 +94,25 @@ export interface MetricsFacts {
   isLearner?: boolean;
 }
 
+/** The first of a fact's names (versions.ts METRIC_NAMES: every name it had from 3.4 to 3.6) the page has. */
+function firstValue(text: string, names: readonly string[]): number | undefined {
+  for (const n of names) {
+    const v = metricValue(text, n);
+    if (v !== undefined) return v;
+  }
+  return undefined;
+}
+
 /** Parse the facts above out of a metrics page. */
 export function metricsFacts(text: string): MetricsFacts {
   const facts: MetricsFacts = {};
-  const quota = metricValue(text, 'etcd_server_quota_backend_bytes');
+  const quota = firstValue(text, METRIC_NAMES.quotaBytes);
   if (quota !== undefined) facts.quotaBytes = quota;
-  const total = metricValue(text, 'etcd_mvcc_db_total_size_in_bytes') ?? metricValue(text, 'etcd_debugging_mvcc_db_total_size_in_bytes');
+  const total = firstValue(text, METRIC_NAMES.dbTotalBytes);
   if (total !== undefined) facts.dbTotalBytes = total;
-  const inUse = metricValue(text, 'etcd_mvcc_db_total_size_in_use_in_bytes');
+  const inUse = firstValue(text, METRIC_NAMES.dbInUseBytes);
   if (inUse !== undefined) facts.dbInUseBytes = inUse;
-  const leader = metricValue(text, 'etcd_server_has_leader');
+  const leader = firstValue(text, METRIC_NAMES.hasLeader);
   if (leader !== undefined) facts.hasLeader = leader === 1;
   const current = metricValue(text, 'etcd_debugging_mvcc_current_revision');
   if (current !== undefined) facts.currentRevision = current;
@@ -110,7 +120,7 @@ export function metricsFacts(text: string): MetricsFacts {
   if (compacted !== undefined) facts.compactRevision = compacted;
   const learner = metricValue(text, 'etcd_server_is_learner');
   if (learner !== undefined) facts.isLearner = learner === 1;
-  const v = /^etcd_server_version\{server_version="([^"]+)"\} /m.exec(text);
+  const v = new RegExp(`^${METRIC_NAMES.serverVersion[0]}\\{server_version="([^"]+)"\\} `, 'm').exec(text);
   if (v) facts.serverVersion = v[1]!;
   return facts;
 }

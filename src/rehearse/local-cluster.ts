@@ -10,10 +10,11 @@
  * The temp dir (data dirs, logs, snapshots) is the sandbox's own: created here by mkdtemp, marked, and removed at
  * teardown. Nothing outside it is ever written or removed; a snapshot restored into it is only read.
  */
-import { closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { noop } from 'cockatiel';
@@ -62,6 +63,12 @@ export interface LocalCluster {
   members: LocalMember[];
   endpoints: string[];
   quotaBytes: number;
+  /** The dir (absolute) of the etcd binaries the members run. */
+  etcdBinDir: string;
+  /** The etcd version a member must report (waitHealthy fails otherwise). */
+  expectedVersion(name: string): string;
+  /** Run a stopped member on `<binDir>/etcd` from its next start (a rolling upgrade). */
+  useEtcd(name: string, binDir: string): void;
   /** Client certificate files (etcdctl's --cacert/--cert/--key) when the cluster serves clients over TLS. */
   tls?: { cacert: string; cert: string; key: string };
   /** Members with process drivers; `source` as given at start. */
@@ -118,6 +125,16 @@ export interface LocalClusterOptions {
   fillPrefix?: string;
   /** Aborts the start (what already started is torn down). */
   signal?: AbortSignal;
+  /**
+   * Where the etcd binaries are (absolute). Default $ETCD_BIN_DIR, else the dir of the `etcd` PATH finds. Every
+   * member runs `<dir>/etcd` by absolute path, so a unit or an ssh session with another PATH runs the same etcd.
+   */
+  etcdBinDir?: string;
+  /**
+   * The etcd version the members must report (Status `version`); a member reporting another fails the start and
+   * every waitHealthy. Default $RUNBOOK_ETCD_VERSION (scripts/bootstrap.sh; else $ETCD_VERSION) when the bin dir is $ETCD_BIN_DIR, else what `<dir>/etcd --version` says.
+   */
+  expectVersion?: string;
 }
 
 const MiB = 1024 * 1024;
@@ -125,9 +142,40 @@ export const DEFAULT_LOCAL_QUOTA = 16 * MiB;
 const CALL_DEADLINE_MS = 5_000;
 const MARKER = '.runbook-local-cluster';
 
-function binary(name: string): string {
-  const dir = process.env.ETCD_BIN_DIR;
-  return dir ? join(dir, name) : name;
+/** The dir of an executable `etcd` on PATH, absolute. */
+function etcdDirOnPath(): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (!dir || !isAbsolute(dir)) continue;
+    try {
+      accessSync(join(dir, 'etcd'), fsConstants.X_OK);
+      return dir;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/** Where a throwaway cluster's etcd binaries are: given, $ETCD_BIN_DIR, or the PATH's etcd, always absolute. */
+export function resolveEtcdBinDir(given?: string): string {
+  const dir = given ?? process.env.ETCD_BIN_DIR ?? etcdDirOnPath();
+  if (!dir) throw new UserError('no etcd binary: set ETCD_BIN_DIR (e.g. .tools/etcd-3.5.30/bin, see scripts/fetch-etcd.sh) or put etcd on PATH');
+  const abs = resolve(dir);
+  if (!existsSync(join(abs, 'etcd'))) throw new UserError(`no etcd in ${abs} (ETCD_BIN_DIR): fetch one with scripts/fetch-etcd.sh <version>`);
+  return abs;
+}
+
+const versionCache = new Map<string, string>();
+/** `<path> --version`'s etcd version (cached per path). */
+export function binaryVersion(etcdPath: string): string {
+  let v = versionCache.get(etcdPath);
+  if (v === undefined) {
+    const out = execFileSync(etcdPath, ['--version'], { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] });
+    v = /etcd Version:\s*v?(\d+\.\d+\.\d+)/.exec(out)?.[1];
+    if (!v) throw new Error(`${etcdPath} --version printed no etcd version: ${out.slice(0, 200)}`);
+    versionCache.set(etcdPath, v);
+  }
+  return v;
 }
 
 const hex = (decimal: string | undefined): string => (decimal ? BigInt(decimal).toString(16) : '0');
@@ -284,6 +332,10 @@ class ClusterImpl implements LocalCluster {
   readonly #keepDir: boolean;
   readonly #fillPrefix: string;
   readonly #certs: LocalClusterCerts | undefined;
+  /** The etcd binaries' dir (absolute) and the version every member must report, per member (useEtcd changes one). */
+  readonly etcdBinDir: string;
+  readonly #versions = new Map<string, string>();
+  readonly #defaultVersion: string;
   /** Members expected to be running (started and not stopped/killed through this object). */
   readonly #expected = new Set<string>();
   readonly #started = new Set<number>();
@@ -292,8 +344,10 @@ class ClusterImpl implements LocalCluster {
   readonly #own = new Map<string, Etcd3>();
   #tornDown = false;
 
-  constructor(dir: string, opts: { name: string; source: string; quotaBytes: number; certs: LocalClusterCerts | undefined; keepDir: boolean; fillPrefix: string }) {
+  constructor(dir: string, opts: { name: string; source: string; quotaBytes: number; certs: LocalClusterCerts | undefined; keepDir: boolean; fillPrefix: string; etcdBinDir: string; version: string }) {
     this.dir = dir;
+    this.etcdBinDir = opts.etcdBinDir;
+    this.#defaultVersion = opts.version;
     this.#name = opts.name;
     this.#source = opts.source;
     this.quotaBytes = opts.quotaBytes;
@@ -322,7 +376,7 @@ class ClusterImpl implements LocalCluster {
         logFile: join(this.dir, `${name}.log`),
         pidFile: join(this.dir, `${name}.pid`),
         command: [
-          binary('etcd'),
+          join(this.etcdBinDir, 'etcd'),
           '--name', name,
           '--data-dir', dataDir,
           '--listen-client-urls', clientURL,
@@ -345,23 +399,26 @@ class ClusterImpl implements LocalCluster {
       };
     });
     this.endpoints = this.members.map((m) => m.clientURL);
+    for (const m of this.members) this.#versions.set(m.name, this.#defaultVersion);
     return token;
   }
 
   /** Restore every member's data dir from a snapshot (before the first start), like a staging copy. */
   async restore(snapshot: string, token: string, signal?: AbortSignal): Promise<void> {
     const initialCluster = this.members.map((m) => `${m.name}=${m.peerURL}`).join(',');
+    // etcdutl where the release has it (etcdctl's snapshot restore is deprecated in 3.5 and gone in 3.6).
+    const tool = existsSync(join(this.etcdBinDir, 'etcdutl')) ? join(this.etcdBinDir, 'etcdutl') : join(this.etcdBinDir, 'etcdctl');
     for (const m of this.members) {
       throwIfAborted(signal, 'restore');
       const r = await execa(
-        binary('etcdctl'),
+        tool,
         ['snapshot', 'restore', snapshot, '--name', m.name, '--data-dir', m.dataDir, '--initial-cluster', initialCluster,
           '--initial-cluster-token', token, '--initial-advertise-peer-urls', m.peerURL],
         { env: { ...etcdctlEnv(), ETCDCTL_API: '3' }, extendEnv: false, reject: false, timeout: 300_000, stdin: 'ignore', ...(signal ? { cancelSignal: signal } : {}) },
       );
       throwIfAborted(signal, 'restore');
       if (r.exitCode !== 0) {
-        throw new Error(`etcdctl snapshot restore ${snapshot} for ${m.name} failed (exit ${r.exitCode}): ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`);
+        throw new Error(`${tool} snapshot restore ${snapshot} for ${m.name} failed (exit ${r.exitCode}): ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`);
       }
     }
   }
@@ -390,7 +447,7 @@ class ClusterImpl implements LocalCluster {
       quotaBytes: this.quotaBytes,
     };
     if (this.tls) inv.tls = { ...this.tls };
-    if (process.env.ETCD_BIN_DIR) inv.etcdBinDir = process.env.ETCD_BIN_DIR;
+    inv.etcdBinDir = this.etcdBinDir;
     return { ...inv, ...overrides };
   }
 
@@ -466,6 +523,24 @@ class ClusterImpl implements LocalCluster {
 
   startedPids(): number[] {
     return [...this.#started];
+  }
+
+  /** The etcd version a member must report (its binary's). */
+  expectedVersion(name: string): string {
+    return this.#versions.get(this.member(name).name) ?? this.#defaultVersion;
+  }
+
+  /**
+   * Run a stopped member on the etcd in another dir from its next start (a rolling upgrade): its command names
+   * `<binDir>/etcd`, and it must then report that binary's version.
+   */
+  useEtcd(name: string, binDir: string): void {
+    const m = this.member(name);
+    if (this.pid(name) !== undefined) throw new Error(`useEtcd ${name}: stop it first`);
+    const etcd = join(resolve(binDir), 'etcd');
+    const version = binaryVersion(etcd);
+    m.command = [etcd, ...m.command.slice(1)];
+    this.#versions.set(name, version);
   }
 
   async start(name: string): Promise<void> {
@@ -548,6 +623,11 @@ class ClusterImpl implements LocalCluster {
         problem = `${culprit!.name} does not answer status: ${(rejected.reason as Error)?.message ?? String(rejected.reason)}`;
       } else {
         const statuses = answers.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : []));
+        // The version asked for, by the member itself: a unit or an ssh session that ran another etcd fails here.
+        const wrong = members.map((m, i) => ({ m, v: statuses[i]!.version })).filter(({ m, v }) => v !== this.expectedVersion(m.name));
+        if (wrong.length > 0) {
+          throw new Error(`waitHealthy: ${wrong.map(({ m, v }) => `${m.name} reports etcd ${v}, expected ${this.expectedVersion(m.name)}`).join('; ')} (a member started with another etcd binary than ${this.etcdBinDir})`);
+        }
         const ids = statuses.map((s) => s.header.member_id);
         const leaders = new Set(statuses.map((s) => s.leader));
         const leader = statuses[0]!.leader;
@@ -602,7 +682,7 @@ class ClusterImpl implements LocalCluster {
   async snapshot(file: string): Promise<void> {
     const m = this.#anyRunning('snapshot');
     const tlsArgs = this.tls ? ['--cacert', this.tls.cacert, '--cert', this.tls.cert, '--key', this.tls.key] : [];
-    const r = await execa(binary('etcdctl'), ['--endpoints', m.clientURL, ...tlsArgs, 'snapshot', 'save', file], {
+    const r = await execa(join(this.etcdBinDir, 'etcdctl'), ['--endpoints', m.clientURL, ...tlsArgs, 'snapshot', 'save', file], {
       env: etcdctlEnv(), extendEnv: false, reject: false, timeout: 60_000, stdin: 'ignore',
     });
     if (r.exitCode !== 0) throw new Error(`etcdctl snapshot save ${file} failed (exit ${r.exitCode}): ${r.stderr.slice(-500)}`);
@@ -730,7 +810,22 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
     throw err;
   }
   mkdirSync(join(dir, 'snapshots'));
+  let etcdBinDir: string;
+  let version: string;
+  try {
+    etcdBinDir = resolveEtcdBinDir(opts.etcdBinDir);
+    version = binaryVersion(join(etcdBinDir, 'etcd'));
+    const expected = opts.expectVersion ?? (opts.etcdBinDir === undefined && process.env.ETCD_BIN_DIR ? (process.env.RUNBOOK_ETCD_VERSION || process.env.ETCD_VERSION || undefined) : undefined);
+    if (expected && expected !== version) {
+      throw new UserError(`${join(etcdBinDir, 'etcd')} is etcd ${version}, but etcd ${expected} was asked for (ETCD_VERSION / --etcd-version): fetch it with scripts/fetch-etcd.sh ${expected} and point ETCD_BIN_DIR at .tools/etcd-${expected}/bin`);
+    }
+  } catch (err) {
+    removeSandboxDir(dir);
+    throw err;
+  }
   const cluster = new ClusterImpl(dir, {
+    etcdBinDir,
+    version,
     name: opts.name ?? 'local',
     source: opts.source ?? 'local cluster',
     quotaBytes: opts.quotaBytes ?? DEFAULT_LOCAL_QUOTA,

@@ -21,6 +21,9 @@ import { UserError, messageOf } from '../util/errors.ts';
 import { formatBytes, formatDuration } from '../util/units.ts';
 import { FAULT_DESCRIPTIONS, faultFor, injectFault, seedData, type FaultName, type FaultResult } from './faults.ts';
 import { DEFAULT_LOCAL_QUOTA, startLocalCluster, type LocalClusterHandle } from './local-cluster.ts';
+import { fetchedEtcdBinDir } from './etcd-builds.ts';
+import { chooseSnapshotTool } from '../snapshot/etcd-tools.ts';
+import { localHost } from '../hosts/local.ts';
 import type { RehearsalReport } from './report.ts';
 import { countOtherKeys, verifyOutcome } from './verify.ts';
 import { EtcdPool } from '../etcd/pool.ts';
@@ -47,6 +50,8 @@ export interface RehearseOptions {
   /** Lines about the rehearsal's own phases (cluster up, fault injected…). */
   onPhase?: (line: string) => void;
   env?: Record<string, string | undefined>;
+  /** Run the throwaway cluster on `.tools/etcd-<version>/bin` (scripts/fetch-etcd.sh); default $ETCD_BIN_DIR / PATH. */
+  etcdVersion?: string;
 }
 
 const MiB = 1024 * 1024;
@@ -60,6 +65,8 @@ interface Prepared {
   params: Record<string, unknown>;
   quotaBytes: number;
   members: number;
+  /** Set by etcdVersion: the fetched build's bin dir. */
+  etcdBinDir?: string;
 }
 
 /** Everything that can be wrong with the request, checked before any process starts (UserError, exit 2). */
@@ -89,7 +96,8 @@ export function prepareRehearsal(opts: RehearseOptions): Prepared {
     if (opts.quotaBytes === undefined) quotaBytes = Math.ceil((2 * size + DEFAULT_LOCAL_QUOTA) / MiB) * MiB;
   }
   if (quotaBytes < 4 * MiB) throw new UserError(`--quota: at least 4MiB, got ${formatBytes(quotaBytes)}`);
-  return { runbook, text: bytes.toString('utf8'), builtIn, fault, params, quotaBytes, members };
+  const etcdBinDir = opts.etcdVersion !== undefined ? fetchedEtcdBinDir(opts.etcdVersion) : undefined;
+  return { runbook, text: bytes.toString('utf8'), builtIn, fault, params, quotaBytes, members, ...(etcdBinDir ? { etcdBinDir } : {}) };
 }
 
 function approvalSteps(p: Prepared): string[] {
@@ -112,6 +120,22 @@ async function runIt(p: Prepared, cluster: LocalClusterHandle, registry: ActionR
   // startRun returns before any step runs, so every approval step finds its decision.
   for (const stepId of approvalSteps(p)) recordDecision(opts.stateDir, handle.runId, stepId, { decision: 'granted', by: WHO, via: WHO });
   return handle.done;
+}
+
+/**
+ * A restore on a release whose tools cannot move revisions forward (3.4.23) is refused unless the operator accepts
+ * it (allowRevisionRewind). A rehearsal of it accepts it, unless the operator set the parameter, and says so in the
+ * report: the rehearsal shows the restore, and the operator learns what the real run will ask for.
+ */
+async function acceptRewindWhereItMustBe(p: Prepared, cluster: LocalClusterHandle, opts: RehearseOptions, report: RehearsalReport, say: (line: string) => void): Promise<void> {
+  if (!p.runbook.params.some((x) => x.name === 'allowRevisionRewind') || (opts.params && 'allowRevisionRewind' in opts.params)) return;
+  const version = cluster.expectedVersion(cluster.members[0]!.name);
+  const c = await chooseSnapshotTool(localHost, [cluster.etcdBinDir], { purpose: 'restore', clusterVersion: version, allowRevisionRewind: true });
+  if (c.bump) return;
+  p.params = { ...p.params, allowRevisionRewind: true };
+  const note = `etcd ${version}'s ${c.tool.kind} cannot move revisions forward on a restore (no --bump-revision): rehearsed with -p allowRevisionRewind=true; on a real cluster of this version ${p.runbook.name} refuses to restore without it`;
+  (report.notes ??= []).push(note);
+  say(`  note: ${note}`);
 }
 
 /**
@@ -159,13 +183,17 @@ export async function rehearse(opts: RehearseOptions): Promise<RehearsalReport> 
         dirPrefix: 'runbook-rehearsal-',
         fillPrefix: 'rehearsal/fill/',
         killOnSignals: false,
+        ...(p.etcdBinDir ? { etcdBinDir: p.etcdBinDir, expectVersion: opts.etcdVersion! } : {}),
         ...(opts.fromSnapshot ? { fromSnapshot: path.resolve(opts.fromSnapshot) } : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
       }),
     );
     report.cluster.dir = cluster.dir;
+    report.cluster.etcdVersion = cluster.expectedVersion(cluster.members[0]!.name);
+    report.cluster.etcdBinDir = cluster.etcdBinDir;
+    await acceptRewindWhereItMustBe(p, cluster, opts, report, say);
     cluster.writeInventory(); // <dir>/cluster.yaml: for `runbook diagnose -i` on a kept cluster
-    say(`  cluster up in ${formatDuration(phases.at(-1)!.durationMs)}: ${cluster.members.map((m) => `${m.name} ${m.clientURL}`).join(', ')} (${cluster.dir})`);
+    say(`  cluster up in ${formatDuration(phases.at(-1)!.durationMs)} on etcd ${report.cluster.etcdVersion} (${cluster.etcdBinDir}): ${cluster.members.map((m) => `${m.name} ${m.clientURL}`).join(', ')} (${cluster.dir})`);
 
     // A cluster restored from a snapshot: how many of its keys there are, to find them all again afterwards.
     let baselineKeys: number | undefined;

@@ -23,7 +23,12 @@ export interface RehearsalReport {
     /** `--keep`: left running; the inventory and the pids to stop. */
     kept?: { inventory: string; pids: number[] };
     fromSnapshot?: string;
+    /** The etcd release the members ran (what each reported, checked at start) and where its binaries are. */
+    etcdVersion?: string;
+    etcdBinDir?: string;
   };
+  /** What the operator should know about how the rehearsal differed from a real run. */
+  notes?: string[];
   run?: {
     runId: string;
     dir: string;
@@ -49,7 +54,8 @@ export function formatRehearsal(r: RehearsalReport, opts: { color: boolean }): s
   const c = colors(opts.color);
   const lines: string[] = [];
   const verdict = r.interrupted ? c.yellow(`INTERRUPTED (${r.interrupted})`) : r.passed ? c.green('PASSED') : c.red('FAILED');
-  lines.push(`${c.bold('■')} rehearsal of ${r.runbook} (fault: ${r.fault}): ${verdict} in ${formatDuration(r.totalMs)}`);
+  lines.push(`${c.bold('■')} rehearsal of ${r.runbook} (fault: ${r.fault}${r.cluster.etcdVersion ? `, etcd ${r.cluster.etcdVersion}` : ''}): ${verdict} in ${formatDuration(r.totalMs)}`);
+  for (const n of r.notes ?? []) lines.push(c.yellow(`  note: ${n}`));
   if (r.error) lines.push(c.red(`  ${r.error}`));
   if (r.run?.error && !r.interrupted) {
     const e = r.run.error;

@@ -16,4 +16,5 @@ export {
   type RestoreMemberResult,
   type RestoreMarker,
 } from './restore.ts';
-export { detectRestoreTool, restoreArgv, snapshotStatus, trialRestore, parseVersion, BUMP_REVISION, type RestoreTool } from './etcd-tools.ts';
+export { chooseSnapshotTool, restoreArgv, snapshotStatus, trialRestore, parseVersion, BUMP_REVISION, type RestoreTool, type ToolChoice } from './etcd-tools.ts';
+export { planRestore, type RestorePlan } from './restore-plan.ts';

@@ -21,6 +21,8 @@ export interface SnapshotManifest {
   endpoint?: string;
   /** How it was saved: the Maintenance/Snapshot stream read directly, or `etcdctl snapshot save` (clusters with auth). */
   via?: 'stream' | 'etcdctl';
+  /** The etcd version the member it was saved from reported (Status): which tools may open and restore it. */
+  etcdVersion?: string;
   /** Checked right after saving: sha256 trailer and `snapshot status`. */
   verified?: boolean;
 }

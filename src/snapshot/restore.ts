@@ -23,7 +23,7 @@ import type { Host } from '../hosts/types.ts';
 import type { Inventory, MemberSpec } from '../inventory/types.ts';
 import { StepError } from '../util/errors.ts';
 import { describeLocalListener } from '../hosts/listener.ts';
-import { detectRestoreTool, memberBinDir, restoreArgv, toolEnv } from './etcd-tools.ts';
+import { chooseSnapshotTool, restoreArgv, toolDirs, toolEnv } from './etcd-tools.ts';
 
 export const RESTORE_MARKER = 'runbook-restore.json';
 
@@ -36,6 +36,8 @@ export interface RestoreMarker {
   member: string;
   initialCluster: string;
   tool: string;
+  /** Absent in markers written before versions were tracked (those restores bumped on etcdutl only). */
+  revisions?: 'forward' | 'rewind';
   restoredAt: string;
 }
 
@@ -49,6 +51,10 @@ export interface RestoreMemberOptions {
   sha256?: string;
   token: string;
   runId: string;
+  /** The cluster's etcd version (chooses the tool: same minor, bump-capable first). */
+  clusterVersion?: string;
+  /** Accept a restore that takes revisions back (no bump-capable tool on this host). */
+  allowRevisionRewind?: boolean;
   /** The member's driver, to refuse while it runs (absent for driver: none). */
   driver?: MemberDriver;
   /** Does anything listen at this URL? (an etcd waiting for quorum accepts connections without answering) */
@@ -68,6 +74,8 @@ export interface RestoreMemberResult {
   token: string;
   initialCluster: string;
   tool: string;
+  /** Revisions moved forward (--bump-revision --mark-compacted) or went back to the snapshot's (accepted). */
+  revisions: 'forward' | 'rewind';
   /** A `.part` a crashed attempt left, moved here. */
   interruptedMovedTo?: string;
   durationMs: number;
@@ -204,7 +212,14 @@ export async function restoreMember(o: RestoreMemberOptions): Promise<RestoreMem
     });
   }
   const staged = await stage(o, sha256, dataDir);
-  const tool = await detectRestoreTool(o.host, memberBinDir(m, o.inventory), o.signal);
+  // Chosen again on the member's own host (snapshot-select checked it before anything was touched): the run may
+  // have been resumed elsewhere, and the refusal must hold here too.
+  const { tool, bump } = await chooseSnapshotTool(o.host, toolDirs(m, o.inventory), {
+    purpose: 'restore',
+    ...(o.clusterVersion ? { clusterVersion: o.clusterVersion } : {}),
+    ...(o.allowRevisionRewind ? { allowRevisionRewind: true } : {}),
+    ...(o.signal ? { signal: o.signal } : {}),
+  });
 
   let interruptedMovedTo: string | undefined;
   if (await o.host.stat(part)) {
@@ -214,8 +229,8 @@ export async function restoreMember(o: RestoreMemberOptions): Promise<RestoreMem
   }
   await o.host.mkdir(dirname(dataDir));
 
-  const argv = restoreArgv(tool, { snapshot: staged, dataDir: part, name: m.name, peerURLs: m.peerURL, initialCluster, token: o.token });
-  o.log?.(`${m.name}: ${tool.kind} snapshot restore into ${part} on ${o.host.label}`);
+  const argv = restoreArgv(tool, { snapshot: staged, dataDir: part, name: m.name, peerURLs: m.peerURL, initialCluster, token: o.token }, bump);
+  o.log?.(`${m.name}: ${tool.kind} ${tool.toolVersion ?? ''} snapshot restore into ${part} on ${o.host.label}${bump ? ' (revisions bumped forward)' : ' WITHOUT a revision bump (allowRevisionRewind): revisions go back to the snapshot\'s'}`);
   const r = await o.host.run(argv, { env: toolEnv(), dropEnvPrefix: 'ETCDCTL_', timeoutMs: 60 * 60_000, ...(o.signal ? { signal: o.signal } : {}) });
   if (r.exitCode !== 0) {
     const why = (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ').slice(0, 500);
@@ -235,7 +250,8 @@ export async function restoreMember(o: RestoreMemberOptions): Promise<RestoreMem
     snapshot: o.snapshot,
     member: m.name,
     initialCluster,
-    tool: `${tool.kind}${tool.version ? ` (etcd ${tool.version})` : ''}`,
+    tool: `${tool.kind} ${tool.toolVersion ?? '?'}${tool.version ? ` (etcd ${tool.version})` : ''}${bump ? ' --bump-revision' : ' (no bump)'}`,
+    revisions: bump ? 'forward' : 'rewind',
     restoredAt: new Date().toISOString(),
   };
   await o.host.writeTextAtomic(join(part, RESTORE_MARKER), `${JSON.stringify(marker, null, 2)}\n`);
@@ -251,6 +267,7 @@ export async function restoreMember(o: RestoreMemberOptions): Promise<RestoreMem
     token: o.token,
     initialCluster,
     tool: marker.tool,
+    revisions: bump ? 'forward' : 'rewind',
     ...(interruptedMovedTo ? { interruptedMovedTo } : {}),
     durationMs: Date.now() - t0,
   };

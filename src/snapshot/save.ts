@@ -17,7 +17,7 @@ import { utcStamp } from '../drivers/safe-fs.ts';
 import { fsyncPath, localHost, runArgv } from '../hosts/local.ts';
 import type { Inventory } from '../inventory/types.ts';
 import { StepError, UserError } from '../util/errors.ts';
-import { binPath, detectRestoreTool, snapshotStatus } from './etcd-tools.ts';
+import { binPath, chooseSnapshotTool, snapshotStatus, toolDirs } from './etcd-tools.ts';
 import { checkSnapshotFile } from './file-check.ts';
 import { streamSnapshot } from './grpc-stream.ts';
 import { manifestPath, writeManifest, type SnapshotManifest } from './manifest.ts';
@@ -32,6 +32,8 @@ export interface SaveOptions {
   endpoint: string;
   dir: string;
   verify?: boolean;
+  /** The version the member streamed from reports (Status): kept in the manifest, and chooses the checking tool. */
+  etcdVersion?: string;
   signal?: AbortSignal;
   log?: (message: string) => void;
   now?: Date;
@@ -110,7 +112,11 @@ export async function saveSnapshot(o: SaveOptions): Promise<SaveResult> {
     if (!check.trailerOk) {
       throw new StepError('failed', `the snapshot just saved fails verification: ${check.problem}; it is left at ${part}`, { hint: 'look at the member and the disk, then save again' });
     }
-    const tool = await detectRestoreTool(localHost, o.inventory.etcdBinDir, o.signal);
+    const { tool } = await chooseSnapshotTool(localHost, toolDirs(undefined, o.inventory), {
+      purpose: 'check',
+      ...(o.etcdVersion ? { clusterVersion: o.etcdVersion } : {}),
+      ...(o.signal ? { signal: o.signal } : {}),
+    });
     const st = await snapshotStatus(localHost, tool, part, o.signal);
     if (!st.ok) throw new StepError('failed', `the snapshot just saved fails verification: ${st.problem}; it is left at ${part}`);
     revision = st.status.revision;
@@ -125,6 +131,7 @@ export async function saveSnapshot(o: SaveOptions): Promise<SaveResult> {
     createdAt: at.toISOString(),
     endpoint: o.endpoint,
     via,
+    ...(o.etcdVersion ? { etcdVersion: o.etcdVersion } : {}),
     verified: o.verify !== false,
   };
   writeManifest(file, manifest);

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { localHost } from '../hosts/local.ts';
 import { StepError, messageOf } from '../util/errors.ts';
-import { detectRestoreTool, snapshotStatus, trialRestore, type RestoreTool } from './etcd-tools.ts';
+import { toolFitsCluster } from '../etcd/versions.ts';
+import { chooseSnapshotTool, snapshotStatus, toolDirs, trialRestore, type RestoreTool } from './etcd-tools.ts';
 import { checkSnapshotFile } from './file-check.ts';
 import { listSnapshots, sortNewestFirst, type SnapshotEntry } from './list.ts';
 
@@ -26,6 +27,8 @@ export interface SelectedSnapshot {
   size: number;
   /** ISO time: manifest createdAt, else the file's mtime. */
   createdAt: string;
+  /** The etcd version its manifest recorded (the cluster's when it was saved), when it has one. */
+  etcdVersion?: string;
   rejected: Rejected[];
   /** Candidates found (before maxCandidates). */
   candidates: number;
@@ -38,6 +41,8 @@ export interface SelectOptions {
   trialRestore?: boolean;
   maxCandidates?: number;
   etcdBinDir?: string;
+  /** The cluster's etcd version when known (chooses the tool that checks the candidates). */
+  clusterVersion?: string;
   /** Where the throwaway copies go (default the OS temp dir). */
   tmpRoot?: string;
   signal?: AbortSignal;
@@ -71,6 +76,11 @@ export async function checkCandidate(e: SnapshotEntry, tool: RestoreTool, o: Pic
       if (e.manifest.sha256 !== file.sha256) return { ok: false, reason: `its sha256 ${file.sha256.slice(0, 12)}… differs from the one its manifest recorded (${e.manifest.sha256.slice(0, 12)}…): damaged or replaced` };
     }
     if (!file.trailerOk) return { ok: false, reason: file.problem ?? 'its sha256 trailer does not match' };
+    const saved = e.manifest?.etcdVersion;
+    if (saved) {
+      const fit = toolFitsCluster(tool.kind, tool.toolVersion ?? '0.0.0', saved);
+      if (!fit.ok) return { ok: false, reason: `it is a snapshot of etcd ${saved} and the tool here cannot check it: ${fit.why}` };
+    }
     const st = await snapshotStatus(localHost, tool, copy, o.signal);
     if (!st.ok) return { ok: false, reason: st.problem };
     if (o.trialRestore !== false) {
@@ -93,14 +103,20 @@ export async function selectSnapshot(o: SelectOptions): Promise<SelectedSnapshot
       hint: 'give snapshots.dirs in the inventory (or dirs in the step), or copy a snapshot there',
     });
   }
-  const tool = await detectRestoreTool(localHost, o.etcdBinDir, o.signal);
+  const { tool } = await chooseSnapshotTool(localHost, toolDirs(undefined, { ...(o.etcdBinDir ? { etcdBinDir: o.etcdBinDir } : {}) }), {
+    purpose: 'check',
+    ...(o.clusterVersion ? { clusterVersion: o.clusterVersion } : {}),
+    ...(o.signal ? { signal: o.signal } : {}),
+  });
+  log(`checking candidates with ${tool.kind} ${tool.toolVersion ?? '?'} (${tool.path})${o.clusterVersion ? ` for etcd ${o.clusterVersion}` : ''}`);
   const rejected: Rejected[] = [];
   for (const e of all.slice(0, o.maxCandidates ?? 20)) {
     if (o.signal?.aborted) throw new StepError('cancelled', 'snapshot selection cancelled');
     const r = await checkCandidate(e, tool, o);
     if (r.ok) {
       log(`chose ${e.path} (revision ${r.revision}, ${r.size} bytes, sha256 ${r.sha256.slice(0, 12)}…)${rejected.length ? ` after rejecting ${rejected.length} newer` : ''}`);
-      return { path: e.path, sha256: r.sha256, revision: r.revision, size: r.size, createdAt: new Date(e.createdAt).toISOString(), rejected, candidates: all.length };
+      const etcdVersion = e.manifest?.etcdVersion;
+      return { path: e.path, sha256: r.sha256, revision: r.revision, size: r.size, createdAt: new Date(e.createdAt).toISOString(), ...(etcdVersion ? { etcdVersion } : {}), rejected, candidates: all.length };
     }
     log(`rejected ${e.path}: ${r.reason}`);
     rejected.push({ path: e.path, reason: r.reason });

@@ -166,3 +166,27 @@ describe('nothing is lost, checked by the harness at teardown', () => {
     expect(existsSync(cluster.dir)).toBe(false); // the sandbox is still cleaned up
   });
 });
+
+describe('every member runs the etcd version asked for', () => {
+  it('a member started with another etcd binary fails waitHealthy, naming both versions', async () => {
+    const { suiteEtcd, otherVersion, toolsBinDir } = await import('../support/etcd-versions.ts');
+    const { startProcess } = await import('../../src/drivers/process.ts');
+    const suite = suiteEtcd();
+    const cluster = await startCluster({ members: 3 });
+    clusters.push(cluster);
+    // Every member reports the suite's version (checked by the harness; asserted here once more by hand).
+    for (const m of cluster.members) expect(m.command[0]).toBe(join(suite.binDir, 'etcd'));
+    expect((await cluster.client('m1').maintenance.status()).version).toBe(suite.version);
+    // m3 restarted by something that resolves `etcd` elsewhere (a unit's bare `etcd`, another PATH over ssh).
+    await cluster.stop('m3');
+    const m3 = cluster.members.find((m) => m.name === 'm3')!;
+    const other = otherVersion(suite.version);
+    await startProcess({ type: 'process', command: [join(toolsBinDir(other), 'etcd'), ...m3.command.slice(1)], pidFile: m3.pidFile, logFile: m3.logFile });
+    await expect(cluster.waitHealthy(20_000, { members: ['m1', 'm2', 'm3'] })).rejects.toThrow(new RegExp(`m3 reports etcd ${other.replace(/\./g, '\\.')}, expected ${suite.version.replace(/\./g, '\\.')}`));
+  }, 90_000);
+
+  it('refuses to start a cluster whose etcd is not the version asked for, saying how to fetch it', async () => {
+    const { toolsBinDir } = await import('../support/etcd-versions.ts');
+    await expect(startCluster({ etcdBinDir: toolsBinDir('3.5.16'), expectVersion: '3.5.30' })).rejects.toThrow(/is etcd 3\.5\.16, but etcd 3\.5\.30 was asked for.*scripts\/fetch-etcd\.sh 3\.5\.30/);
+  });
+});

@@ -14,6 +14,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { JournalRecord } from '../../src/events/types.ts';
 import { readJournal } from '../../src/execute/journal.ts';
 import { corruptFile, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { rewindParams } from '../support/etcd-versions.ts';
 
 const root = join(import.meta.dirname, '../..');
 const bin = join(root, 'bin/runbook.js');
@@ -145,7 +146,7 @@ describe('power-loss-restore (real runner, real 3-member cluster)', () => {
     expect(plan.stdout).toMatch(/fresh-snapshot: stream a snapshot from a healthy member/);
     expect(inventoryOfFiles(cluster)).toEqual(before);
 
-    const r = await runner(['run', 'power-loss-restore', '-i', inv, '--state-dir', stateDir, '--yes', '--json', '-p', 'restartWait=20s']);
+    const r = await runner(['run', 'power-loss-restore', '-i', inv, '--state-dir', stateDir, '--yes', '--json', '-p', 'restartWait=20s', ...rewindParams()]);
     expect(r.exitCode, r.stdout.slice(-4000) + r.stderr).toBe(0);
 
     const recs = journal(stateDir);
@@ -190,7 +191,7 @@ describe('power-loss-restore (real runner, real 3-member cluster)', () => {
     const before = inventoryOfFiles(cluster);
     cluster.checkpointData(); // teardown fails the test if any of these files is deleted instead of moved aside
 
-    const r = await runner(['run', 'power-loss-restore', '-i', inv, '--state-dir', stateDir, '--yes', '--json']);
+    const r = await runner(['run', 'power-loss-restore', '-i', inv, '--state-dir', stateDir, '--yes', '--json', ...rewindParams()]);
     expect(r.exitCode, r.stdout.slice(-4000) + r.stderr).toBe(0);
     const recs = journal(stateDir);
     expect(output(recs, 'try-restart').recovered).toBe(true);
@@ -219,7 +220,7 @@ describe('power-loss-restore (real runner, real 3-member cluster)', () => {
     const before = inventoryOfFiles(cluster);
     cluster.checkpointData(); // teardown fails the test if any of these files is deleted instead of moved aside
 
-    const child = runner(['run', 'power-loss-restore', '-i', inv, '--state-dir', stateDir, '--yes', '--json', '-p', 'restartWait=20s']);
+    const child = runner(['run', 'power-loss-restore', '-i', inv, '--state-dir', stateDir, '--yes', '--json', '-p', 'restartWait=20s', ...rewindParams()]);
     // Kill the runner as soon as it journals the start of restore[m2].
     let killed = false;
     let exited = false;

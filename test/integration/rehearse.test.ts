@@ -118,7 +118,7 @@ describe('runbook rehearse', () => {
     expect(code, `${out}\n${c.err()}`).toBe(0);
     expect(out).toMatch(/fault injected in .*NOSPACE alarm raised after \d+ puts/);
     expect(out).toMatch(/✓ defrag \[m\d\]/);
-    expect(out).toMatch(/rehearsal of nospace-recovery \(fault: nospace\): PASSED/);
+    expect(out).toMatch(/rehearsal of nospace-recovery \(fault: nospace, etcd \d+\.\d+\.\d+\): PASSED/);
     for (const step of ['preflight', 'compact', 'defrag', 'disarm', 'verify-writes']) expect(out).toMatch(new RegExp(`\\n  ${step} +succeeded +\\d+(ms|\\.\\d+s)`));
     expect(out).toMatch(/✓ NOSPACE alarm gone/);
     expect(out).toMatch(/✓ every db below half the quota \(8\.0 MiB\)/);

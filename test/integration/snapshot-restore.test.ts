@@ -18,8 +18,11 @@ import type { Inventory } from '../../src/inventory/types.ts';
 import { StepError } from '../../src/util/errors.ts';
 import { corruptFile, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { makeActionContext, memberItem, stepError } from '../support/action-context.ts';
+import { rewindParams } from '../support/etcd-versions.ts';
 
-const restoreInput = (raw: Record<string, unknown>) => catalog['etcd.restore-member'].input.parse(raw);
+// Where the suite's etcd tools cannot bump revisions (3.4.23) a restore is refused unless the rewind is accepted.
+const rewind = { allowRevisionRewind: rewindParams().length > 0 };
+const restoreInput = (raw: Record<string, unknown>) => catalog['etcd.restore-member'].input.parse({ ...rewind, ...raw });
 
 
 describe('restore-member and select on a real one-member cluster', () => {
@@ -42,7 +45,7 @@ describe('restore-member and select on a real one-member cluster', () => {
     cluster.checkpointData(); // the snapshot and the live data dir: moved aside at most, never deleted
     const t = makeActionContext(inv, { runId: '20261124-120000-power-loss-restore-abc123' });
     try {
-      const chosen = await snapshotSelectAction.run(t.step('select'), { trialRestore: true, maxCandidates: 5 });
+      const chosen = await snapshotSelectAction.run(t.step('select'), { trialRestore: true, maxCandidates: 5, ...rewind });
       expect(chosen).toMatchObject({ path: join(snapDir, 'one-a.db'), rejected: [] });
       const input = restoreInput({ snapshot: chosen.path, sha256: chosen.sha256 });
       const m1 = cluster.members[0]!;
@@ -107,7 +110,7 @@ describe('restore-member and select on a real one-member cluster', () => {
     const t = makeActionContext({ ...inv, snapshots: { dirs: [dir] } });
     try {
       const ctx = t.step('select');
-      const chosen = await snapshotSelectAction.run(ctx, { trialRestore: true, maxCandidates: 10 });
+      const chosen = await snapshotSelectAction.run(ctx, { trialRestore: true, maxCandidates: 10, ...rewind });
       expect(chosen.path).toBe(good);
       const why = Object.fromEntries(chosen.rejected.map((r) => [basename(r.path), r.reason]));
       expect(Object.keys(why).sort()).toEqual([...names].sort());

@@ -18,6 +18,7 @@ import type { MemberSpec } from '../../src/inventory/types.ts';
 import { isAlive } from '../../src/util/pids.ts';
 import { corruptFile, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { sshdAvailable, startSshd, type TestSshd } from '../support/sshd.ts';
+import { rewindParams } from '../support/etcd-versions.ts';
 
 const root = join(import.meta.dirname, '../..');
 const bin = join(root, 'bin/runbook.js');
@@ -128,7 +129,7 @@ describe('members on a remote host (real sshd on 127.0.0.1)', () => {
       for (const m of cluster.members) corruptFile(join(m.dataDir, 'member', 'snap', 'db'), 'truncate-half');
       cluster.checkpointData(); // teardown fails the test if any of these files is deleted instead of moved aside
 
-      const r = await runner(['run', 'power-loss-restore', '-i', inv, '--state-dir', stateDir, '--yes', '--json', '-p', 'restartWait=20s']);
+      const r = await runner(['run', 'power-loss-restore', '-i', inv, '--state-dir', stateDir, '--yes', '--json', '-p', 'restartWait=20s', ...rewindParams()]);
       const runId = readdirSync(join(stateDir, 'runs'))[0]!;
       const m3 = cluster.members.find((m) => m.name === 'm3')!;
       // The whole runbook runs through the runner, m3's data dir moved aside and restored over ssh.

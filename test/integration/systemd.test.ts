@@ -38,6 +38,7 @@ import { corruptFile, startCluster, type TestCluster } from '../support/etcd-clu
 import { execa } from 'execa';
 import { startSystemdStandin, type SystemdStandin } from '../support/systemd-standin.ts';
 import { startSshd, type TestSshd } from '../support/sshd.ts';
+import { rewindParams } from '../support/etcd-versions.ts';
 
 const MiB = 1024 * 1024;
 
@@ -293,7 +294,7 @@ describe('power-loss-restore through the real CLI with systemd members (systemct
 
     const file = cluster.writeInventory(join(cluster.dir, 'systemd.yaml'), { members: inv.members });
     const stateDir = join(cluster.dir, 'state');
-    const r = await execa(process.execPath, [join(import.meta.dirname, '../../bin/runbook.js'), 'run', 'power-loss-restore', '-i', file, '--state-dir', stateDir, '--yes', '--json', '-p', 'restartWait=15s'], {
+    const r = await execa(process.execPath, [join(import.meta.dirname, '../../bin/runbook.js'), 'run', 'power-loss-restore', '-i', file, '--state-dir', stateDir, '--yes', '--json', '-p', 'restartWait=15s', ...rewindParams()], {
       reject: false,
       timeout: 240_000,
       env: { NO_COLOR: '1' },

@@ -6,6 +6,9 @@
  * this file only adds the test defaults (temp dir prefix, inventory source "test", TLS certificates from
  * ./tls-certs.ts, RUNBOOK_TEST_KEEP).
  *
+ * Every member runs the etcd of $ETCD_BIN_DIR by absolute path, and a member that reports another version than
+ * asked ($RUNBOOK_ETCD_VERSION) fails the start and every waitHealthy: tests never mix versions silently.
+ *
  * Every member this harness starts is SIGKILLed by pid at teardown, and (best effort) when the test process exits.
  * Set RUNBOOK_TEST_KEEP=1 to keep the temp dirs (logs, data) of clusters for a look after a failure.
  */
@@ -44,6 +47,10 @@ export interface StartClusterOptions {
    * only with a reason, for a test that swaps a data dir out by hand (e.g. to mount a small filesystem there).
    */
   guardData?: true | { off: string };
+  /** The etcd binaries (default $ETCD_BIN_DIR): every member runs `<dir>/etcd` by absolute path. */
+  etcdBinDir?: string;
+  /** The version members must report (default $RUNBOOK_ETCD_VERSION for $ETCD_BIN_DIR, else the binary's own). */
+  expectVersion?: string;
 }
 
 /**
@@ -58,6 +65,8 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Test
     ...(opts.members !== undefined ? { members: opts.members } : {}),
     ...(opts.quotaBytes !== undefined ? { quotaBytes: opts.quotaBytes } : {}),
     ...(opts.extraFlags ? { extraFlags: opts.extraFlags } : {}),
+    ...(opts.etcdBinDir ? { etcdBinDir: opts.etcdBinDir } : {}),
+    ...(opts.expectVersion ? { expectVersion: opts.expectVersion } : {}),
     ...(opts.startTimeoutMs !== undefined ? { startTimeoutMs: opts.startTimeoutMs } : {}),
     ...(opts.tls ? { tls: (dir: string) => makeTestCerts(join(dir, 'tls')) } : {}),
     name: opts.name ?? 'test',
