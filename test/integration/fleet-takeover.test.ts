@@ -16,6 +16,7 @@ import { ROUTES } from '../../src/chatops/server.ts';
 import { foldJournal } from '../../src/execute/state.ts';
 import type { JournalRecord } from '../../src/events/types.ts';
 import { freePorts, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { defragsInLog } from '../support/etcd-log.ts';
 import { blockActionBody, sendSlack, slashCommandBody, startSlackStandin, type SlackStandin } from '../support/slack-standin.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -33,12 +34,17 @@ let target: TestCluster;
 let standin: SlackStandin;
 const replicas: { name: string; url: string; proc: ResultPromise; stderr: () => string }[] = [];
 
+/** Poll until `pick` gives a value; a predicate that throws is retried, and its last error is in the timeout's message. */
 async function waitUntil<T>(what: string, ms: number, pick: () => Promise<T | undefined | false>): Promise<T> {
   const until = Date.now() + ms;
+  let lastError: unknown;
   for (;;) {
-    const v = await pick().catch(() => undefined);
+    const v = await pick().catch((err: unknown) => {
+      lastError = err;
+      return undefined;
+    });
     if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message ?? String(lastError)})` : ''}`, { cause: lastError });
     await sleep(200);
   }
 }
@@ -171,6 +177,8 @@ describe('two serve replicas on a management etcd', () => {
 
   it('a replica killed from outside while a defragment runs: the other finishes; every member defragmented exactly once', async () => {
     await target.fillToNospace();
+    // etcd's own count of defragmentations per member, before the run (earlier tests defragmented this cluster too).
+    const defragsBefore = Object.fromEntries(target.members.map((m) => [m.name, defragsInLog(m.logFile)]));
     const a2 = await startReplica('a2');
     const b = replicas.find((r) => r.name === 'b') ?? await startReplica('b');
     const known = new Set(await runIds());
@@ -214,6 +222,18 @@ describe('two serve replicas on a management etcd', () => {
       else if (starts.length > 1) {
         const probe = records.slice(records.indexOf(resumed)).find((r) => r.type === 'step.probe' && r.stepId === 'defrag' && (r as { item?: string }).item === m);
         expect(probe).toMatchObject({ done: false });
+      }
+      // The same from etcd's side, in the member's own log: exactly one defragmentation, finished; the in-doubt
+      // member at least one and no more than the journal started (the killed replica may have died before its RPC).
+      const member = target.members.find((x) => x.name === m)!;
+      const now = defragsInLog(member.logFile);
+      const was = defragsBefore[m]!;
+      const inLog = { started: now.started - was.started, finished: now.finished - was.finished };
+      if (m !== doubt) expect(inLog, `${m}: defragmentations in its etcd log`).toEqual({ started: 1, finished: 1 });
+      else {
+        expect(inLog.finished, `${m} (in doubt): defragmentations finished in its etcd log`).toBeGreaterThanOrEqual(1);
+        expect(inLog.finished, `${m} (in doubt): no more than the journal started`).toBeLessThanOrEqual(starts.length);
+        expect(inLog.started, `${m} (in doubt): every one started finished`).toBe(inLog.finished);
       }
     }
     const alarms = await target.client().maintenance.alarm({ action: AlarmAction.Get });
