@@ -89,9 +89,11 @@ function guardData(c: LocalClusterHandle, mode: true | { off: string }): TestClu
       await teardown();
       if (lost.length > 0 || changed.length > 0) {
         const list = (xs: string[]) => xs.slice(0, 20).map((p) => `  ${p}`).join('\n');
-        throw new Error(
-          `nothing may be deleted or altered: ${lost.length ? `${lost.length} path(s) under the data dirs / snapshot dir are gone and were not moved aside:\n${list(lost)}` : ''}${lost.length && changed.length ? '\n' : ''}${changed.length ? `${changed.length} file(s) changed in size or content:\n${list(changed)}` : ''}`,
-        );
+        const parts = [
+          lost.length ? `nothing may be deleted: ${lost.length} path(s) under the data dirs / snapshot dir are gone and were not moved aside:\n${list(lost)}` : '',
+          changed.length ? `nothing may be altered: ${changed.length} file(s) under the data dirs / snapshot dir changed in size or content:\n${list(changed)}` : '',
+        ];
+        throw new Error(parts.filter(Boolean).join('\n'));
       }
     },
   });
