@@ -42,7 +42,10 @@ async function writeBytes(client: Etcd3, total: number): Promise<void> {
   for (let i = 0; i * MiB < total; i++) await client.put(`runbook-test/big/${i}`).value(value).exec();
 }
 
-describe('member lifecycle through the process driver (3 members)', () => {
+// One cluster for the whole file, walked through a member's life in order (raise the quota, stop, start, kill all,
+// damage, move aside): each test starts from the state the one before left, so the order is fixed even under
+// --sequence.shuffle. Not yet one cluster per test (issue 23: each test its own state).
+describe('member lifecycle through the process driver (3 members)', { shuffle: false }, () => {
   let cluster: TestCluster;
   let inv: Inventory;
   let t: TestActionContext;
