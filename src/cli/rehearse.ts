@@ -59,7 +59,7 @@ export function registerRehearseCommand(program: Command, io: Io): void {
       `
 Faults (built-in runbooks get theirs without --fault):
   nospace       nospace-recovery     fill the backend to its quota until NOSPACE is raised
-  power-loss    power-loss-restore   snapshot, SIGKILL every member, truncate its db and newest WAL
+  power-loss    power-loss-restore   snapshot, SIGKILL every member, zero its db meta pages, flip a WAL record
   member-loss   member-replacement   SIGKILL a follower and move its data dir aside (a lost disk)
   none          snapshot-backup      nothing: a healthy cluster
 

@@ -26,7 +26,7 @@ const BUILTIN_FAULTS: Record<string, FaultName> = {
 
 export const FAULT_DESCRIPTIONS: Record<FaultName, string> = {
   nospace: 'fill the backend to its quota until etcd raises the NOSPACE alarm',
-  'power-loss': 'write keys, take a verified snapshot, SIGKILL every member and damage its data (db and WAL truncated)',
+  'power-loss': 'write keys, take a verified snapshot, SIGKILL every member and damage its data (bbolt meta pages zeroed, a WAL record in use flipped): a plain restart cannot recover',
   'member-loss': 'SIGKILL one follower and move its data dir aside (a lost disk)',
   none: 'no fault: the runbook runs against a healthy cluster',
 };
@@ -68,6 +68,10 @@ export interface FaultResult {
   dbSizes?: Record<string, number>;
   /** power-loss: the snapshot the runbook can restore from. */
   snapshot?: { path: string; bytes: number; via: 'etcd.snapshot-save' | 'etcdctl' };
+  /** power-loss: the cluster id before the fault (a restore makes a new one: the verdict checks a restore ran). */
+  clusterIdBefore?: string;
+  /** power-loss: what was damaged in each member's files (offsets and bytes, for the report and tests). */
+  damage?: { file: string; how: string; offset: number; bytes: number }[];
   /** member-loss: the member that was lost and where its data went. */
   victim?: { name: string; movedTo: string };
   /** Snapshot files in the sandbox's snapshot dir after the fault (to see a runbook add one). */
@@ -164,23 +168,28 @@ export async function injectFault(cluster: LocalClusterHandle, fault: FaultName,
     case 'power-loss': {
       const snapshot = await takeSnapshot(cluster, opts);
       throwIfAborted(opts.signal, 'fault injection');
+      const clusterIdBefore = (await cluster.status(cluster.members[0]!.name)).clusterId;
       for (const m of cluster.members) await cluster.kill(m.name, 'SIGKILL');
-      const damaged: string[] = [];
+      // Damage sized by the data in use, not the file size (etcd 3.5 preallocates both files, so a cut would only
+      // remove zeros): the db's meta pages zeroed ("invalid database") and a WAL record in use flipped (crc mismatch).
+      // corruptFile throws rather than damage nothing, so a fault that did not land fails the rehearsal here.
+      const damage: NonNullable<FaultResult['damage']> = [];
       for (const m of cluster.members) {
         const db = join(m.dataDir, 'member', 'snap', 'db');
-        if (existsSync(db)) {
-          corruptFile(db, 'truncate-half');
-          damaged.push(`${m.name} db`);
-        }
+        if (!existsSync(db)) throw new Error(`power-loss: ${m.name} has no db at ${db}`);
+        damage.push({ file: db, ...corruptFile(db, 'bbolt-meta') });
         const walDir = join(m.dataDir, 'member', 'wal');
         const wals = existsSync(walDir) ? readdirSync(walDir).filter((f) => f.endsWith('.wal')).sort() : [];
         const newest = wals.at(-1);
-        if (newest) corruptFile(join(walDir, newest), 'truncate-half');
+        if (!newest) throw new Error(`power-loss: ${m.name} has no WAL segment in ${walDir}`);
+        damage.push({ file: join(walDir, newest), ...corruptFile(join(walDir, newest), 'wal-record') });
       }
       return {
         fault,
-        summary: `snapshot ${snapshot.path.slice(cluster.dir.length + 1)} (${formatBytes(snapshot.bytes)}, via ${snapshot.via}); every member SIGKILLed; db and newest WAL segment of each truncated to half`,
+        summary: `snapshot ${snapshot.path.slice(cluster.dir.length + 1)} (${formatBytes(snapshot.bytes)}, via ${snapshot.via}); every member SIGKILLed; each db's bbolt meta pages zeroed and a record in its newest WAL segment flipped`,
         snapshot,
+        clusterIdBefore,
+        damage,
         snapshotsBefore: snapshotFiles(snapDir),
       };
     }

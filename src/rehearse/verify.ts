@@ -169,6 +169,18 @@ export async function verifyOutcome(input: VerifyInput): Promise<VerifyResult> {
       });
     }
 
+    if (input.fault === 'power-loss' && input.faultResult.clusterIdBefore) {
+      // The fault leaves no member able to start on its own data: only a restore (which makes a new cluster id)
+      // can have brought the cluster back. The same id means no restore ran, whatever the run reported.
+      const before = input.faultResult.clusterIdBefore;
+      const now = view.clusterId;
+      checks.push({
+        name: 'restored from the snapshot',
+        ok: now !== null && now !== before,
+        detail: now === null ? `no single cluster id (${view.clusterIds.join(', ') || 'none answering'})` : now === before ? `cluster id ${now} unchanged: no restore ran` : `cluster id ${before} → ${now}`,
+      });
+    }
+
     if (input.fault === 'nospace') {
       let alarms: string[] | undefined;
       let error = '';

@@ -96,7 +96,11 @@ describe('nospace recovery through the etcd actions (3 members, 16 MiB quota)', 
       await a.impl.probe!(ctx, a.input());
       await a.impl.plan!(ctx, a.input());
     }
-    await memberHealthy.impl.run(step('gate', item0), memberHealthy.input({ waitFor: '1ms' })).catch(() => {}); // fails if m1 raised NOSPACE
+    // The gate fails exactly when m1 itself raised the alarm (as preflight listed it), and passes otherwise.
+    const m1Alarmed = pre.alarms.some((a: any) => a.memberId === pre.members.find((m: any) => m.name === names[0]).memberId);
+    const gate = memberHealthy.impl.run(step('gate', item0), memberHealthy.input({ waitFor: '1ms' }));
+    if (m1Alarmed) expect((await stepError(gate)).message).toMatch(/NOSPACE/);
+    else expect(await gate).toMatchObject({ member: names[0] });
     await stepError(clusterHealthy.impl.run(step('verify'), clusterHealthy.input({ waitFor: '1ms' }))); // alarms: not healthy
     await new Promise((r) => setTimeout(r, 300)); // a backend commit would land within its 100 ms batch interval
     expect(await trace()).toEqual(traceBefore);
@@ -203,9 +207,8 @@ describe('nospace recovery through the etcd actions (3 members, 16 MiB quota)', 
     const quick = makeActionContext(cluster.inventory({ requestTimeoutMs: 1000 }));
     await cluster.kill(victim, 'SIGSTOP');
     try {
-      const t0 = Date.now();
+      // (Without a deadline the call would hang on the frozen member until the test times out.)
       const frozen = await stepError(preflight.impl.run(quick.ctx, preflight.input({ expectAlarms: ['NOSPACE'] })));
-      expect(Date.now() - t0).toBeLessThan(4000);
       expect(frozen.kind).toBe('precondition');
       expect(frozen.member).toBe(victim);
       expect(frozen.message).toContain(victim);
@@ -232,10 +235,8 @@ describe('nospace recovery through the etcd actions (3 members, 16 MiB quota)', 
       const out = await defrag.impl.run(run.step('defrag', { item: memberItem(cluster.inventory(), victim) }), defrag.input({}));
       expect(out).toMatchObject({ member: victim, skipped: true, reason: 'unreachable (allowed by preflight)' });
       // Its gate passes at once (said so), where a member that was not let through fails it.
-      const t0 = Date.now();
       const gated = await memberHealthy.impl.run(run.step('defrag', { item: memberItem(cluster.inventory(), victim) }), memberHealthy.input({ waitFor: '20s' }));
       expect(gated).toMatchObject({ member: victim, skipped: 'unreachable (allowed by preflight)' });
-      expect(Date.now() - t0).toBeLessThan(5000);
       expect(run.logs.join('\n')).toContain(`${victim} still does not answer (preflight allowed it to be unreachable: not waiting)`);
       // The final check reports it without waiting for it; a run that did not allow it fails the check.
       const h = await clusterHealthy.impl.run(run.step('verify'), clusterHealthy.input({ waitFor: '1s' }));

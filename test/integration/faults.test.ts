@@ -19,7 +19,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { JournalRecord } from '../../src/events/types.ts';
 import { readJournal } from '../../src/execute/journal.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
-import { anyOf, assertNoDataLoss, etcdChurn, lostPaths, runnerChurn, snapshotTree } from '../support/nodata-loss.ts';
+import { defragsInLog, waitForDefragInProgress } from '../support/etcd-log.ts';
+import { skipUnlessCI } from '../support/must-run.ts';
+import { anyOf, assertNoDataLoss, changedPaths, etcdChurn, lostPaths, runnerChurn, snapshotTree } from '../support/nodata-loss.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'bin/runbook.js');
@@ -27,14 +29,30 @@ const MiB = 1024 * 1024;
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
+  // Every cleanup runs, and any failure fails the test: among them is the harness's teardown, whose "nothing may
+  // be deleted" check must not be reduced to a log line.
+  const errors: unknown[] = [];
   for (const c of cleanups.splice(0).reverse()) {
     try {
       await c();
     } catch (err) {
-      console.error(`cleanup failed: ${(err as Error).message}`);
+      errors.push(err);
     }
   }
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new AggregateError(errors, `${errors.length} cleanups failed: ${errors.map((e) => (e as Error).message).join(' | ')}`);
 });
+
+/**
+ * Freeze the victim while etcd's own log shows its defragmentation started and not finished, and return that log
+ * state: the fault then lands mid-defrag, proven from the member's side, not only from the runner's journal.
+ */
+async function freezeMidDefrag(cluster: TestCluster, victim: string): Promise<ReturnType<typeof defragsInLog>> {
+  const m = cluster.members.find((x) => x.name === victim)!;
+  await waitForDefragInProgress(m.logFile);
+  await cluster.kill(victim, 'SIGSTOP');
+  return defragsInLog(m.logFile);
+}
 
 function runner(args: string[], timeoutMs = 150_000): ResultPromise<{ reject: false; all: true; env: Record<string, string>; extendEnv: false; timeout: number; stdin: 'ignore' }> {
   const env: Record<string, string> = { NO_COLOR: '1' };
@@ -146,6 +164,18 @@ describe('fault injection during nospace-recovery (real etcd, real runner)', () 
       rmSync(join(dir, 'other'));
       expect(lostPaths(before)).toEqual([join(dir, 'other')]);
       expect(() => assertNoDataLoss(before)).toThrow(/other/);
+
+      // A file truncated or overwritten in place (same size) is caught too, also in its moved-aside copy.
+      writeFileSync(join(dir, 'snap.db'), 'snapshot bytes');
+      writeFileSync(join(dir, 'kept.db'), 'kept bytes');
+      const recorded = snapshotTree(dir);
+      writeFileSync(join(dir, 'snap.db'), 'snapshot');
+      expect(changedPaths(recorded)).toEqual([`${join(dir, 'snap.db')}: 14 bytes before, 8 now`]);
+      writeFileSync(join(dir, 'snap.db'), 'snapshot BYTES');
+      expect(changedPaths(recorded)).toEqual([`${join(dir, 'snap.db')}: same size, content overwritten`]);
+      renameSync(join(dir, 'snap.db'), join(dir, 'snap.db.pre-restore-20261124-101010'));
+      expect(changedPaths(recorded)).toEqual([`${join(dir, 'snap.db')} (moved to ${join(dir, 'snap.db.pre-restore-20261124-101010')}): same size, content overwritten`]);
+      expect(() => assertNoDataLoss(recorded)).toThrow(/1 file\(s\) changed in size or content/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -158,6 +188,8 @@ describe('fault injection during nospace-recovery (real etcd, real runner)', () 
     const child = runner(['run', 'nospace-recovery', '-i', cluster.writeInventory(), '--state-dir', stateDir]);
     const rec = await waitForRecord(stateDir, defragging, child);
     const victim = (rec as { item: string }).item;
+    const atFault = await freezeMidDefrag(cluster, victim);
+    expect(atFault, `${victim} was defragmenting when killed (its own log)`).toMatchObject({ inProgress: true, started: 1, finished: 0 });
     await cluster.kill(victim, 'SIGKILL');
     const out = await child;
     const runId = await assertResumableFailure(cluster, stateDir, out, 'defrag', victim);
@@ -182,11 +214,12 @@ describe('fault injection during nospace-recovery (real etcd, real runner)', () 
     const child = runner(['run', rb, '-i', cluster.writeInventory(), '--state-dir', stateDir]);
     const rec = await waitForRecord(stateDir, defragging, child);
     const victim = (rec as { item: string }).item;
-    await cluster.kill(victim, 'SIGSTOP');
     let frozen = true;
     cleanups.push(async () => {
       if (frozen && cluster.pid(victim) !== undefined) await cluster.kill(victim, 'SIGCONT');
     });
+    const atFault = await freezeMidDefrag(cluster, victim);
+    expect(atFault, `${victim} was defragmenting when frozen (its own log)`).toMatchObject({ inProgress: true, started: 1, finished: 0 });
     const out = await child;
     const runId = await assertResumableFailure(cluster, stateDir, out, 'defrag', victim);
     expect(out.all).toMatch(/timed out|deadline|timeout/i);
@@ -214,7 +247,7 @@ describe('fault injection during nospace-recovery (real etcd, real runner)', () 
     if (mount.exitCode !== 0) {
       rmSync(victim.dataDir, { recursive: true });
       renameSync(copy, victim.dataDir);
-      ctx.skip(`cannot mount a tmpfs here (${mount.stderr.trim()}): the headroom fault needs a small filesystem`);
+      skipUnlessCI(ctx, `cannot mount a tmpfs here (${mount.stderr.trim()}): the headroom fault needs a small filesystem (root and mount)`);
     }
     cleanups.push(async () => {
       if (cluster.pid(victim.name) !== undefined) await cluster.kill(victim.name, 'SIGKILL');
@@ -261,7 +294,7 @@ describe('fault injection during nospace-recovery (real etcd, real runner)', () 
     const ch = await execa('chattr', ['+i', probe], { reject: false });
     await execa('chattr', ['-i', probe], { reject: false });
     rmSync(probe, { force: true });
-    if (ch.exitCode !== 0) ctx.skip(`chattr +i does not work here (${ch.stderr.trim()})`);
+    if (ch.exitCode !== 0) skipUnlessCI(ctx, `chattr +i does not work here (${ch.stderr.trim()}): the read-only state dir fault needs it (root, ext4/xfs/btrfs)`);
     cleanups.push(async () => {
       await execa('chattr', ['-R', '-i', stateDir], { reject: false });
     });

@@ -2,7 +2,7 @@
  * The test harness itself, against real etcd: if these fail, every other integration test is suspect.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -101,7 +101,8 @@ describe('TLS cluster', () => {
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 3000 }),
     });
     try {
-      await expect(noCert.get('tls-probe').string()).rejects.toThrow();
+      // Refused for the missing client certificate (the TLS handshake), not for anything else.
+      await expect(noCert.get('tls-probe').string()).rejects.toThrow(/certificate required|bad certificate|handshake/i);
     } finally {
       noCert.close();
     }
@@ -164,6 +165,27 @@ describe('nothing is lost, checked by the harness at teardown', () => {
     rmSync(join(cluster.dir, 'snapshots', 'guard-2.db'));
     await expect(cluster.teardown()).rejects.toThrow(/nothing may be deleted: 1 path\(s\)[\s\S]*guard-2\.db/);
     expect(existsSync(cluster.dir)).toBe(false); // the sandbox is still cleaned up
+  });
+
+  it('fails teardown when a snapshot is truncated or overwritten in place, also in a moved-aside data dir', async () => {
+    const cluster = await startCluster({ members: 1, name: 'guard' });
+    const m = cluster.members[0]!;
+    const cut = join(cluster.dir, 'snapshots', 'guard-cut.db');
+    const same = join(cluster.dir, 'snapshots', 'guard-same.db');
+    await cluster.snapshot(cut);
+    await cluster.snapshot(same);
+    await cluster.stop(m.name);
+    writeFileSync(join(m.dataDir, 'member', 'keep.txt'), 'operator notes');
+    cluster.checkpointData();
+    corruptFile(cut, 'truncate-tail');
+    corruptFile(same, 'flip-byte');
+    renameSync(m.dataDir, `${m.dataDir}.pre-restore-20261206T120000Z`);
+    writeFileSync(join(`${m.dataDir}.pre-restore-20261206T120000Z`, 'member', 'keep.txt'), 'operator NOTES');
+    const err = await cluster.teardown().then(() => undefined, (e: Error) => e);
+    expect(err?.message).toMatch(/^nothing may be altered: 3 file\(s\)/);
+    expect(err?.message).toContain(`${cut}: `);
+    expect(err?.message).toContain(`${same}: same size, content overwritten`);
+    expect(err?.message).toMatch(/keep\.txt \(moved to .*\.pre-restore-20261206T120000Z\/member\/keep\.txt\): same size, content overwritten/);
   });
 });
 

@@ -13,6 +13,7 @@ import type { Etcd3 } from 'etcd3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JournalRecord } from '../../src/events/types.ts';
 import { readJournal } from '../../src/execute/journal.ts';
+import { damageMember, expectEtcdRefuses, ETCD_REFUSES } from '../support/damage.ts';
 import { corruptFile, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { rewindParams } from '../support/etcd-versions.ts';
 
@@ -64,15 +65,31 @@ async function putFiller(client: Etcd3, prefix: string, n: number): Promise<Reco
   return out;
 }
 
-/** SIGKILL every member, then damage every member's db (cut in half) and WAL tail, like a bad power loss. */
+/**
+ * SIGKILL every member, then damage every member's db (bbolt meta pages zeroed) and newest WAL (a record in use
+ * flipped), like a bad power loss, and prove it from the outside: etcd itself, started on each member's data, refuses
+ * ("invalid database" / "crc mismatch" in its own log). Sized by the data in use: etcd 3.5 preallocates both files,
+ * so a cut by file size would only remove zeros and the "restore" would never run.
+ */
 async function killAndDamage(cluster: TestCluster): Promise<void> {
   for (const m of cluster.members) await cluster.kill(m.name);
-  for (const m of cluster.members) {
-    corruptFile(join(m.dataDir, 'member', 'snap', 'db'), 'truncate-half');
-    const walDir = join(m.dataDir, 'member', 'wal');
-    const wal = readdirSync(walDir).filter((f) => f.endsWith('.wal')).sort().at(-1);
-    if (wal) corruptFile(join(walDir, wal), 'truncate-tail');
+  for (const m of cluster.members) damageMember(m, 'both');
+  const refused = await expectEtcdRefuses(cluster, cluster.members.map((m) => m.name));
+  for (const m of cluster.members) expect(refused[m.name]).toMatch(ETCD_REFUSES);
+}
+
+/** Pids of live processes whose command line mentions `needle` (an etcdutl a SIGKILLed runner left running). */
+function processesMentioning(needle: string): number[] {
+  const pids: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (readFileSync(`/proc/${e}/cmdline`, 'utf8').includes(needle)) pids.push(Number(e));
+    } catch {
+      // exited while we looked
+    }
   }
+  return pids;
 }
 
 /** Every path under the data dirs' parent and the snapshot dir, with sizes of files: to prove nothing was deleted. */
@@ -221,11 +238,15 @@ describe('power-loss-restore (real runner, real 3-member cluster)', () => {
     cluster.checkpointData(); // teardown fails the test if any of these files is deleted instead of moved aside
 
     const child = runner(['run', 'power-loss-restore', '-i', inv, '--state-dir', stateDir, '--yes', '--json', '-p', 'restartWait=20s', ...rewindParams()]);
-    // Kill the runner as soon as it journals the start of restore[m2].
+    // Kill the runner while it is restoring m2: its restore has journaled its start and its <dataDir>.part exists.
+    const m2 = cluster.members[1]!;
+    const m2Part = `${m2.dataDir}.part`;
     let killed = false;
+    let partAtKill = false;
     let exited = false;
     void child.then(() => { exited = true; });
-    for (const until = Date.now() + 180_000; Date.now() < until && !exited; await sleep(5)) {
+    for (const until = Date.now() + 180_000; Date.now() < until && !exited; await sleep(2)) {
+      if (!existsSync(m2Part)) continue;
       const runs = existsSync(join(stateDir, 'runs')) ? readdirSync(join(stateDir, 'runs')) : [];
       const file = runs[0] ? join(stateDir, 'runs', runs[0], 'journal.jsonl') : undefined;
       if (!file || !existsSync(file)) continue;
@@ -233,19 +254,25 @@ describe('power-loss-restore (real runner, real 3-member cluster)', () => {
       if (text.split('\n').some((l) => l.includes('"step.started"') && l.includes('"stepId":"restore"') && l.includes('"item":"m2"'))) {
         child.kill('SIGKILL');
         killed = true;
+        partAtKill = existsSync(m2Part);
         break;
       }
     }
     const first = await child;
     expect(killed, first.stdout.slice(-3000) + first.stderr).toBe(true);
     expect(first.signal).toBe('SIGKILL');
+    expect(partAtKill, `${m2Part} existed when the runner was killed`).toBe(true);
     const runId = onlyRun(stateDir);
     const firstRecs = journal(stateDir);
     const m1Restore = output(firstRecs, 'restore', 'm1');
     expect(m1Restore).toBeDefined();
+    expect(output(firstRecs, 'restore', 'm2'), 'restore[m2] had not finished at the kill').toBeUndefined();
     const m1Marker = markerOf(cluster.members[0]!.dataDir);
-    // An etcdctl the dead runner had started may still be finishing: give it a moment, as a human would.
-    await sleep(1500);
+    // The restore tool the dead runner started may still be writing into m2's .part: wait until it has exited (as
+    // an operator would check), so the resume meets a settled half-written .part.
+    for (const until = Date.now() + 60_000; processesMentioning(m2Part).length > 0; await sleep(50)) {
+      expect(Date.now() < until, `a process still writes ${m2Part} 60 s after the runner died`).toBe(true);
+    }
 
     const resumed = await runner(['resume', runId, '--state-dir', stateDir, '--json']);
     expect(resumed.exitCode, resumed.stdout.slice(-4000) + resumed.stderr).toBe(0);
@@ -255,6 +282,10 @@ describe('power-loss-restore (real runner, real 3-member cluster)', () => {
     expect(markerOf(cluster.members[0]!.dataDir)).toEqual(m1Marker);
     const token = m1Restore.token;
     for (const m of cluster.members) expect(markerOf(m.dataDir).token).toBe(token);
+    // The .part the killed runner left was moved aside (never reused, never deleted).
+    const m2Out = output(recs, 'restore', 'm2');
+    expect(m2Out.interruptedMovedTo).toMatch(/\.restore-interrupted-/);
+    expect(existsSync(m2Out.interruptedMovedTo)).toBe(true);
 
     await cluster.waitHealthy(30_000, { members: ['m1', 'm2', 'm3'] });
     expect(await allKeys(cluster.client('m1'))).toEqual(inSnapshot);

@@ -149,18 +149,24 @@ describe('runbook rehearse', () => {
       expect(r.checks.length).toBeGreaterThanOrEqual(4);
       expect(r.checks.every((ch) => ch.ok), why(r)).toBe(true);
       if (r.fault !== 'none') expect(r.timeToWritableMs, why(r)).toBeGreaterThan(0);
-      expect(r.steps.filter((s) => s.status === 'succeeded').every((s) => s.durationMs === undefined || s.durationMs >= 0)).toBe(true);
+      // Steps that ran report a measured duration (a step found already done by its probe has none).
+      const timed = r.steps.filter((x) => x.status === 'succeeded' && x.durationMs !== undefined);
+      expect(timed.length, `${r.runbook}: steps with a duration`).toBeGreaterThan(0);
+      for (const s of timed) expect(s.durationMs, `${r.runbook} ${s.id}`).toBeGreaterThanOrEqual(0);
     }
     const byName = Object.fromEntries(result.rehearsals.map((r) => [r.runbook, r]));
     expect(byName['nospace-recovery']!.fault).toBe('nospace');
     expect(byName['nospace-recovery']!.reclaimedBytes).toBeGreaterThan(1024 * 1024);
     expect(byName['power-loss-restore']!.fault).toBe('power-loss');
     expect(byName['power-loss-restore']!.faultSummary).toMatch(/snapshot .* every member SIGKILLed/);
-    // The plain restart cannot work on damaged data: the run restored from the snapshot.
-    expect(byName['power-loss-restore']!.steps.find((s) => s.id === 'restore')?.status).toBe('succeeded');
+    // The plain restart cannot work on damaged data: the run restored from the snapshot, and the verdict saw it from
+    // the cluster itself (a restore makes a new cluster id).
+    expect(byName['power-loss-restore']!.steps.find((s) => s.id === 'try-restart')?.status).toBe('succeeded');
+    expect(byName['power-loss-restore']!.steps.find((s) => s.id === 'restore')).toMatchObject({ status: 'succeeded', durationMs: expect.any(Number) });
+    expect(byName['power-loss-restore']!.checks.find((ch) => ch.name === 'restored from the snapshot')).toMatchObject({ ok: true, detail: expect.stringMatching(/^cluster id \w+ → \w+$/) });
     expect(byName['member-replacement']!.fault).toBe('member-loss');
     expect(byName['member-replacement']!.checks.map((ch) => ch.name)).toContain('3 healthy voters');
-    if (byName['snapshot-backup']) expect(byName['snapshot-backup'].checks.find((ch) => ch.name === 'a new snapshot was written')?.ok).toBe(true);
+    expect(byName['snapshot-backup']!.checks.find((ch) => ch.name === 'a new snapshot was written')?.ok).toBe(true);
     expect(code).toBe(0);
     expect(result.passed).toBe(true);
 

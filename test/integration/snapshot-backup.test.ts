@@ -6,7 +6,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { utcStamp } from '../../src/drivers/safe-fs.ts';
@@ -20,16 +19,6 @@ async function sha256(file: string): Promise<string> {
   const h = createHash('sha256');
   for await (const c of createReadStream(file)) h.update(c as Buffer);
   return h.digest('hex');
-}
-
-/** Peak RSS (VmHWM, kB) of a process, or undefined once it is gone. */
-function vmHWM(pid: number): number | undefined {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function backup(inv: string, stateDir: string, params: string[]) {
@@ -52,7 +41,8 @@ describe('snapshot-backup (real runner, real etcd)', () => {
     cluster = undefined;
   });
 
-  it('streams a 200 MB+ snapshot with the runner under 150 MB RSS; the manifest matches the file', async () => {
+  // The runner's memory while streaming is measured by the bench (BENCHMARKS.md, "Snapshot save": peak RSS), not here.
+  it('streams a 200 MB+ snapshot; the file, its sha256 and its manifest match', async () => {
     cluster = await startCluster({ members: 1, name: 'big', quotaBytes: 1024 * MiB });
     const client = cluster.client();
     // 220 distinct 1 MiB values, 8 puts in flight.
@@ -62,14 +52,6 @@ describe('snapshot-backup (real runner, real etcd)', () => {
     }
     const inv = cluster.writeInventory();
     const child = backup(inv, join(cluster.dir, 'state'), ['keepLast=3']);
-    let peakKb = 0;
-    let done = false;
-    void child.then(() => { done = true; });
-    while (!done) {
-      const kb = child.pid ? vmHWM(child.pid) : undefined;
-      if (kb !== undefined) peakKb = Math.max(peakKb, kb);
-      await sleep(10);
-    }
     const r = await child;
     expect(r.exitCode, r.stdout.slice(-3000) + r.stderr).toBe(0);
     const out = lastOutput(r.stdout);
@@ -80,9 +62,6 @@ describe('snapshot-backup (real runner, real etcd)', () => {
     expect(manifest).toMatchObject({ cluster: 'big', sha256: out.sha256, size: out.size, verified: true, via: 'stream' });
     expect(manifest.revision).toBeGreaterThan(220);
     expect(existsSync(`${out.path}.part`)).toBe(false);
-    expect(peakKb, 'no RSS sample of the runner').toBeGreaterThan(0);
-    // Measured here: ~114-121 MiB (with an 8 MiB HTTP/2 window instead of 1 MiB: 153 MiB, so this bound catches it).
-    expect(peakKb / 1024, `runner peak RSS ${(peakKb / 1024).toFixed(1)} MiB`).toBeLessThan(150);
   }, 240_000);
 
   it('retention keeps exactly what keepLast and maxAge say and moves the rest into expired/', async () => {

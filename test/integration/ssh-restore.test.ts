@@ -16,7 +16,8 @@ import { readJournal } from '../../src/execute/journal.ts';
 import { moveAside, sshHostOf } from '../../src/hosts/index.ts';
 import type { MemberSpec } from '../../src/inventory/types.ts';
 import { isAlive } from '../../src/util/pids.ts';
-import { corruptFile, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { damageMember, ETCD_REFUSES, expectEtcdRefuses } from '../support/damage.ts';
+import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { sshdAvailable, startSshd, type TestSshd } from '../support/sshd.ts';
 import { rewindParams } from '../support/etcd-versions.ts';
 
@@ -126,7 +127,10 @@ describe('members on a remote host (real sshd on 127.0.0.1)', () => {
       await cluster.snapshot(join(cluster.dir, 'snapshots', 'plr-ssh-1.db'));
       await client.put('after/snapshot').value('lost').exec();
       for (const m of cluster.members) await cluster.kill(m.name);
-      for (const m of cluster.members) corruptFile(join(m.dataDir, 'member', 'snap', 'db'), 'truncate-half');
+      for (const m of cluster.members) damageMember(m, 'db');
+      // The damage is real: etcd itself, started on each member's data, refuses it (its own log says so).
+      const refused = await expectEtcdRefuses(cluster, cluster.members.map((m) => m.name));
+      for (const m of cluster.members) expect(refused[m.name]).toMatch(ETCD_REFUSES);
       cluster.checkpointData(); // teardown fails the test if any of these files is deleted instead of moved aside
 
       const r = await runner(['run', 'power-loss-restore', '-i', inv, '--state-dir', stateDir, '--yes', '--json', '-p', 'restartWait=20s', ...rewindParams()]);

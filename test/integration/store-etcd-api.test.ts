@@ -120,17 +120,33 @@ describe('EtcdStore', () => {
     expect(r.records.find((x) => x.type === 'approval.granted')).toMatchObject({ by: 'alice' });
 
     // A store that cannot take the write: the caller hears so (and the step keeps waiting) instead of a silent true.
-    const flaky = new EtcdStore({ url: `etcd://${mgmt.endpoints[0]!.replace(/^https?:\/\//, '')}`, leaseTtlSeconds: 2 });
-    const h2 = await start('approve-fails', flaky);
-    await waiting(h2);
-    const real = flaky.decideApproval.bind(flaky);
-    flaky.decideApproval = async () => { throw new Error('store unavailable'); };
-    await expect(h2.approve('confirm', 'alice', 'test')).rejects.toThrow(/store unavailable/);
-    expect(await store.readApproval(h2.runId, 'confirm')).toBeUndefined();
-    expect(h2.pendingApprovals()).toEqual(['confirm']);
-    flaky.decideApproval = real;
-    expect(await h2.approve('confirm', 'alice', 'test')).toBe(true);
-    expect((await h2.done).status).toBe('succeeded');
-    await flaky.close();
+    // The management etcd of this run is really down (its member stopped), then started again. Its lease TTL is long
+    // enough (30 s) that the run's lock outlives the outage, as it would a short network cut.
+    const mgmt2 = await startCluster({ members: 1, name: 'mgmt-outage' });
+    const flaky = new EtcdStore({ url: `etcd://${mgmt2.endpoints[0]!.replace(/^https?:\/\//, '')}`, leaseTtlSeconds: 30, requestTimeoutMs: 1000 });
+    try {
+      const h2 = await start('approve-fails', flaky);
+      await waiting(h2);
+      await mgmt2.stop('m1');
+      const down = await h2.approve('confirm', 'alice', 'test').then(() => undefined, (e: Error) => e);
+      expect(down, 'approve() with the management etcd down').toBeInstanceOf(Error);
+      expect(down!.message).toMatch(/store|etcd|unavailable|connect|deadline/i);
+      expect(h2.pendingApprovals()).toEqual(['confirm']);
+      await mgmt2.start('m1');
+      await mgmt2.waitHealthy(30_000);
+      expect(await flaky.readApproval(h2.runId, 'confirm')).toBeUndefined(); // nothing was written during the outage
+      expect(await h2.approve('confirm', 'alice', 'test')).toBe(true);
+      expect(await flaky.readApproval(h2.runId, 'confirm')).toMatchObject({ decision: 'granted', by: 'alice' });
+      // The run goes on, unless it tried to write its journal during the outage: a runner that cannot write cannot
+      // prove it still holds the run, so it stops (fencing) and says why; either way nothing ran twice or unrecorded.
+      const done = await h2.done;
+      if (done.status !== 'succeeded') {
+        expect(done.status).toBe('failed');
+        expect(done.error?.message).toMatch(/lost the run lock: .*cannot write to the management etcd/);
+      }
+    } finally {
+      await flaky.close();
+      await mgmt2.teardown();
+    }
   });
 });

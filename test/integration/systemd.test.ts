@@ -34,7 +34,8 @@ import { driverFor } from '../../src/drivers/index.ts';
 import { isAlive } from '../../src/drivers/process.ts';
 import type { Inventory, MemberSpec } from '../../src/inventory/types.ts';
 import { makeActionContext, memberItem, rollingSetFlag, type TestActionContext } from '../support/action-context.ts';
-import { corruptFile, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { damageMember, ETCD_REFUSES, expectEtcdRefuses } from '../support/damage.ts';
+import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { execa } from 'execa';
 import { startSystemdStandin, type SystemdStandin } from '../support/systemd-standin.ts';
 import { startSshd, type TestSshd } from '../support/sshd.ts';
@@ -268,7 +269,7 @@ describe('power-loss-restore through the real CLI with systemd members (systemct
     await cluster?.teardown();
   });
 
-  it('every member SIGKILLed and its db cut in half: restored from the snapshot through the units, data moved aside, keys back', async () => {
+  it('every member SIGKILLed and its db meta pages zeroed (etcd refuses it): restored from the snapshot through the units, data moved aside, keys back', async () => {
     systemd = startSystemdStandin();
     cluster = await startCluster({ members: 3, quotaBytes: 64 * MiB, name: 'plr-systemd' });
     await asUnits(cluster, systemd);
@@ -279,17 +280,20 @@ describe('power-loss-restore through the real CLI with systemd members (systemct
     const keys: Record<string, string> = {};
     for (let i = 0; i < 10; i++) keys[`plr/${i}`] = `v${i}`;
     for (const [k, v] of Object.entries(keys)) await client.put(k).value(v).exec();
-    for (let i = 0; i < 8; i++) await client.put(`filler/${i}`).value(Buffer.alloc(256 * 1024, 0x66)).exec(); // a db big enough that a half one faults
+    for (let i = 0; i < 8; i++) await client.put(`filler/${i}`).value(Buffer.alloc(256 * 1024, 0x66)).exec();
     const snap = await execa('etcdctl', ['--endpoints', cluster.members[0]!.clientURL, 'snapshot', 'save', join(cluster.dir, 'snapshots', 'plr-systemd-by-hand.db')], { reject: false, env: { ETCDCTL_API: '3' } });
     expect(snap.exitCode, snap.stderr).toBe(0);
     await client.put('after-snapshot').value('lost with the power').exec();
 
-    // The power loss: every main process SIGKILLed (the units are left "failed"), every db cut in half.
+    // The power loss: every main process SIGKILLed (the units are left "failed"), every db's bbolt meta pages zeroed.
     const pids = await Promise.all(inv.members.map(async (m) => (await driverFor(m).status()).pid!));
     for (const m of inv.members) await systemd.systemctl('kill', '--signal=SIGKILL', '--', unitOf(m.name));
     for (const pid of pids) for (let i = 0; i < 100 && isAlive(pid); i++) await sleep(50);
-    for (const m of cluster.members) corruptFile(join(m.dataDir, 'member', 'snap', 'db'), 'truncate-half');
     for (const m of inv.members) expect((await driverFor(m).status()).running).toBe(false);
+    for (const m of cluster.members) damageMember(m, 'db');
+    // The damage is real: etcd itself, started on each member's data, refuses it (its own log says so).
+    const refused = await expectEtcdRefuses(cluster, cluster.members.map((m) => m.name));
+    for (const m of cluster.members) expect(refused[m.name]).toMatch(ETCD_REFUSES);
     cluster.checkpointData(); // teardown fails the test if a file is deleted instead of moved aside
 
     const file = cluster.writeInventory(join(cluster.dir, 'systemd.yaml'), { members: inv.members });

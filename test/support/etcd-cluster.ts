@@ -16,7 +16,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startLocalCluster } from '../../src/rehearse/local-cluster.ts';
 import type { LocalClusterHandle, LocalMember, LocalMemberStatus } from '../../src/rehearse/local-cluster.ts';
-import { anyOf, etcdChurn, lostPaths, runnerChurn, snapshotTree, type TreeSnapshot } from './nodata-loss.ts';
+import { anyOf, changedPaths, etcdChurn, lostPaths, runnerChurn, snapshotTree, type TreeSnapshot } from './nodata-loss.ts';
 import { makeTestCerts } from './tls-certs.ts';
 
 export { corruptFile, freePorts, livePids, logTail } from '../../src/rehearse/local-cluster.ts';
@@ -93,10 +93,16 @@ function guardData(c: LocalClusterHandle, mode: true | { off: string }): TestClu
     async teardown(): Promise<void> {
       // Checked before the members are killed and the sandbox removed; reported after, so nothing is left running.
       const lost = checked ? [] : [...new Set(guards.flatMap((g) => lostPaths(g)))];
+      const changed = checked ? [] : [...new Set(guards.flatMap((g) => changedPaths(g)))];
       checked = true;
       await teardown();
-      if (lost.length > 0) {
-        throw new Error(`nothing may be deleted: ${lost.length} path(s) under the data dirs / snapshot dir are gone and were not moved aside:\n${lost.slice(0, 20).map((p) => `  ${p}`).join('\n')}`);
+      if (lost.length > 0 || changed.length > 0) {
+        const list = (xs: string[]) => xs.slice(0, 20).map((p) => `  ${p}`).join('\n');
+        const parts = [
+          lost.length ? `nothing may be deleted: ${lost.length} path(s) under the data dirs / snapshot dir are gone and were not moved aside:\n${list(lost)}` : '',
+          changed.length ? `nothing may be altered: ${changed.length} file(s) under the data dirs / snapshot dir changed in size or content:\n${list(changed)}` : '',
+        ];
+        throw new Error(parts.filter(Boolean).join('\n'));
       }
     },
   });

@@ -12,20 +12,40 @@
  * Files that etcd itself rotates (WAL segments, .snap files, temp files) come and go by design: pass
  * `ignore: etcdChurn` for trees that hold etcd data dirs. Runner temp files (`*.tmp-<pid>`) and lock files
  * (released locks are removed) are ignored by `runnerChurn`.
+ *
+ * Every other file's size and sha256 are recorded too, and must be the same afterwards (where it was, or in its
+ * moved-aside copy): a snapshot truncated or a file overwritten in place is data lost as much as a deletion. Only
+ * files rewritten in place by design (`liveFiles`: a running member's db, a run's journal and state) are exempt.
  */
-import { existsSync, lstatSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { EXPIRED_DIR } from '../../src/snapshot/list.ts';
 
 export interface TreeEntry {
   type: 'file' | 'dir' | 'symlink' | 'other';
   size: number;
+  /** Files not rewritten in place by design: their content, to compare afterwards. */
+  sha256?: string;
 }
 
 export interface TreeSnapshot {
   roots: string[];
   entries: Map<string, TreeEntry>;
   ignore: (path: string) => boolean;
+}
+
+/** Files rewritten in place by design: a member's live bbolt db, a run's journal and state files. */
+export function liveFiles(path: string): boolean {
+  return /[\\/]member[\\/]snap[\\/]db$/.test(path) || /[\\/]runs[\\/][^\\/]+[\\/]/.test(path);
+}
+
+function sha256Of(path: string): string | undefined {
+  try {
+    return createHash('sha256').update(readFileSync(path)).digest('hex');
+  } catch {
+    return undefined; // vanished or unreadable while listing: its existence is still checked
+  }
 }
 
 const MAX_ENTRIES = 200_000;
@@ -45,9 +65,10 @@ export function anyOf(...preds: ((p: string) => boolean)[]): (p: string) => bool
 }
 
 /** List every path under `roots` (symlinks are not followed). */
-export function snapshotTree(roots: string | string[], opts: { ignore?: (path: string) => boolean } = {}): TreeSnapshot {
+export function snapshotTree(roots: string | string[], opts: { ignore?: (path: string) => boolean; live?: (path: string) => boolean } = {}): TreeSnapshot {
   const list = Array.isArray(roots) ? roots : [roots];
   const ignore = opts.ignore ?? (() => false);
+  const live = opts.live ?? liveFiles;
   const entries = new Map<string, TreeEntry>();
   const stack = [...list];
   while (stack.length) {
@@ -59,7 +80,10 @@ export function snapshotTree(roots: string | string[], opts: { ignore?: (path: s
       continue; // vanished while listing: not ours to judge
     }
     const type: TreeEntry['type'] = st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
-    if (!ignore(p)) entries.set(p, { type, size: st.size });
+    if (!ignore(p)) {
+      const sha256 = type === 'file' && !live(p) ? sha256Of(p) : undefined;
+      entries.set(p, sha256 === undefined ? { type, size: st.size } : { type, size: st.size, sha256 });
+    }
     if (entries.size > MAX_ENTRIES) throw new Error(`snapshotTree: more than ${MAX_ENTRIES} entries under ${list.join(', ')}`);
     if (type === 'dir') for (const name of readdirSync(p)) stack.push(join(p, name));
   }
@@ -107,10 +131,39 @@ export function lostPaths(before: TreeSnapshot): string[] {
   return lost.sort();
 }
 
-/** Throws, listing what was lost, when anything that existed before is gone without a moved-aside copy. */
+/**
+ * Files whose size or content differ from what was recorded, where they are now (in place or moved aside): a
+ * truncation or an overwrite in place. Each as `path: what changed`.
+ */
+export function changedPaths(before: TreeSnapshot): string[] {
+  const changed: string[] = [];
+  for (const [p, e] of before.entries) {
+    if (e.sha256 === undefined) continue;
+    const now = existsSync(p) ? p : movedAside(p, before.roots);
+    if (now === undefined) continue; // lost: lostPaths reports it
+    let st;
+    try {
+      st = lstatSync(now);
+    } catch {
+      continue;
+    }
+    const where = now === p ? '' : ` (moved to ${now})`;
+    if (!st.isFile()) changed.push(`${p}${where}: was a file, now is not`);
+    else if (st.size !== e.size) changed.push(`${p}${where}: ${e.size} bytes before, ${st.size} now`);
+    else if (sha256Of(now) !== e.sha256) changed.push(`${p}${where}: same size, content overwritten`);
+  }
+  return changed.sort();
+}
+
+/** Throws, listing what was lost or altered, when anything that existed before is gone without a moved-aside copy or changed. */
 export function assertNoDataLoss(before: TreeSnapshot, what = 'no data lost'): void {
   const lost = lostPaths(before);
-  if (lost.length === 0) return;
-  const shown = lost.slice(0, 20).map((p) => `  ${p}`).join('\n');
-  throw new Error(`${what}: ${lost.length} path(s) that existed before are gone and were not moved aside:\n${shown}${lost.length > 20 ? '\n  …' : ''}`);
+  const changed = changedPaths(before);
+  if (lost.length === 0 && changed.length === 0) return;
+  const list = (xs: string[]) => `${xs.slice(0, 20).map((p) => `  ${p}`).join('\n')}${xs.length > 20 ? '\n  …' : ''}`;
+  const parts = [
+    lost.length ? `${lost.length} path(s) that existed before are gone and were not moved aside:\n${list(lost)}` : '',
+    changed.length ? `${changed.length} file(s) changed in size or content:\n${list(changed)}` : '',
+  ].filter(Boolean);
+  throw new Error(`${what}: ${parts.join('\n')}`);
 }

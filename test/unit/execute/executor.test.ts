@@ -60,6 +60,13 @@ function registry(effects: Record<string, number>, behaviour: Record<string, Par
   return { meta: (n) => metas[n], names: () => Object.keys(metas), impl: (n) => impls[n] };
 }
 
+/** Poll (not a fixed sleep) until the awaited state holds; fails after 5 s. */
+async function waitFor(cond: () => boolean, ms = 5_000): Promise<void> {
+  for (const until = Date.now() + ms; !cond(); await new Promise((r) => setTimeout(r, 5))) {
+    if (Date.now() > until) throw new Error(`waitFor: not true after ${ms} ms: ${cond.toString()}`);
+  }
+}
+
 describe('executor', () => {
   it('runs steps in order, loops forEach over members, journals each item, reports success', async () => {
     const effects: Record<string, number> = {};
@@ -119,6 +126,30 @@ describe('executor', () => {
     expect(effects).toEqual({ a: 1, 'b:m1': 1, 'b:m2': 1, 'b:m3': 1, c: 1 });
   });
 
+  it('a step left in doubt by a crash (started, never finished) is probed on resume: done there, it is not run again', async () => {
+    const effects: Record<string, number> = {};
+    const rb = runbook([step('a', 'effect-once'), step('b', 'effect')]);
+    const first = await (await startRun({ runbook: rb, runbookText: 'x', inventory, params: {}, registry: registry(effects), stateDir: dir })).done;
+    expect(first.status).toBe('succeeded');
+    // The crash: the effect of a happened, but the runner died before journaling its success (cut the journal there).
+    const journalFile = files.journal(path.join(dir, 'runs', first.runId));
+    const lines = fs.readFileSync(journalFile, 'utf8').trimEnd().split('\n');
+    const cut = lines.findIndex((l) => JSON.parse(l).type === 'step.succeeded');
+    expect(JSON.parse(lines[cut - 1]!)).toMatchObject({ type: 'step.started', stepId: 'a' });
+    fs.writeFileSync(journalFile, `${lines.slice(0, cut).join('\n')}\n`);
+    expect(effects).toEqual({ a: 1, b: 1 });
+
+    let probes = 0;
+    const reg = registry(effects, { 'effect-once': { probe: async () => { probes++; return { done: true, output: { key: 'a' } }; } } });
+    const second = await (await resumeRun({ stateDir: dir, runId: first.runId, registry: reg, runbook: rb, runbookText: 'x' })).done;
+    expect(second.status).toBe('succeeded');
+    expect(probes).toBe(1);
+    expect(effects).toEqual({ a: 1, b: 2 }); // a (not idempotent) was not run again; b (idempotent, never started) ran
+    const recs = readJournal(journalFile).records;
+    expect(recs.find((x) => x.type === 'step.probe' && x.stepId === 'a')).toMatchObject({ done: true, inDoubt: true });
+    expect(recs.findLast((x) => x.type === 'step.succeeded' && x.stepId === 'a')).toMatchObject({ via: 'probe' });
+  });
+
   it('resume refuses when the runbook changed', async () => {
     const rb = runbook([step('a', 'effect', { retry: DEFAULT_RETRY })]);
     const first = await (await startRun({ runbook: rb, runbookText: 'x', inventory, params: {}, registry: registry({}, { effect: { failTimes: 1, kind: 'failed' } }), stateDir: dir })).done;
@@ -128,8 +159,8 @@ describe('executor', () => {
   it('approval: waits, a deny ends the run with status denied; an approve lets it go on', async () => {
     const effects: Record<string, number> = {};
     const rb = runbook([step('a', 'effect', { approval: 'required' }), step('b', 'effect')]);
-    const h = (await startRun({ runbook: rb, runbookText: 'x', inventory, params: {}, registry: registry(effects), stateDir: dir }));
-    await new Promise((r) => setTimeout(r, 300));
+    const h = await startRun({ runbook: rb, runbookText: 'x', inventory, params: {}, registry: registry(effects), stateDir: dir });
+    await waitFor(() => h.pendingApprovals().length > 0);
     expect(h.pendingApprovals()).toEqual(['a']);
     expect(effects).toEqual({});
     expect(await h.deny('a', 'bob', 'test', 'not now')).toBe(true);
@@ -137,8 +168,8 @@ describe('executor', () => {
     expect(r.status).toBe('denied');
     expect(effects).toEqual({});
 
-    const h2 = (await startRun({ runbook: rb, runbookText: 'x', inventory: { ...inventory, name: 'two' }, params: {}, registry: registry(effects), stateDir: dir }));
-    await new Promise((r) => setTimeout(r, 300));
+    const h2 = await startRun({ runbook: rb, runbookText: 'x', inventory: { ...inventory, name: 'two' }, params: {}, registry: registry(effects), stateDir: dir });
+    await waitFor(() => h2.pendingApprovals().includes('a'));
     expect(await h2.approve('a', 'alice', 'test')).toBe(true);
     expect(await h2.approve('a', 'carol', 'test')).toBe(false); // first decision wins
     const r2 = await h2.done;

@@ -28,16 +28,27 @@ function message(blob: Buffer, remaining: number, revision?: number): Buffer {
   return Buffer.concat([prefix, body]);
 }
 
+/**
+ * The stand-in: a plain HTTP/2 server in place of etcd's gRPC Maintenance/Snapshot endpoint. It models only what
+ * streamSnapshot reads: the request path, gRPC's 5-byte length-prefixed messages carrying SnapshotResponse protobufs
+ * (header.revision, remaining_bytes, blob), and the grpc-status/grpc-message trailers. It does not model flow control
+ * beyond HTTP/2's own, TLS, auth, or what etcd puts in the snapshot (the tests with a real etcd cover those:
+ * test/integration/snapshot-backup.test.ts, snapshot-restore.test.ts). Each behaviour below is a way a real stream
+ * ends: cleanly, cut, stalled, with an error status.
+ */
 type Behaviour = (stream: ServerHttp2Stream) => void;
 let behaviour: Behaviour = () => {};
 let server: Http2Server;
 let endpoint = '';
+/** The request path of every stream the stand-in received. */
+const paths: string[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'runbook-grpcstream-'));
 
 beforeAll(async () => {
   server = createServer();
   server.on('stream', (stream, headers) => {
-    expect(headers[':path']).toBe('/etcdserverpb.Maintenance/Snapshot');
+    // Asserted where the test awaits (see save): an expect thrown in this callback would be lost.
+    paths.push(String(headers[':path']));
     behaviour(stream);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -50,10 +61,13 @@ afterAll(async () => {
 
 async function save(name: string) {
   const fh = await open(join(dir, name), 'wx');
+  const seen = paths.length;
   try {
     return await streamSnapshot(fh, { endpoint, idleMs: 5_000 });
   } finally {
     await fh.close();
+    // Every call reached the stand-in as etcd's Snapshot RPC, once.
+    expect(paths.slice(seen)).toEqual(['/etcdserverpb.Maintenance/Snapshot']);
   }
 }
 
