@@ -29,6 +29,10 @@ export function inPty(argv: string[], env: Record<string, string> = {}, timeoutM
     timeout: timeoutMs,
   });
   let buf = '';
+  let exited: number | undefined;
+  void done.then((r) => {
+    exited = r.exitCode ?? -1;
+  });
   done.stdout!.on('data', (d: Buffer) => {
     buf += d.toString();
   });
@@ -39,7 +43,7 @@ export function inPty(argv: string[], env: Record<string, string> = {}, timeoutM
         const started = Date.now();
         const tick = () => {
           if (re.test(buf)) return resolve(buf);
-          if (done.exitCode !== null && done.exitCode !== undefined) return reject(new Error(`exited (${done.exitCode}) before ${re}; screen:\n${buf}`));
+          if (exited !== undefined) return reject(new Error(`exited (${exited}) before ${re}; screen:\n${buf}`));
           if (Date.now() - started > ms) return reject(new Error(`timed out waiting for ${re}; screen:\n${buf}`));
           setTimeout(tick, 50);
         };
