@@ -15,6 +15,10 @@ describe('examples', () => {
   it('custom-runbook.yaml validates', () => {
     expect(loadRunbook(path.join(dir, 'custom-runbook.yaml')).steps.length).toBeGreaterThan(3);
   });
+  it('cluster-check.yaml validates, its zx script resolved next to it', () => {
+    const rb = loadRunbook(path.join(dir, 'cluster-check.yaml'));
+    expect(rb.steps[0]!.with.file).toBe(path.join(dir, 'checks', 'etcd-members-agree.mjs'));
+  });
   it('programmatic.ts only uses the public API', () => {
     const text = fs.readFileSync(path.join(dir, 'programmatic.ts'), 'utf8');
     expect(text).toMatch(/from '\.\.\/src\/index\.ts'/);
