@@ -19,7 +19,7 @@ import { ExitCode, UserError, messageOf } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
 import { json, type Io } from './output.ts';
 import { setExit } from './main.ts';
-import { resolveInventory, targetOptions, type TargetOpts } from './target.ts';
+import { applyTargetFlags, credentialOptions, resolveInventory, targetOptions, type TargetOpts } from './target.ts';
 import { openStore, type StoreFlags } from '../store/open.ts';
 import type { StateStore } from '../store/types.ts';
 
@@ -174,6 +174,16 @@ async function drive(io: Io, cmd: Command, make: Make, opts: DriveOpts) {
   }
 }
 
+/**
+ * The inventory a resume uses: the run's own unless --inventory names another; credentials and timeouts from the
+ * command line on top (a password given as `--user name:pw` is never stored with the run, so a resume asks again).
+ */
+async function resumeInventory(stored: Inventory, opts: TargetOpts, io: Io): Promise<Inventory | undefined> {
+  const given = ['user', 'password', 'dialTimeout', 'commandTimeout'].some((k) => opts[k as keyof TargetOpts] !== undefined);
+  if (opts.inventory) return resolveInventory({ ...opts, inventory: opts.inventory, endpoints: undefined }, io);
+  return given ? applyTargetFlags(stored, opts, io) : undefined;
+}
+
 /** The step a run waits on, since when (its first request in the journal), and whether no process waits for it. */
 function waitingApproval(records: readonly JournalRecord[], fold: ReturnType<typeof foldJournal>): { stepId: string; since: string; paused: boolean } | undefined {
   if (fold.status !== 'awaiting-approval') return undefined;
@@ -238,10 +248,10 @@ export function registerRunCommands(program: Command, io: Io): void {
     }), opts);
   });
 
-  storeOptions(program
+  credentialOptions(storeOptions(program
     .command('resume')
     .description('continue a run that crashed, was interrupted or failed; steps that took effect are not repeated')
-    .argument('<run-id>'))
+    .argument('<run-id>')))
     .option('--state-dir <dir>', 'where runs are kept')
     .option('-y, --yes', 'approve every approval up front')
     .option('--wait-for-approval', 'without a terminal to ask: wait for `runbook approve` or chat instead of stopping with exit 3')
@@ -266,7 +276,7 @@ export function registerRunCommands(program: Command, io: Io): void {
           } else {
             ({ runbook, text } = await readRunbook(meta.runbookFile));
           }
-          const inventory: Inventory | undefined = opts.inventory ? await resolveInventory({ inventory: opts.inventory }, io) : undefined;
+          const inventory = await resumeInventory(meta.inventory, opts, io);
           const resolutions: Record<string, 'done' | 'rerun'> = {};
           for (const s of opts.markDone ?? []) resolutions[s] = 'done';
           for (const s of opts.rerun ?? []) resolutions[s] = 'rerun';
@@ -292,7 +302,7 @@ export function registerRunCommands(program: Command, io: Io): void {
         if (!fs.existsSync(meta.runbookFile)) throw new UserError(`the run's runbook ${meta.runbookFile} is gone; resume with --saved-runbook`);
         ({ runbook, text } = await readRunbook(meta.runbookFile));
       }
-      const inventory: Inventory | undefined = opts.inventory ? await resolveInventory({ inventory: opts.inventory }, io) : undefined;
+      const inventory = await resumeInventory(meta.inventory, opts, io);
       const resolutions: Record<string, 'done' | 'rerun'> = {};
       for (const s of opts.markDone ?? []) resolutions[s] = 'done';
       for (const s of opts.rerun ?? []) resolutions[s] = 'rerun';
