@@ -14,6 +14,7 @@ import { DEFAULT_RETRY } from './model.ts';
 import type { ForEachSpec, ParamSpec, ParamType, RetryPolicy, Runbook, Step } from './model.ts';
 import { normalizeParamValue } from './params.ts';
 import { shellScriptIndex } from './shell-splice.ts';
+import { misfit, wholeParamUses } from './param-ranges.ts';
 import {
   FOREACH_KEYS,
   PARAM_KEYS,
@@ -85,6 +86,7 @@ class Validator {
     }
     const params = this.params();
     const steps = this.rawSteps.map((s, i) => this.step(s, i));
+    this.paramDefaults(params, steps);
     if (this.diags.length || !top.success) return undefined;
     const t = top.data;
     const runbook: Runbook = {
@@ -276,6 +278,16 @@ class Validator {
     if (d.gate !== undefined) step.gate = d.gate;
     if (d.timeout !== undefined) step.timeoutMs = d.timeout;
     return step;
+  }
+
+  /** A param's default must fit every action input it is passed to whole (its range, not only its type). */
+  paramDefaults(params: ParamSpec[], steps: (Step | undefined)[]): void {
+    for (const use of wholeParamUses(steps.filter((s): s is Step => s !== undefined))) {
+      const spec = params.find((p) => p.name === use.param);
+      if (!spec || spec.default === undefined) continue;
+      const why = misfit(use, spec.default);
+      if (why) this.at(['params', use.param, 'default'], why);
+    }
   }
 
   /** A `${{ }}` inside a shell's -c script splices data into code: refuse it, and say to pass the value in env. */
