@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { catalog, zDuration } from '../actions/catalog.ts';
 import type { ActionMeta } from '../actions/types.ts';
 import type { StepErrorKind } from '../util/errors.ts';
+import { unitsOverride } from './units-schema.ts';
 
 export const STEP_ERROR_KINDS = ['transient', 'precondition', 'invalid', 'timeout', 'cancelled', 'unimplemented', 'denied', 'stuck', 'failed'] as const satisfies readonly StepErrorKind[];
 // Fails to typecheck when src/util/errors.ts gains a kind this list lacks ('paused' is no failure a retry policy sees:
@@ -114,7 +115,7 @@ export function shapeKeysAt(schema: z.ZodType, path: readonly (string | number)[
 const TEMPLATE_PATTERN = '\\$\\{\\{[\\s\\S]*\\}\\}';
 
 function jsonOf(schema: z.ZodType): Record<string, unknown> {
-  const j = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  const j = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any', override: unitsOverride }) as Record<string, unknown>;
   delete j.$schema;
   return j;
 }

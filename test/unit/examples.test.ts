@@ -12,6 +12,12 @@ describe('examples', () => {
     const inv = loadInventory(path.join(dir, f));
     expect(inv.members.length).toBe(3);
   });
+  it.each(['local-cluster.yaml', 'kubeadm-cluster.yaml', 'kubespray-cluster.yaml', 'custom-runbook.yaml', 'cluster-check.yaml'])('%s points editors at its schema', (f) => {
+    const first = fs.readFileSync(path.join(dir, f), 'utf8').split('\n')[0];
+    const schema = /runbook/.test(f) || f === 'cluster-check.yaml' ? 'runbook' : 'inventory';
+    expect(first).toBe(`# yaml-language-server: $schema=../schema/${schema}.schema.json`);
+    expect(fs.existsSync(path.join(dir, '..', 'schema', `${schema}.schema.json`))).toBe(true);
+  });
   it('custom-runbook.yaml validates', () => {
     expect(loadRunbook(path.join(dir, 'custom-runbook.yaml')).steps.length).toBeGreaterThan(3);
   });
