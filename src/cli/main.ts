@@ -12,7 +12,8 @@ import { registerServeCommand } from './serve.ts';
 import { registerRehearseCommand } from './rehearse.ts';
 import { registerDiagnoseCommand } from './diagnose.ts';
 
-export const VERSION = '0.1.0';
+export { VERSION } from '../version.ts';
+import { VERSION } from '../version.ts';
 
 export function buildProgram(io: Io): Command {
   const program = new Command('runbook')
