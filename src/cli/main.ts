@@ -11,6 +11,7 @@ import { registerRunCommands } from './runs.ts';
 import { registerServeCommand } from './serve.ts';
 import { registerRehearseCommand } from './rehearse.ts';
 import { registerDiagnoseCommand } from './diagnose.ts';
+import { registerHelpCommands } from './help.ts';
 
 export { VERSION } from '../version.ts';
 import { VERSION } from '../version.ts';
@@ -36,6 +37,7 @@ Exit codes:
   registerServeCommand(program, io);
   registerRehearseCommand(program, io);
   registerDiagnoseCommand(program, io);
+  registerHelpCommands(program, io);
   for (const cmd of program.commands) {
     cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
     if (cmd.options.some((o) => o.long === '--json')) addWriteOut(cmd, io);
