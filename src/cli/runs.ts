@@ -8,6 +8,7 @@ import { formatRecord, formatReport } from '../events/terminal.ts';
 import type { RunHandle } from '../execute/executor.ts';
 import { abortOnSignals } from './signals.ts';
 import { approvalPrompt } from './approval-prompt.ts';
+import { createProgress } from '../events/progress.ts';
 import { readJournal } from '../execute/journal.ts';
 import type { RunReport } from '../execute/report.ts';
 import { defaultStateDir, files, readRunMeta, runDir } from '../execute/run-store.ts';
@@ -108,18 +109,48 @@ function attach(io: Io, opts: { json?: boolean; verbose?: boolean; interactive: 
       },
     })
     : undefined;
+  // On a terminal, a line that says how long the step in hand has taken (and, when the action can tell, how long
+  // it should take), redrawn every second on stderr and wiped before the next event is printed.
+  const progress = io.isTTY && !opts.json ? createProgress() : undefined;
+  let shown = false;
+  const wipe = () => {
+    if (shown) process.stderr.write('\r\x1b[K');
+    shown = false;
+  };
+  const ticker = progress
+    ? setInterval(() => {
+      const line = progress.line();
+      wipe();
+      if (line) {
+        process.stderr.write(io.color ? `\x1b[2m${line}\x1b[0m` : line);
+        shown = true;
+      }
+    }, 1000)
+    : undefined;
+  ticker?.unref();
   const onEvent = (rec: JournalRecord) => {
     if (rec.type === 'run.started') dryRun = rec.dryRun;
+    progress?.observe(rec);
     if (opts.json) {
       io.out(JSON.stringify(rec));
     } else {
       const line = formatRecord(rec, { color: io.color, dryRun, ...(opts.verbose ? { verbose: true } : {}) });
-      if (line) io.out(line);
+      if (line) {
+        wipe();
+        io.out(line);
+      }
     }
     if (rec.type === 'approval.requested') prompt?.ask(rec.stepId, rec.message);
     if (rec.type === 'approval.granted' || rec.type === 'approval.denied') prompt?.dismiss(rec.stepId, `(decided: ${rec.type === 'approval.granted' ? 'approved' : 'denied'} by ${rec.by} via ${rec.via})`);
   };
-  return { onEvent, close: () => prompt?.close() };
+  return {
+    onEvent,
+    close: () => {
+      if (ticker) clearInterval(ticker);
+      wipe();
+      prompt?.close();
+    },
+  };
 }
 
 /** A value as the shell reads it back unchanged (for the commands we print to copy and paste). */
