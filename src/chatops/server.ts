@@ -13,7 +13,6 @@ import type { ActionRegistry } from '../actions/types.ts';
 import { loadInventory } from '../inventory/load.ts';
 import { findRunbook } from '../runbook/find.ts';
 import { UserError, messageOf } from '../util/errors.ts';
-import { VERSION } from '../version.ts';
 import { actorKey, allowedHere, mayRead, type Actor } from './access.ts';
 import { AlertRouter, zNotification } from './alerts.ts';
 import { openAuditLog, scrubber, type AuditLog } from './audit.ts';
@@ -57,6 +56,8 @@ export interface ServerOptions {
   replicaId?: string;
   /** How often to look for runs to take over (default 1 s). */
   takeoverIntervalMs?: number;
+  /** This build's version, for runbook_build_info (the CLI passes its own). */
+  version?: string;
 }
 
 export interface ChatopsServer {
@@ -106,7 +107,7 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
       void p.finally(() => auditInFlight.delete(p));
     }
     : undefined);
-  const metrics = createMetrics({ defaultMetrics: true, version: VERSION });
+  const metrics = createMetrics({ defaultMetrics: true, ...(opts.version ? { version: opts.version } : {}) });
   const replay = new ReplayCache();
   const alerts = new AlertRouter(cfg);
 

@@ -13,8 +13,7 @@ import { registerRehearseCommand } from './rehearse.ts';
 import { registerDiagnoseCommand } from './diagnose.ts';
 import { registerHelpCommands } from './help.ts';
 
-export { VERSION } from '../version.ts';
-import { VERSION } from '../version.ts';
+export const VERSION = '0.1.0';
 
 export function buildProgram(io: Io): Command {
   const program = new Command('runbook')

@@ -13,6 +13,7 @@ import { loadChatopsConfig, resolveSecrets } from '../../src/chatops/config.ts';
 import { createMetrics } from '../../src/chatops/metrics.ts';
 import { ROUTES, startChatopsServer, type ChatopsServer } from '../../src/chatops/server.ts';
 import type { JournalRecord } from '../../src/events/types.ts';
+import { VERSION } from '../../src/cli/main.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 let dir = '';
@@ -40,7 +41,7 @@ limits:
 `);
   const env = { AM_TOKEN: 'am-token-3f9a1c7e5b2d4f6a' };
   const config = loadChatopsConfig(file, env);
-  server = await startChatopsServer({ config, secrets: resolveSecrets(config, env), log: () => {} });
+  server = await startChatopsServer({ config, secrets: resolveSecrets(config, env), version: VERSION, log: () => {} });
 });
 afterAll(async () => {
   await server?.close();
@@ -115,7 +116,7 @@ describe('metrics', () => {
 
   it('build info, process metrics, and a started counter apart from the outcomes', async () => {
     const text = await (await fetch(`${server.url}${ROUTES.metrics}`)).text();
-    expect(text).toMatch(new RegExp(`runbook_build_info\\{version="0\\.1\\.0",node_version="${process.versions.node.replace(/\./g, '\\.')}"\\} 1`));
+    expect(text).toMatch(new RegExp(`runbook_build_info\\{version="${VERSION.replace(/\./g, '\\.')}",node_version="${process.versions.node.replace(/\./g, '\\.')}"\\} 1`));
     expect(text).toMatch(/^process_cpu_user_seconds_total \d/m);
     expect(text).toMatch(/^process_resident_memory_bytes \d/m);
     expect(text).toMatch(/# TYPE runbook_runs_started_total counter/);
