@@ -294,6 +294,20 @@ export const catalog = {
     idempotent: false,
     perMember: 'optional',
   }),
+  script: action({
+    name: 'script',
+    summary: 'Run a zx script (a file next to the runbook) as a child process; params, step outputs and `args` reach it as data ($RUNBOOK_INPUT), never as code',
+    input: z.strictObject({
+      file: z.string().min(1).max(4096).describe('the script, relative to the runbook file (run by zx: $, fs, path… are globals)'),
+      args: z.record(z.string(), z.unknown()).optional().describe('data for the script (templates give values, not code): input.args in $RUNBOOK_INPUT'),
+      env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).optional(),
+      idempotent: z.boolean().default(false).describe('safe to run again when a crash left its outcome unknown'),
+      probe: z.string().min(1).max(4096).optional().describe('a read-only script, same data: exit 0 means the effect is already there'),
+    }),
+    mutates: true,
+    idempotent: false,
+    perMember: 'optional',
+  }),
   wait: action({
     name: 'wait',
     summary: 'Wait a fixed time (bounded; resumes count the time already waited)',

@@ -146,13 +146,13 @@ export async function defragMember(ctx: ActionContext, input: DefragInput): Prom
 
   let timeoutMs = defragTimeoutMs(before.dbSize, input.timeoutPerGiB);
   if (ctx.deadline !== undefined) timeoutMs = Math.min(timeoutMs, Math.max(0, ctx.deadline - Date.now()));
-  ctx.log(`defragmenting ${before.name}: db ${formatBytes(before.dbSize)}, in use ${formatBytes(before.dbSizeInUse)} (deadline ${formatDuration(timeoutMs)})`);
+  ctx.log(`defragmenting ${before.name}: db ${formatBytes(before.dbSize)}, in use ${formatBytes(before.dbSizeInUse)} (deadline ${formatDuration(timeoutMs)})`, { workBytes: before.dbSizeInUse });
   const started = performance.now();
   const { confirmedByPolling } = await defragmentOnce(ctx, pool, before, timeoutMs);
   const durationMs = Math.round(performance.now() - started);
   const after = await memberStatus(pool, before.endpoint, callOpts(ctx));
   const reclaimedBytes = Math.max(0, before.dbSize - after.dbSize);
-  ctx.log(`defragmented ${before.name} in ${formatDuration(durationMs)}: ${formatBytes(before.dbSize)} → ${formatBytes(after.dbSize)} (${formatBytes(reclaimedBytes)} reclaimed)`);
+  ctx.log(`defragmented ${before.name} in ${formatDuration(durationMs)}: ${formatBytes(before.dbSize)} → ${formatBytes(after.dbSize)} (${formatBytes(reclaimedBytes)} reclaimed)`, { workBytes: before.dbSizeInUse, workMs: durationMs });
   return {
     member: before.name,
     memberId: before.memberId,

@@ -41,6 +41,7 @@ const FAMILY_OF: Record<string, Family> = {
   'kubernetes.stop-apiservers': 'kubernetes',
   'kubernetes.start-apiservers': 'kubernetes',
   exec: 'generic',
+  script: 'generic',
   wait: 'generic',
   approve: 'generic',
 };
@@ -52,8 +53,8 @@ const FAMILIES: Record<Family, () => Promise<Record<string, ActionImpl>>> = {
   membership: async () => (await import('./membership.ts')).membershipActions,
   kubernetes: async () => (await import('./kubernetes.ts')).kubeActions,
   generic: async () => {
-    const { approve, exec, wait } = await import('./generic.ts');
-    return { exec, wait, approve };
+    const [{ approve, exec, wait }, { script }] = await Promise.all([import('./generic.ts'), import('./script.ts')]);
+    return { exec, script, wait, approve };
   },
 };
 

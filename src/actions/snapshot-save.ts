@@ -1,11 +1,14 @@
 /**
  * etcd.snapshot-save: stream a snapshot from one healthy member into the snapshot dir (constant memory), verify it,
  * record it in a manifest, then apply retention (expired snapshots are moved into `<dir>/expired/`, never deleted).
- * Not idempotent (every run makes a new file): no probe.
+ * Not idempotent (every run makes a new file). Its probe finds the snapshot an interrupted attempt of this step
+ * finished: after a kill between the rename and the checkpoint, a resume must not stop for a human (nor take a
+ * second snapshot) when the file and its manifest are complete and the file's bytes match the manifest.
  */
 import { clusterView, isLearner } from '../etcd/view.ts';
 import { oldestOf } from '../etcd/versions.ts';
 import { applyRetention, planRetention, type RetentionResult } from '../snapshot/retention.ts';
+import { checkSnapshotFile } from '../snapshot/file-check.ts';
 import { belongsTo, listSnapshots } from '../snapshot/list.ts';
 import { saveSnapshot, snapshotFileName, type SaveResult } from '../snapshot/save.ts';
 import { StepError } from '../util/errors.ts';
@@ -54,7 +57,41 @@ function policyOf(input: SnapshotSaveInput) {
   return { ...(input.keepLast !== undefined ? { keepLast: input.keepLast } : {}), ...(input.maxAge !== undefined ? { maxAgeMs: input.maxAge } : {}) };
 }
 
+/**
+ * A snapshot of this cluster taken since the step first started, complete (final name, manifest) and intact
+ * (size and sha256 as the manifest says, etcd's sha256 trailer right, verified when verification was asked for).
+ * Before any attempt started, firstStartedAt is now: nothing qualifies.
+ */
+async function finishedByEarlierAttempt(ctx: ActionContext, input: SnapshotSaveInput): Promise<{ output: SnapshotSaveOutput; detail: string } | { detail: string }> {
+  const dir = snapshotDir(ctx, input);
+  const since = listSnapshots(dir).filter((e) => belongsTo(e, ctx.inventory.name) && e.manifest && e.createdAt >= ctx.firstStartedAt);
+  const reasons: string[] = [];
+  for (const e of since) {
+    const m = e.manifest!;
+    if (input.verify && !m.verified) {
+      reasons.push(`${e.name}: not verified`);
+      continue;
+    }
+    const check = await checkSnapshotFile(e.path, ctx.signal);
+    if (check.size !== m.size || check.sha256 !== m.sha256 || !check.trailerOk) {
+      reasons.push(`${e.name}: ${check.problem ?? 'does not match its manifest'}`);
+      continue;
+    }
+    const member = m.endpoint ? etcdPool(ctx).nameOf(m.endpoint) : '?';
+    return {
+      output: { ...m, path: e.path, member, durationMs: 0, retention: { kept: [], expired: [] } },
+      detail: `${e.path} (revision ${m.revision}, sha256 ${m.sha256.slice(0, 12)}…) was saved by an earlier attempt and matches its manifest`,
+    };
+  }
+  return { detail: since.length ? `no intact snapshot since the step started (${reasons.join('; ')})` : 'no snapshot saved since the step started' };
+}
+
 export const snapshotSaveAction: ActionImpl<SnapshotSaveInput, SnapshotSaveOutput> = {
+  async probe(ctx, input) {
+    const found = await finishedByEarlierAttempt(ctx, input);
+    return 'output' in found ? { done: true, output: found.output, detail: found.detail } : { done: false, detail: found.detail };
+  },
+
   async plan(ctx, input) {
     const dir = snapshotDir(ctx, input);
     // A plan often runs before the cluster is back (power-loss-restore): name the member when one answers now.

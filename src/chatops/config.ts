@@ -64,7 +64,7 @@ export interface ChatopsConfig {
   alerts: Record<string, AlertRoute>;
   cooldownMs: number;
   approvalTimeoutMs: number;
-  limits: { maxBodyBytes: number; requestTimeoutMs: number; maxConcurrentRuns: number; maxParamValueLength: number };
+  limits: { maxBodyBytes: number; requestTimeoutMs: number; maxConcurrentRuns: number; maxParamValueLength: number; maxConnections: number };
 }
 
 const NAME = /^[A-Za-z][A-Za-z0-9_-]{0,62}$/;
@@ -108,6 +108,7 @@ const zConfig = z.strictObject({
     maxBodyBytes: z.number().int().min(1024).max(10 * 1024 * 1024).optional(),
     requestTimeout: zDuration.optional(),
     maxConcurrentRuns: z.number().int().min(1).max(100).optional(),
+    maxConnections: z.number().int().min(1).max(100_000).optional(),
     maxParamValueLength: z.number().int().min(1).max(4096).optional(),
   }).optional(),
 });
@@ -122,6 +123,7 @@ export const DEFAULTS = {
   maxBodyBytes: 64 * 1024,
   requestTimeoutMs: 10_000,
   maxConcurrentRuns: 4,
+  maxConnections: 256,
   maxParamValueLength: 256,
 } as const;
 
@@ -252,6 +254,7 @@ function checkConfig(src: YamlSource, env: NodeJS.ProcessEnv): ChatopsConfig {
       maxBodyBytes: c.limits?.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
       requestTimeoutMs,
       maxConcurrentRuns: c.limits?.maxConcurrentRuns ?? DEFAULTS.maxConcurrentRuns,
+      maxConnections: c.limits?.maxConnections ?? DEFAULTS.maxConnections,
       maxParamValueLength: c.limits?.maxParamValueLength ?? DEFAULTS.maxParamValueLength,
     },
   };

@@ -4,7 +4,10 @@ import type { JournalRecord } from '../events/types.ts';
 
 export interface ChatopsMetrics {
   registry: Registry;
+  /** Runs that ended (or were refused): one count per run. */
   runs: Counter<'runbook' | 'outcome'>;
+  /** Runs started or taken over by this server. */
+  started: Counter<'runbook' | 'how'>;
   stepDuration: Histogram<'runbook' | 'step' | 'status'>;
   approvalsPending: Gauge;
   requests: Counter<'route' | 'outcome'>;
@@ -13,15 +16,30 @@ export interface ChatopsMetrics {
   observe(runbook: string, rec: JournalRecord): void;
 }
 
-export function createMetrics(opts: { defaultMetrics?: boolean } = {}): ChatopsMetrics {
+export function createMetrics(opts: { defaultMetrics?: boolean; version?: string } = {}): ChatopsMetrics {
   const registry = new Registry();
-  if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'runbook_serve_' });
+  // process_* and nodejs_* under their standard names (what dashboards and alerts expect).
+  if (opts.defaultMetrics) collectDefaultMetrics({ register: registry });
+  // Prometheus conventions: a run is counted once when it starts and once when it ends, in two counters, so
+  // sum(runbook_runs_total) is the number of runs that ended (or were refused), never twice a run.
+  const started = new Counter({
+    name: 'runbook_runs_started_total',
+    help: 'Runs this server started (how="new") or took over from a dead replica (how="takeover"), by runbook',
+    labelNames: ['runbook', 'how'] as const,
+    registers: [registry],
+  });
   const runs = new Counter({
     name: 'runbook_runs_total',
-    help: 'Runs started by runbook serve, by runbook and outcome (started, succeeded, failed, denied, cancelled, refused)',
+    help: 'Runs that ended, by runbook and outcome (succeeded, failed, denied, cancelled, awaiting-approval), or were refused before starting (refused, locked)',
     labelNames: ['runbook', 'outcome'] as const,
     registers: [registry],
   });
+  new Gauge({
+    name: 'runbook_build_info',
+    help: 'Always 1; the labels say which runbook and Node.js this server runs',
+    labelNames: ['version', 'node_version'] as const,
+    registers: [registry],
+  }).set({ version: opts.version ?? 'unknown', node_version: process.versions.node }, 1);
   const stepDuration = new Histogram({
     name: 'runbook_step_duration_seconds',
     help: 'Duration of finished runbook steps',
@@ -49,7 +67,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): ChatopsM
   const pending = new Map<string, Set<string>>();
   const setPending = () => approvalsPending.set([...pending.values()].reduce((n, s) => n + s.size, 0));
   return {
-    registry, runs, stepDuration, approvalsPending, requests, alerts,
+    registry, runs, started, stepDuration, approvalsPending, requests, alerts,
     observe(runbook, rec) {
       if (rec.type === 'step.finished' && rec.status !== 'skipped') {
         stepDuration.observe({ runbook, step: rec.stepId, status: rec.status }, rec.durationMs / 1000);

@@ -216,7 +216,7 @@ export class RunManager {
     run.view.runId = run.runId;
     this.#active.set(run.runId, run);
     audit.record({ event: dryRun ? 'plan.started' : 'run.started', ...base, outcome: 'accepted', runId: run.runId, params: p.params, extraApprovals: gates.extra });
-    if (!dryRun) metrics.runs.inc({ runbook: runbook.name, outcome: 'started' });
+    if (!dryRun) metrics.started.inc({ runbook: runbook.name, how: 'new' });
     this.#follow(run, base, resolveSettled);
     return run.runId;
   }
@@ -330,7 +330,7 @@ export class RunManager {
     this.#d.log(`run ${runId}: taken over (its runner's lock expired); resuming from the journal`);
     const base = { source: 'server', runbook: runbook.name, cluster: clusterName, user: meta.requestedBy ?? '' };
     audit.record({ event: 'run.takeover', ...base, outcome: 'accepted', runId, replica: this.replicaId });
-    metrics.runs.inc({ runbook: runbook.name, outcome: 'taken-over' });
+    metrics.started.inc({ runbook: runbook.name, how: 'takeover' });
     this.#follow(run, base, resolveSettled);
   }
 

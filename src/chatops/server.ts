@@ -57,6 +57,8 @@ export interface ServerOptions {
   replicaId?: string;
   /** How often to look for runs to take over (default 1 s). */
   takeoverIntervalMs?: number;
+  /** This build's version, for runbook_build_info (the CLI passes its own). */
+  version?: string;
 }
 
 export interface ChatopsServer {
@@ -106,7 +108,7 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
       void p.finally(() => auditInFlight.delete(p));
     }
     : undefined);
-  const metrics = createMetrics({ defaultMetrics: false });
+  const metrics = createMetrics({ defaultMetrics: true, ...(opts.version ? { version: opts.version } : {}) });
   const replay = new ReplayCache();
   const alerts = new AlertRouter(cfg);
 
@@ -326,11 +328,13 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
   const onRequest = async (req: IncomingMessage, res: ServerResponse) => {
     const url = (req.url ?? '/').split('?')[0] ?? '/';
     try {
-      if (req.method === 'GET' && url === ROUTES.healthz) {
-        return sendJson(res, 200, { status: 'ok', activeRuns: runs.activeCount() });
+      // HEAD as GET without the body (Prometheus and load balancers probe with it).
+      const read = req.method === 'GET' || req.method === 'HEAD';
+      if (read && url === ROUTES.healthz) {
+        return sendJson(res, 200, { status: 'ok', activeRuns: runs.activeCount() }, {}, req.method === 'HEAD');
       }
-      if (req.method === 'GET' && url === ROUTES.metrics) {
-        return sendText(res, 200, await metrics.registry.metrics(), metrics.registry.contentType);
+      if (read && url === ROUTES.metrics) {
+        return sendText(res, 200, await metrics.registry.metrics(), metrics.registry.contentType, {}, req.method === 'HEAD');
       }
       const route = Object.hasOwn(posts, url) ? posts[url] : undefined;
       if (!route || !route.enabled) {
@@ -356,15 +360,23 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
     }
   };
 
-  const server = tlsKey && tlsCert ? https.createServer({ key: tlsKey, cert: tlsCert }) : http.createServer();
+  // Node checks requestTimeout/headersTimeout only every connectionsCheckingInterval (30 s by default): a slow
+  // client would live ~40 s past a 10 s limit. Checked often enough for the limits to hold within a second.
+  const timeouts = {
+    requestTimeout: cfg.limits.requestTimeoutMs,
+    headersTimeout: Math.min(cfg.limits.requestTimeoutMs, 10_000),
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(cfg.limits.requestTimeoutMs / 4))),
+  };
+  const server = tlsKey && tlsCert ? https.createServer({ key: tlsKey, cert: tlsCert, ...timeouts }) : http.createServer(timeouts);
   server.on('request', (req, res) => void onRequest(req, res));
-  server.requestTimeout = cfg.limits.requestTimeoutMs;
-  server.headersTimeout = Math.min(cfg.limits.requestTimeoutMs, 10_000);
+  // Past this many open connections new ones are closed at once: a flood cannot exhaust file descriptors.
+  server.maxConnections = cfg.limits.maxConnections;
   server.keepAliveTimeout = 5_000;
   server.maxHeadersCount = 100;
   server.setTimeout(cfg.limits.requestTimeoutMs, (socket) => socket.destroy());
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT';
+    if (socket.writable) socket.end(timedOut ? 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
     else socket.destroy();
   });
 

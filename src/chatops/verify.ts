@@ -27,7 +27,8 @@ export function slackSignature(secret: string, timestamp: string, rawBody: Buffe
 }
 
 /**
- * Remembers accepted signatures for the length of the window so the same signed request is taken once.
+ * Remembers accepted signatures for as long as they could pass the time check, so the same signed request is
+ * taken once.
  * Bounded: entries expire with the window, and past `max` entries the oldest go first (a flood of valid
  * signatures would need the signing secret).
  */
@@ -35,7 +36,10 @@ export class ReplayCache {
   readonly #seen = new Map<string, number>();
   readonly #ttlMs: number;
   readonly #max: number;
-  constructor(ttlMs = 2 * SIGNATURE_WINDOW_S * 1000, max = 100_000) {
+  // A signature is accepted while its timestamp is within the window either way, so one stamped up to a window in
+  // the future stays valid until two windows after it was first seen (and the check rounds to whole seconds):
+  // remembered longer than that, it can never be replayed.
+  constructor(ttlMs = (2 * SIGNATURE_WINDOW_S + 60) * 1000, max = 100_000) {
     this.#ttlMs = ttlMs;
     this.#max = max;
   }

@@ -12,6 +12,7 @@ import { registerServeCommand } from './serve.ts';
 import { registerRehearseCommand } from './rehearse.ts';
 import { registerDiagnoseCommand } from './diagnose.ts';
 import { registerGuardCommand } from './guard.ts';
+import { registerHelpCommands } from './help.ts';
 
 export const VERSION = '0.1.0';
 
@@ -37,8 +38,26 @@ Exit codes:
   registerRehearseCommand(program, io);
   registerDiagnoseCommand(program, io);
   registerGuardCommand(program, io);
-  for (const cmd of program.commands) cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
+  registerHelpCommands(program, io);
+  for (const cmd of program.commands) {
+    cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
+    if (cmd.options.some((o) => o.long === '--json')) addWriteOut(cmd, io);
+  }
   return program;
+}
+
+/**
+ * etcdctl's `-w/--write-out simple|json|table` (and ETCDCTL_WRITE_OUT) on every command that has --json: json is
+ * --json; simple and table are the human output these commands print anyway.
+ */
+function addWriteOut(cmd: Command, io: Io): void {
+  cmd.addOption(new Option('-w, --write-out <format>', 'output format, as etcdctl: simple, json (same as --json) or table (env ETCDCTL_WRITE_OUT)').choices(['simple', 'json', 'table']));
+  cmd.hook('preAction', (c) => {
+    const chosen = (c.opts() as { writeOut?: string }).writeOut ?? io.env.ETCDCTL_WRITE_OUT?.trim();
+    if (!chosen) return;
+    if (!['simple', 'json', 'table'].includes(chosen)) throw new UserError(`ETCDCTL_WRITE_OUT: expected simple, json or table, got ${JSON.stringify(chosen)}`);
+    if (chosen === 'json') c.setOptionValue('json', true);
+  });
 }
 
 export async function main(argv: string[], io: Io = processIo()): Promise<number> {

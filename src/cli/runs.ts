@@ -2,13 +2,14 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
-import readline from 'node:readline';
 import { Option, type Command } from 'commander';
 import type { JournalRecord } from '../events/types.ts';
 import { formatRecord, formatReport } from '../events/terminal.ts';
 import type { RunHandle } from '../execute/executor.ts';
 import { abortOnSignals } from './signals.ts';
 import { pinnedIdentity } from '../execute/identity.ts';
+import { approvalPrompt } from './approval-prompt.ts';
+import { createProgress } from '../events/progress.ts';
 import { readJournal } from '../execute/journal.ts';
 import type { RunReport } from '../execute/report.ts';
 import { defaultStateDir, files, readRunMeta, runDir } from '../execute/run-store.ts';
@@ -20,7 +21,7 @@ import { ExitCode, UserError, messageOf } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
 import { json, type Io } from './output.ts';
 import { setExit } from './main.ts';
-import { resolveInventory, targetOptions, type TargetOpts } from './target.ts';
+import { applyTargetFlags, credentialOptions, resolveInventory, targetOptions, type TargetOpts } from './target.ts';
 import { openStore, type StoreFlags } from '../store/open.ts';
 import type { StateStore } from '../store/types.ts';
 
@@ -88,49 +89,140 @@ function operator(io: Io): string {
   return io.env.RUNBOOK_OPERATOR || `${os.userInfo().username}@${os.hostname()}`;
 }
 
-/** Print events as they happen; answer approvals on a TTY. */
-function attach(io: Io, opts: { json?: boolean; verbose?: boolean; interactive: boolean }, getHandle: () => RunHandle | undefined) {
+/** Print events as they happen; ask on a TTY when a step waits for approval. */
+function attach(io: Io, opts: { json?: boolean; verbose?: boolean; interactive: boolean; interrupt(): void }, getHandle: () => RunHandle | undefined) {
   let dryRun = false;
-  const rl = opts.interactive ? readline.createInterface({ input: process.stdin, output: process.stderr }) : undefined;
+  const prompt = opts.interactive
+    ? approvalPrompt({
+      input: process.stdin,
+      output: process.stderr,
+      onInterrupt: opts.interrupt,
+      onAnswer: (stepId, yes) => {
+        const h = getHandle();
+        if (!h) return;
+        const decided = yes ? h.approve(stepId, operator(io), 'cli prompt') : h.deny(stepId, operator(io), 'cli prompt', 'declined at the prompt');
+        decided.then(
+          (first) => {
+            if (!first) io.err(`step "${stepId}" was already decided elsewhere; that decision stands`);
+          },
+          (err: unknown) => io.err(`could not record the decision for step "${stepId}": ${messageOf(err)} (the step still waits: \`runbook approve ${h.runId} ${stepId}\`)`),
+        );
+      },
+    })
+    : undefined;
+  // On a terminal, a line that says how long the step in hand has taken (and, when the action can tell, how long
+  // it should take), redrawn every second on stderr and wiped before the next event is printed.
+  const progress = io.isTTY && !opts.json ? createProgress() : undefined;
+  let shown = false;
+  const wipe = () => {
+    if (shown) process.stderr.write('\r\x1b[K');
+    shown = false;
+  };
+  const ticker = progress
+    ? setInterval(() => {
+      const line = progress.line();
+      wipe();
+      if (line) {
+        process.stderr.write(io.color ? `\x1b[2m${line}\x1b[0m` : line);
+        shown = true;
+      }
+    }, 1000)
+    : undefined;
+  ticker?.unref();
   const onEvent = (rec: JournalRecord) => {
     if (rec.type === 'run.started') dryRun = rec.dryRun;
+    progress?.observe(rec);
     if (opts.json) {
       io.out(JSON.stringify(rec));
     } else {
       const line = formatRecord(rec, { color: io.color, dryRun, ...(opts.verbose ? { verbose: true } : {}) });
-      if (line) io.out(line);
+      if (line) {
+        wipe();
+        io.out(line);
+      }
     }
-    if (rec.type === 'approval.requested' && rl) {
-      rl.question(`Approve step "${rec.stepId}"${rec.message ? ` (${rec.message})` : ''}? [y/N] `, (answer) => {
-        const h = getHandle();
-        if (!h) return;
-        const yes = /^y(es)?$/i.test(answer.trim());
-        const decided = yes ? h.approve(rec.stepId, operator(io), 'cli prompt') : h.deny(rec.stepId, operator(io), 'cli prompt', 'declined at the prompt');
-        decided.then(
-          (first) => {
-            if (!first) io.err(`step "${rec.stepId}" was already decided elsewhere; that decision stands`);
-          },
-          (err: unknown) => io.err(`could not record the decision for step "${rec.stepId}": ${messageOf(err)} (the step still waits: \`runbook approve ${h.runId} ${rec.stepId}\`)`),
-        );
-      });
-    }
+    if (rec.type === 'approval.requested') prompt?.ask(rec.stepId, rec.message);
+    if (rec.type === 'approval.granted' || rec.type === 'approval.denied') prompt?.dismiss(rec.stepId, `(decided: ${rec.type === 'approval.granted' ? 'approved' : 'denied'} by ${rec.by} via ${rec.via})`);
   };
-  return { onEvent, close: () => rl?.close() };
+  return {
+    onEvent,
+    close: () => {
+      if (ticker) clearInterval(ticker);
+      wipe();
+      prompt?.close();
+    },
+  };
 }
 
-async function drive(io: Io, cmd: Command, make: (onEvent: (r: JournalRecord) => void, signal: AbortSignal) => RunHandle | Promise<RunHandle>, opts: CommonRunOpts) {
+/** A value as the shell reads it back unchanged (for the commands we print to copy and paste). */
+function shellWord(v: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The flags that point a later `approve` / `resume` at the same runs (state dir or store) as this command. */
+function whereFlags(opts: StoreFlags & { stateDir?: string }): string {
+  const pairs: [string, string | undefined][] = [
+    ['--state-dir', opts.stateDir], ['--store', opts.store], ['--store-cacert', opts.storeCacert], ['--store-cert', opts.storeCert], ['--store-key', opts.storeKey],
+  ];
+  return pairs.filter(([, v]) => v).map(([f, v]) => ` ${f} ${shellWord(v!)}`).join('');
+}
+
+/** What to type next for a run that waits at an approval: one command per line, each indented by two spaces. */
+export function approvalHowTo(runId: string, stepId: string, where: string, resume = true): string {
+  return [
+    `  approve: runbook approve ${runId} ${stepId}${where}`,
+    `  deny:    runbook deny ${runId} ${stepId}${where} --reason '…'`,
+    ...(resume ? [`  then:    runbook resume ${runId}${where}`] : []),
+  ].join('\n');
+}
+
+interface DriveOpts extends CommonRunOpts {
+  waitForApproval?: boolean;
+}
+
+type Make = (onEvent: (r: JournalRecord) => void, signal: AbortSignal, onApproval: 'wait' | 'pause') => RunHandle | Promise<RunHandle>;
+
+async function drive(io: Io, cmd: Command, make: Make, opts: DriveOpts) {
   const sig = abortOnSignals();
   let handle: RunHandle | undefined;
-  const view = attach(io, { ...(opts.json ? { json: true } : {}), ...(opts.verbose ? { verbose: true } : {}), interactive: io.isTTY && Boolean(process.stdin.isTTY) && !opts.yes && !opts.json }, () => handle);
+  const interactive = io.isTTY && Boolean(process.stdin.isTTY) && !opts.yes && !opts.json;
+  // Nobody to ask (cron, CI, a pipe): stop at the first approval, exit 3, resumable; never block until killed.
+  const onApproval = interactive || opts.yes || opts.waitForApproval ? 'wait' : 'pause';
+  const view = attach(io, { ...(opts.json ? { json: true } : {}), ...(opts.verbose ? { verbose: true } : {}), interactive, interrupt: sig.interrupt }, () => handle);
   try {
-    handle = await make(view.onEvent, sig.signal);
+    handle = await make(view.onEvent, sig.signal, onApproval);
     const result = await handle.done;
-    if (result.status === 'cancelled') io.err(`runbook: run ${result.runId} interrupted; it is resumable: runbook resume ${result.runId}`);
+    if (result.status === 'cancelled') io.err(`runbook: run ${result.runId} interrupted; it is resumable: runbook resume ${result.runId}${whereFlags(opts)}`);
+    if (result.status === 'awaiting-approval') {
+      const stepId = result.error?.stepId ?? handle.pendingApprovals()[0] ?? 'STEP';
+      io.err(`runbook: run ${result.runId} is waiting for approval of step "${stepId}"; with no terminal to ask, it stopped here and is resumable (exit 3):\n` +
+        `${approvalHowTo(result.runId, stepId, whereFlags(opts))}\n` +
+        '  (or run with --yes to approve up front, or --wait-for-approval to wait for a decision from another terminal or chat)');
+    }
     setExit(cmd, result.exitCode);
   } finally {
     view.close();
     sig.dispose();
   }
+}
+
+/**
+ * The inventory a resume uses: the run's own unless --inventory names another; credentials and timeouts from the
+ * command line on top (a password given as `--user name:pw` is never stored with the run, so a resume asks again).
+ */
+async function resumeInventory(stored: Inventory, opts: TargetOpts, io: Io): Promise<Inventory | undefined> {
+  const given = ['user', 'password', 'dialTimeout', 'commandTimeout'].some((k) => opts[k as keyof TargetOpts] !== undefined);
+  if (opts.inventory) return resolveInventory({ ...opts, inventory: opts.inventory, endpoints: undefined }, io);
+  return given ? applyTargetFlags(stored, opts, io) : undefined;
+}
+
+/** The step a run waits on, since when (its first request in the journal), and whether no process waits for it. */
+function waitingApproval(records: readonly JournalRecord[], fold: ReturnType<typeof foldJournal>): { stepId: string; since: string; paused: boolean } | undefined {
+  if (fold.status !== 'awaiting-approval') return undefined;
+  const stepId = [...fold.steps].find(([, s]) => s.status === 'awaiting-approval' && s.approval?.status === 'requested')?.[0];
+  if (!stepId) return undefined;
+  const first = records.find((r) => r.type === 'approval.requested' && r.stepId === stepId);
+  return { stepId, since: first?.ts ?? '?', paused: fold.finished?.status === 'awaiting-approval' };
 }
 
 export function registerRunCommands(program: Command, io: Io): void {
@@ -148,9 +240,10 @@ export function registerRunCommands(program: Command, io: Io): void {
       .argument('<runbook>', 'built-in name or path to a runbook file'),
   )
     .option('-y, --yes', 'approve every approval up front (recorded in the journal as yours)')
+    .option('--wait-for-approval', 'without a terminal to ask: wait for `runbook approve` or chat instead of stopping with exit 3')
     .option('--dry-run', 'same as `runbook plan`: read-only probes, nothing changed')
     .option('--break-lock', "take over a stale lock left by another run's dead process")
-    .action(async (name: string, opts: CommonRunOpts & { dryRun?: boolean }, cmd: Command) => {
+    .action(async (name: string, opts: DriveOpts & { dryRun?: boolean }, cmd: Command) => {
       const { runbook, text } = await readRunbook(name);
       const params = resolveParams(runbook, parseParamFlags(opts.param ?? []));
       const inventory = await resolveInventory(opts, io);
@@ -165,10 +258,10 @@ export function registerRunCommands(program: Command, io: Io): void {
         requestedBy: operator(io),
       };
       if (!remoteStore(opts, io.env)) {
-        await drive(io, cmd, (onEvent, signal) => startRun({ ...runOpts, onEvent, signal }), opts);
+        await drive(io, cmd, (onEvent, signal, onApproval) => startRun({ ...runOpts, onEvent, signal, onApproval }), opts);
         return;
       }
-      await withStore(opts, io, (store) => drive(io, cmd, (onEvent, signal) => startStoredRun({ ...runOpts, onEvent, signal, store }), opts));
+      await withStore(opts, io, (store) => drive(io, cmd, (onEvent, signal, onApproval) => startStoredRun({ ...runOpts, onEvent, signal, onApproval, store }), opts));
     });
 
   withRunOptions(
@@ -187,12 +280,13 @@ export function registerRunCommands(program: Command, io: Io): void {
     }), opts);
   });
 
-  storeOptions(program
+  credentialOptions(storeOptions(program
     .command('resume')
     .description('continue a run that crashed, was interrupted or failed; steps that took effect are not repeated')
-    .argument('<run-id>'))
+    .argument('<run-id>')))
     .option('--state-dir <dir>', 'where runs are kept')
     .option('-y, --yes', 'approve every approval up front')
+    .option('--wait-for-approval', 'without a terminal to ask: wait for `runbook approve` or chat instead of stopping with exit 3')
     .option('--json', 'print events as JSON lines')
     .option('-v, --verbose', 'print probe results too')
     .option('--inventory <file>', 'use this inventory instead of the one stored with the run')
@@ -200,7 +294,7 @@ export function registerRunCommands(program: Command, io: Io): void {
     .option('--mark-done <step>', 'a step left in doubt did take effect (checked by hand): record it as done', collect, [])
     .option('--rerun <step>', 'a step left in doubt did not take effect: run it again', collect, [])
     .option('--break-lock', "take over a stale lock left by another run's dead process")
-    .action(async (runId: string, opts: CommonRunOpts & { inventory?: string; savedRunbook?: boolean; markDone: string[]; rerun: string[] }, cmd: Command) => {
+    .action(async (runId: string, opts: DriveOpts & { inventory?: string; savedRunbook?: boolean; markDone: string[]; rerun: string[] }, cmd: Command) => {
       const stateDir = stateDirOf(opts, io);
       if (remoteStore(opts, io.env)) {
         await withStore(opts, io, async (store) => {
@@ -214,14 +308,14 @@ export function registerRunCommands(program: Command, io: Io): void {
           } else {
             ({ runbook, text } = await readRunbook(meta.runbookFile));
           }
-          const inventory: Inventory | undefined = opts.inventory ? await resolveInventory({ inventory: opts.inventory }, io) : undefined;
+          const inventory = await resumeInventory(meta.inventory, opts, io);
           const resolutions: Record<string, 'done' | 'rerun'> = {};
           for (const s of opts.markDone ?? []) resolutions[s] = 'done';
           for (const s of opts.rerun ?? []) resolutions[s] = 'rerun';
           const registry = await loadRegistry();
           const { resumeStoredRun } = await engine();
-          await drive(io, cmd, (onEvent, signal) => resumeStoredRun({
-            stateDir, runId, registry, runbook, runbookText: text, onEvent, signal, resolutions, store,
+          await drive(io, cmd, (onEvent, signal, onApproval) => resumeStoredRun({
+            stateDir, runId, registry, runbook, runbookText: text, onEvent, signal, onApproval, resolutions, store,
             ...(inventory ? { inventory } : {}),
             ...(opts.yes ? { autoApprove: operator(io) } : {}),
             ...(opts.breakLock ? { breakLock: true } : {}),
@@ -240,14 +334,14 @@ export function registerRunCommands(program: Command, io: Io): void {
         if (!fs.existsSync(meta.runbookFile)) throw new UserError(`the run's runbook ${meta.runbookFile} is gone; resume with --saved-runbook`);
         ({ runbook, text } = await readRunbook(meta.runbookFile));
       }
-      const inventory: Inventory | undefined = opts.inventory ? await resolveInventory({ inventory: opts.inventory }, io) : undefined;
+      const inventory = await resumeInventory(meta.inventory, opts, io);
       const resolutions: Record<string, 'done' | 'rerun'> = {};
       for (const s of opts.markDone ?? []) resolutions[s] = 'done';
       for (const s of opts.rerun ?? []) resolutions[s] = 'rerun';
       const registry = await loadRegistry();
       const { resumeRun } = await engine();
-      await drive(io, cmd, (onEvent, signal) => resumeRun({
-        stateDir, runId, registry, runbook, runbookText: text, onEvent, signal, resolutions,
+      await drive(io, cmd, (onEvent, signal, onApproval) => resumeRun({
+        stateDir, runId, registry, runbook, runbookText: text, onEvent, signal, onApproval, resolutions,
         ...(inventory ? { inventory } : {}),
         ...(opts.yes ? { autoApprove: operator(io) } : {}),
         ...(opts.breakLock ? { breakLock: true } : {}),
@@ -283,7 +377,8 @@ export function registerRunCommands(program: Command, io: Io): void {
         if (!r.first) throw new UserError(`step "${stepId}" of run ${runId} was already ${r.decision.decision} by ${r.decision.by} at ${r.decision.at}`);
         io.out(`${verb === 'approve' ? 'approved' : 'denied'} step "${stepId}" of run ${runId} (${meta.runbook})`);
         const fold = foldJournal(readJournal(files.journal(runDir(stateDir, runId))).records);
-        if (fold.status === 'awaiting-approval' || fold.status === 'running') io.out('the running process will pick this up within a second; if it is not running any more: runbook resume ' + runId);
+        if (fold.finished?.status === 'awaiting-approval') io.out(`the run stopped at this approval; continue it with: runbook resume ${runId}${whereFlags(opts)}`);
+        else if (fold.status === 'awaiting-approval' || fold.status === 'running') io.out(`the running process will pick this up within a second; if it is not running any more: runbook resume ${runId}${whereFlags(opts)}`);
       });
   }
 
@@ -302,11 +397,18 @@ export function registerRunCommands(program: Command, io: Io): void {
         id, status: s.status, ...(s.items ? { items: s.items.map((k) => ({ key: k, status: s.item.get(k)?.status ?? 'pending', attempts: s.item.get(k)?.attempts ?? 0 })) } : {}),
         ...(s.item.get('')?.error ? { error: s.item.get('')!.error } : {}),
       }));
+      const waiting = waitingApproval(read.records, fold);
       if (opts.json) {
-        io.out(json({ runId, runbook: meta.runbook, status: fold.status, params: meta.params, cluster: meta.inventory.name, clusterId: pinned?.clusterId ?? null, steps, torn: read.torn ?? null, finished: fold.finished ?? null }));
+        io.out(json({ runId, runbook: meta.runbook, status: fold.status, params: meta.params, cluster: meta.inventory.name, clusterId: pinned?.clusterId ?? null, steps, torn: read.torn ?? null, finished: fold.finished ?? null, waitingForApproval: waiting ?? null }));
         return;
       }
-      io.out(`run ${runId}: ${meta.runbook} on ${meta.inventory.name} — ${fold.status}`);
+      if (waiting) {
+        // A paused run (no process) and one whose process still waits take the same decision; only the first needs a resume.
+        io.out(`run ${runId}: ${meta.runbook} on ${meta.inventory.name} — waiting for approval of ${waiting.stepId} since ${waiting.since}${waiting.paused ? ' (stopped there: no process waits)' : ''}`);
+        io.out(approvalHowTo(runId, waiting.stepId, whereFlags(opts), waiting.paused));
+      } else {
+        io.out(`run ${runId}: ${meta.runbook} on ${meta.inventory.name} — ${fold.status}`);
+      }
       if (pinned) io.out(`  pinned to ${pinned.clusterId ? `cluster id ${pinned.clusterId}` : `peer URLs ${pinned.peerURLs.join(', ')} (no cluster id read yet)`}`);
       if (read.torn) io.out(`  (the last journal record is torn: line ${read.torn.line}; resume continues from the record before it)`);
       for (const s of steps) {

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { UserError } from '../util/errors.ts';
 import type { Io } from './output.ts';
+import { VERSION } from './main.ts';
 import type { StoreFlags } from '../store/open.ts';
 
 export function registerServeCommand(program: Command, io: Io): void {
@@ -41,7 +42,7 @@ export function registerServeCommand(program: Command, io: Io): void {
       const store = opened?.kind === 'etcd' ? opened : undefined;
       let server;
       try {
-        server = await startChatopsServer({ config, secrets, log: (line) => io.err(line), ...(store ? { store } : {}), ...(opts.replicaId ? { replicaId: opts.replicaId } : {}) });
+        server = await startChatopsServer({ config, secrets, version: VERSION, log: (line) => io.err(line), ...(store ? { store } : {}), ...(opts.replicaId ? { replicaId: opts.replicaId } : {}) });
       } catch (err) {
         await opened?.close();
         throw err;

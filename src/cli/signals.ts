@@ -1,5 +1,5 @@
 /** SIGINT/SIGTERM for CLI commands: abort the work (reason = the signal name); a second signal exits at once. */
-export function abortOnSignals(): { signal: AbortSignal; dispose(): void } {
+export function abortOnSignals(): { signal: AbortSignal; interrupt(): void; dispose(): void } {
   const ac = new AbortController();
   const on = (sig: NodeJS.Signals) => () => {
     if (ac.signal.aborted) {
@@ -14,6 +14,8 @@ export function abortOnSignals(): { signal: AbortSignal; dispose(): void } {
   process.on('SIGTERM', onTerm);
   return {
     signal: ac.signal,
+    /** What a SIGINT does, for a Ctrl-C that arrives as a keystroke (a prompt's raw-mode terminal). */
+    interrupt: onInt,
     dispose() {
       process.off('SIGINT', onInt);
       process.off('SIGTERM', onTerm);

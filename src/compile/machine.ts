@@ -186,7 +186,8 @@ export function toMermaid(runbook: Runbook): string {
     const label = [step.action, step.forEach ? (step.forEach.kind === 'members' ? `forEach ${step.forEach.members} (${step.forEach.order})` : 'forEach items') : '', step.approval === 'required' ? 'approval' : '', step.gate ? `gate ${step.gate}` : '']
       .filter(Boolean)
       .join(' · ');
-    lines.push(`  ${id} : ${step.id}\\n${label}`);
+    // Mermaid's line break in a label is <br/>; a "\n" would be shown as the two characters.
+    lines.push(`  ${id} : ${step.id}<br/>${label}`);
     lines.push(`  ${id} --> ${next} : done`);
     if (step.when) lines.push(`  ${id} --> ${next} : skip unless ${step.when.replace(/[:"]/g, ' ')}`);
     if (step.forEach) lines.push(`  ${id} --> ${id} : next item`);

@@ -9,6 +9,7 @@ import { authPassword } from '../inventory/endpoints.ts';
 import { readFileSync } from 'node:fs';
 import type { Agent as HttpAgent } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
+import * as grpc from '@grpc/grpc-js';
 import { Etcd3, type IOptions } from 'etcd3';
 import { noop } from 'cockatiel';
 import type { Inventory, MemberSpec } from '../inventory/types.ts';
@@ -22,9 +23,21 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
 /** An Etcd3 client bound to one endpoint, with the calls the library gets wrong fixed. */
 export class EtcdClient extends Etcd3 {
   readonly endpoint: string;
-  constructor(endpoint: string, options: IOptions) {
+  constructor(endpoint: string, options: IOptions, skipVerify?: Credentials['tls']) {
     super(options);
     this.endpoint = endpoint;
+    if (skipVerify) {
+      // etcdctl --insecure-skip-tls-verify. etcd3 builds its TLS credentials without grpc-js's verify options, so
+      // they are replaced (before any call: channels are made on first use) by ones that do not check the member's
+      // certificate. The traffic is still encrypted, and the client certificate still presented.
+      const creds = grpc.credentials.createSsl(skipVerify.rootCertificate ?? null, skipVerify.privateKey ?? null, skipVerify.certChain ?? null, {
+        rejectUnauthorized: false,
+        checkServerIdentity: () => undefined,
+      });
+      const pool = (this as unknown as { pool: { hosts: { channelCredentials: unknown }[]; authenticator: { credentials: unknown } } }).pool;
+      for (const h of pool.hosts) h.channelCredentials = creds;
+      pool.authenticator.credentials = creds;
+    }
   }
 
   /**
@@ -92,7 +105,8 @@ export class EtcdPool {
     const key = normalizeURL(endpoint);
     let client = this.#clients.get(key);
     if (!client) {
-      client = new EtcdClient(endpoint, this.#options(endpoint));
+      const skip = endpoint.startsWith('https:') && this.inventory.tls?.insecureSkipVerify ? this.#loadCredentials().tls : undefined;
+      client = new EtcdClient(endpoint, this.#options(endpoint), skip);
       this.#clients.set(key, client);
     }
     return client;
@@ -137,13 +151,20 @@ export class EtcdPool {
   #options(endpoint: string): IOptions {
     const creds = this.#loadCredentials();
     const timeout = this.requestTimeoutMs;
+    // The first request also connects (and authenticates): it gets the dial timeout on top (etcdctl --dial-timeout).
+    let dial = this.inventory.dialTimeoutMs ?? 0;
+    const deadline = () => {
+      const d = Date.now() + timeout + dial;
+      dial = 0;
+      return d;
+    };
     const secure = endpoint.startsWith('https:');
     return {
       hosts: endpoint,
       ...(secure && creds.tls ? { credentials: creds.tls } : {}),
-      ...(creds.auth ? { auth: { ...creds.auth, callOptions: () => ({ deadline: Date.now() + timeout }) } } : {}),
+      ...(creds.auth ? { auth: { ...creds.auth, callOptions: () => ({ deadline: deadline() }) } } : {}),
       faultHandling: { host: () => noop, global: noop },
-      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + timeout }),
+      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: deadline() }),
       // A dead member must fail fast rather than wait out the whole deadline reconnecting.
       grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 },
     };
@@ -155,9 +176,6 @@ export class EtcdPool {
     const creds: Credentials = {};
     const tls = this.inventory.tls;
     if (tls) {
-      if (tls.insecureSkipVerify) {
-        throw new UserError('inventory tls.insecureSkipVerify is not supported by the gRPC client: give tls.cacert (the CA that signed the member certificates)');
-      }
       if ((tls.cert === undefined) !== (tls.key === undefined)) throw new UserError('inventory tls: cert and key go together (give both or neither)');
       const read = (what: string, path: string): Buffer => {
         try {

@@ -7,9 +7,8 @@ import { readFileSync } from 'node:fs';
 import type { TlsSpec } from '../inventory/types.ts';
 import { UserError } from '../util/errors.ts';
 
-export function tlsFileOptions(endpoint: string, tls: TlsSpec | undefined): { ca?: Buffer; cert?: Buffer; key?: Buffer } {
+export function tlsFileOptions(endpoint: string, tls: TlsSpec | undefined): { ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized?: false } {
   if (!endpoint.startsWith('https:') || !tls) return {};
-  if (tls.insecureSkipVerify) throw new UserError('inventory tls.insecureSkipVerify is not supported: give tls.cacert (the CA that signed the member certificates)');
   const read = (what: string, p: string) => {
     try {
       return readFileSync(p);
@@ -21,5 +20,7 @@ export function tlsFileOptions(endpoint: string, tls: TlsSpec | undefined): { ca
     ...(tls.cacert ? { ca: read('cacert', tls.cacert) } : {}),
     ...(tls.cert ? { cert: read('cert', tls.cert) } : {}),
     ...(tls.key ? { key: read('key', tls.key) } : {}),
+    // etcdctl --insecure-skip-tls-verify: encrypted, but the member's certificate is not checked.
+    ...(tls.insecureSkipVerify ? { rejectUnauthorized: false as const } : {}),
   };
 }

@@ -84,6 +84,8 @@ export function formatRecord(rec: JournalRecord, opts: TerminalOptions): string 
       return c.yellow(`■ interrupted (${rec.signal})`);
     case 'run.finished': {
       const lines: string[] = [];
+      // Paused at an approval: the CLI prints what to type next; the report would only repeat the steps so far.
+      if (rec.status === 'awaiting-approval') return c.yellow(`■ run ${rec.runId} stopped at the approval of step "${rec.error?.stepId ?? '?'}" after ${formatDuration(rec.durationMs)} (resumable)`);
       const status = rec.status === 'succeeded' ? c.green('succeeded') : c.red(rec.status);
       lines.push(`${c.bold('■')} run ${rec.runId} ${status} in ${formatDuration(rec.durationMs)}`);
       if (rec.report) lines.push(formatReport(rec.report as RunReport, opts));

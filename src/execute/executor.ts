@@ -41,6 +41,11 @@ export interface RunOptions {
   /** Steps that need approval besides those marked `approval: required` (chat-ops: destructive runbooks). */
   extraApprovals?: string[];
   approvalTimeoutMs?: number;
+  /**
+   * What to do when a step needs an approval that is not given yet: wait for a decision (chat-ops, a prompt, another
+   * terminal), or 'pause': journal the request and end the run as awaiting-approval (exit 3), resumable once decided.
+   */
+  onApproval?: 'wait' | 'pause';
   requestedBy?: string;
   breakLock?: boolean;
   signal?: AbortSignal;
@@ -57,6 +62,7 @@ export interface ResumeOptions {
   runbookText: string;
   inventory?: Inventory;
   autoApprove?: string;
+  onApproval?: 'wait' | 'pause';
   breakLock?: boolean;
   signal?: AbortSignal;
   onEvent?: (rec: JournalRecord) => void;
@@ -65,7 +71,8 @@ export interface ResumeOptions {
 
 export interface RunResult {
   runId: string;
-  status: Exclude<RunStatus, 'running' | 'awaiting-approval'>;
+  /** 'awaiting-approval': paused at an approval (onApproval: 'pause'); resumable once decided. */
+  status: Exclude<RunStatus, 'running'>;
   error?: ErrorInfo & { stepId?: string };
   report: RunReport;
   records: readonly JournalRecord[];
@@ -175,6 +182,7 @@ function resumedRunOptions(opts: ResumeOptions, meta: RunMeta, inventory: Invent
     registry: opts.registry,
     stateDir: opts.stateDir,
     ...(opts.autoApprove ? { autoApprove: opts.autoApprove } : {}),
+    ...(opts.onApproval ? { onApproval: opts.onApproval } : {}),
     ...(meta.extraApprovals ? { extraApprovals: meta.extraApprovals } : {}),
     ...(meta.approvalTimeoutMs ? { approvalTimeoutMs: meta.approvalTimeoutMs } : {}),
     ...(meta.requestedBy ? { requestedBy: meta.requestedBy } : {}),
@@ -562,8 +570,13 @@ function execute(x: ExecInternals): RunHandle {
     }
     if (!decision) {
       const expiresAt = st.approval?.expiresAt ?? Date.now() + timeout;
-      if (st.approval?.status !== 'requested') {
+      // Requested again by every process that waits (a resume too), with the first request's expiry: whoever
+      // watches this process (a prompt, chat) learns that it waits, and the journal says since when.
+      if (Date.now() < expiresAt) {
         emit({ type: 'approval.requested', stepId: s.id, ...(s.description ? { message: s.description } : {}), expiresAt });
+        if (x.onApproval === 'pause') {
+          throw new StepError('paused', `step "${s.id}" is waiting for approval`, { hint: `runbook approve ${runId} ${s.id}, then ${resumeCommand}` });
+        }
       }
       // Wait for a decision file (written by this process, the CLI in another terminal, or chat-ops). Bounded by expiry.
       while (!decision) {
@@ -673,6 +686,7 @@ function execute(x: ExecInternals): RunHandle {
       recordFailure: assign(({ context, event }, p: { stepId: string; optional: boolean }) => {
         const info = toErrorInfo((event as any).error);
         const st = stepState(fold, p.stepId);
+        if (info.kind === 'paused') return { error: { stepId: p.stepId, ...info } }; // still waiting: not a failure of the step
         if (st.status !== 'failed' || p.optional) emit({ type: 'step.finished', stepId: p.stepId, status: 'failed', durationMs: Date.now() - (st.startedAt ?? Date.now()) });
         const steps = { ...context.steps, [p.stepId]: { status: 'failed' as const } };
         if (p.optional) {
@@ -778,6 +792,7 @@ function execute(x: ExecInternals): RunHandle {
       x.signal?.removeEventListener('abort', onOuterAbort);
       const exitCode = status === 'succeeded' ? ExitCode.ok
         : status === 'denied' ? ExitCode.denied
+        : status === 'awaiting-approval' ? ExitCode.awaitingApproval
         : status === 'cancelled' ? (abort.signal.reason === 'SIGTERM' ? ExitCode.terminated : ExitCode.interrupted)
         : ExitCode.failed;
       resolve({ runId, status, ...(error ? { error } : {}), report, records: journal.records, exitCode });
@@ -788,6 +803,7 @@ function execute(x: ExecInternals): RunHandle {
         const value = snap.value as string;
         const ctxErr = snap.context.error;
         if (value === FINAL.succeeded) void finish('succeeded');
+        else if (value === FINAL.denied && ctxErr?.kind === 'paused') void finish('awaiting-approval', ctxErr);
         // Ctrl-C while waiting for an approval leaves through the approval's error edge: that is an interrupt,
         // not a denial, and the run must stay resumable.
         else if (value === FINAL.denied && ctxErr?.kind !== 'cancelled') void finish('denied', ctxErr);

@@ -15,6 +15,8 @@ export interface EndpointFlags {
   /** `user` or `user:password` (like etcdctl --user). */
   user?: string;
   password?: string;
+  /** https even without TLS files (etcdctl --insecure-transport=false): the system's CAs verify the members. */
+  secure?: boolean;
 }
 
 type Auth = NonNullable<Inventory['auth']>;
@@ -37,7 +39,7 @@ export function inventoryFromEndpoints(endpoints: string | undefined, flags: End
   const key = flags.key ?? nonEmpty(env.ETCDCTL_KEY);
   const insecureSkipVerify = flags.insecureSkipVerify ?? truthy(env.ETCDCTL_INSECURE_SKIP_TLS_VERIFY);
   if ((cert === undefined) !== (key === undefined)) throw new UserError('--cert and --key go together (or ETCDCTL_CERT and ETCDCTL_KEY): give both or neither');
-  const secure = cacert !== undefined || cert !== undefined || insecureSkipVerify === true;
+  const secure = cacert !== undefined || cert !== undefined || insecureSkipVerify === true || flags.secure === true;
 
   const members: MemberSpec[] = [];
   const names = new Set<string>();
@@ -50,7 +52,7 @@ export function inventoryFromEndpoints(endpoints: string | undefined, flags: End
   }
 
   const inv: Inventory = { name: [...names].join(','), source: '--endpoints', members };
-  if (secure) {
+  if (secure && (cacert !== undefined || cert !== undefined || insecureSkipVerify)) {
     inv.tls = {};
     if (cacert !== undefined) inv.tls.cacert = path.resolve(cacert);
     if (cert !== undefined) inv.tls.cert = path.resolve(cert);
@@ -78,7 +80,8 @@ export function authPassword(auth: Auth, env: Record<string, string | undefined>
   throw new UserError(`auth: user ${auth.username} has no password (use passwordEnv or passwordFile)`);
 }
 
-function authFrom(flags: EndpointFlags, env: Record<string, string | undefined>): Auth | undefined {
+/** etcd auth from `--user user[:password]` / `--password`, else ETCDCTL_USER / ETCDCTL_PASSWORD. */
+export function authFrom(flags: Pick<EndpointFlags, 'user' | 'password'>, env: Record<string, string | undefined>): Auth | undefined {
   const user = flags.user ?? nonEmpty(env.ETCDCTL_USER);
   if (user === undefined) return undefined;
   const colon = user.indexOf(':');

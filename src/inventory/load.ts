@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { zBytes } from '../actions/catalog.ts';
+import { unitsOverride } from '../runbook/units-schema.ts';
 import { UserError } from '../util/errors.ts';
 import type { Diagnostic } from '../util/errors.ts';
 import { describeIssues, readYamlFile, valueAt } from '../util/yaml-source.ts';
@@ -75,7 +76,7 @@ type RawInventory = z.output<typeof zInventory>;
 
 /** JSON Schema of cluster.yaml for editors (schema/inventory.schema.json). */
 export function inventoryJsonSchema(): Record<string, unknown> {
-  const j = z.toJSONSchema(zInventory, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  const j = z.toJSONSchema(zInventory, { io: 'input', unrepresentable: 'any', override: unitsOverride }) as Record<string, unknown>;
   const { $schema, ...rest } = j;
   return { $schema, title: 'runbook inventory (cluster.yaml)', description: 'The members of an etcd cluster and how to reach and drive them', ...rest };
 }

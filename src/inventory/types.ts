@@ -61,6 +61,8 @@ export interface Inventory {
   etcdBinDir?: string;
   /** Per-call deadline for etcd requests in ms (default 5000). */
   requestTimeoutMs?: number;
+  /** Time allowed to connect to a member, added to the first call's deadline (etcdctl --dial-timeout; default none). */
+  dialTimeoutMs?: number;
   /** The backend quota (--quota-backend-bytes) the members run with, when known. */
   quotaBytes?: number;
 }

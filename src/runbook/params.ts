@@ -6,6 +6,7 @@
 import { UserError } from '../util/errors.ts';
 import { parseBytes, parseDuration } from '../util/units.ts';
 import type { ParamSpec, ParamType, Runbook } from './model.ts';
+import { misfit, wholeParamUses } from './param-ranges.ts';
 
 const MAX_PARAM_TEXT = 4096;
 
@@ -113,7 +114,7 @@ export function parseParamFlags(flags: readonly string[]): Record<string, string
  * runbook is present in the result (unset optional ones as null).
  * @example resolveParams(runbook, { quotaBytes: '8GiB' }) // { quotaBytes: 8589934592, keepRevisions: 0 }
  */
-export function resolveParams(runbook: Pick<Runbook, 'name' | 'params'>, given: Record<string, unknown>): Record<string, unknown> {
+export function resolveParams(runbook: Pick<Runbook, 'name' | 'params'> & { steps?: Runbook['steps'] }, given: Record<string, unknown>): Record<string, unknown> {
   const problems: string[] = [];
   const known = runbook.params.map((p) => p.name);
   for (const name of Object.keys(given)) {
@@ -137,6 +138,13 @@ export function resolveParams(runbook: Pick<Runbook, 'name' | 'params'>, given: 
       out[spec.name] = null;
     } else {
       problems.push(`missing required param ${spec.name} (${describeSpec(spec)}): pass --param ${spec.name}=...`);
+    }
+  }
+  if (!problems.length) {
+    for (const use of wholeParamUses(runbook.steps ?? [])) {
+      if (!Object.hasOwn(out, use.param)) continue;
+      const why = misfit(use, out[use.param]);
+      if (why) problems.push(`param ${use.param}: ${why}`);
     }
   }
   if (problems.length) throw new UserError(problems.join('\n'));

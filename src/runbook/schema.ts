@@ -6,10 +6,12 @@ import { z } from 'zod';
 import { catalog, zDuration } from '../actions/catalog.ts';
 import type { ActionMeta } from '../actions/types.ts';
 import type { StepErrorKind } from '../util/errors.ts';
+import { unitsOverride } from './units-schema.ts';
 
 export const STEP_ERROR_KINDS = ['transient', 'precondition', 'invalid', 'timeout', 'cancelled', 'unimplemented', 'denied', 'stuck', 'failed'] as const satisfies readonly StepErrorKind[];
-// Fails to typecheck when src/util/errors.ts gains a kind this list lacks.
-const allKindsListed: Exclude<StepErrorKind, (typeof STEP_ERROR_KINDS)[number]> extends never ? true : false = true;
+// Fails to typecheck when src/util/errors.ts gains a kind this list lacks ('paused' is no failure a retry policy sees:
+// it only ends a run that waits for an approval nobody here can give).
+const allKindsListed: Exclude<StepErrorKind, (typeof STEP_ERROR_KINDS)[number] | 'paused'> extends never ? true : false = true;
 void allKindsListed;
 export const PARAM_TYPES = ['string', 'integer', 'number', 'boolean', 'bytes', 'duration', 'list'] as const;
 
@@ -113,7 +115,7 @@ export function shapeKeysAt(schema: z.ZodType, path: readonly (string | number)[
 const TEMPLATE_PATTERN = '\\$\\{\\{[\\s\\S]*\\}\\}';
 
 function jsonOf(schema: z.ZodType): Record<string, unknown> {
-  const j = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  const j = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any', override: unitsOverride }) as Record<string, unknown>;
   delete j.$schema;
   return j;
 }

@@ -2,6 +2,8 @@
  * Structural and semantic validation of a parsed runbook. Every problem is reported (not just the first), each
  * at the node it is about. Produces the typed Runbook only when there are none.
  */
+import fs from 'node:fs';
+import nodePath from 'node:path';
 import { actionMeta, catalog } from '../actions/catalog.ts';
 import type { ActionMeta } from '../actions/types.ts';
 import { findTemplates, parseExpr } from '../compile/expr.ts';
@@ -11,6 +13,8 @@ import type { SchemaIssue, YamlPath, YamlSource } from '../util/yaml-source.ts';
 import { DEFAULT_RETRY } from './model.ts';
 import type { ForEachSpec, ParamSpec, ParamType, RetryPolicy, Runbook, Step } from './model.ts';
 import { normalizeParamValue } from './params.ts';
+import { shellScriptIndex } from './shell-splice.ts';
+import { misfit, wholeParamUses } from './param-ranges.ts';
 import {
   FOREACH_KEYS,
   PARAM_KEYS,
@@ -82,6 +86,7 @@ class Validator {
     }
     const params = this.params();
     const steps = this.rawSteps.map((s, i) => this.step(s, i));
+    this.paramDefaults(params, steps);
     if (this.diags.length || !top.success) return undefined;
     const t = top.data;
     const runbook: Runbook = {
@@ -224,6 +229,8 @@ class Validator {
     const withRaw = raw.with === undefined ? {} : raw.with;
     if (meta && isObj(withRaw)) this.withInput(meta, withRaw, [...path, 'with']);
     if (isObj(withRaw)) this.templates(withRaw, [...path, 'with'], i, forEach !== undefined, 0);
+    if (action === 'exec' && isObj(withRaw)) this.shellSplices(withRaw, [...path, 'with']);
+    const scriptFiles = action === 'script' && isObj(withRaw) ? this.scriptFiles(withRaw, [...path, 'with']) : undefined;
 
     // when
     // `when` decides about the whole step, before its forEach: `item` is not set there.
@@ -259,7 +266,7 @@ class Validator {
     const step: Step = {
       id: d.id,
       action: d.action,
-      with: isObj(d.with) ? d.with : {},
+      with: isObj(d.with) ? { ...d.with, ...scriptFiles } : {},
       retry,
       approval: d.approval,
       optional: d.optional,
@@ -271,6 +278,60 @@ class Validator {
     if (d.gate !== undefined) step.gate = d.gate;
     if (d.timeout !== undefined) step.timeoutMs = d.timeout;
     return step;
+  }
+
+  /** A param's default must fit every action input it is passed to whole (its range, not only its type). */
+  paramDefaults(params: ParamSpec[], steps: (Step | undefined)[]): void {
+    for (const use of wholeParamUses(steps.filter((s): s is Step => s !== undefined))) {
+      const spec = params.find((p) => p.name === use.param);
+      if (!spec || spec.default === undefined) continue;
+      const why = misfit(use, spec.default);
+      if (why) this.at(['params', use.param, 'default'], why);
+    }
+  }
+
+  /** A `${{ }}` inside a shell's -c script splices data into code: refuse it, and say to pass the value in env. */
+  shellSplices(value: Raw, path: YamlPath): void {
+    for (const key of ['argv', 'probe']) {
+      const argv = value[key];
+      if (!Array.isArray(argv)) continue;
+      const k = shellScriptIndex(argv);
+      const script = k === undefined ? undefined : argv[k];
+      if (typeof script !== 'string' || !script.includes('${{')) continue;
+      this.at([...path, key, k!], "a ${{ }} template inside a shell's -c script is spliced into shell code, where a value like $(…) runs: " +
+        'pass the value in env instead (env: { VALUE: <the template> }, and $VALUE in the script), or as an argv element after the script ($1)',
+      { offset: script.indexOf('${{') });
+    }
+  }
+
+  /**
+   * `script` files are fixed in the runbook (a template cannot choose what runs) and found next to it: resolved
+   * here against the runbook's directory, and reported at their line when missing (when the runbook is a file).
+   */
+  scriptFiles(value: Raw, path: YamlPath): Record<string, string> {
+    const resolved: Record<string, string> = {};
+    const dir = nodePath.dirname(this.src.file);
+    const onDisk = fs.existsSync(this.src.file);
+    for (const key of ['file', 'probe']) {
+      const f = value[key];
+      if (typeof f !== 'string' || f === '') continue;
+      if (f.includes('${{')) {
+        this.at([...path, key], 'the script to run cannot come from a template: name the file (data for it goes in args)');
+        continue;
+      }
+      const abs = nodePath.resolve(dir, f);
+      resolved[key] = abs;
+      if (!onDisk) continue;
+      let st: fs.Stats | undefined;
+      try {
+        st = fs.statSync(abs);
+      } catch {
+        st = undefined;
+      }
+      if (!st) this.at([...path, key], `script ${JSON.stringify(f)} not found (looked for ${abs}; scripts are found relative to the runbook file)`);
+      else if (!st.isFile()) this.at([...path, key], `script ${JSON.stringify(f)} is not a file (${abs})`);
+    }
+    return resolved;
   }
 
   /** undefined: no forEach; null: a broken one (already reported). */

@@ -66,6 +66,7 @@ export class UserError extends Error {
  * - timeout: the step's own deadline passed
  * - cancelled: the operator interrupted the run
  * - unimplemented: the action has no implementation in this build
+ * - paused: an approval is needed and nobody can be asked here (no TTY, no --yes): the run stops, resumable (exit 3)
  */
 export type StepErrorKind =
   | 'transient'
@@ -75,6 +76,7 @@ export type StepErrorKind =
   | 'cancelled'
   | 'unimplemented'
   | 'denied'
+  | 'paused'
   /** an aborted attempt did not stop: never retried, a human must look */
   | 'stuck'
   | 'failed';

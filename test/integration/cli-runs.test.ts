@@ -103,7 +103,7 @@ describe('run lifecycle (real CLI processes)', () => {
   });
 
   it('approval from another process: the run waits, `runbook approve` lets it finish', async () => {
-    const p = cli(['run', rb, ...common(), '-p', 'pause=0s']);
+    const p = cli(['run', rb, ...common(), '-p', 'pause=0s', '--wait-for-approval']);
     const out = await waitForText(p, /waiting for approval/);
     const runId = runIdOf(out);
     expect(effects()).toEqual(['one']);
@@ -118,7 +118,7 @@ describe('run lifecycle (real CLI processes)', () => {
   });
 
   it('Ctrl-C while waiting for approval: interrupted (130), not denied; resume asks again and finishes', async () => {
-    const p = cli(['run', rb, ...common(), '-p', 'pause=0s']);
+    const p = cli(['run', rb, ...common(), '-p', 'pause=0s', '--wait-for-approval']);
     const runId = runIdOf(await waitForText(p, /waiting for approval/));
     p.kill('SIGINT');
     const r = await p;
@@ -130,7 +130,7 @@ describe('run lifecycle (real CLI processes)', () => {
   });
 
   it('a denial ends the run with exit 5; step two never runs', async () => {
-    const p = cli(['run', rb, ...common(), '-p', 'pause=0s']);
+    const p = cli(['run', rb, ...common(), '-p', 'pause=0s', '--wait-for-approval']);
     const runId = runIdOf(await waitForText(p, /waiting for approval/));
     const d = await cli(['deny', runId, 'confirm', '--state-dir', stateDir, '--reason', 'not during business hours']);
     expect(d.exitCode).toBe(0);

@@ -78,7 +78,7 @@ const common = () => ['--store', storeURL, '--endpoints', 'http://127.0.0.1:9', 
 describe('--store etcd:// (real CLI processes, real management etcd)', () => {
   it('a run keeps its journal, approvals and history in the store; an approval from another process is seen', async () => {
     const rb = path.join(root, 'test/fixtures/valid/slow-steps.yaml');
-    const p = cli(['run', rb, ...common(), '-p', 'pause=1s']);
+    const p = cli(['run', rb, ...common(), '-p', 'pause=1s', '--wait-for-approval']);
     const out = await waitForText(p, /waiting for approval/);
     const runId = runIdOf(out);
     const approve = await cli(['approve', runId, 'confirm', '--store', storeURL]);

@@ -16,7 +16,7 @@ const cfg: ChatopsConfig = {
   alerts: { etcdNoSpace: { runbook: 'nospace-recovery', clusterLabel: 'cluster', params: {} } },
   cooldownMs: 60_000,
   approvalTimeoutMs: 60_000,
-  limits: { maxBodyBytes: 65536, requestTimeoutMs: 10_000, maxConcurrentRuns: 4, maxParamValueLength: 256 },
+  limits: { maxBodyBytes: 65536, requestTimeoutMs: 10_000, maxConcurrentRuns: 4, maxParamValueLength: 256, maxConnections: 256 },
 };
 
 const slack = (id: string) => ({ platform: 'slack' as const, id });

@@ -15,6 +15,18 @@ describe('verifySlack', () => {
     expect(verifySlack(SECRET, { timestamp: ts, signature }, body, replay, now + 1000)).toEqual({ ok: false, reason: 'replay' });
   });
 
+  it('a signature stamped a window in the future cannot be replayed while it still passes the time check', () => {
+    const replay = new ReplayCache();
+    const future = String(now / 1000 + 300);
+    const signature = slackSignature(SECRET, future, body);
+    expect(verifySlack(SECRET, { timestamp: future, signature }, body, replay, now)).toEqual({ ok: true });
+    // Valid by its timestamp until now + 600 s (inclusive, whole seconds): every replay until then is refused.
+    for (const later of [599_000, 600_000, 600_999]) {
+      expect(verifySlack(SECRET, { timestamp: future, signature }, body, replay, now + later), `+${later} ms`).toEqual({ ok: false, reason: 'replay' });
+    }
+    expect(verifySlack(SECRET, { timestamp: future, signature }, body, replay, now + 601_000)).toEqual({ ok: false, reason: 'stale' });
+  });
+
   it('matches Slack\'s documented example', () => {
     // https://api.slack.com/authentication/verifying-requests-from-slack (example secret, timestamp and body)
     const exampleBody = 'token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c';

@@ -85,6 +85,8 @@ describe('CLI basics', () => {
   });
 });
 
+const rb0 = (name: string) => loadRunbook(findRunbook(name));
+
 describe('show --mermaid', () => {
   it.each(['nospace-recovery', 'power-loss-restore', 'member-replacement'])('%s: one diagram state per compiled step state, in order', async (name) => {
     const r = await run(['show', name, '--mermaid']);
@@ -93,6 +95,9 @@ describe('show --mermaid', () => {
     const rb = loadRunbook(findRunbook(name));
     const compiled = compileRunbook(rb);
     const declared = [...r.out.matchAll(/^ {2}(\w+) : /gm)].map((m) => m[1]);
+    // Labels break lines the way Mermaid does (<br/>), never with a literal backslash-n it would print as text.
+    expect(r.out).not.toContain('\\n');
+    for (const s of rb0(name).steps) expect(r.out).toContain(`  ${s.id.replace(/-/g, '_')} : ${s.id}<br/>${s.action}`);
     const machineStates = Object.keys(compiled.config.states).filter((s) => !s.startsWith('__')).map((s) => s.replace(/[^A-Za-z0-9_]/g, '_'));
     expect(declared).toEqual(machineStates);
     expect(machineStates).toEqual(rb.steps.map((s) => s.id.replace(/-/g, '_')));

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { loadRunbookText } from '../../../src/runbook/load.ts';
+import { findRunbook } from '../../../src/runbook/find.ts';
+import { loadRunbook, loadRunbookText } from '../../../src/runbook/load.ts';
 import { normalizeParamValue, parseParamFlags, resolveParams } from '../../../src/runbook/params.ts';
 import { UserError } from '../../../src/util/errors.ts';
 
@@ -61,6 +62,12 @@ describe('resolveParams', () => {
       mode: 'gentle',
     });
     expect(resolveParams(runbook, { member: 'x' })).toEqual({ member: 'x', keep: 0, ratio: 1.5, force: false, quota: null, wait: 30_000, hosts: null, mode: 'gentle' });
+  });
+
+  it('refuses a value outside the range of the action input it is passed to whole (keepRevisions=-1)', () => {
+    const builtIn = loadRunbook(findRunbook('nospace-recovery'));
+    expect(() => resolveParams(builtIn, { keepRevisions: '-1' })).toThrow(/param keepRevisions: -1 does not fit step "compact" \(etcd.compact keep\)/);
+    expect(resolveParams(builtIn, { keepRevisions: '5' }).keepRevisions).toBe(5);
   });
 
   it('names unknown params and lists the known ones', () => {

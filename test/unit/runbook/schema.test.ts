@@ -10,6 +10,8 @@ import { describe, expect, it } from 'vitest';
 import { catalog } from '../../../src/actions/catalog.ts';
 import { listRunbooks } from '../../../src/runbook/find.ts';
 import { runbookJsonSchema } from '../../../src/runbook/schema.ts';
+import { BYTES_PATTERN, DURATION_PATTERN } from '../../../src/runbook/units-schema.ts';
+import { parseBytes, parseDuration } from '../../../src/util/units.ts';
 
 const committedFile = fileURLToPath(new URL('../../../schema/runbook.schema.json', import.meta.url));
 const fixture = (name: string) => fileURLToPath(new URL(`../../fixtures/${name}`, import.meta.url));
@@ -64,6 +66,16 @@ function check(schema: Schema, value: unknown, root: Schema, at = '$'): string[]
   return errs;
 }
 
+describe('durations and byte sizes: the schema pattern accepts exactly what validate parses', () => {
+  const samples = ['500ms', '30s', '5m', '1h30m', '1.5d', '2000', ' 10s ', '30 minutes', '10 m', 'ms', '1h 30m', '-5s', '1e3', '',
+    '8GiB', '512MB', '64kib', '1.5g', '12', '12 b', '12QB', 'GiB', '1.2.3', '8 GiB', '-1', '0x10'];
+  it.each(samples)('%j', (text) => {
+    const matches = (p: string) => new RegExp(p, 'u').test(text) && text.length <= 40;
+    expect(matches(DURATION_PATTERN), `duration ${JSON.stringify(text)}`).toBe(parseDuration(text) !== undefined);
+    expect(matches(BYTES_PATTERN), `bytes ${JSON.stringify(text)}`).toBe(parseBytes(text) !== undefined);
+  });
+});
+
 describe('runbook JSON Schema', () => {
   const schema = runbookJsonSchema();
 
@@ -98,6 +110,8 @@ describe('runbook JSON Schema', () => {
     ['mutating gate', 'invalid/step-gate-mutating.yaml', /gate.*not in enum/],
     ['unknown top-level key', 'invalid/top-unknown-key.yaml', /unknown key stpes/],
     ['bad step id', 'invalid/step-bad-id.yaml', /\.id: does not match/],
+    ['a duration validate refuses', 'invalid/step-bad-timeout.yaml', /\.timeout: matches no anyOf/],
+    ['a byte size validate refuses', 'invalid/step-bad-bytes.yaml', /with\.minReclaimBytes: matches no anyOf/],
   ])('rejects %s', (_what, file, message) => {
     const errs = check(schema, parse(readFileSync(fixture(file), 'utf8')), schema);
     expect(errs.join('\n')).toMatch(message);
