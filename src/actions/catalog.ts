@@ -218,6 +218,14 @@ export const catalog = {
     perMember: 'required',
     needsInventory: true,
   }),
+  'members.start-all': action({
+    name: 'members.start-all',
+    summary: 'Start every member that is not running, all at once, and wait until every member answers with one leader; fails at once when one exits (says so when its log shows damaged data)',
+    input: z.strictObject({ waitFor: zDuration.default(60_000) }),
+    mutates: true,
+    idempotent: true,
+    needsInventory: true,
+  }),
   'members.try-restart': action({
     name: 'members.try-restart',
     summary: 'Start every stopped member on its existing data; reports whether a healthy quorum formed (never fails for that)',

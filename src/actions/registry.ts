@@ -30,6 +30,7 @@ const FAMILY_OF: Record<string, Family> = {
   'members.set-flag': 'members',
   'members.stop': 'members',
   'members.start': 'members',
+  'members.start-all': 'members',
   'members.try-restart': 'members',
   'members.move-data-aside': 'members',
   'etcd.replacement-preflight': 'membership',
