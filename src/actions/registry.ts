@@ -25,6 +25,8 @@ const FAMILY_OF: Record<string, Family> = {
   'etcd.move-leader': 'etcd',
   'etcd.cluster-healthy': 'etcd',
   'etcd.snapshot-save': 'snapshot',
+  'etcd.snapshot-begin': 'snapshot',
+  'etcd.snapshot-wait': 'snapshot',
   'etcd.snapshot-select': 'snapshot',
   'etcd.restore-member': 'snapshot',
   'members.set-flag': 'members',
