@@ -9,6 +9,9 @@
 # NUL-separated, the way the bench's process driver starts it; on a real host this line is `systemctl start etcd`).
 # Prints one "<step> <epoch seconds>" line per finished phase on stderr (bash's $EPOCHREALTIME).
 set -euo pipefail
+# Loops give up after 10 minutes (a member that cannot start would otherwise hang the bench).
+give_up=$((EPOCHSECONDS + 600))
+waited() { [ "$EPOCHSECONDS" -lt "$give_up" ] || { echo "gave up waiting" >&2; exit 1; }; }
 snapshot=$1 token=$2 initial_cluster=$3 endpoints=$4
 shift 4
 echo "start $EPOCHREALTIME" >&2
@@ -31,7 +34,7 @@ for m in "$@"; do
   echo $! >"$pid"
 done
 echo "started $EPOCHREALTIME" >&2
-until etcdctl --endpoints="$endpoints" --command-timeout=1s endpoint health >/dev/null 2>&1; do sleep 0.1; done
+until etcdctl --endpoints="$endpoints" --command-timeout=1s endpoint health >/dev/null 2>&1; do waited; sleep 0.1; done
 echo "healthy $EPOCHREALTIME" >&2
 etcdctl --endpoints="${endpoints%%,*}" put bench/canary ok >/dev/null
 echo "put $EPOCHREALTIME" >&2
