@@ -66,7 +66,7 @@ async function beginSnapshot(ctx: ActionContext, input: SnapshotSaveInput): Prom
     // etcdctl took it (auth): no first-bytes signal, so it was waited for in full.
     return finish(ctx, input, src.name, t0, first.finished);
   }
-  ctx.log(`snapshot from ${src.name} begun (revision ${first.revision ?? '?'}): its content is fixed; it is written to ${first.path} while the next steps run`);
+  ctx.log(`snapshot from ${src.name} begun${first.revision !== undefined ? ` at revision ${first.revision}` : ''}: its content is fixed; it is written to ${first.path} while the next steps run`);
   return { background: true, path: first.path, member: src.name, ...(first.revision !== undefined ? { revision: first.revision } : {}), startedAt: new Date(t0).toISOString() };
 }
 
