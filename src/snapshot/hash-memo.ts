@@ -22,10 +22,17 @@ function statOf(path: string): Stats | undefined {
   }
 }
 
+/**
+ * A file changed within this long of its hashing is not remembered: file times are coarse (a kernel tick), so a
+ * rewrite of the same size right after could leave every field of its stat the same (git's "racy" index entries).
+ */
+const SETTLED_MS = 2000;
+
 /** Remember a hash computed by a reader that streamed the file between `before` (its stat) and now. */
 export function rememberSha256(path: string, before: Stats, sha256: string): void {
   const after = statOf(path);
-  if (after && identity(after) === identity(before)) memo.set(path, { identity: identity(after), sha256 });
+  const settled = after !== undefined && Date.now() - Math.max(after.mtimeMs, after.ctimeMs) > SETTLED_MS;
+  if (after && settled && identity(after) === identity(before)) memo.set(path, { identity: identity(after), sha256 });
   else memo.delete(path);
 }
 
