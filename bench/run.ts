@@ -11,7 +11,10 @@
  *    Also: time until writable, where the time goes (journal + member logs), the physical floor.
  * 2. availability: reads and writes through every endpoint while the runbook runs, with and without the
  *    leadership move.
- * 3. overhead: cold start, load/compile per runbook, journal record and snapshot write, a no-op engine step,
+ * 3. restore / replacement (issue 20): power-loss-restore and member-replacement on identical damaged clusters with
+ *    64 MiB … 2 GiB of live data, against the hand recipes bench/restore-recipe.sh and bench/replace-recipe.sh
+ *    (see bench/lib/restore-sections.ts): time to writable, wall time, where the time goes, the physical floor.
+ * 4. overhead: cold start, load/compile per runbook, journal record and snapshot write, a no-op engine step,
  *    runner peak RSS.
  *
  * Prints tables, writes JSON (default bench/results/latest.json), exits 1 when a target is missed.
@@ -28,6 +31,8 @@ import { measureColdStart, measureCompile, measureEngine, measureJournal } from 
 import { runRecipe, type RecipeResult } from './lib/recipe.ts';
 import { machine, median, mib, ms, table } from './lib/report.ts';
 import { breakdown, nowMs, onlyRunDir, ROOT, runCli, type RunBreakdown } from './lib/runbook-cli.ts';
+import { prepareDataCluster } from './lib/data-cluster.ts';
+import { powerLossBench, replacementBench } from './lib/restore-sections.ts';
 
 // Node's warning that grpc-js sends an IP address as the TLS server name (the CLI hides it the same way).
 process.removeAllListeners('warning');
@@ -52,7 +57,7 @@ const { values: opt } = parseArgs({
 });
 const sizesMiB = opt.sizes ? opt.sizes.split(',').map(Number) : opt.quick ? [64] : [64, 512, 2048];
 if (sizesMiB.some((s) => !Number.isInteger(s) || s < 16 || s > 8192)) throw new Error(`--sizes: MiB between 16 and 8192, got ${opt.sizes}`);
-const sections = new Set((opt.only ?? 'recovery,availability,overhead').split(','));
+const sections = new Set((opt.only ?? 'recovery,availability,restore,replacement,overhead').split(','));
 const repsFor = (sizeMiB: number) => (opt.reps ? Number(opt.reps) : opt.quick ? 3 : 5);
 const useTls = !opt.plaintext;
 const outFile = opt.out ?? join(ROOT, 'bench/results/latest.json');
@@ -336,6 +341,24 @@ function printReport(): void {
       }),
     ));
   }
+  const rs = (results.restore as Record<string, any>[] | undefined) ?? [];
+  if (rs.length) {
+    lines.push('', 'Restore and replacement: (a) hand recipe (etcdctl/etcdutl script, no checks) vs (b) runbook run --yes (CLI cold start included); medians; ratio b/a on time to writable');
+    lines.push(table(
+      ['runbook', 'data', 'snapshot', 'trials', 'writable (a)', 'writable (b)', 'b/a', 'target', 'wall (a)', 'wall (b)', 'wall b/a', 'physical floor'],
+      rs.map((r) => [
+        r.kind, mib(r.sizeMiB * MiB), mib(r.snapshotBytes), String(r.reps), ms(r.recipeWritableMs), ms(r.runbookWritableMs),
+        `${r.ratio.toFixed(2)} (${r.ratios.join(', ')})`, r.sizeMiB >= RATIO_TARGET_MIN_MIB ? (r.ratio <= 1 ? '<= 1.0 ok' : '<= 1.0 MISSED') : 'n/a',
+        ms(r.recipeWallMs), ms(r.runbookWallMs), `${r.wallRatio.toFixed(2)} (${r.wallRatios.join(', ')})`, ms(r.floorMs),
+      ]),
+    ));
+    lines.push('', 'Where the time goes (medians): (b) runbook steps from its journal | (a) recipe phases');
+    for (const r of rs) {
+      const parts = Object.entries(r.runbookParts as Record<string, number>).filter(([, v]) => v >= 1).map(([k, v]) => `${k} ${ms(v)}`).join(', ');
+      const rp = Object.entries(r.recipeParts as Record<string, number>).map(([k, v]) => `${k} ${ms(v)}`).join(', ');
+      lines.push(`- ${r.kind} ${mib(r.sizeMiB * MiB)}: (b) ${parts} | (a) ${rp}`);
+    }
+  }
   const av = (results.availability as Record<string, any>[] | undefined) ?? [];
   if (av.length) {
     lines.push('', 'Availability while the runbook runs (a read and a write loop per endpoint; slow = > 1 s; gap = longest time with no answer on any endpoint)');
@@ -400,6 +423,25 @@ async function main(): Promise<number> {
     results.recovery = recovery_;
     results.availability = availability_;
     save(); // a later size or section that fails does not take the finished ones with it
+  }
+  const restore_: Record<string, unknown>[] = [];
+  for (const sizeMiB of sections.has('restore') || sections.has('replacement') ? sizesMiB : []) {
+    log(`${sizeMiB} MiB: starting a 3-member cluster with ${sizeMiB} MiB of live data for restore/replacement`);
+    const dc = await prepareDataCluster(sizeMiB * MiB, 'benchr', useTls);
+    try {
+      log(`${sizeMiB} MiB: filled in ${ms(dc.fillMs)}, snapshot ${mib(dc.snapshotBytes)}`);
+      if (sections.has('restore')) restore_.push(await powerLossBench(dc, sizeMiB, repsFor(sizeMiB), log));
+      results.restore = restore_;
+      save();
+      if (sections.has('replacement')) restore_.push(await replacementBench(dc, sizeMiB, repsFor(sizeMiB), log));
+    } finally {
+      await dc.teardown();
+    }
+    results.restore = restore_;
+    save();
+  }
+  for (const r of restore_ as Record<string, any>[]) {
+    if (r.sizeMiB >= RATIO_TARGET_MIN_MIB && !(r.ratio <= 1.0)) misses.push(`${r.kind} ${r.sizeMiB} MiB: runbook/recipe time to writable = ${r.ratio.toFixed(2)} > 1.0`);
   }
   if (sections.has('overhead')) results.overhead = await overhead(biggestRss, snapshotBytes);
   results.loadAtEnd = machine().load;

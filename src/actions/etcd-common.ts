@@ -82,10 +82,11 @@ export async function pollUntil<T>(
   ctx: Pick<ActionContext, 'signal' | 'deadline'>,
   waitForMs: number,
   check: () => Promise<{ value: T } | { reason: string }>,
-  opts: { intervalMs?: number; what: string; member?: string; hint?: string },
+  opts: { intervalMs?: number; maxIntervalMs?: number; what: string; member?: string; hint?: string },
 ): Promise<T> {
   const until = Math.min(Date.now() + waitForMs, ctx.deadline ?? Infinity);
   const interval = opts.intervalMs ?? 250;
+  const maxInterval = opts.maxIntervalMs ?? interval * 8;
   let reason = 'not checked';
   for (let attempt = 0; ; attempt++) {
     const r = await check();
@@ -93,7 +94,7 @@ export async function pollUntil<T>(
     reason = r.reason;
     const left = until - Date.now();
     if (left <= 0) break;
-    await sleep(Math.min(interval * Math.min(2 ** Math.floor(attempt / 4), 8), left), ctx.signal);
+    await sleep(Math.min(interval * Math.min(2 ** Math.floor(attempt / 4), 8), maxInterval, left), ctx.signal);
   }
   const stepBound = ctx.deadline !== undefined && until === ctx.deadline;
   throw new StepError(stepBound ? 'timeout' : 'transient', `${opts.what}: not so after ${formatDuration(waitForMs)}${stepBound ? ' (step deadline)' : ''}: ${reason}`, {

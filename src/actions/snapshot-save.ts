@@ -21,6 +21,8 @@ export interface SnapshotSaveInput {
   keepLast?: number;
   maxAge?: number;
   verify: boolean;
+  /** Never stream from this member (the one a runbook is about to remove or restart). */
+  avoidMember?: string;
 }
 
 export interface SnapshotSaveOutput extends SaveResult {
@@ -29,7 +31,7 @@ export interface SnapshotSaveOutput extends SaveResult {
   retention: RetentionResult;
 }
 
-function snapshotDir(ctx: ActionContext, input: SnapshotSaveInput): string {
+export function snapshotDir(ctx: ActionContext, input: SnapshotSaveInput): string {
   const dir = input.dir ?? ctx.inventory.snapshots?.dirs[0];
   if (!dir) {
     throw new StepError('invalid', `etcd.snapshot-save: no snapshot dir: inventory ${ctx.inventory.name} has no snapshots.dirs and the step gives no dir`, {
@@ -40,9 +42,9 @@ function snapshotDir(ctx: ActionContext, input: SnapshotSaveInput): string {
 }
 
 /** The member to stream from: an answering voter that knows the leader (a follower when there is one: the leader is busiest). */
-async function sourceMember(ctx: ActionContext): Promise<{ name: string; endpoint: string; etcdVersion?: string }> {
+export async function sourceMember(ctx: ActionContext, avoid?: string): Promise<{ name: string; endpoint: string; etcdVersion?: string }> {
   const view = await clusterView(etcdPool(ctx), callOpts(ctx));
-  const ok = view.members.filter((p) => p.ok && !isLearner(p) && p.status.leaderId !== '0');
+  const ok = view.members.filter((p) => p.ok && !isLearner(p) && p.status.leaderId !== '0' && p.name !== avoid);
   const pick = ok.find((p) => p.ok && p.status.memberId !== view.leaderId) ?? ok[0];
   if (!pick) {
     const why = view.members.map((p) => (p.ok ? `${p.name}: knows no leader` : `${p.name}: ${p.error}`)).join('; ');
@@ -53,7 +55,7 @@ async function sourceMember(ctx: ActionContext): Promise<{ name: string; endpoin
   return { name: pick.name, endpoint: pick.endpoint, ...(etcdVersion ? { etcdVersion } : {}) };
 }
 
-function policyOf(input: SnapshotSaveInput) {
+export function policyOf(input: SnapshotSaveInput) {
   return { ...(input.keepLast !== undefined ? { keepLast: input.keepLast } : {}), ...(input.maxAge !== undefined ? { maxAgeMs: input.maxAge } : {}) };
 }
 
@@ -118,7 +120,7 @@ export const snapshotSaveAction: ActionImpl<SnapshotSaveInput, SnapshotSaveOutpu
   async run(ctx, input) {
     const t0 = Date.now();
     const dir = snapshotDir(ctx, input);
-    const src = await sourceMember(ctx);
+    const src = await sourceMember(ctx, input.avoidMember);
     const saved = await saveSnapshot({
       pool: etcdPool(ctx),
       inventory: ctx.inventory,

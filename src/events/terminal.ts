@@ -116,6 +116,9 @@ export function formatReport(report: RunReport, opts: TerminalOptions): string {
       );
     }
   }
-  if (report.timeToWritableMs !== undefined) lines.push(`  writable again after ${formatDuration(report.timeToWritableMs)}`);
+  if (report.timeToWritableMs !== undefined) {
+    const after = report.afterWritable ? `; then ${formatDuration(report.afterWritable.ms)} for ${report.afterWritable.steps.join(', ')}` : '';
+    lines.push(`  writable again after ${formatDuration(report.timeToWritableMs)}${after}`);
+  }
   return lines.join('\n');
 }

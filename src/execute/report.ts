@@ -27,8 +27,13 @@ export interface RunReport {
     items?: { key: string; status: string; durationMs?: number; via?: string }[];
     note?: string;
   }[];
-  /** ms from run start until the first successful write probe (or alarm disarm). */
+  /**
+   * ms from run start until the run first proved that the cluster accepts writes: a write probe, an alarm disarm,
+   * or a plain restart that formed a quorum and took a write (members.try-restart with recovered).
+   */
   timeToWritableMs?: number;
+  /** The steps that ran after that point (a fresh snapshot, kubectl checks) and their time: reported apart. */
+  afterWritable?: { ms: number; steps: string[] };
   space?: MemberSpace[];
   totalMs?: number;
 }
@@ -45,6 +50,12 @@ interface DefragOutput {
   dbSize?: number;
   dbSizeInUse?: number;
   reclaimedBytes?: number;
+}
+
+/** Does a succeeded step of this action (with this output) show that the cluster accepts writes? */
+function provesWritable(action: string, output: unknown): boolean {
+  if (action === 'etcd.write-probe' || action === 'etcd.alarm-disarm') return true;
+  return action === 'members.try-restart' && (output as { recovered?: unknown } | undefined)?.recovered === true;
 }
 
 export function buildReport(runbook: Runbook, run: RunState, startedAt: number): RunReport {
@@ -70,7 +81,7 @@ export function buildReport(runbook: Runbook, run: RunState, startedAt: number):
       });
     }
     report.steps.push(entry);
-    if ((s.action === 'etcd.write-probe' || s.action === 'etcd.alarm-disarm') && st.status === 'succeeded' && !planned && st.finishedAt !== undefined) {
+    if (provesWritable(s.action, st.output) && st.status === 'succeeded' && !planned && st.finishedAt !== undefined) {
       writableAt = Math.min(writableAt ?? Infinity, st.finishedAt);
     }
     if (s.action === 'etcd.defrag') {
@@ -96,7 +107,14 @@ export function buildReport(runbook: Runbook, run: RunState, startedAt: number):
       }
     }
   }
-  if (writableAt !== undefined) report.timeToWritableMs = writableAt - t0;
+  if (writableAt !== undefined) {
+    report.timeToWritableMs = writableAt - t0;
+    const after = runbook.steps.flatMap((s) => {
+      const st = run.steps.get(s.id);
+      return st?.startedAt !== undefined && st.startedAt >= writableAt! && st.status !== 'skipped' ? [s.id] : [];
+    });
+    if (after.length > 0 && run.lastAt !== undefined) report.afterWritable = { ms: Math.max(0, run.lastAt - writableAt), steps: after };
+  }
   if (space.length) report.space = space;
   if (run.lastAt !== undefined) report.totalMs = run.lastAt - t0;
   return report;

@@ -9,7 +9,7 @@ import { shortGrpcMessage } from '../etcd/errors.ts';
 import { memberPromote } from '../etcd/membership.ts';
 import { StepError } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
-import { backoff, isLearnerNotReady, isNotLearner, isUnhealthyCluster, isUnknownOutcome, preflightRecord, rosterWithLeader } from './common.ts';
+import { isLearnerNotReady, isNotLearner, isUnhealthyCluster, isUnknownOutcome, preflightRecord, rosterWithLeader } from './common.ts';
 import { findInRoster, label, readRoster } from './roster.ts';
 import { votersHealthy, type VotersHealthy } from './verify.ts';
 
@@ -82,13 +82,22 @@ export const memberPromoteAction: ActionImpl<PromoteInput, PromoteOutput> = {
         else throw err;
       }
       if (Date.now() >= until) break;
-      await sleep(Math.min(backoff(i), Math.max(0, until - Date.now())), ctx.signal);
+      await sleep(Math.min(promotePollMs(i), Math.max(0, until - Date.now())), ctx.signal);
     }
     throw new StepError('transient', `promote ${input.member}: still a learner after ${formatDuration(input.waitFor)}: ${reason}`, {
       hint: 'is the new member running and reachable from the leader on its peer URL? look at its log',
     });
   },
 };
+
+/**
+ * Between promote attempts: 100 ms growing to 500 ms. A learner is promotable the moment it is in sync, and each
+ * attempt is one cheap call to the leader, so a tight poll costs little and the cluster regains its full
+ * redundancy as soon as etcd allows (a backoff up to seconds would leave it waiting at reduced strength).
+ */
+function promotePollMs(i: number): number {
+  return Math.min(500, Math.round(100 * 1.5 ** i));
+}
 
 /** The member the preflight of this run chose to replace (promote must never take it for its replacement). */
 function isOldMember(ctx: ActionContext, id: string): boolean {

@@ -37,6 +37,11 @@ export interface SnapshotStreamOptions {
   /** No data for this long: give up. */
   idleMs: number;
   signal?: AbortSignal;
+  /**
+   * Called once, when the first message has arrived: the member has opened the read transaction the snapshot is
+   * taken from, so its point in time is fixed from here on, however long the rest of the stream takes.
+   */
+  onFirstMessage?: (revision: number | undefined) => void;
 }
 
 export interface SnapshotStreamResult {
@@ -148,6 +153,7 @@ export async function streamSnapshot(fh: FileHandle, o: SnapshotStreamOptions): 
   let msgLen = -1; // -1: reading the prefix
   let msgHave = 0;
   let revision: number | undefined;
+  let announced = false;
   let status: number | undefined;
   let grpcMessage = '';
 
@@ -200,6 +206,10 @@ export async function streamSnapshot(fh: FileHandle, o: SnapshotStreamOptions): 
         if (msgHave < msgLen) break;
         const fields = parseMessage(msg, msgLen);
         if (revision === undefined && fields.revision !== undefined) revision = fields.revision;
+        if (!announced) {
+          announced = true;
+          o.onFirstMessage?.(revision);
+        }
         let from = fields.blobStart;
         while (from < fields.blobEnd) {
           const n = Math.min(fields.blobEnd - from, WRITE_BUFFER - outLen);

@@ -18,7 +18,8 @@ import { getFlag } from '../drivers/process.ts';
 import type { MemberDriver } from '../drivers/types.ts';
 import { sameURL } from '../etcd/ids.ts';
 import { freshPathOn } from '../hosts/index.ts';
-import { localHost, sha256File } from '../hosts/local.ts';
+import { localHost } from '../hosts/local.ts';
+import { snapshotSha256 } from './hash-memo.ts';
 import type { Host } from '../hosts/types.ts';
 import type { Inventory, MemberSpec } from '../inventory/types.ts';
 import { StepError } from '../util/errors.ts';
@@ -204,7 +205,8 @@ export async function restoreMember(o: RestoreMemberOptions): Promise<RestoreMem
   if (local?.type !== 'file') {
     throw new StepError('invalid', `${m.name}: the snapshot ${o.snapshot} is not a file on this machine`, { member: m.name, hint: 'give the path of a snapshot chosen by etcd.snapshot-select' });
   }
-  const sha256 = await sha256File(o.snapshot, o.signal);
+  // Still the snapshot that was chosen? (read once per run: see hash-memo.ts)
+  const sha256 = await snapshotSha256(o.snapshot, o.signal);
   if (o.sha256 && sha256 !== o.sha256) {
     throw new StepError('failed', `the snapshot ${o.snapshot} changed since it was chosen: sha256 ${sha256.slice(0, 12)}…, chosen ${o.sha256.slice(0, 12)}…`, {
       member: m.name,
@@ -234,9 +236,14 @@ export async function restoreMember(o: RestoreMemberOptions): Promise<RestoreMem
   const r = await o.host.run(argv, { env: toolEnv(), dropEnvPrefix: 'ETCDCTL_', timeoutMs: 60 * 60_000, ...(o.signal ? { signal: o.signal } : {}) });
   if (r.exitCode !== 0) {
     const why = (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ').slice(0, 500);
+    // The first member's restore is also the trial restore of the chosen snapshot (power-loss-restore selects
+    // without a separate one): a snapshot the restore tool rejects is named as the cause.
+    const badSnapshot = /sha256|missing hash|invalid database|snapshot file/i.test(why);
     throw new StepError('failed', `${m.name}: ${tool.kind} snapshot restore failed on ${o.host.label} (exit ${r.exitCode}): ${why}`, {
       member: m.name,
-      hint: `what it wrote is in ${part}; a retry moves that aside and restores afresh`,
+      hint: badSnapshot
+        ? `the snapshot ${o.snapshot} itself looks bad: move it out of the snapshot dirs and start a new run (the selection then falls back to an older one); what the restore wrote is in ${part}`
+        : `what it wrote is in ${part}; a retry moves that aside and restores afresh`,
     });
   }
   const db = await o.host.stat(join(part, 'member', 'snap', 'db'));

@@ -37,6 +37,11 @@ export interface SaveOptions {
   signal?: AbortSignal;
   log?: (message: string) => void;
   now?: Date;
+  /**
+   * Called once the snapshot's point in time is fixed (the member's first bytes arrived), with the file it is
+   * being written to: what comes after no longer changes its content. Not called when etcdctl takes it (auth).
+   */
+  onStreaming?: (info: { path: string; revision?: number }) => void;
 }
 
 export interface SaveResult extends SnapshotManifest {
@@ -53,10 +58,10 @@ export function snapshotFileName(dir: string, cluster: string, at: Date): string
 }
 
 /** Stream the member's snapshot into `part` (created, never overwritten), fsync'd. */
-async function streamToFile(inventory: Inventory, endpoint: string, part: string, signal?: AbortSignal): Promise<number | undefined> {
+async function streamToFile(inventory: Inventory, endpoint: string, part: string, signal?: AbortSignal, onFirstMessage?: (revision: number | undefined) => void): Promise<number | undefined> {
   const fh = await open(part, 'wx', 0o600);
   try {
-    const r = await streamSnapshot(fh, { endpoint, ...(inventory.tls ? { tls: inventory.tls } : {}), idleMs: IDLE_MS, ...(signal ? { signal } : {}) });
+    const r = await streamSnapshot(fh, { endpoint, ...(inventory.tls ? { tls: inventory.tls } : {}), idleMs: IDLE_MS, ...(signal ? { signal } : {}), ...(onFirstMessage ? { onFirstMessage } : {}) });
     await fh.sync();
     return r.revision;
   } finally {
@@ -101,7 +106,10 @@ export async function saveSnapshot(o: SaveOptions): Promise<SaveResult> {
   const t0 = Date.now();
   let streamRevision: number | undefined;
   if (via === 'etcdctl') await etcdctlSave(o.inventory, o.endpoint, part, o.signal);
-  else streamRevision = await streamToFile(o.inventory, o.endpoint, part, o.signal);
+  else {
+    const onFirst = o.onStreaming ? (revision: number | undefined) => o.onStreaming!({ path: file, ...(revision !== undefined ? { revision } : {}) }) : undefined;
+    streamRevision = await streamToFile(o.inventory, o.endpoint, part, o.signal, onFirst);
+  }
   fsyncPath(part);
   fsyncPath(o.dir);
 

@@ -1,9 +1,8 @@
 /**
  * Choose the snapshot to restore: the newest candidate that passes every check, older ones as fallbacks. Each
- * candidate is checked on a COPY in a throwaway temp dir (etcd tools open the file as a database; the original is
- * only ever read): the sha256 trailer, the sha256 and size its manifest recorded, `snapshot status`, and a trial
- * restore. The copy and the trial data dir are removed afterwards: they are ours, not user data. Rejected
- * candidates are reported with the reason.
+ * candidate is checked: the sha256 trailer, the sha256 and size its manifest recorded, `snapshot status`, and
+ * (trialRestore) a trial restore on a COPY in a throwaway temp dir, removed afterwards (ours, not user data).
+ * The original is only ever read. Rejected candidates are reported with the reason.
  */
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,6 +12,7 @@ import { StepError, messageOf } from '../util/errors.ts';
 import { toolFitsCluster } from '../etcd/versions.ts';
 import { chooseSnapshotTool, snapshotStatus, toolDirs, trialRestore, type RestoreTool } from './etcd-tools.ts';
 import { checkSnapshotFile } from './file-check.ts';
+import { rememberSha256, statForMemo } from './hash-memo.ts';
 import { listSnapshots, sortNewestFirst, type SnapshotEntry } from './list.ts';
 
 export interface Rejected {
@@ -62,15 +62,32 @@ export async function checkCandidate(e: SnapshotEntry, tool: RestoreTool, o: Pic
   if (o.cluster && e.manifest && e.manifest.cluster !== o.cluster) {
     return { ok: false, reason: `its manifest says it is a snapshot of cluster ${JSON.stringify(e.manifest.cluster)}, not ${JSON.stringify(o.cluster)}` };
   }
-  const tmp = await mkdtemp(join(o.tmpRoot ?? tmpdir(), 'runbook-snapcheck-'));
+  // Without a trial restore nothing writes: the etcd tools open the file read-only for `snapshot status`
+  // (O_RDONLY, checked on 3.4 and 3.5), so the original is checked in place and no copy is paid for. A trial
+  // restore works on a copy in a throwaway dir.
+  const trial = o.trialRestore !== false;
+  const tmp = trial ? await mkdtemp(join(o.tmpRoot ?? tmpdir(), 'runbook-snapcheck-')) : undefined;
   try {
-    const copy = join(tmp, 'snapshot.db');
+    let copy = e.path;
+    const before = statForMemo(e.path);
+    if (tmp) {
+      copy = join(tmp, 'snapshot.db');
+      try {
+        await copyFile(e.path, copy);
+      } catch (err) {
+        return { ok: false, reason: `cannot read it: ${messageOf(err)}` };
+      }
+    } else if (!before) {
+      return { ok: false, reason: 'cannot read it: it is gone' };
+    }
+    let file;
     try {
-      await copyFile(e.path, copy);
+      file = await checkSnapshotFile(copy, o.signal);
     } catch (err) {
+      if (err instanceof StepError) throw err;
       return { ok: false, reason: `cannot read it: ${messageOf(err)}` };
     }
-    const file = await checkSnapshotFile(copy, o.signal);
+    if (!tmp && before) rememberSha256(e.path, before, file.sha256);
     if (e.manifest) {
       if (e.manifest.size !== file.size) return { ok: false, reason: `it is ${file.size} bytes but its manifest recorded ${e.manifest.size}: truncated or replaced` };
       if (e.manifest.sha256 !== file.sha256) return { ok: false, reason: `its sha256 ${file.sha256.slice(0, 12)}… differs from the one its manifest recorded (${e.manifest.sha256.slice(0, 12)}…): damaged or replaced` };
@@ -83,14 +100,14 @@ export async function checkCandidate(e: SnapshotEntry, tool: RestoreTool, o: Pic
     }
     const st = await snapshotStatus(localHost, tool, copy, o.signal);
     if (!st.ok) return { ok: false, reason: st.problem };
-    if (o.trialRestore !== false) {
-      const trial = await trialRestore(localHost, tool, copy, join(tmp, 'trial.etcd'), o.signal);
-      if (!trial.ok) return { ok: false, reason: trial.problem };
+    if (tmp) {
+      const r = await trialRestore(localHost, tool, copy, join(tmp, 'trial.etcd'), o.signal);
+      if (!r.ok) return { ok: false, reason: r.problem };
     }
     return { ok: true, sha256: file.sha256, revision: st.status.revision, size: file.size };
   } finally {
     // The copy and the trial data dir are our own throwaway files.
-    await rm(tmp, { recursive: true, force: true });
+    if (tmp) await rm(tmp, { recursive: true, force: true });
   }
 }
 
