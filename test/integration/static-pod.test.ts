@@ -76,8 +76,11 @@ describe('kubelet stand-in', () => {
   const dir = mkdtempSync(join(tmpdir(), 'runbook-kubelet-'));
   let kubelet: KubeletStandin | undefined;
   afterAll(async () => {
-    await kubelet?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    try {
+      await kubelet?.stop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('starts a pod when its manifest appears, restarts it when the manifest changes, stops it when it goes', async () => {
@@ -133,10 +136,13 @@ for (const via of ['this machine', 'ssh'] as const) describe(`members.set-flag t
   }, 90_000);
 
   afterAll(async () => {
+    // Everything is stopped whatever fails; then every failure fails the file (a kubelet's, the harness's guard).
+    const errors: unknown[] = [];
     await t?.dispose();
-    for (const k of kubelets) await k.stop();
-    await cluster?.teardown();
+    for (const k of kubelets) await k.stop().catch((e: unknown) => errors.push(e));
+    await cluster?.teardown().catch((e: unknown) => errors.push(e));
     await sshd?.stop();
+    if (errors.length > 0) throw new AggregateError(errors, errors.map((e) => (e as Error).message).join(' | '));
   });
 
   it('backs up each manifest, changes only the flag, restarts each process with it, followers first, and keeps the cluster healthy', async () => {

@@ -51,7 +51,9 @@ export interface KubeletStandin {
   pods(): { file: string; pid?: number; command: string[] }[];
   /** Resolves after one full pass over the manifests dir that started after this call. */
   synced(): Promise<void>;
-  /** Stop watching, then stop every process it runs. */
+  /** The stand-in's own failures (a pod it could not start, a pass that threw): stop() fails the test with them. */
+  readonly failures: string[];
+  /** Stop watching, then stop every process it runs; rejects, listing them, when there were failures. */
   stop(): Promise<void>;
 }
 
@@ -87,6 +89,7 @@ export function startKubeletStandin(opts: KubeletStandinOptions): KubeletStandin
   const bad = new Map<string, string>();
   running.add(pods);
   const events: string[] = [];
+  const failures: string[] = [];
   const pids: number[] = [];
   let stopped = false;
   let passes = 0;
@@ -100,6 +103,7 @@ export function startKubeletStandin(opts: KubeletStandinOptions): KubeletStandin
       events.push(`${why} ${pod.file} pid ${pid}`);
     } catch (err) {
       events.push(`cannot start ${pod.file}: ${(err as Error).message}`);
+      failures.push(`cannot start ${pod.file}: ${(err as Error).message}`);
     }
   };
 
@@ -158,7 +162,10 @@ export function startKubeletStandin(opts: KubeletStandinOptions): KubeletStandin
 
   const loop = (async () => {
     while (!stopped && Date.now() < until) {
-      await pass().catch((err: unknown) => events.push(`pass failed: ${(err as Error).message}`));
+      await pass().catch((err: unknown) => {
+        events.push(`pass failed: ${(err as Error).message}`);
+        failures.push(`pass failed: ${(err as Error).message}`);
+      });
       passes++;
       for (const w of waiters.splice(0)) {
         if (passes > w.after) w.resolve();
@@ -170,6 +177,7 @@ export function startKubeletStandin(opts: KubeletStandinOptions): KubeletStandin
 
   return {
     events,
+    failures,
     pids,
     pods: () => [...pods.values()].map((p) => ({ file: p.file, ...(p.pid !== undefined ? { pid: p.pid } : {}), command: p.spec.command })),
     synced: () => new Promise<void>((resolve) => waiters.push({ after: passes + 1, resolve })),
@@ -180,6 +188,8 @@ export function startKubeletStandin(opts: KubeletStandinOptions): KubeletStandin
       pods.clear();
       running.delete(pods);
       for (const w of waiters.splice(0)) w.resolve();
+      // Nothing asserted these when they happened: a kubelet that failed silently must not let a test pass.
+      if (failures.length > 0) throw new Error(`kubelet stand-in (${opts.manifestsDir}) failed ${failures.length} time(s):\n${failures.slice(0, 10).map((f) => `  ${f}`).join('\n')}`);
     },
   };
 }
