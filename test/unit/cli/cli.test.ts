@@ -45,6 +45,21 @@ describe('runbook validate on the invalid corpus', () => {
   });
 });
 
+describe('an inventory with a bad data dir is refused by every command that loads it', () => {
+  const bad = readdirSync(invalidDir).filter((f) => /^inventory-.*data-dir\.yaml$/.test(f)).sort();
+  it('has the shared, root and relative data dir fixtures', () => expect(bad).toHaveLength(3));
+  it.each(bad)('%s: plan and diagnose exit 2 with file:line:col before touching a cluster', async (f) => {
+    const file = path.join(invalidDir, f);
+    const want = expectation(file);
+    for (const args of [['plan', 'nospace-recovery', '-i', file], ['diagnose', '-i', file]]) {
+      const r = await run(args);
+      expect(r.code).toBe(2);
+      expect(r.err).toContain(`${file}:${want.line}:${want.col}: `);
+      expect(r.err).toContain(want.text);
+    }
+  });
+});
+
 describe('CLI basics', () => {
   it('validate of the built-ins: exit 0', async () => {
     const r = await run(['validate', ...readdirSync(path.join(root, 'runbooks')).map((f) => path.join(root, 'runbooks', f))]);
