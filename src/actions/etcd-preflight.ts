@@ -184,7 +184,7 @@ export async function preflight(ctx: ActionContext, input: PreflightInput): Prom
   const full = rows.filter((r) => r.dbSize !== null && atQuota(r.dbSize, quota.bytes)).map((r) => r.name);
   const leader = view.leader ? { name: view.leader.name, memberId: view.leader.status.memberId } : { name: nameOfId(view, view.leaderId!), memberId: view.leaderId! };
   ctx.log(
-    `leader ${leader.name}; alarms: ${alarms.map((a) => `${a.alarm}@${a.member}`).join(', ') || 'none'}; db sizes: ${rows.map((r) => `${r.name} ${r.dbSize === null ? '?' : formatBytes(r.dbSize)}`).join(', ')}; quota ${formatBytes(quota.bytes)} (${quota.source})`,
+    `leader ${leader.name}; alarms: ${alarms.map((a) => `${a.alarm}@${a.member}`).join(', ') || 'none'}; db sizes: ${rows.map((r) => `${r.name} ${r.dbSize === null ? '?' : `${formatBytes(r.dbSize)} (${Math.round((100 * r.dbSize) / quota.bytes)}%)`}`).join(', ')}; quota ${formatBytes(quota.bytes)} (${quota.source})`,
   );
   return {
     cluster: ctx.inventory.name,
