@@ -32,8 +32,8 @@ function memberName(view: ClusterView, id: string): string {
 
 const matching = (alarms: Alarm[], alarm: AlarmName) => alarms.filter((a) => a.alarm === alarm);
 
-function belowQuotaCheck(ctx: ActionContext, view: ClusterView, input: DisarmInput): { quotaBytes: number; dbSizes: Record<string, number> } {
-  const quota = effectiveQuota(ctx, input.quotaBytes);
+async function belowQuotaCheck(ctx: ActionContext, view: ClusterView, input: DisarmInput): Promise<{ quotaBytes: number; dbSizes: Record<string, number> }> {
+  const quota = await effectiveQuota(ctx, input.quotaBytes);
   const dbSizes: Record<string, number> = {};
   const over: string[] = [];
   for (const p of view.members) {
@@ -67,9 +67,9 @@ export const alarmDisarmAction: ActionImpl<DisarmInput, DisarmOutput> = {
     if (armed.length === 0) return `nothing to do: no ${input.alarm} alarm`;
     const who = armed.map((a) => memberName(view, a.memberId)).join(', ');
     if (input.alarm !== 'NOSPACE' || !input.requireBelowQuota) return `disarm ${input.alarm} for ${who}`;
-    const quota = effectiveQuota(ctx, input.quotaBytes);
-    const full = view.members.flatMap((p) => (p.ok && atQuota(p.status.dbSize, quota.bytes) ? [`${p.name} ${formatBytes(p.status.dbSize)}`] : []));
-    const gate = `once every member's db is below ${Math.round(NEAR_QUOTA_FRACTION * 100)}% of the quota of ${formatBytes(quota.bytes)}`;
+    const quota = await effectiveQuota(ctx, input.quotaBytes);
+    const full = view.members.flatMap((p) => (p.ok && atQuota(p.status.dbSize, quota.bytes) ? [`${p.name} ${formatBytes(p.status.dbSize)} (${Math.round((100 * p.status.dbSize) / quota.bytes)}%)`] : []));
+    const gate = `once every member's db is below ${Math.round(NEAR_QUOTA_FRACTION * 100)}% of the quota of ${formatBytes(quota.bytes)} (${quota.source})`;
     // Planned before compact/defrag ran: sizes now are not sizes then.
     return `disarm ${input.alarm} for ${who} ${gate}${full.length ? ` (now: ${full.join(', ')}; refuses if the earlier steps do not shrink them)` : ''}`;
   },
@@ -79,7 +79,7 @@ export const alarmDisarmAction: ActionImpl<DisarmInput, DisarmOutput> = {
     const to = requestTarget(view);
     const armed = matching(view.alarms ?? (await listAlarms(pool, to.endpoint, callOpts(ctx))), input.alarm);
     if (armed.length === 0) return { alarm: input.alarm, disarmed: [], alreadyClear: true };
-    const check = input.alarm === 'NOSPACE' && input.requireBelowQuota ? belowQuotaCheck(ctx, view, input) : undefined;
+    const check = input.alarm === 'NOSPACE' && input.requireBelowQuota ? await belowQuotaCheck(ctx, view, input) : undefined;
     // One request per member's alarm (etcd disarms exactly the {member, alarm} given), all at once; verify then
     // reads the list back: the client does not fail when a request disarmed nothing.
     ctx.log(`disarming ${input.alarm} of ${armed.map((a) => `${memberName(view, a.memberId)} (${a.memberId})`).join(', ')}`);

@@ -3,6 +3,8 @@ import type { Inventory, MemberSpec } from '../inventory/types.ts';
 import { EtcdPool } from '../etcd/pool.ts';
 import type { CallOpts } from '../etcd/call.ts';
 import { StepError } from '../util/errors.ts';
+import { memberMetrics } from '../etcd/metrics.ts';
+export { quotaDisagreement } from '../etcd/quota.ts';
 import { formatDuration, parseBytes } from '../util/units.ts';
 import type { ActionContext } from './types.ts';
 
@@ -18,7 +20,7 @@ export function callOpts(ctx: ActionContext, extra: CallOpts = {}): CallOpts {
 
 export const DEFAULT_QUOTA_BYTES = 2 * 1024 ** 3;
 
-const QUOTA_SOURCES = ['input', 'inventory', 'member flags', 'etcd default'] as const;
+const QUOTA_SOURCES = ['input', 'member /metrics', 'inventory', 'member flags', 'etcd default'] as const;
 
 export interface QuotaInfo {
   bytes: number;
@@ -37,11 +39,14 @@ export function quotaFromCommand(command: readonly string[]): number | undefined
 }
 
 /**
- * The backend quota in force: the step input, else the inventory's `quotaBytes`, else the
- * smallest `--quota-backend-bytes` among process-driver members, else etcd's default of 2 GiB.
+ * The backend quota in force: the step input, else the smallest quota the members report on /metrics (`live`,
+ * what they actually run with), else the inventory's `quotaBytes`, else the smallest `--quota-backend-bytes` among
+ * process-driver members, else etcd's default of 2 GiB. The fallbacks are guesses: the source says which was used.
  */
-export function resolveQuota(inventory: Inventory, input?: number): QuotaInfo {
+export function resolveQuota(inventory: Inventory, input?: number, live: number[] = []): QuotaInfo {
   if (input !== undefined && input > 0) return { bytes: input, source: 'input' };
+  const reported = live.filter((n) => Number.isFinite(n) && n > 0);
+  if (reported.length > 0) return { bytes: Math.min(...reported), source: 'member /metrics' };
   if (inventory.quotaBytes !== undefined && inventory.quotaBytes > 0) return { bytes: inventory.quotaBytes, source: 'inventory' };
   const flags = inventory.members.flatMap((m) => (m.driver.type === 'process' ? [quotaFromCommand(m.driver.command)] : [])).filter((n): n is number => n !== undefined);
   if (flags.length > 0) return { bytes: Math.min(...flags), source: 'member flags' };
@@ -115,14 +120,24 @@ export function preflightOutput(ctx: ActionContext): { quota: QuotaInfo; unreach
   return undefined;
 }
 
+/** The quota each member reports on its /metrics now (members that do not answer are left out). */
+export async function liveQuotas(ctx: ActionContext): Promise<{ name: string; bytes: number }[]> {
+  const pool = etcdPool(ctx);
+  const facts = await Promise.all(pool.inventory.members.map((m) => memberMetrics(pool, m.clientURL, callOpts(ctx, { timeoutMs: 2000 }))));
+  return facts.flatMap((f, i) => ('quotaBytes' in f && f.quotaBytes !== undefined && f.quotaBytes > 0 ? [{ name: pool.inventory.members[i]!.name, bytes: f.quotaBytes }] : []));
+}
+
 /**
  * The quota to hold db sizes against: the step input, else the run's `quotaBytes` param (a runbook that raises the
- * quota passes it), else what preflight found, else resolveQuota (inventory, member flags, 2 GiB).
+ * quota passes it), else what the members report on /metrics now (after a quota raise the inventory is stale), else
+ * what preflight found, else resolveQuota (inventory, member flags, 2 GiB).
  */
-export function effectiveQuota(ctx: ActionContext, input?: number): QuotaInfo {
+export async function effectiveQuota(ctx: ActionContext, input?: number): Promise<QuotaInfo> {
   if (input !== undefined && input > 0) return { bytes: input, source: 'input' };
   const param = parseBytes(ctx.params.quotaBytes);
   if (param !== undefined && param > 0) return { bytes: param, source: 'input' };
+  const live = await liveQuotas(ctx);
+  if (live.length > 0) return resolveQuota(ctx.inventory, undefined, live.map((q) => q.bytes));
   const pre = preflightOutput(ctx);
   if (pre) return pre.quota;
   return resolveQuota(ctx.inventory);

@@ -64,7 +64,7 @@ export const memberHealthyAction: ActionImpl<MemberHealthyInput, MemberHealthyOu
   async run(ctx, input) {
     const pool = etcdPool(ctx);
     const spec = await targetMember(ctx, pool, input);
-    const quota = effectiveQuota(ctx);
+    const quota = await effectiveQuota(ctx);
     // As the gate of a member that preflight let the run go on without: one look, and no waiting when it is still down.
     if (!input.member && preflightOutput(ctx)?.unreachable.includes(spec.name)) {
       try {

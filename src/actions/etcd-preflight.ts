@@ -5,11 +5,11 @@
  */
 import { statfs } from 'node:fs/promises';
 import type { AlarmName } from '../etcd/maintenance.ts';
-import { clusterView, idOf, isLearner, type ClusterView, type MemberProbe } from '../etcd/view.ts';
+import { clusterView, idOf, isLearner, unreadable, type ClusterView, type MemberProbe } from '../etcd/view.ts';
 import { oldestOf } from '../etcd/versions.ts';
 import { StepError } from '../util/errors.ts';
 import { formatBytes } from '../util/units.ts';
-import { atQuota, callOpts, etcdPool, resolveQuota, type QuotaInfo } from './etcd-common.ts';
+import { atQuota, callOpts, etcdPool, liveQuotas, quotaDisagreement, resolveQuota, type QuotaInfo } from './etcd-common.ts';
 import type { ActionContext, ActionImpl } from './types.ts';
 
 export interface PreflightInput {
@@ -89,6 +89,16 @@ export async function preflight(ctx: ActionContext, input: PreflightInput): Prom
   const answering = view.members.filter((p) => p.ok);
   const down = view.members.filter((p): p is MemberProbe & { ok: false } => !p.ok);
 
+  // Not reading a member for want of credentials or trust says nothing about its health: the inventory is what
+  // to fix, and no allowUnreachable may turn it into "go on without it".
+  const locked = unreadable(view);
+  if (locked.length > 0) {
+    throw new StepError('invalid', `cannot read ${locked.map((p) => `${p.name}: ${p.error}`).join('; ')}`, {
+      ...(locked.length === 1 ? { member: locked[0]!.name } : {}),
+      ...(locked[0]!.hint ? { hint: locked[0]!.hint } : {}),
+    });
+  }
+
   if (answering.length === 0) {
     refuse(`no member of ${ctx.inventory.name} answers: ${down.map((p) => `${p.name}: ${p.error}`).join('; ')}`, {
       hint: 'check the client URLs and TLS settings of the inventory; if every member is down, see power-loss-restore',
@@ -130,7 +140,13 @@ export async function preflight(ctx: ActionContext, input: PreflightInput): Prom
     refuse('no leader: the cluster has no quorum', { hint: 'start the stopped members; if they cannot come back, see power-loss-restore' });
   }
 
-  const quota = resolveQuota(ctx.inventory, input.quotaBytes);
+  const live = await liveQuotas(ctx);
+  const quota = resolveQuota(ctx.inventory, input.quotaBytes, live.map((q) => q.bytes));
+  const disagreement = quotaDisagreement(ctx.inventory, live);
+  if (disagreement) {
+    notes.push(disagreement);
+    ctx.log(`warning: ${disagreement}`);
+  }
   // A quota raise to a value no larger than the data already there would restart every member into NOSPACE (or
   // worse, a typo like quotaBytes=1.5 → 2 bytes): refuse before anything changes.
   if (input.quotaBytes !== undefined) {
@@ -176,7 +192,7 @@ export async function preflight(ctx: ActionContext, input: PreflightInput): Prom
   const full = rows.filter((r) => r.dbSize !== null && atQuota(r.dbSize, quota.bytes)).map((r) => r.name);
   const leader = view.leader ? { name: view.leader.name, memberId: view.leader.status.memberId } : { name: nameOfId(view, view.leaderId!), memberId: view.leaderId! };
   ctx.log(
-    `leader ${leader.name}; alarms: ${alarms.map((a) => `${a.alarm}@${a.member}`).join(', ') || 'none'}; db sizes: ${rows.map((r) => `${r.name} ${r.dbSize === null ? '?' : formatBytes(r.dbSize)}`).join(', ')}; quota ${formatBytes(quota.bytes)} (${quota.source})`,
+    `leader ${leader.name}; alarms: ${alarms.map((a) => `${a.alarm}@${a.member}`).join(', ') || 'none'}; db sizes: ${rows.map((r) => `${r.name} ${r.dbSize === null ? '?' : `${formatBytes(r.dbSize)} (${Math.round((100 * r.dbSize) / quota.bytes)}%)`}`).join(', ')}; quota ${formatBytes(quota.bytes)} (${quota.source})`,
   );
   return {
     cluster: ctx.inventory.name,
@@ -196,5 +212,14 @@ export async function preflight(ctx: ActionContext, input: PreflightInput): Prom
 }
 
 export const preflightAction: ActionImpl<PreflightInput, PreflightOutput> = {
+  /** The facts the run will decide on, read now: the quota the members run with (and where it came from), each db against it. */
+  async plan(ctx, input) {
+    const view = await clusterView(etcdPool(ctx), callOpts(ctx));
+    const live = await liveQuotas(ctx);
+    const quota = resolveQuota(ctx.inventory, input.quotaBytes, live.map((q) => q.bytes));
+    const dbs = view.members.map((p) => (p.ok ? `${p.name} ${formatBytes(p.status.dbSize)} (${Math.round((100 * p.status.dbSize) / quota.bytes)}% of the quota)` : `${p.name} ?`));
+    const warn = quotaDisagreement(ctx.inventory, live);
+    return `check alarms, leader, members and disk; quota ${formatBytes(quota.bytes)} (${quota.source}); db ${dbs.join(', ')}${warn ? `; warning: ${warn}` : ''}`;
+  },
   run: preflight,
 };

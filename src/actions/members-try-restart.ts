@@ -4,16 +4,21 @@
  * and a write that goes through. It reports; it never fails because the cluster did not recover (the runbook
  * branches on `recovered` and restores from a snapshot then). A member that exits at once is reported with the
  * tail of its log, and when too many did for a quorum to form, it stops waiting early.
+ *
+ * `recovered: false` leads a runbook to a destructive restore, so it is only reported on positive evidence: members
+ * that do not run or exit after a start (a permanent data error in their own log is not retried), or no healthy
+ * quorum after the wait. A cluster this tool cannot READ (credentials required, TLS refused) is not evidence of
+ * anything: the step fails with what to fix in the inventory, and nothing is stopped or restored.
  */
 import { driverFor } from '../drivers/index.ts';
-import { isNoSpace, shortGrpcMessage } from '../etcd/errors.ts';
+import { accessHint, errorClass, isNoSpace, shortGrpcMessage } from '../etcd/errors.ts';
 import { putDeleteCanary } from '../etcd/kv.ts';
-import { clusterView, type ClusterView } from '../etcd/view.ts';
+import { clusterView, unreadable, type ClusterView } from '../etcd/view.ts';
 import type { MemberSpec } from '../inventory/types.ts';
 import { StepError, messageOf } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
 import { callOpts, etcdPool, sleep } from './etcd-common.ts';
-import { POLL_CALL_MS, memberLogTail, quorumOf } from './members-common.ts';
+import { POLL_CALL_MS, memberLogTail, permanentDataError, quorumOf } from './members-common.ts';
 import type { ActionContext, ActionImpl } from './types.ts';
 
 export interface TryRestartInput {
@@ -32,6 +37,8 @@ export interface TryRestartMember {
   /** It was started and exited: the last lines of its log. */
   exited?: boolean;
   logTail?: string;
+  /** Its log shows damage a restart cannot cure (invalid database, WAL CRC mismatch): not started again. */
+  dataError?: string;
 }
 
 export interface TryRestartOutput {
@@ -67,14 +74,28 @@ async function refresh(t: Tracked): Promise<void> {
       t.state.exited = true;
       const tail = memberLogTail(t.spec);
       if (tail) t.state.logTail = tail;
+      const damage = permanentDataError(tail);
+      if (damage) t.state.dataError = damage;
     }
   } catch (err) {
     t.state.error = messageOf(err);
   }
 }
 
+/**
+ * The tool cannot read the cluster (no credentials, TLS refused): refuse at once. Waiting cannot change it, and
+ * "not recovered" would send the runbook to stop the members and restore an older snapshot over healthy data.
+ */
+function refuseUnreadable(what: string, hint: string | undefined): never {
+  throw new StepError('invalid', `cannot read the cluster (${what}): that is not evidence the members are down, so nothing is stopped or restored`, {
+    hint: hint ?? 'check the auth and TLS settings of the inventory',
+  });
+}
+
 /** A healthy quorum, or why not. Writes a canary (the cluster's own write path) only once a leader is agreed. */
 async function quorumCheck(ctx: ActionContext, view: ClusterView, n: number): Promise<{ ok: true; detail: string; leader: string } | { ok: false; detail: string }> {
+  const locked = unreadable(view);
+  if (locked.length > 0) refuseUnreadable(locked.map((p) => `${p.name}: ${p.error}`).join('; '), locked[0]!.hint);
   const answering = view.members.filter((p) => p.ok);
   if (answering.length < quorumOf(n)) return { ok: false, detail: `${answering.length} of ${n} members answer, ${quorumOf(n)} needed` };
   if (!view.leaderId) return { ok: false, detail: `no agreed leader (reported: ${view.leaderIds.join(', ') || 'none'})` };
@@ -85,6 +106,8 @@ async function quorumCheck(ctx: ActionContext, view: ClusterView, n: number): Pr
     return { ok: true, leader, detail: `quorum formed: leader ${leader}, ${answering.length} of ${n} members answer, a write went through` };
   } catch (err) {
     if (ctx.signal.aborted) throw err;
+    const klass = errorClass(err);
+    if (klass === 'auth' || klass === 'tls') refuseUnreadable(`a write through ${via.name}: ${shortGrpcMessage(err)}`, accessHint(err));
     if (isNoSpace(err)) {
       // The data is there and a quorum formed; only writes are refused. Restoring a snapshot would lose data.
       return { ok: true, leader, detail: `quorum formed (leader ${leader}, ${answering.length} of ${n} answer) but writes are refused by a NOSPACE alarm: run nospace-recovery` };
@@ -140,6 +163,12 @@ export const tryRestartAction: ActionImpl<TryRestartInput, TryRestartOutput> = {
       await Promise.all(tracked.map(refresh));
       for (const t of tracked) {
         if (!t.state.exited || (t.restarts ?? 0) >= MAX_RESTARTS) continue;
+        if (t.state.dataError) {
+          // Damage on disk: another start only fails the same way; it counts as lost at once.
+          if (t.restarts !== MAX_RESTARTS) ctx.log(`${t.spec.name} cannot start on its data (its log: ${t.state.dataError}): not starting it again`);
+          t.restarts = MAX_RESTARTS;
+          continue;
+        }
         t.restarts = (t.restarts ?? 0) + 1;
         ctx.log(`${t.spec.name} exited after it was started; starting it again (${t.restarts} of ${MAX_RESTARTS})${t.state.logTail ? `; its last log lines:\n${t.state.logTail}` : ''}`);
         try {
@@ -157,7 +186,8 @@ export const tryRestartAction: ActionImpl<TryRestartInput, TryRestartOutput> = {
       if (result.ok) break;
       const lost = tracked.filter((t) => !t.state.running && !t.state.answering && (t.state.exited || t.startFailed));
       if (n - lost.length < quorumOf(n)) {
-        result = { ok: false, detail: `no quorum can form: ${lost.map((t) => `${t.spec.name} ${t.state.exited ? 'exited after start' : `cannot be started (${t.state.error})`}`).join('; ')}` };
+        const why = (t: Tracked) => (t.state.dataError ? `has a data error (${t.state.dataError})` : t.state.exited ? 'exited after start' : `cannot be started (${t.state.error})`);
+        result = { ok: false, detail: `no quorum can form: ${lost.map((t) => `${t.spec.name} ${why(t)}`).join('; ')}` };
         break;
       }
       if (Date.now() >= until) {

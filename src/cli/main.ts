@@ -1,10 +1,11 @@
 /**
  * `runbook` command line. Exit codes:
  *   0 ok · 1 a run (or check) failed · 2 invalid input (runbook, inventory, flags) · 3 waiting for approval
- *   4 cluster locked by another run · 5 denied · 6 diagnose found something critical · 130/143 interrupted (resumable)
+ *   4 cluster locked by another run · 5 denied · 6 diagnose found something critical · 7 the machine is not usable
+ *   as it is (a state dir not writable, a disk full: the message says what to fix) · 130/143 interrupted (resumable)
  */
 import { Command, CommanderError, Option } from 'commander';
-import { ExitCode, UserError, formatDiagnostic, messageOf } from '../util/errors.ts';
+import { ExitCode, UserError, environmentError, formatDiagnostic, messageOf } from '../util/errors.ts';
 import { processIo, type Io } from './output.ts';
 import { registerRunbookCommands } from './runbooks.ts';
 import { registerRunCommands } from './runs.ts';
@@ -30,7 +31,8 @@ Exit codes:
   0   ok                          1   a run or check failed (resumable: see the message)
   2   invalid input               3   paused waiting for approval
   4   cluster locked by a run     5   denied
-  6   diagnose: critical finding  130/143  interrupted by SIGINT/SIGTERM (resumable)`,
+  6   diagnose: critical finding  7   environment: a dir not writable, disk full… (the message says what to fix)
+  130/143  interrupted by SIGINT/SIGTERM (resumable)`,
   );
   registerRunbookCommands(program, io);
   registerRunCommands(program, io);
@@ -80,6 +82,8 @@ export function handleError(err: unknown, io: Io): number {
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.ok;
     return ExitCode.invalidInput; // commander already printed which flag/argument is wrong
   }
+  const env = err instanceof UserError ? undefined : environmentError(err);
+  if (env) err = env;
   if (err instanceof UserError) {
     if (err.diagnostics.length) for (const d of err.diagnostics) io.err(formatDiagnostic(d));
     if (err.message && (!err.diagnostics.length || !err.message.startsWith(err.diagnostics[0] ? formatDiagnostic(err.diagnostics[0]) : '\0'))) io.err(`runbook: ${err.message}`);

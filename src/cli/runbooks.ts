@@ -72,14 +72,15 @@ export function registerRunbookCommands(program: Command, io: Io): void {
 
   program
     .command('validate')
-    .description('check runbook files; every problem is printed as file:line:col: message')
-    .argument('<files...>', 'runbook files (or built-in names)')
+    .description('check runbook files and inventories (cluster.yaml); every problem is printed as file:line:col: message')
+    .argument('<files...>', 'runbook files (or built-in names), or inventories (a file with members: and no steps:)')
     .option('--json', 'machine-readable output')
     .action(async (files: string[], opts: { json?: boolean }, cmd: Command) => {
       const { findRunbook } = await import('../runbook/find.ts');
       const { validateFiles } = await import('../runbook/load.ts');
+      const { validateInventoryFile, looksLikeInventory } = await import('../inventory/load.ts');
       const paths = files.map((f) => (fs.existsSync(f) ? f : findRunbook(f)));
-      const results = validateFiles(paths);
+      const results = paths.map((p) => (looksLikeInventory(p) ? validateInventoryFile(p) : validateFiles([p])[0]!));
       const bad = results.filter((r) => r.diagnostics.length > 0);
       if (opts.json) io.out(json(results));
       else {

@@ -360,6 +360,7 @@ export function registerRunCommands(program: Command, io: Io): void {
         if (remoteStore(opts, io.env)) {
           await withStore(opts, io, async (store) => {
             const meta = await store.readRunMeta(runId);
+            await (await import('./approval-check.ts')).checkDecidable(store, runId, stepId, verb);
             const r = await store.decideApproval(runId, stepId, {
               decision: verb === 'approve' ? 'granted' : 'denied', by: operator(io), via: 'cli', ...(opts.reason ? { reason: opts.reason } : {}),
             });
@@ -371,6 +372,8 @@ export function registerRunCommands(program: Command, io: Io): void {
         const { recordDecision } = await engine();
         const stateDir = stateDirOf(opts, io);
         const meta = readRunMeta(stateDir, runId);
+        const { FileStore } = await import('../store/file.ts');
+        await (await import('./approval-check.ts')).checkDecidable(new FileStore(stateDir), runId, stepId, verb);
         const r = recordDecision(stateDir, runId, stepId, {
           decision: verb === 'approve' ? 'granted' : 'denied', by: operator(io), via: 'cli', ...(opts.reason ? { reason: opts.reason } : {}),
         });

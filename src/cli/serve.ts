@@ -28,6 +28,11 @@ export function registerServeCommand(program: Command, io: Io): void {
         config.listen = l;
       }
       const secrets = resolveSecrets(config, io.env);
+      if (config.tls) {
+        const { tlsPairProblem } = await import('../util/tls-pair.ts');
+        const problem = tlsPairProblem(config.tls.cert, config.tls.key);
+        if (problem) throw new UserError(`${config.file}: tls: ${problem}`);
+      }
       if (opts.check) {
         io.out(`${config.file}: ok`);
         io.out(`  listen ${config.listen.host}:${config.listen.port}${config.tls ? ' (TLS)' : ''}, state dir ${config.stateDir}`);

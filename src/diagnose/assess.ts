@@ -53,14 +53,24 @@ export function assess(facts: Facts, ctx: AssessContext): Pick<Diagnosis, 'findi
     else if (a.alarm === 'CORRUPT') add('critical', 'corrupt-alarm', `CORRUPT alarm on ${a.member} (${a.memberId}): its data differs from the others`, a.member);
     else add('critical', 'alarm', `${a.alarm} alarm on ${a.member} (${a.memberId})`, a.member);
   }
-  const down = facts.members.filter((m) => !m.reachable);
+  // A member refused for want of credentials or TLS trust answered: it is not down, the tool just cannot read it.
+  const cannotRead = facts.cannotRead ?? [];
+  for (const c of cannotRead) {
+    const who = c.member ? `${c.member} ` : '';
+    const what = c.errorClass === 'auth' ? 'credentials required' : 'TLS refused';
+    add('critical', c.errorClass === 'auth' ? 'credentials-required' : 'tls-refused', `cannot read ${who}${c.what}: ${what} (${c.reason}): ${c.fix}`, c.member);
+  }
+  const blind = cannotRead.length > 0;
+  const down = facts.members.filter((m) => !m.reachable && m.errorClass !== 'auth' && m.errorClass !== 'tls');
   for (const m of down) add('critical', 'member-down', `${m.name} (${m.endpoint}) does not answer: ${m.error ?? 'no answer'}`, m.name);
   const voters = facts.members.filter((m) => !m.isLearner);
   const quorum = Math.floor(voters.length / 2) + 1;
   const answeringVoters = voters.filter((m) => m.reachable).length;
-  const noQuorum = answeringVoters < quorum;
+  // Quorum and leader are unknown, not missing, while members cannot be read.
+  const noQuorum = !blind && answeringVoters < quorum;
   if (noQuorum) add('critical', 'no-quorum', `no quorum: ${answeringVoters} of ${voters.length} voters answer, ${quorum} needed`);
-  else if (!facts.leader) add('critical', 'no-leader', 'no agreed leader (an election in progress, or members that cannot reach each other)');
+  else if (!blind && !facts.leader) add('critical', 'no-leader', 'no agreed leader (an election in progress, or members that cannot reach each other)');
+  if (facts.quotaWarning) add('warning', 'quota-mismatch', facts.quotaWarning);
   if (facts.clusterIds.length > 1) add('critical', 'mixed-clusters', `members report different cluster ids (${facts.clusterIds.join(', ')}): the inventory mixes clusters`);
   for (const u of facts.unknownMembers) add('warning', 'unknown-member', `etcd lists member ${u.name || '(unstarted)'} ${u.id} (${u.peerURLs.join(',')}) that the inventory does not name`);
   for (const l of facts.learners) add('info', 'learner', `${l} is a learner (not a voter yet)`, l);
@@ -113,10 +123,14 @@ export function assess(facts: Facts, ctx: AssessContext): Pick<Diagnosis, 'findi
   const recommendations: Recommendation[] = [];
   const expired = facts.certificates.filter((c) => c.status === 'expired' || c.status === 'not-yet-valid');
   const clientSide = expired.filter((c) => /client cert|CA \(client config\)/.test(c.role));
-  if (clientSide.length && down.length) {
+  if (clientSide.length && (down.length || blind)) {
     recommendations.push({
       reason: `${clientSide.map((c) => `${c.role} ${c.path}`).join(' and ')} ${clientSide.length > 1 ? 'are' : 'is'} not valid, so members refuse the TLS handshake and nothing can be checked or recovered through the API: renew it (kubeadm: kubeadm certs renew etcd-healthcheck-client), then diagnose again`,
     });
+  } else if (blind) {
+    // No runbook on a cluster this tool cannot read: its state is unknown, and a recovery would act on a guess.
+    const fixes = [...new Set(cannotRead.map((c) => c.fix))];
+    recommendations.push({ reason: `fix the inventory so the cluster can be read, then diagnose again: ${fixes.join('; ')}` });
   } else {
     const serverSide = expired.filter((c) => !clientSide.includes(c));
     if (serverSide.length) {

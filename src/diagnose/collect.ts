@@ -7,14 +7,17 @@ import { driverFor } from '../drivers/index.ts';
 import { getFlag } from '../drivers/process.ts';
 import type { CallOpts } from '../etcd/call.ts';
 import { compactedAtLeast } from '../etcd/kv.ts';
+import { accessHint, errorClass, shortGrpcMessage } from '../etcd/errors.ts';
+import { memberMetrics, type MetricsFacts } from '../etcd/metrics.ts';
 import { EtcdPool } from '../etcd/pool.ts';
-import { clusterView, idOf, isLearner, type ClusterView } from '../etcd/view.ts';
+import { quotaDisagreement } from '../etcd/quota.ts';
+import { clusterView, idOf, isLearner, unreadable, type ClusterView } from '../etcd/view.ts';
 import type { Inventory, MemberSpec } from '../inventory/types.ts';
 import { messageOf } from '../util/errors.ts';
 import { parseBytes, parseDuration } from '../util/units.ts';
 import { hostFor, sshLabel } from '../hosts/index.ts';
 import { inspectCertFile, inspectCertText, type CertInfo } from './certs.ts';
-import type { Diagnosis, MemberFacts, MemberFlags, QuotaSource } from './types.ts';
+import type { CannotRead, Diagnosis, MemberFacts, MemberFlags, QuotaSource } from './types.ts';
 
 export type Facts = Omit<Diagnosis, 'status' | 'findings' | 'recommendations'>;
 
@@ -61,7 +64,8 @@ export function autoCompactionOff(retention: string | undefined): boolean {
   return n === 0;
 }
 
-function quotaOf(inventory: Inventory, flags: MemberFlags | undefined): { bytes: number; source: QuotaSource } {
+function quotaOf(inventory: Inventory, flags: MemberFlags | undefined, metrics: MetricsFacts | undefined): { bytes: number; source: QuotaSource } {
+  if (metrics?.quotaBytes !== undefined && metrics.quotaBytes > 0) return { bytes: metrics.quotaBytes, source: 'member /metrics' };
   if (inventory.quotaBytes !== undefined && inventory.quotaBytes > 0) return { bytes: inventory.quotaBytes, source: 'inventory' };
   const fromFlag = flags?.quotaBackendBytes !== undefined ? parseBytes(flags.quotaBackendBytes) : undefined;
   if (fromFlag !== undefined && fromFlag > 0) return { bytes: fromFlag, source: 'member flag --quota-backend-bytes' };
@@ -83,9 +87,9 @@ export async function compactRevision(pool: EtcdPool, endpoint: string, revision
   return lo <= 1 ? 0 : lo;
 }
 
-function memberFacts(view: ClusterView, i: number, inventory: Inventory, flagInfo: { flags?: MemberFlags; note?: string }): MemberFacts {
+function memberFacts(view: ClusterView, i: number, inventory: Inventory, flagInfo: { flags?: MemberFlags; note?: string }, metrics: MetricsFacts | undefined): MemberFacts {
   const p = view.members[i]!;
-  const quota = quotaOf(inventory, flagInfo.flags);
+  const quota = quotaOf(inventory, flagInfo.flags, metrics);
   const retention = flagInfo.flags?.autoCompactionRetention;
   const base: MemberFacts = {
     name: p.name,
@@ -101,7 +105,8 @@ function memberFacts(view: ClusterView, i: number, inventory: Inventory, flagInf
   };
   const id = idOf(p);
   if (id) base.memberId = id;
-  if (!p.ok) return { ...base, error: p.error };
+  // /metrics needs no credentials: a member that refuses status for want of them still tells its version.
+  if (!p.ok) return { ...base, error: p.error, errorClass: p.errorClass, ...(metrics?.serverVersion ? { version: metrics.serverVersion } : {}) };
   const s = p.status;
   return {
     ...base,
@@ -164,8 +169,24 @@ export async function collectFacts(inventory: Inventory, opts: { timeoutMs?: num
   const callOpts: CallOpts = opts.signal ? { signal: opts.signal } : {};
   const notes: string[] = [];
   try {
-    const [view, flagInfos] = await Promise.all([clusterView(pool, callOpts), Promise.all(inventory.members.map(readMemberFlags))]);
-    const members = inventory.members.map((_, i) => memberFacts(view, i, inventory, flagInfos[i]!));
+    const [view, flagInfos, metrics] = await Promise.all([
+      clusterView(pool, callOpts),
+      Promise.all(inventory.members.map(readMemberFlags)),
+      Promise.all(inventory.members.map((m) => memberMetrics(pool, m.clientURL, callOpts))),
+    ]);
+    const metricsOf = (i: number) => {
+      const f = metrics[i]!;
+      return 'error' in f ? undefined : f;
+    };
+    const members = inventory.members.map((_, i) => memberFacts(view, i, inventory, flagInfos[i]!, metricsOf(i)));
+    const cannotRead: CannotRead[] = unreadable(view).map((p) => ({
+      member: p.name,
+      what: 'status',
+      errorClass: p.errorClass as 'auth' | 'tls',
+      reason: p.error,
+      fix: p.hint ?? 'check the auth and TLS settings of the inventory',
+    }));
+    const live = members.flatMap((m) => (m.quotaSource === 'member /metrics' ? [{ name: m.name, bytes: m.quotaBytes }] : []));
     const nameOfId = (id: string) => view.members.find((p) => idOf(p) === id)?.name ?? view.memberList?.find((m) => m.id === id)?.name ?? id;
 
     let compact: number | null = null;
@@ -174,7 +195,12 @@ export async function collectFacts(inventory: Inventory, opts: { timeoutMs?: num
       try {
         compact = await compactRevision(pool, via.endpoint, view.revision, callOpts);
       } catch (err) {
-        notes.push(`compact revision not read: ${messageOf(err)}`);
+        const klass = errorClass(err);
+        if (klass === 'auth' || klass === 'tls') {
+          cannotRead.push({ what: 'keys (the compact revision)', errorClass: klass, reason: shortGrpcMessage(err), fix: accessHint(err) ?? 'check the auth settings of the inventory' });
+        } else {
+          notes.push(`compact revision not read: ${messageOf(err)}`);
+        }
       }
     }
     if (view.errors.length) notes.push(...view.errors.map((e) => `member list / alarms: ${e}`));
@@ -195,6 +221,8 @@ export async function collectFacts(inventory: Inventory, opts: { timeoutMs?: num
       alarms: (view.alarms ?? []).map((a) => ({ member: nameOfId(a.memberId), memberId: a.memberId, alarm: a.alarm })),
       unknownMembers: view.unknownMembers.map((m) => ({ id: m.id, name: m.name, peerURLs: m.peerURLs })),
       certificates: await certificates(inventory, members, now),
+      cannotRead,
+      quotaWarning: quotaDisagreement(inventory, live) ?? null,
       notes: [...notes, ...(view.alarms === null && view.members.some((p) => p.ok) ? ['alarms could not be listed'] : [])],
     };
   } finally {

@@ -29,7 +29,9 @@ export function formatDiagnosis(d: Diagnosis, opts: { color: boolean }): string 
   const rows: string[][] = [['member', 'role', 'db size', 'in use', 'frag', 'quota (source)', 'usage', 'revision', 'term', 'version']];
   for (const m of d.members) {
     if (!m.reachable) {
-      rows.push([m.name, 'DOWN', '', '', '', `${formatBytes(m.quotaBytes)} (${m.quotaSource})`, '', '', '', m.error ?? '']);
+      // Not read for want of credentials or trust is not down: say which.
+      const role = m.errorClass === 'auth' ? 'NO CREDENTIALS' : m.errorClass === 'tls' ? 'TLS REFUSED' : 'DOWN';
+      rows.push([m.name, role, '', '', '', `${formatBytes(m.quotaBytes)} (${m.quotaSource})`, '', '', '', `${m.version ?? ''} ${m.error ?? ''}`.trim()]);
       continue;
     }
     rows.push([

@@ -1,7 +1,20 @@
 /** What `runbook diagnose` finds: facts per member and for the cluster, findings by severity, recommended runbooks. */
 import type { CertInfo } from './certs.ts';
 
-export type QuotaSource = 'inventory' | 'member flag --quota-backend-bytes' | 'etcd default (2 GiB)';
+/** Where a member's quota came from: its own /metrics first; the rest are guesses, named as such. */
+export type QuotaSource = 'member /metrics' | 'inventory' | 'member flag --quota-backend-bytes' | 'etcd default (2 GiB)';
+
+/** Something the tool could not read for want of credentials or TLS trust: the operator's input to fix, not a fault of the cluster. */
+export interface CannotRead {
+  /** The member, or absent for a cluster-wide read (the keys, for the compact revision). */
+  member?: string;
+  what: string;
+  errorClass: 'auth' | 'tls';
+  /** etcd's or the TLS layer's words. */
+  reason: string;
+  /** What to change. */
+  fix: string;
+}
 
 export interface MemberFlags {
   /** Where they were read: the running process's argv, the configured command, or the static-pod manifest. */
@@ -21,6 +34,8 @@ export interface MemberFacts {
   reachable: boolean;
   /** Why the member did not answer. */
   error?: string;
+  /** What the error means: only `unreachable` is a member that may be down; `auth`/`tls` is a member not readable by this tool. */
+  errorClass?: import('../etcd/errors.ts').ErrorClass;
   memberId?: string;
   isLeader: boolean;
   isLearner: boolean;
@@ -86,6 +101,10 @@ export interface Diagnosis {
   /** etcd members the inventory does not name. */
   unknownMembers: { id: string; name: string; peerURLs: string[] }[];
   certificates: CertInfo[];
+  /** What could not be read for want of credentials or TLS trust (then no runbook is recommended). */
+  cannotRead: CannotRead[];
+  /** The inventory's quotaBytes is not what the members report (or they disagree): names both. */
+  quotaWarning: string | null;
   findings: Finding[];
   recommendations: Recommendation[];
   notes: string[];

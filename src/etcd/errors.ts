@@ -7,6 +7,8 @@ import {
   EtcdAuthenticationFailedError,
   EtcdInvalidAuthTokenError,
   EtcdPermissionDeniedError,
+  EtcdUserNotFoundError,
+  GRPCDataLossError,
   GRPCCancelledError,
   GRPCDeadlineExceededError,
   GRPCFailedPreconditionError,
@@ -69,7 +71,64 @@ export function shortGrpcMessage(err: unknown): string {
   return text.length > 300 ? `${text.slice(0, 297)}...` : text;
 }
 
-const TLS_TROUBLE = /certificate|SSL|TLS|handshake|self[- ]signed|unable to verify/i;
+/**
+ * What an error means for the operator, whatever the call was. Only `unreachable` says something about the member
+ * being down; `auth` and `tls` mean the tool could not READ a member that may be perfectly healthy: the operator's
+ * input (the inventory's auth or TLS files) is what to fix, never a reason to act on the cluster.
+ */
+export type ErrorClass = 'unreachable' | 'auth' | 'tls' | 'nospace' | 'corrupt' | 'no-leader' | 'learner' | 'other';
+
+/** Errors of TLS configuration and handshakes, as grpc-js / OpenSSL word them (etcd 3.4 "bad certificate", 3.5 "certificate required"). */
+const TLS_TROUBLE = /certificate|SSL|TLS|handshake|self[- ]signed|unable to verify|key values mismatch|PEM|wrong version number/i;
+/** "user name is empty" is what etcd answers a call without credentials when auth is enabled (a GRPCInvalidArgumentError). */
+const AUTH_TROUBLE = /user name is empty|authentication failed|permission denied|user name not found|token is not provided/i;
+
+/** The class of an error thrown by an etcd call (or a StepError wrapping one). */
+export function errorClass(err: unknown): ErrorClass {
+  const e = cause(err);
+  if (e instanceof GRPCResourceExhastedError) return 'nospace';
+  const text = messageOf(e);
+  if (
+    e instanceof EtcdAuthenticationFailedError ||
+    e instanceof GRPCUnauthenticatedError ||
+    e instanceof EtcdPermissionDeniedError ||
+    e instanceof EtcdUserNotFoundError ||
+    AUTH_TROUBLE.test(text)
+  ) {
+    return 'auth';
+  }
+  if (TLS_TROUBLE.test(text)) return 'tls';
+  if (e instanceof GRPCDataLossError || /corrupt/i.test(text)) return 'corrupt';
+  if (/not supported for learner/i.test(text)) return 'learner';
+  if (/no leader|leader changed/i.test(text)) return 'no-leader';
+  if (e instanceof GRPCUnavailableError || e instanceof GRPCDeadlineExceededError || /ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ETIMEDOUT|No connection established|Failed to connect|no answer within/i.test(text)) {
+    return 'unreachable';
+  }
+  return 'other';
+}
+
+/** For auth and TLS errors: what the operator must change, in their terms (never "the member is down"). */
+export function accessHint(err: unknown): string | undefined {
+  const text = messageOf(cause(err));
+  if (/user name is empty|token is not provided/i.test(text)) {
+    return 'auth is enabled on the cluster and the inventory has no credentials: set auth in the inventory (auth: {username: root, passwordEnv: ETCD_PASSWORD} or passwordFile)';
+  }
+  if (/authentication failed|user name not found/i.test(text)) return 'check the auth username and password of the inventory (etcd refused them)';
+  if (/permission denied/i.test(text)) return 'the etcd user of the inventory lacks the permission (root is needed for maintenance calls)';
+  if (/key values mismatch/i.test(text)) return "the inventory's tls.key does not belong to tls.cert: give the key of that certificate";
+  if (/unable to verify|self[- ]signed|unable to get (local )?issuer/i.test(text)) {
+    return "the inventory's tls.cacert does not sign the member's certificate (or no cacert is given): give the CA that signed the member's --cert-file";
+  }
+  if (/certificate required|alert bad certificate/i.test(text)) {
+    return 'the member wants a client certificate signed by its --trusted-ca-file: set the TLS files of the inventory (tls.cert and tls.key, signed by that CA)';
+  }
+  if (/unknown ca/i.test(text)) return "the member's --trusted-ca-file does not sign the inventory's client certificate (tls.cert)";
+  if (/expired/i.test(text)) return 'a certificate has expired (the member\'s or the inventory\'s client certificate): renew it';
+  if (/hostname|altnames|IP: .* is not in the cert/i.test(text)) return "the member's certificate does not name the host of its client URL: use a URL its certificate covers";
+  if (/wrong version number|PEM/i.test(text)) return 'check the TLS files of the inventory (cacert, cert, key) and the member URL scheme (http vs https)';
+  if (TLS_TROUBLE.test(text)) return 'check the TLS files of the inventory (cacert, cert, key) and the member URL scheme';
+  return undefined;
+}
 
 export interface ClassifyContext {
   /** Member name (from the inventory) or endpoint: every message names it. */
@@ -84,19 +143,14 @@ export function classify(err: unknown): { kind: StepErrorKind; hint?: string } {
   if (err instanceof GRPCResourceExhastedError) {
     return { kind: 'precondition', hint: 'the NOSPACE alarm is armed: run the nospace-recovery runbook (compact, defragment, disarm)' };
   }
+  if (err instanceof EtcdInvalidAuthTokenError) return { kind: 'transient' };
+  const klass = errorClass(err);
+  if (klass === 'auth' || klass === 'tls') return { kind: 'invalid', hint: accessHint(err)! };
   if (err instanceof GRPCOutOfRangeError) return { kind: 'invalid' };
   if (err instanceof GRPCFailedPreconditionError) return { kind: 'precondition' };
   if (err instanceof GRPCDeadlineExceededError) return { kind: 'transient', hint: 'the member did not answer in time (overloaded, frozen, or the network is down)' };
-  if (err instanceof GRPCUnavailableError) {
-    if (TLS_TROUBLE.test(err.message)) return { kind: 'invalid', hint: 'check the TLS files of the inventory (cacert, cert, key) and the member URL scheme' };
-    return { kind: 'transient', hint: 'is the member running and its client URL right?' };
-  }
+  if (err instanceof GRPCUnavailableError) return { kind: 'transient', hint: 'is the member running and its client URL right?' };
   if (err instanceof GRPCCancelledError) return { kind: 'transient' };
-  if (err instanceof EtcdAuthenticationFailedError || err instanceof GRPCUnauthenticatedError) {
-    return { kind: 'invalid', hint: 'check the auth username and password of the inventory' };
-  }
-  if (err instanceof EtcdPermissionDeniedError) return { kind: 'invalid', hint: 'the etcd user lacks the permission (root is needed for maintenance calls)' };
-  if (err instanceof EtcdInvalidAuthTokenError) return { kind: 'transient' };
   if (err instanceof ClientClosedError) return { kind: 'cancelled' };
   return { kind: 'failed' };
 }

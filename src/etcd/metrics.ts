@@ -12,20 +12,31 @@ import type { Agent as HttpsAgent } from 'node:https';
 import { http, https } from '../util/node-http.ts';
 import { StepError } from '../util/errors.ts';
 import type { CallOpts } from './call.ts';
+import { sameURL } from './ids.ts';
 import type { EtcdPool } from './pool.ts';
 import { METRIC_NAMES } from './versions.ts';
 
 const COMPACTIONS_DONE = 'etcd_debugging_mvcc_db_compaction_total_duration_milliseconds_count';
 const MAX_BYTES = 8 * 1024 * 1024;
 
+/**
+ * Where a member serves /metrics: the inventory's `metricsURL` for it when given (etcd's --listen-metrics-urls,
+ * kubeadm's http://127.0.0.1:2381), else its client URL.
+ */
+export function metricsBase(pool: EtcdPool, endpoint: string): string {
+  const spec = pool.inventory.members.find((m) => sameURL(m.clientURL, endpoint));
+  return spec?.metricsURL ?? endpoint;
+}
+
 /** The metrics page of a member, as text. Throws a StepError naming the member. */
 export async function fetchMetrics(pool: EtcdPool, endpointOrName: string, opts: CallOpts = {}): Promise<string> {
   const endpoint = pool.endpointOf(endpointOrName);
   const member = pool.nameOf(endpointOrName);
   const timeoutMs = Math.max(1, Math.min(opts.timeoutMs ?? pool.requestTimeoutMs, (opts.deadline ?? Infinity) - Date.now()));
-  const url = new URL('/metrics', endpoint);
+  const base = metricsBase(pool, endpoint);
+  const url = new URL('/metrics', base);
   const secure = url.protocol === 'https:';
-  const agent = pool.httpAgent(endpoint);
+  const agent = pool.httpAgent(base);
   return new Promise<string>((resolve, reject) => {
     const fail = (why: string) => reject(new StepError('transient', `${member}: GET /metrics: ${why}`, { member }));
     const options = { method: 'GET', signal: opts.signal, timeout: timeoutMs, agent: agent as HttpAgent & HttpsAgent };
@@ -48,7 +59,7 @@ export async function fetchMetrics(pool: EtcdPool, endpointOrName: string, opts:
       res.on('error', (err) => fail(err.message));
     });
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', (err) => fail(opts.signal?.aborted ? 'cancelled' : err.message));
+    req.on('error', (err) => fail(opts.signal?.aborted ? 'cancelled' : `${err.message}${base !== endpoint ? ` (metrics URL ${base})` : ''}`));
     req.end();
   });
 }
@@ -123,4 +134,14 @@ export function metricsFacts(text: string): MetricsFacts {
   const v = new RegExp(`^${METRIC_NAMES.serverVersion[0]}\\{server_version="([^"]+)"\\} `, 'm').exec(text);
   if (v) facts.serverVersion = v[1]!;
   return facts;
+}
+
+/** A member's /metrics facts, or why they could not be read (never throws, except on cancellation). */
+export async function memberMetrics(pool: EtcdPool, endpointOrName: string, opts: CallOpts = {}): Promise<MetricsFacts | { error: string }> {
+  try {
+    return metricsFacts(await fetchMetrics(pool, endpointOrName, opts));
+  } catch (err) {
+    if (opts.signal?.aborted) throw err;
+    return { error: err instanceof Error ? err.message : String(err) };
+  }
 }

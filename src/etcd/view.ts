@@ -5,7 +5,7 @@
 import type { MemberSpec } from '../inventory/types.ts';
 import { StepError, type StepErrorKind } from '../util/errors.ts';
 import type { CallOpts } from './call.ts';
-import { classify, shortGrpcMessage } from './errors.ts';
+import { classify, errorClass, shortGrpcMessage, type ErrorClass } from './errors.ts';
 import { looksLikeHexId, normalizeURL, sameURL } from './ids.ts';
 import { alarmsFromStatusErrors, type Alarm } from './maintenance.ts';
 import { memberList, type EtcdMember } from './membership.ts';
@@ -21,8 +21,11 @@ interface ProbeBase {
 }
 export type MemberProbe =
   | (ProbeBase & { ok: true; status: MemberStatus })
-  /** `error` is the reason without the member's name (messages add it); `hint` what to check. */
-  | (ProbeBase & { ok: false; error: string; errorKind: StepErrorKind; hint?: string });
+  /**
+   * `error` is the reason without the member's name (messages add it); `hint` what to check; `errorClass` what it
+   * means: only `unreachable` says the member may be down, `auth`/`tls` say the tool could not read it.
+   */
+  | (ProbeBase & { ok: false; error: string; errorKind: StepErrorKind; errorClass: ErrorClass; hint?: string });
 
 export interface ClusterView {
   /** One entry per inventory member, in inventory order. */
@@ -68,7 +71,7 @@ export async function clusterView(pool: EtcdPool, opts: CallOpts = {}): Promise<
       } catch (err) {
         const { kind, hint } = classify(err);
         const raw = err instanceof Error && err.cause !== undefined ? err.cause : err;
-        return { ...base, ok: false, error: shortGrpcMessage(raw), errorKind: kind, ...(hint ? { hint } : {}) };
+        return { ...base, ok: false, error: shortGrpcMessage(raw), errorKind: kind, errorClass: errorClass(err), ...(hint ? { hint } : {}) };
       }
     }),
   );
@@ -112,6 +115,11 @@ export async function clusterView(pool: EtcdPool, opts: CallOpts = {}): Promise<
     revision: Math.max(0, ...answering.map((p) => p.status.revision)),
     errors,
   };
+}
+
+/** Members the tool could not read for want of credentials or TLS trust (they may be healthy): the operator's input to fix. */
+export function unreadable(view: Pick<ClusterView, 'members'>): (MemberProbe & { ok: false })[] {
+  return view.members.filter((p): p is MemberProbe & { ok: false } => !p.ok && (p.errorClass === 'auth' || p.errorClass === 'tls'));
 }
 
 /** Is this inventory member a learner (per the member list, else its own status)? */

@@ -3,6 +3,7 @@
  * reported all at once with file:line:col, like runbooks. Relative paths are resolved against the file's
  * directory for things on this machine; paths on a member reached over ssh must be absolute.
  */
+import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { zBytes } from '../actions/catalog.ts';
@@ -42,6 +43,7 @@ const zMember = z.strictObject({
   clientURL: z.string().min(1).max(1024),
   peerURL: z.string().min(1).max(1024),
   dataDir: zPath.optional(),
+  metricsURL: z.string().min(1).max(1024).optional().describe("where the member serves /metrics when not on its client URL (--listen-metrics-urls; kubeadm: http://127.0.0.1:2381)"),
   ssh: zSsh.optional(),
   driver: zDriver.optional(),
 });
@@ -94,6 +96,27 @@ export function loadInventory(file: string): Inventory {
   throw new UserError(`${file}: invalid inventory (${n} problem${n === 1 ? '' : 's'})`, { diagnostics });
 }
 
+/** An inventory rather than a runbook: a mapping with `members:` and no `steps:` (for `runbook validate`). */
+export function looksLikeInventory(file: string): boolean {
+  try {
+    const v = readYamlFile(file).source.value as Record<string, unknown> | null;
+    return !!v && typeof v === 'object' && 'members' in v && !('steps' in v);
+  } catch {
+    return false; // the runbook validator reports why the file cannot be read
+  }
+}
+
+/** `runbook validate` on an inventory: its problems as diagnostics (file:line:col), none when it loads. */
+export function validateInventoryFile(file: string): { file: string; diagnostics: Diagnostic[] } {
+  try {
+    loadInventory(file);
+    return { file, diagnostics: [] };
+  } catch (err) {
+    if (err instanceof UserError) return { file, diagnostics: err.diagnostics.length ? err.diagnostics : [{ file, line: 1, col: 1, message: err.message }] };
+    throw err;
+  }
+}
+
 /** Validate a parsed inventory; `baseDir` is where relative local paths are resolved from. */
 export function validateInventory(src: YamlSource, baseDir: string): { inventory?: Inventory; diagnostics: Diagnostic[] } {
   const diags: Diagnostic[] = [];
@@ -123,7 +146,7 @@ export function validateInventory(src: YamlSource, baseDir: string): { inventory
   members.forEach((m, i) => {
     if (!m || typeof m !== 'object') return;
     const mm = m as Record<string, unknown>;
-    for (const field of ['clientURL', 'peerURL'] as const) {
+    for (const field of ['clientURL', 'peerURL', 'metricsURL'] as const) {
       const u = mm[field];
       if (typeof u !== 'string') continue;
       const problem = urlProblem(u);
@@ -136,6 +159,9 @@ export function validateInventory(src: YamlSource, baseDir: string): { inventory
       const first = seen[field].get(k);
       if (first !== undefined) at(['members', i, field], `${field} ${JSON.stringify(v)} is also used by member ${first + 1} (line ${src.posOf(['members', first]).line})`);
       else seen[field].set(k, i);
+      // One address is either a client or a peer URL: etcd cannot serve both on it.
+      const other = field === 'clientURL' ? seen.peerURL.get(k) : field === 'peerURL' ? seen.clientURL.get(k) : undefined;
+      if (other !== undefined) at(['members', i, field], `${field} ${JSON.stringify(v)} is also the ${field === 'clientURL' ? 'peerURL' : 'clientURL'} of member ${other + 1} (line ${src.posOf(['members', other]).line})`);
     }
     const remote = mm.ssh !== undefined;
     for (const p of memberPathFields(mm)) {
@@ -152,6 +178,7 @@ export function validateInventory(src: YamlSource, baseDir: string): { inventory
       }
     }
   });
+  for (const d of dataDirProblems(members)) at(d.path, d.message);
   const tls = raw.tls as Record<string, unknown> | undefined;
   if (tls && typeof tls === 'object' && (tls.cert === undefined) !== (tls.key === undefined)) {
     at(['tls'], 'cert and key go together: give both or neither');
@@ -177,6 +204,79 @@ export function validateInventory(src: YamlSource, baseDir: string): { inventory
     const field = rest.map((s, i) => (typeof s === 'number' ? `[${s}]` : i === 0 ? s : `.${s}`)).join('');
     return [prefix, field].filter(Boolean).join(': ') + (prefix || field ? ': ' : '');
   }
+}
+
+/**
+ * Directories a data dir must never be: recovery moves a data dir aside and restores into its place, so `/`, a
+ * system directory or a home is a disaster waiting for its first run.
+ */
+const SYSTEM_DIRS = new Set([
+  '/', '/bin', '/boot', '/dev', '/etc', '/home', '/lib', '/lib32', '/lib64', '/media', '/mnt', '/opt', '/proc', '/root', '/run',
+  '/sbin', '/srv', '/sys', '/tmp', '/usr', '/usr/bin', '/usr/lib', '/usr/local', '/usr/sbin', '/var', '/var/lib', '/var/log', '/var/tmp', '/var/run',
+]);
+
+/** The path as this machine resolves it: symlinks in the part that exists followed (two names for one dir are one dir). */
+function resolveLocal(p: string): string {
+  let head = p;
+  const tail: string[] = [];
+  for (;;) {
+    try {
+      return path.join(realpathSync(head), ...tail.reverse());
+    } catch {
+      const parent = path.dirname(head);
+      if (parent === head) return p;
+      tail.push(path.basename(head));
+      head = parent;
+    }
+  }
+}
+
+/**
+ * Each member's data dir (dataDir, else --data-dir of a process driver) must be absolute, not / or a system
+ * directory, and its own: two members on one host sharing one (or one inside another's) would have a recovery move
+ * a live member's data out from under it. Hosts are this machine or the ssh host; local paths are compared after
+ * resolving symlinks.
+ */
+function dataDirProblems(members: unknown[]): { path: YamlPath; message: string }[] {
+  const out: { path: YamlPath; message: string }[] = [];
+  const seen: { host: string; dir: string; i: number; name: string }[] = [];
+  members.forEach((m, i) => {
+    if (!m || typeof m !== 'object') return;
+    const mm = m as Record<string, unknown>;
+    const driver = mm.driver as Record<string, unknown> | undefined;
+    let dir: string | undefined;
+    let where: YamlPath = ['members', i, 'dataDir'];
+    if (typeof mm.dataDir === 'string') dir = mm.dataDir;
+    else if (driver?.type === 'process' && Array.isArray(driver.command)) {
+      dir = flagValue(driver.command, 'data-dir');
+      const at = driver.command.findIndex((a) => typeof a === 'string' && /^--?data-dir(=|$)/.test(a));
+      where = ['members', i, 'driver', 'command', at];
+    }
+    if (dir === undefined || dir === '') return;
+    const name = typeof mm.name === 'string' ? mm.name : `member ${i + 1}`;
+    const label = typeof mm.dataDir === 'string' ? 'dataDir' : '--data-dir';
+    const ssh = mm.ssh as Record<string, unknown> | undefined;
+    if (!path.isAbsolute(dir)) {
+      if (ssh !== undefined && label === 'dataDir') return; // reported with the other paths of a remote member
+      out.push({ path: where, message: `${label} ${JSON.stringify(dir)} must be an absolute path (recovery moves it aside and restores into it: a relative path would land wherever runbook is started)` });
+      return;
+    }
+    const norm = path.posix.normalize(dir).replace(/(.)\/+$/, '$1');
+    if (SYSTEM_DIRS.has(norm)) {
+      out.push({ path: where, message: `${label} ${JSON.stringify(dir)} is a system directory: give the member's own directory (e.g. /var/lib/etcd)` });
+      return;
+    }
+    const host = ssh && typeof ssh === 'object' ? `${String(ssh.user ?? '')}@${String(ssh.host)}:${String(ssh.port ?? 22)}` : 'this machine';
+    const real = ssh ? norm : resolveLocal(norm);
+    for (const o of seen) {
+      if (o.host !== host) continue;
+      const inside = (a: string, b: string) => a.startsWith(`${b}/`);
+      const why = o.dir === real ? 'is also the data dir of' : inside(real, o.dir) ? 'is inside the data dir of' : inside(o.dir, real) ? 'contains the data dir of' : undefined;
+      if (why) out.push({ path: where, message: `${label} ${JSON.stringify(dir)}${real !== norm ? ` (${real})` : ''} ${why} member "${o.name}" on ${host}: every member needs its own` });
+    }
+    seen.push({ host, dir: real, i, name });
+  });
+  return out;
 }
 
 function shapeKeys(p: (string | number)[]): string[] | undefined {
@@ -301,6 +401,7 @@ function member(m: RawInventory['members'][number], local: (p: string) => string
     driver: m.driver ? driver(m.driver, hostPath) : { type: 'none' },
   };
   if (m.dataDir !== undefined) out.dataDir = hostPath(m.dataDir);
+  if (m.metricsURL !== undefined) out.metricsURL = m.metricsURL;
   if (ssh) out.ssh = ssh;
   return out;
 }

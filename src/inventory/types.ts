@@ -27,6 +27,11 @@ export interface MemberSpec {
   clientURL: string;
   peerURL: string;
   dataDir?: string;
+  /**
+   * Where the member serves /metrics when not on its client URL (etcd's --listen-metrics-urls; kubeadm sets
+   * http://127.0.0.1:2381, reachable only on the member's host). The quota it runs with is read there.
+   */
+  metricsURL?: string;
   /** Where the member's files and process live: absent = this machine. */
   ssh?: SshHost;
   driver: DriverSpec;

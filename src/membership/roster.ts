@@ -9,8 +9,9 @@ import { hexIdToDecimal, looksLikeHexId, normalizeURL, sameURL } from '../etcd/i
 import { memberList, type EtcdMember } from '../etcd/membership.ts';
 import type { EtcdPool } from '../etcd/pool.ts';
 import { memberStatus, type MemberStatus } from '../etcd/status.ts';
-import { clusterView, matchMember } from '../etcd/view.ts';
+import { clusterView, matchMember, unreadable } from '../etcd/view.ts';
 import type { MemberSpec } from '../inventory/types.ts';
+import { StepError } from '../util/errors.ts';
 
 export interface RosterEntry {
   member: EtcdMember;
@@ -55,6 +56,14 @@ export function answers(e: RosterEntry): e is RosterEntry & { status: MemberStat
  */
 export async function readRoster(pool: EtcdPool, opts: CallOpts = {}): Promise<Roster> {
   const view = await clusterView(pool, opts);
+  // A member refused for want of credentials or trust is not a dead member to replace: the inventory is to fix.
+  const locked = unreadable(view);
+  if (locked.length > 0) {
+    throw new StepError('invalid', `cannot read ${locked.map((p) => `${p.name}: ${p.error}`).join('; ')}: that does not make it a dead member`, {
+      ...(locked.length === 1 ? { member: locked[0]!.name } : {}),
+      hint: locked[0]!.hint ?? 'check the auth and TLS settings of the inventory',
+    });
+  }
   const errors = [...view.errors];
   let list = view.memberList;
   let linearizable = list !== null;

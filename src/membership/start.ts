@@ -10,7 +10,8 @@ import { memberLogTail } from '../actions/members-common.ts';
 import type { ActionContext, ActionImpl } from '../actions/types.ts';
 import { driverFor, type MemberDriver } from '../drivers/index.ts';
 import { sidecarPath } from '../drivers/process.ts';
-import { shortGrpcMessage } from '../etcd/errors.ts';
+import { errorClass, shortGrpcMessage } from '../etcd/errors.ts';
+import { fetchMetrics, metricValue, metricsFacts } from '../etcd/metrics.ts';
 import { sameURL } from '../etcd/ids.ts';
 import type { EtcdPool } from '../etcd/pool.ts';
 import { memberStatus, type MemberStatus } from '../etcd/status.ts';
@@ -74,8 +75,35 @@ async function statusAs(ctx: ActionContext, pool: EtcdPool, url: string, id: str
     return s.memberId === id ? { ok: s } : { reason: `${url} answers as member ${s.memberId}, not ${id}` };
   } catch (err) {
     if (ctx.signal.aborted) throw err;
+    // With auth on, a learner refuses the client's Authenticate call ("rpc not supported for learner") and 3.5
+    // wants credentials for Status: its /metrics (no credentials needed) says which member it is.
+    if (errorClass(err) === 'learner' && pool.inventory.auth) {
+      const seen = await learnerFromMetrics(ctx, pool, url);
+      if (seen?.id === id && seen.learner) return { ok: seen.status };
+      if (seen) return { reason: `${url} answers as member ${seen.id}, not ${id} (its /metrics)` };
+    }
     return { reason: `${url}: ${shortGrpcMessage(err)}` };
   }
+}
+
+/** A learner's identity from its /metrics (etcd_server_id{server_id}, etcd_server_is_learner), as a minimal status. */
+async function learnerFromMetrics(ctx: ActionContext, pool: EtcdPool, url: string): Promise<{ id: string; learner: boolean; status: MemberStatus } | undefined> {
+  let text: string;
+  try {
+    text = await fetchMetrics(pool, url, callOpts(ctx, { timeoutMs: 1500 }));
+  } catch {
+    return undefined;
+  }
+  const id = /^etcd_server_id\{server_id="([0-9a-f]+)"\} 1$/m.exec(text)?.[1]?.replace(/^0+(?=.)/, '');
+  if (!id) return undefined;
+  const learner = metricValue(text, 'etcd_server_is_learner') === 1;
+  const facts = metricsFacts(text);
+  const status: MemberStatus = {
+    endpoint: url, name: pool.nameOf(url), memberId: id, leaderId: '0', clusterId: '', version: facts.serverVersion ?? '',
+    dbSize: facts.dbTotalBytes ?? 0, dbSizeInUse: facts.dbInUseBytes ?? 0, revision: 0, raftIndex: 0, raftTerm: 0,
+    isLearner: learner, isLeader: false, errors: [],
+  };
+  return { id, learner, status };
 }
 
 function inventoryChanges(t: Target, dataDir: string | undefined, flagsChanged: boolean): string[] {

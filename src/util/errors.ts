@@ -12,6 +12,8 @@ export const ExitCode = {
   locked: 4,
   denied: 5,
   critical: 6,
+  /** The machine is not usable as it is (a state dir not writable or not a directory, a disk full): the message says what to fix. */
+  environment: 7,
   interrupted: 130,
   terminated: 143,
 } as const;
@@ -98,4 +100,33 @@ export class StepError extends Error {
 export function messageOf(err: unknown): string {
   if (err instanceof Error) return err.message || err.constructor.name;
   return String(err);
+}
+
+/** What an errno means for the operator, and what to do about it. */
+const ERRNO_ADVICE: Record<string, string> = {
+  EACCES: 'permission denied: run as a user who may write there, or choose another place (--state-dir or RUNBOOK_STATE_DIR for runs)',
+  EPERM: 'operation not permitted: run as a user who may do this, or choose another place (--state-dir or RUNBOOK_STATE_DIR for runs)',
+  EROFS: 'the filesystem is read-only: choose a writable place (--state-dir or RUNBOOK_STATE_DIR for runs)',
+  ENOTDIR: 'a part of this path is a file, not a directory: fix the path (--state-dir or RUNBOOK_STATE_DIR for runs)',
+  ENOENT: 'no such file or directory: create it, or fix the path',
+  EISDIR: 'this is a directory, a file was expected: fix the path',
+  ENOSPC: 'no space left on the device: free space there, or choose another place',
+  EDQUOT: 'disk quota exceeded: free space there, or choose another place',
+  EMFILE: 'too many open files: raise the limit (ulimit -n) and try again',
+  ENAMETOOLONG: 'the path is too long: choose a shorter one',
+  ELOOP: 'too many symbolic links in the path: fix the path',
+};
+
+/**
+ * A failure of the machine rather than of runbook (a Node system error with an errno code and a path), as a
+ * UserError that says what to do and exits 7; undefined for anything else.
+ */
+export function environmentError(err: unknown): UserError | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const e = err as NodeJS.ErrnoException;
+  const advice = e.code ? ERRNO_ADVICE[e.code] : undefined;
+  if (!advice) return undefined;
+  const dest = (e as { dest?: unknown }).dest;
+  const where = e.path ? ` ${e.path}${typeof dest === 'string' ? ` → ${dest}` : ''}` : '';
+  return new UserError(`cannot ${e.syscall ?? 'use'}${where} (${e.code}): ${advice}`, { exitCode: ExitCode.environment });
 }

@@ -117,6 +117,26 @@ describe('run lifecycle (real CLI processes)', () => {
     expect(effects()).toEqual(['one', 'two']);
   });
 
+  it('approve/deny of a step that is not waiting, not an approval or not in the run: exit 2 naming what waits', async () => {
+    const p = cli(['run', rb, ...common(), '-p', 'pause=0s']);
+    const runId = runIdOf(await waitForText(p, /waiting for approval/));
+    const missing = await cli(['approve', runId, 'nonexistent-step', '--state-dir', stateDir]);
+    expect(missing.exitCode).toBe(2);
+    expect(missing.stderr).toMatch(/has no step "nonexistent-step"; waiting for approval: "confirm"/);
+    expect(missing.stdout).not.toMatch(/approved/);
+    const notApproval = await cli(['deny', runId, 'two', '--state-dir', stateDir]);
+    expect(notApproval.exitCode).toBe(2);
+    expect(notApproval.stderr).toMatch(/step "two" .* does not ask for approval; waiting for approval: "confirm"/);
+    const noRun = await cli(['approve', '20200101-000000-nope-abcdef', 'confirm', '--state-dir', stateDir]);
+    expect(noRun.exitCode).toBe(2);
+    expect(noRun.stderr).toMatch(/no run 20200101-000000-nope-abcdef/);
+    // The refused decisions were not recorded: the run still waits, and the real approval lets it finish.
+    expect(fs.readdirSync(path.join(stateDir, 'runs', runId, 'approvals'))).toEqual([]);
+    expect((await cli(['approve', runId, 'confirm', '--state-dir', stateDir])).exitCode).toBe(0);
+    expect((await p).exitCode).toBe(0);
+    expect(effects()).toEqual(['one', 'two']);
+  });
+
   it('Ctrl-C while waiting for approval: interrupted (130), not denied; resume asks again and finishes', async () => {
     const p = cli(['run', rb, ...common(), '-p', 'pause=0s', '--wait-for-approval']);
     const runId = runIdOf(await waitForText(p, /waiting for approval/));

@@ -23,7 +23,7 @@ function facts(over: Partial<Facts> = {}): Facts {
   return {
     cluster: 'prod', source: '/etc/runbook/prod.yaml', checkedAt: '2026-01-01T00:00:00.000Z',
     leader: { name: 'etcd-1', memberId: 'a1' }, raftTerm: 4, clusterId: 'c1', clusterIds: ['c1'], revision: 1000, compactRevision: 900, compactionGap: 100,
-    members: [member('etcd-1'), member('etcd-2'), member('etcd-3')], learners: [], alarms: [], unknownMembers: [], certificates: [], notes: [],
+    members: [member('etcd-1'), member('etcd-2'), member('etcd-3')], learners: [], alarms: [], unknownMembers: [], certificates: [], notes: [], cannotRead: [], quotaWarning: null,
     ...over,
   };
 }

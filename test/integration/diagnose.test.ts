@@ -57,21 +57,32 @@ describe('diagnose on a 3-member cluster', () => {
     expect(d.compactRevision).toBe(0);
     expect(d.members).toHaveLength(3);
     for (const m of d.members) {
-      expect(m).toMatchObject({ reachable: true, quotaBytes: cluster.quotaBytes, quotaSource: 'inventory', version: expect.stringMatching(/^3\./), autoCompactionDisabled: true });
+      expect(m).toMatchObject({ reachable: true, quotaBytes: cluster.quotaBytes, quotaSource: 'member /metrics', version: expect.stringMatching(/^3\./), autoCompactionDisabled: true });
       expect(m.flags?.from).toMatch(/^argv of pid \d+$/);
       expect(m.flags?.quotaBackendBytes).toBe(String(cluster.quotaBytes));
     }
     expect(codes(d)).toContain('auto-compaction-off');
 
-    // The same read through --endpoints (no inventory: the etcd default quota, no flags).
+    // The same read through --endpoints (no inventory, no flags): the quota still comes from the members.
     const e = await diagnoseJson(['--endpoints', cluster.endpoints.join(',')]);
     expect(e.code).toBe(0);
-    expect(e.d.members.every((m) => m.reachable && m.quotaSource === 'etcd default (2 GiB)' && m.autoCompactionDisabled === null)).toBe(true);
+    expect(e.d.members.every((m) => m.reachable && m.quotaBytes === cluster.quotaBytes && m.quotaSource === 'member /metrics' && m.autoCompactionDisabled === null)).toBe(true);
 
-    // Without an inventory quota, the member's own --quota-backend-bytes is used, and said so.
-    const noQuota = cluster.writeInventory(join(cluster.dir, 'no-quota.yaml'), { quotaBytes: undefined });
+    // Fallbacks, named as such, when /metrics cannot be read (a metricsURL where nothing listens): the inventory's
+    // quotaBytes, else the member's own --quota-backend-bytes.
+    const blind = cluster.inventory().members.map((m) => ({ ...m, metricsURL: 'http://127.0.0.1:9' }));
+    const inv2 = cluster.writeInventory(join(cluster.dir, 'no-metrics.yaml'), { members: blind });
+    const i2 = await diagnoseJson(['-i', inv2]);
+    expect(i2.d.members.map((m) => [m.quotaBytes, m.quotaSource])).toEqual(Array(3).fill([cluster.quotaBytes, 'inventory']));
+    const noQuota = cluster.writeInventory(join(cluster.dir, 'no-quota.yaml'), { quotaBytes: undefined, members: blind });
     const q = await diagnoseJson(['-i', noQuota]);
     expect(q.d.members.map((m) => [m.quotaBytes, m.quotaSource])).toEqual(Array(3).fill([cluster.quotaBytes, 'member flag --quota-backend-bytes']));
+
+    // An inventory quota the members do not run with: a warning naming both, the members' value used.
+    const stale = cluster.writeInventory(join(cluster.dir, 'stale-quota.yaml'), { quotaBytes: 4 * cluster.quotaBytes });
+    const st = await diagnoseJson(['-i', stale]);
+    expect(st.d.members.every((m) => m.quotaBytes === cluster.quotaBytes && m.quotaSource === 'member /metrics')).toBe(true);
+    expect(st.d.findings).toContainEqual(expect.objectContaining({ severity: 'warning', code: 'quota-mismatch', message: expect.stringMatching(/inventory says quotaBytes 64\.0 MiB but the members run with 16\.0 MiB/) }));
   }, 120_000);
 
   it('NOSPACE: the alarm, usage above the quota, fragmentation, nospace-recovery with the exact command; exit 6', async () => {
@@ -105,9 +116,28 @@ describe('diagnose on a 3-member cluster', () => {
     expect(text.code).toBe(6);
     expect(text.out).toMatch(/: CRITICAL/);
     expect(text.out).toMatch(/✗ critical {2}NOSPACE alarm on m\d/);
-    expect(text.out).toMatch(/m\d +(leader|follower) +\d+\.\d MiB +\d+\.\d MiB +\d+% +16\.0 MiB \(inventory\) +1\d\d%/);
+    expect(text.out).toMatch(/m\d +(leader|follower) +\d+\.\d MiB +\d+\.\d MiB +\d+% +16\.0 MiB \(member \/metrics\) +1\d\d%/);
     expect(text.out).toContain(`runbook run nospace-recovery -i ${inv}`);
   }, 180_000);
+
+  it('--endpoints on a 24 MiB-quota cluster in NOSPACE: diagnose and plan use the quota the members report (not 2 GiB)', async () => {
+    const small = await startCluster({ members: 3, quotaBytes: 24 * 1024 * 1024, name: 'q24' });
+    clusters.push(small);
+    await small.fillToNospace();
+    const endpoints = small.endpoints.join(',');
+    const { d } = await diagnoseJson(['--endpoints', endpoints]);
+    expect(d.alarms.map((a) => a.alarm)).toContain('NOSPACE');
+    expect(d.members.map((m) => [m.quotaBytes, m.quotaSource])).toEqual(Array(3).fill([24 * 1024 * 1024, 'member /metrics']));
+    expect(Math.max(...d.members.map((m) => m.usage!))).toBeGreaterThanOrEqual(0.95);
+    const text = await run(['--endpoints', endpoints]);
+    expect(text.out).toMatch(/24\.0 MiB \(member \/metrics\) +(9[5-9]|1\d\d)%/);
+
+    const plan = await execa(process.execPath, [join(import.meta.dirname, '../../bin/runbook.js'), 'plan', 'nospace-recovery', '--endpoints', endpoints, '--state-dir', join(small.dir, 'plan-state')], { reject: false, env: { NO_COLOR: '1' } });
+    expect(plan.exitCode, plan.stderr).toBe(0);
+    expect(plan.stdout).toMatch(/preflight: .*db sizes: .*\((9[5-9]|1\d\d)%\).*; quota 24\.0 MiB \(member \/metrics\)/);
+    expect(plan.stdout).toMatch(/below 95% of the quota of 24\.0 MiB \(member \/metrics\) \(now: .*\((9[5-9]|1\d\d)%\)/);
+    expect(plan.stdout).not.toMatch(/2\.0 GiB/);
+  }, 120_000);
 
   it('reads the compact revision back and reports the gap', async () => {
     const client = cluster.client();

@@ -2,8 +2,10 @@
  * The CLI driven in-process through `main(argv, io)` with captured output: exit codes, diagnostics with positions,
  * no stack traces for user errors, `show --mermaid` against the compiled machine.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../../src/cli/main.ts';
 import type { Io } from '../../../src/cli/output.ts';
@@ -42,6 +44,59 @@ describe('runbook validate on the invalid corpus', () => {
     expect(r.err).toContain(want.text);
     expect(r.err).not.toMatch(STACK);
     expect(r.err).not.toMatch(/internal error/);
+  });
+});
+
+describe('an inventory with a bad data dir is refused by every command that loads it', () => {
+  const bad = readdirSync(invalidDir).filter((f) => /^inventory-.*data-dir\.yaml$/.test(f)).sort();
+  it('has the shared, root and relative data dir fixtures', () => expect(bad).toHaveLength(3));
+  it.each(bad)('%s: plan and diagnose exit 2 with file:line:col before touching a cluster', async (f) => {
+    const file = path.join(invalidDir, f);
+    const want = expectation(file);
+    for (const args of [['plan', 'nospace-recovery', '-i', file], ['diagnose', '-i', file]]) {
+      const r = await run(args);
+      expect(r.code).toBe(2);
+      expect(r.err).toContain(`${file}:${want.line}:${want.col}: `);
+      expect(r.err).toContain(want.text);
+    }
+  });
+});
+
+describe('environment errors: what to do and a documented exit code, never "internal error"', () => {
+  it('a state dir under a file: exit 7, names the path and the fix', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'runbook-env-'));
+    try {
+      writeFileSync(path.join(dir, 'a-file'), '');
+      const r = await run(['run', path.join(root, 'test/fixtures/valid/slow-steps.yaml'), '--endpoints', 'http://127.0.0.1:9', '--state-dir', path.join(dir, 'a-file', 'state'), '-p', `dir=${dir}`, '--yes']);
+      expect(r.code).toBe(7);
+      expect(r.err).toMatch(/cannot mkdir .*a-file\/state.* \(ENOTDIR\): a part of this path is a file, not a directory: fix the path \(--state-dir or RUNBOOK_STATE_DIR/);
+      expect(r.err).not.toMatch(/internal error/);
+      expect(r.err).not.toMatch(STACK);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('serve --check refuses a TLS key that does not belong to the certificate (serve would fail at listen)', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'runbook-tls-'));
+    try {
+      for (const n of ['a', 'b']) {
+        await execa('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${n}.key`, '-out', `${n}.crt`, '-days', '2', '-subj', `/CN=${n}`], { cwd: dir, stdin: 'ignore' });
+      }
+      const cfg = (key: string) => {
+        const file = path.join(dir, `chat-${key}.yaml`);
+        writeFileSync(file, `listen: 127.0.0.1:18080\nstateDir: ${dir}/state\ntls: { cert: a.crt, key: ${key} }\nclusters: {}\nrunbooks: {}\n`);
+        return file;
+      };
+      const bad = await run(['serve', '-c', cfg('b.key'), '--check']);
+      expect(bad.code).toBe(2);
+      expect(bad.err).toContain(`tls: the key ${dir}/b.key does not belong to the certificate ${dir}/a.crt`);
+      expect(bad.err).not.toMatch(/internal error|BEGIN/);
+      const good = await run(['serve', '-c', cfg('a.key'), '--check']);
+      expect(good.code, good.err).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

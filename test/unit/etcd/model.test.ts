@@ -1,4 +1,5 @@
 /** Pure parts of the etcd layer and actions: status parsing, member matching, successor choice, quota, timeouts. */
+import { quotaDisagreement } from '../../../src/etcd/quota.ts';
 import { describe, expect, it } from 'vitest';
 import type { IStatusResponse } from 'etcd3';
 import type { Inventory, MemberSpec } from '../../../src/inventory/types.ts';
@@ -85,8 +86,8 @@ describe('matching inventory members to etcd members', () => {
 
   it('finds members by name, hex id, peer URL or client URL', () => {
     const probes: MemberProbe[] = [
-      { name: 'm1', endpoint: 'http://127.0.0.1:2380', spec: spec('m1', 2380), member: list[0]!, ok: false, error: 'down', errorKind: 'transient' },
-      { name: 'm2', endpoint: 'http://127.0.0.1:3000', spec: spec('m2', 3000), member: list[1]!, ok: false, error: 'down', errorKind: 'transient' },
+      { name: 'm1', endpoint: 'http://127.0.0.1:2380', spec: spec('m1', 2380), member: list[0]!, ok: false, error: 'down', errorKind: 'transient', errorClass: 'unreachable' },
+      { name: 'm2', endpoint: 'http://127.0.0.1:3000', spec: spec('m2', 3000), member: list[1]!, ok: false, error: 'down', errorKind: 'transient', errorClass: 'unreachable' },
     ];
     const view = { members: probes } as ClusterView;
     expect(findMember(view, 'm2')?.name).toBe('m2');
@@ -123,7 +124,7 @@ describe('choosing who leads next', () => {
     const lead = answering('lead', 'l');
     expect(requestTarget({ members: [answering('a', 'a1'), lead], leader: lead } as ClusterView).name).toBe('lead');
     expect(requestTarget({ members: [answering('a', 'a1')] } as ClusterView).name).toBe('a');
-    const down: MemberProbe = { name: 'm1', endpoint: 'e', spec: spec('m1', 1), ok: false, error: 'bad certificate', errorKind: 'invalid', hint: 'check the TLS files' };
+    const down: MemberProbe = { name: 'm1', endpoint: 'e', spec: spec('m1', 1), ok: false, error: 'bad certificate', errorKind: 'invalid', errorClass: 'tls', hint: 'check the TLS files' };
     expect(() => requestTarget({ members: [down] } as ClusterView)).toThrow(expect.objectContaining({ kind: 'invalid', message: 'no voter answers: m1: bad certificate', hint: 'check the TLS files' }));
   });
 });
@@ -143,16 +144,31 @@ describe('quota', () => {
     expect(resolveQuota(inventory(members, { quotaBytes: 64 * MiB }))).toEqual({ bytes: 64 * MiB, source: 'inventory' });
     expect(resolveQuota(inventory(members))).toEqual({ bytes: 16 * MiB, source: 'member flags' });
     expect(resolveQuota(inventory([spec('m1', 1)]))).toEqual({ bytes: 2 * 1024 ** 3, source: 'etcd default' });
+    // What the members report on /metrics beats every guess; the input (a raise) still comes first.
+    expect(resolveQuota(inventory(members, { quotaBytes: 64 * MiB }), undefined, [24 * MiB, 32 * MiB])).toEqual({ bytes: 24 * MiB, source: 'member /metrics' });
+    expect(resolveQuota(inventory(members), 8 * MiB, [24 * MiB])).toEqual({ bytes: 8 * MiB, source: 'input' });
   });
 
-  it('prefers a raised quota from the run params, then what preflight found', () => {
+  it('names both values when the inventory or the members disagree on the quota', () => {
+    expect(quotaDisagreement({ quotaBytes: 64 * MiB }, [{ name: 'm1', bytes: 24 * MiB }, { name: 'm2', bytes: 24 * MiB }])).toBe(
+      "the inventory says quotaBytes 64.0 MiB but the members run with 24.0 MiB (member /metrics): using the members' value; update the inventory",
+    );
+    expect(quotaDisagreement({}, [{ name: 'm1', bytes: 24 * MiB }, { name: 'm2', bytes: 32 * MiB }])).toMatch(/different quotas \(member \/metrics: m1 24.0 MiB, m2 32.0 MiB\)/);
+    expect(quotaDisagreement({ quotaBytes: 24 * MiB }, [{ name: 'm1', bytes: 24 * MiB }])).toBeUndefined();
+  });
+
+  it('prefers a raised quota from the run params, then what preflight found (members that do not answer /metrics)', async () => {
     const inv = inventory([spec('m1', 1)]);
     const t = makeActionContext(inv, {
       steps: { pre: { status: 'succeeded', output: { quotaBytes: 16 * MiB, quotaSource: 'member flags', unreachable: [], members: [] } } },
     });
-    expect(effectiveQuota(t.ctx)).toEqual({ bytes: 16 * MiB, source: 'member flags' });
-    expect(effectiveQuota(t.step('x', { params: { quotaBytes: '1GiB' } }))).toEqual({ bytes: 1024 ** 3, source: 'input' });
-    expect(effectiveQuota(t.ctx, 5)).toEqual({ bytes: 5, source: 'input' });
+    try {
+      expect(await effectiveQuota(t.ctx)).toEqual({ bytes: 16 * MiB, source: 'member flags' });
+      expect(await effectiveQuota(t.step('x', { params: { quotaBytes: '1GiB' } }))).toEqual({ bytes: 1024 ** 3, source: 'input' });
+      expect(await effectiveQuota(t.ctx, 5)).toEqual({ bytes: 5, source: 'input' });
+    } finally {
+      await t.dispose();
+    }
   });
 
   it('counts a db within 5% of the quota as full (etcd raises NOSPACE before size passes the quota)', () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -30,10 +30,10 @@ members:
   - name: etcd-1
     clientURL: https://127.0.0.1:2379
     peerURL: https://127.0.0.1:2380
-    dataDir: data/etcd-1
+    dataDir: /srv/etcd/etcd-1
     driver:
       type: process
-      command: [./bin/etcd, --name, etcd-1, --data-dir, data/etcd-1]
+      command: [./bin/etcd, --name, etcd-1, --data-dir, /srv/etcd/etcd-1]
       pidFile: run/etcd-1.pid
       logFile: logs/etcd-1.log
       env: { ETCD_UNSUPPORTED_ARCH: arm64 }
@@ -77,8 +77,8 @@ describe('loadInventory', () => {
       name: 'etcd-1',
       clientURL: 'https://127.0.0.1:2379',
       peerURL: 'https://127.0.0.1:2380',
-      dataDir: at('data/etcd-1'),
-      driver: { type: 'process', command: [at('bin/etcd'), '--name', 'etcd-1', '--data-dir', 'data/etcd-1'], pidFile: at('run/etcd-1.pid'), logFile: at('logs/etcd-1.log'), env: { ETCD_UNSUPPORTED_ARCH: 'arm64' } },
+      dataDir: '/srv/etcd/etcd-1',
+      driver: { type: 'process', command: [at('bin/etcd'), '--name', 'etcd-1', '--data-dir', '/srv/etcd/etcd-1'], pidFile: at('run/etcd-1.pid'), logFile: at('logs/etcd-1.log'), env: { ETCD_UNSUPPORTED_ARCH: 'arm64' } },
     });
     expect(inv.members[1]).toEqual({
       name: 'etcd-2',
@@ -143,6 +143,62 @@ describe('loadInventory', () => {
       '14:14 member "d": dataDir: dataDir "/data/d" differs from --data-dir "/data/other" in driver.command',
       '16:6 tls: cert and key go together: give both or neither',
     ]);
+  });
+
+  describe('data dirs: a recovery moves them aside and restores into them', () => {
+    const member = (name: string, port: number, extra: string[]) => [
+      `  - name: ${name}`,
+      `    clientURL: http://127.0.0.1:${port}`,
+      `    peerURL: http://127.0.0.1:${port + 1}`,
+      ...extra.map((l) => `    ${l}`),
+    ];
+
+    it('refuses two members sharing one data dir on this machine, also through a symlink, and one inside another', () => {
+      const real = mkdtempSync(path.join(tmp, 'data-'));
+      const link = path.join(tmp, `link-${n}`);
+      symlinkSync(real, link);
+      const got = problems(
+        [
+          'name: c',
+          'members:',
+          ...member('a', 2379, [`dataDir: ${real}/etcd`]),
+          ...member('b', 3379, [`dataDir: ${link}/etcd`]),
+          ...member('c', 4379, [`dataDir: ${real}/etcd/member`]),
+          // the same path on two ssh hosts is two directories: fine
+          ...member('d', 5379, ['dataDir: /var/lib/etcd', 'ssh: { host: 10.0.0.4 }']),
+          ...member('e', 6379, ['dataDir: /var/lib/etcd', 'ssh: { host: 10.0.0.5 }']),
+        ].join('\n'),
+      );
+      expect(got).toEqual([
+        `10:14 member "b": dataDir: dataDir "${link}/etcd" (${real}/etcd) is also the data dir of member "a" on this machine: every member needs its own`,
+        `14:14 member "c": dataDir: dataDir "${real}/etcd/member" is inside the data dir of member "a" on this machine: every member needs its own`,
+        `14:14 member "c": dataDir: dataDir "${real}/etcd/member" is inside the data dir of member "b" on this machine: every member needs its own`,
+      ]);
+    });
+
+    it('refuses /, a system directory and a relative data dir (also as --data-dir of the driver)', () => {
+      const got = problems(
+        [
+          'name: c',
+          'members:',
+          ...member('a', 2379, ['dataDir: /']),
+          ...member('b', 3379, ['dataDir: /var/lib/']),
+          ...member('c', 4379, ['dataDir: data/etcd-c']),
+          ...member('d', 5379, ['driver: { type: process, command: [etcd, --data-dir, d.etcd], pidFile: /run/d.pid }']),
+        ].join('\n'),
+      );
+      expect(got).toEqual([
+        '6:14 member "a": dataDir: dataDir "/" is a system directory: give the member\'s own directory (e.g. /var/lib/etcd)',
+        '10:14 member "b": dataDir: dataDir "/var/lib/" is a system directory: give the member\'s own directory (e.g. /var/lib/etcd)',
+        '14:14 member "c": dataDir: dataDir "data/etcd-c" must be an absolute path (recovery moves it aside and restores into it: a relative path would land wherever runbook is started)',
+        '18:46 member "d": driver.command[1]: --data-dir "d.etcd" must be an absolute path (recovery moves it aside and restores into it: a relative path would land wherever runbook is started)',
+      ]);
+    });
+
+    it('refuses a URL that is one member\'s client URL and another\'s peer URL', () => {
+      const got = problems(['name: c', 'members:', ...member('a', 2379, []), '  - { name: b, clientURL: "http://127.0.0.1:2380", peerURL: "http://127.0.0.1:3380" }'].join('\n'));
+      expect(got).toEqual(['6:27 member "b": clientURL: clientURL "http://127.0.0.1:2380" is also the peerURL of member 1 (line 3)']);
+    });
   });
 
   it('reports structural mistakes with positions and suggestions', () => {
