@@ -11,6 +11,7 @@ import { registerRunCommands } from './runs.ts';
 import { registerServeCommand } from './serve.ts';
 import { registerRehearseCommand } from './rehearse.ts';
 import { registerDiagnoseCommand } from './diagnose.ts';
+import { registerBackupCommands } from './backup.ts';
 
 export const VERSION = '0.1.0';
 
@@ -35,6 +36,7 @@ Exit codes:
   registerServeCommand(program, io);
   registerRehearseCommand(program, io);
   registerDiagnoseCommand(program, io);
+  registerBackupCommands(program, io);
   for (const cmd of program.commands) cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
   return program;
 }

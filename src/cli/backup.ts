@@ -1,0 +1,87 @@
+/** `runbook backup stream` (continuous backup: full snapshot + delta segments) and `runbook backup status` (its lag). */
+import type { Command } from 'commander';
+import type { Inventory } from '../inventory/types.ts';
+import { ExitCode, UserError } from '../util/errors.ts';
+import { parseBytes, parseDuration } from '../util/units.ts';
+import { json, type Io } from './output.ts';
+import { setExit } from './main.ts';
+import { abortOnSignals } from './signals.ts';
+import { resolveInventory, targetOptions, type TargetOpts } from './target.ts';
+
+function duration(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = parseDuration(v);
+  if (n === undefined || n <= 0) throw new UserError(`${flag}: not a duration: ${JSON.stringify(v)} (e.g. 1s, 10m)`);
+  return n;
+}
+
+function bytes(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = parseBytes(v);
+  if (n === undefined || n <= 0) throw new UserError(`${flag}: not a byte size: ${JSON.stringify(v)} (e.g. 64MiB)`);
+  return n;
+}
+
+export function backupDirOf(inventory: Inventory, dir: string | undefined): string {
+  const d = dir ?? inventory.snapshots?.dirs[0];
+  if (!d) throw new UserError(`no backup dir: give --dir, or snapshots.dirs in inventory ${inventory.source}`);
+  return d;
+}
+
+interface StreamOpts extends TargetOpts {
+  dir?: string;
+  fsyncInterval?: string;
+  segmentMaxBytes?: string;
+  segmentMaxAge?: string;
+  fullEvery?: string;
+  fullAfterBytes?: string;
+}
+
+export function registerBackupCommands(program: Command, io: Io): void {
+  const backup = program.command('backup').description('continuous backup: a full snapshot plus every change since, in sealed delta segments');
+  targetOptions(backup.command('stream').description('take a full snapshot, then stream every change of the keyspace into delta segments until stopped (SIGTERM/SIGINT seal the open segment)'))
+    .option('--dir <dir>', 'backup dir (default: the inventory\'s first snapshots.dirs)')
+    .option('--fsync-interval <duration>', 'fsync the open segment at most this long after a write', '1s')
+    .option('--segment-max-bytes <size>', 'seal a segment at this size', '64MiB')
+    .option('--segment-max-age <duration>', 'seal a segment this long after its first record', '10m')
+    .option('--full-every <duration>', 'take a new full snapshot this often', '6h')
+    .option('--full-after-bytes <size>', 'or after this many bytes of changes', '1GiB')
+    .action(async (opts: StreamOpts) => {
+      const fsyncIntervalMs = duration('--fsync-interval', opts.fsyncInterval);
+      const maxBytes = bytes('--segment-max-bytes', opts.segmentMaxBytes);
+      const maxAgeMs = duration('--segment-max-age', opts.segmentMaxAge);
+      const fullEveryMs = duration('--full-every', opts.fullEvery);
+      const fullAfterBytes = bytes('--full-after-bytes', opts.fullAfterBytes);
+      const inventory = await resolveInventory(opts, io);
+      const backupDir = backupDirOf(inventory, opts.dir);
+      const { runStream } = await import('../backup/stream.ts');
+      const sig = abortOnSignals();
+      try {
+        await runStream({
+          inventory,
+          backupDir,
+          ...(fsyncIntervalMs ? { fsyncIntervalMs } : {}),
+          rotation: { ...(maxBytes ? { maxBytes } : {}), ...(maxAgeMs ? { maxAgeMs } : {}) },
+          ...(fullEveryMs ? { fullEveryMs } : {}),
+          ...(fullAfterBytes ? { fullAfterBytes } : {}),
+          signal: sig.signal,
+          log: (m) => io.err(`backup: ${m}`),
+        });
+      } finally {
+        sig.dispose();
+      }
+    });
+
+  targetOptions(backup.command('status').description('what the backups hold (snapshots, segments, gaps) and the stream\'s lag (the RPO right now)'))
+    .option('--dir <dir>', 'backup dir (default: the inventory\'s first snapshots.dirs)')
+    .option('--warn-lag <duration>', 'exit 1 when the lag is above this', '10s')
+    .option('--json', 'print as JSON')
+    .action(async (opts: TargetOpts & { dir?: string; warnLag?: string; json?: boolean }, cmd: Command) => {
+      const warnMs = duration('--warn-lag', opts.warnLag)!;
+      const inventory = await resolveInventory(opts, io);
+      const { backupStatus, formatBackupStatus } = await import('../backup/report.ts');
+      const s = await backupStatus(backupDirOf(inventory, opts.dir), inventory.name, warnMs);
+      io.out(opts.json ? json(s) : formatBackupStatus(s));
+      setExit(cmd, s.warnings.length ? ExitCode.failed : ExitCode.ok);
+    });
+}
