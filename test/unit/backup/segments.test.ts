@@ -52,7 +52,7 @@ describe('records', () => {
 
   it('a flipped byte fails the checksum', () => {
     const line = Buffer.from(encodeRecord(rec(3)).subarray(0, -1));
-    line[20] ^= 1;
+    line[20] = line[20]! ^ 1;
     expect(decodeRecord(line)).toBeUndefined();
   });
 
