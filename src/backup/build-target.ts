@@ -13,6 +13,7 @@
  */
 import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { currentRevision } from '../etcd/kv.ts';
 import { localHost, sha256File } from '../hosts/local.ts';
 import type { Inventory } from '../inventory/types.ts';
 import { detectRestoreTool } from '../snapshot/etcd-tools.ts';
@@ -115,7 +116,13 @@ export async function buildTarget(o: { inventory: Inventory; dirs: string[]; spe
   const scratch = await startScratchMember({ snapshot: copy, workDir: o.workDir, tool, inventory: o.inventory, ...(o.signal ? { signal: o.signal } : {}) });
   try {
     const client = scratch.pool.member(scratch.endpoint);
-    const r = await replay(client, ch.spans, ch.baseRevision, ch.target, { ...(o.signal ? { signal: o.signal } : {}), log });
+    // An empty cluster's snapshot says revision 0 while the member starts at 1 (no key was ever written).
+    const startRev = await currentRevision(scratch.pool, scratch.endpoint);
+    if (startRev !== Math.max(1, ch.baseRevision)) {
+      throw new StepError('failed', `the scratch member restored from ${ch.base.path} is at revision ${startRev}, its manifest says ${ch.baseRevision}: not a base to replay onto`);
+    }
+    if (ch.target < startRev) throw new StepError('precondition', `revision ${ch.target} is before the first revision a member can have (${startRev})`);
+    const r = await replay(client, ch.spans, startRev, ch.target, { ...(o.signal ? { signal: o.signal } : {}), log });
     log(`replayed ${r.revisions} revision(s), ${r.events} event(s), ${r.leasesGranted} lease(s) granted`);
     await mkdir(o.outDir, { recursive: true });
     const saved = await saveSnapshot({ pool: scratch.pool, inventory: scratch.inventory, endpoint: scratch.endpoint, dir: o.outDir, ...(o.signal ? { signal: o.signal } : {}), log });

@@ -31,7 +31,7 @@ export interface Run {
 export interface Catalog {
   spans: Span[];
   runs: Run[];
-  /** Snapshots with a manifest (their revision is known), newest first. */
+  /** Verified snapshots with a manifest (their revision is known; 0 for an empty cluster, whose revision is 1), newest first. */
   bases: SnapshotEntry[];
   problems: string[];
 }
@@ -75,7 +75,7 @@ export async function catalog(dirs: string[], cluster: string, opts: { verify?: 
       runs.push({ from: s.after, to: s.lastRevision, spans: [s] });
     }
   }
-  const bases = sortNewestFirst(uniq.flatMap((d) => listSnapshots(d)).filter((e) => e.manifest && e.manifest.cluster === cluster && e.manifest.revision > 0));
+  const bases = sortNewestFirst(uniq.flatMap((d) => listSnapshots(d)).filter((e) => e.manifest && e.manifest.cluster === cluster && typeof e.manifest.revision === 'number' && e.manifest.verified !== false));
   return { spans, runs, bases, problems };
 }
 

@@ -30,7 +30,9 @@ export class Workload {
     this.#clients = cluster.members.map((m) => cluster.client(m.name));
   }
 
+  /** Start (or restart after stop) writing, one write every `pauseMs`. */
   start(pauseMs = 5): void {
+    this.#stop = false;
     this.#done = (async () => {
       while (!this.#stop) {
         try {
@@ -43,9 +45,14 @@ export class Workload {
     })();
   }
 
+  /** Stop writing; resolves once the write in flight is acknowledged (or failed). */
   async stop(): Promise<void> {
     this.#stop = true;
     await this.#done;
+  }
+
+  get lastRevision(): number {
+    return Math.max(0, ...this.acks.map((a) => a.revision));
   }
 
   get client(): Etcd3 {
