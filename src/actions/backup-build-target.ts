@@ -11,6 +11,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildTarget, chooseTarget, type BuiltTarget, type TargetSpec } from '../backup/build-target.ts';
+import { catalog, newestPoint } from '../backup/chain.ts';
 import { writeFileAtomic } from '../drivers/safe-fs.ts';
 import { currentRevision } from '../etcd/kv.ts';
 import { sha256File } from '../hosts/local.ts';
@@ -23,7 +24,14 @@ export interface BuildTargetInput {
   at?: string;
   revision?: number;
   newest: boolean;
+  onlyIfNewerThan?: number;
   dirs?: string[];
+}
+
+/** With `newest`, when deltas add nothing to the snapshot another step chose: nothing is built. */
+export interface NotUsed {
+  used: false;
+  reason: string;
 }
 
 function specOf(input: BuildTargetInput): TargetSpec {
@@ -72,7 +80,20 @@ async function checkBump(ctx: ActionContext, target: number): Promise<void> {
   }
 }
 
-export const buildTargetAction: ActionImpl<BuildTargetInput, BuiltTarget> = {
+/** Newest mode: why the deltas are not worth a rebuild (no segments, or no newer than the other choice), else undefined. */
+async function notWorthIt(ctx: ActionContext, input: BuildTargetInput): Promise<NotUsed | undefined> {
+  if (!input.newest) return undefined;
+  const c = await catalog(dirsOf(ctx, input), ctx.inventory.name, { signal: ctx.signal });
+  if (c.spans.length === 0) return { used: false, reason: 'no delta segments in the snapshot dirs: the chosen snapshot is restored as is' };
+  const np = newestPoint(c);
+  if (!np) return { used: false, reason: 'no full snapshot from which the delta segments continue' };
+  if (input.onlyIfNewerThan !== undefined && np.target <= input.onlyIfNewerThan) {
+    return { used: false, reason: `the deltas reach revision ${np.target}, not past the chosen snapshot's ${input.onlyIfNewerThan}` };
+  }
+  return undefined;
+}
+
+export const buildTargetAction: ActionImpl<BuildTargetInput, BuiltTarget | NotUsed> = {
   async probe(ctx) {
     const file = join(outDir(ctx), 'target.json');
     if (!existsSync(file)) return { done: false, detail: 'no target built by this run yet' };
@@ -82,6 +103,8 @@ export const buildTargetAction: ActionImpl<BuildTargetInput, BuiltTarget> = {
   },
 
   async plan(ctx, input) {
+    const skip = await notWorthIt(ctx, input);
+    if (skip) return `nothing to rebuild: ${skip.reason}`;
     const c = await chooseTarget(dirsOf(ctx, input), ctx.inventory.name, specOf(input), ctx.signal);
     return [
       `target revision ${c.revision}${c.observedAt ? ` (observed ${c.observedAt})` : ''}`,
@@ -94,6 +117,11 @@ export const buildTargetAction: ActionImpl<BuildTargetInput, BuiltTarget> = {
   },
 
   async run(ctx, input) {
+    const skip = await notWorthIt(ctx, input);
+    if (skip) {
+      ctx.log(skip.reason);
+      return skip;
+    }
     const spec = specOf(input);
     const dirs = dirsOf(ctx, input);
     const choice = await chooseTarget(dirs, ctx.inventory.name, spec, ctx.signal);
@@ -114,6 +142,7 @@ export const buildTargetAction: ActionImpl<BuildTargetInput, BuiltTarget> = {
   },
 
   async verify(_ctx, _input, output) {
+    if (!('path' in output)) return;
     if ((await sha256File(output.path)) !== output.sha256) throw new StepError('failed', `${output.path} changed right after it was built`);
   },
 };

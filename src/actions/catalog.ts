@@ -154,6 +154,7 @@ export const catalog = {
       at: z.string().min(1).optional().describe('ISO time: the last revision the backup stream observed at or before it'),
       revision: z.number().int().min(1).optional().describe('an exact revision'),
       newest: z.boolean().default(false).describe('the newest consistent point the backups hold (full snapshot + every delta after it)'),
+      onlyIfNewerThan: z.number().int().min(0).optional().describe('with newest: build only when that point is past this revision (e.g. the snapshot another step chose); else output { used: false }'),
       dirs: z.array(z.string().min(1)).optional().describe('default: the snapshot dirs of the inventory'),
     }),
     mutates: true,

@@ -7,10 +7,14 @@
 import type { Etcd3 } from 'etcd3';
 import type { TestCluster } from './etcd-cluster.ts';
 
+/** What a write did: key → new value, or null for a delete. */
+export type Effects = [string, string | null][];
+
 export interface Ack {
   revision: number;
   at: number;
   what: string;
+  effects: Effects;
 }
 
 export type Keyspace = Record<string, string>;
@@ -22,6 +26,8 @@ export class Workload {
   #clients: Etcd3[];
   #i = 0;
   #n = 0;
+  /** The write sent but not (yet) acknowledged: at most one, the writer is sequential. */
+  inFlight: { what: string; effects: Effects } | undefined;
 
   readonly prefix: string;
 
@@ -66,21 +72,28 @@ export class Workload {
     const p = this.prefix;
     let revision: number;
     let what: string;
+    let effects: Effects;
     switch (n % 5) {
       case 0:
       case 1: {
+        effects = [[`${p}k${n % 40}`, `v${n}`]];
+        this.inFlight = { what: 'put', effects };
         const r = await c.put(`${p}k${n % 40}`).value(`v${n}`).exec();
         revision = Number(r.header.revision);
         what = 'put';
         break;
       }
       case 2: {
+        effects = [[`${p}k${(n * 7) % 40}`, null]];
+        this.inFlight = { what: 'delete', effects };
         const r = await c.delete().key(`${p}k${(n * 7) % 40}`).exec();
         revision = Number(r.header.revision);
         what = 'delete';
         break;
       }
       case 3: {
+        effects = [[`${p}t${n % 10}/a`, `a${n}`], [`${p}t${n % 10}/b`, `b${n}`], [`${p}k${(n * 3) % 40}`, null]];
+        this.inFlight = { what: 'txn', effects };
         const r = await c.kv.txn({
           compare: [],
           success: [
@@ -95,13 +108,33 @@ export class Workload {
         break;
       }
       default: {
+        effects = [[`${p}lease/${n}`, `l${n}`]];
         const g = await c.leaseClient.leaseGrant({ TTL: 600 });
+        this.inFlight = { what: 'lease-put', effects };
         const r = await c.put(`${p}lease/${n}`).value(`l${n}`).lease(g.ID).exec();
         revision = Number(r.header.revision);
         what = 'lease-put';
       }
     }
-    this.acks.push({ revision, at: Date.now(), what });
+    this.inFlight = undefined;
+    this.acks.push({ revision, at: Date.now(), what, effects });
+  }
+
+  /**
+   * The writer's own model of its keys at `revision`: every acknowledged write up to it applied in order (plus the
+   * write in flight, when the revision is past every acknowledged one: it was applied but its answer was lost).
+   */
+  modelAt(revision: number, start: Keyspace = {}): Keyspace {
+    const state = { ...start };
+    const apply = (effects: Effects) => {
+      for (const [k, v] of effects) {
+        if (v === null) delete state[k];
+        else state[k] = v;
+      }
+    };
+    for (const a of [...this.acks].sort((x, y) => x.revision - y.revision)) if (a.revision <= revision) apply(a.effects);
+    if (this.inFlight && revision > this.lastRevision) apply(this.inFlight.effects);
+    return state;
   }
 }
 
