@@ -21,6 +21,7 @@ import { EtcdPool } from '../etcd/pool.ts';
 import type { Inventory } from '../inventory/types.ts';
 import { saveSnapshot } from '../snapshot/save.ts';
 import { messageOf, UserError } from '../util/errors.ts';
+import { copyBackups, type CopyTarget } from './copy.ts';
 import { lockStream } from './lock.ts';
 import type { BaseSnapshotRef, RevisionRecord } from './record.ts';
 import { recoverOpenSegments } from './recover.ts';
@@ -43,6 +44,8 @@ export interface StreamOptions {
   progressEveryMs?: number;
   /** A member that answers nothing this long is given up for the next one (default 10 s). */
   idleMs?: number;
+  /** Copy every sealed segment and full snapshot there, verified (copy.ts), after each seal and snapshot. */
+  copyTo?: CopyTarget;
   signal?: AbortSignal;
   log?: (message: string) => void;
 }
@@ -82,6 +85,31 @@ export async function runStream(o: StreamOptions): Promise<void> {
     version: 1, cluster: inv.name, pid: process.pid, base: { file: '', sha256: '', revision: 0, createdAt: '' },
     lastRevision: 0, durableRevision: 0, gaps: 0, state: 'starting', updatedAt: Date.now(),
   };
+  // Copies run one at a time, behind the stream; a request while one runs makes it run once more after.
+  let copying: Promise<void> | undefined;
+  let copyAgain = false;
+  const scheduleCopy = () => {
+    const target = o.copyTo;
+    if (!target) return;
+    if (copying) {
+      copyAgain = true;
+      return;
+    }
+    copying = (async () => {
+      do {
+        copyAgain = false;
+        try {
+          const r = await copyBackups(o.backupDir, inv.name, target, { log });
+          for (const c of r.conflicts) log(`copy conflict: ${c.reason}`);
+          if (r.copied.length) appendLog(o.backupDir, 'copied', { to: `${target.host.label}:${target.dir}`, files: r.copied });
+        } catch (err) {
+          log(`copy to ${target.host.label}:${target.dir} failed (retried after the next seal): ${messageOf(err)}`);
+        }
+      } while (copyAgain);
+    })().finally(() => {
+      copying = undefined;
+    });
+  };
   const publish = () => {
     status.updatedAt = Date.now();
     writeStatus(o.backupDir, status);
@@ -96,6 +124,7 @@ export async function runStream(o: StreamOptions): Promise<void> {
         const r = await saveSnapshot({ pool, inventory: inv, endpoint: m.clientURL, dir: o.backupDir, log, ...(o.signal ? { signal: o.signal } : {}) });
         const ref = refOf({ ...r, file: r.path });
         appendLog(o.backupDir, 'snapshot', { why, file: ref.file, revision: ref.revision, sha256: ref.sha256, member: m.name });
+        scheduleCopy();
         log(`full snapshot ${ref.file} at revision ${ref.revision} (${why})`);
         bytesSinceFull = 0;
         return ref;
@@ -111,6 +140,7 @@ export async function runStream(o: StreamOptions): Promise<void> {
   try {
     const rec = await recoverOpenSegments(o.backupDir, inv.name, log);
     for (const m of rec.movedAside) appendLog(o.backupDir, 'moved-aside', m);
+    scheduleCopy(); // whatever an earlier run sealed but did not copy
     let start = resumePoint(o.backupDir, inv.name);
     if (start) {
       log(`resuming after revision ${start.after} (base ${start.base.file})`);
@@ -168,6 +198,7 @@ export async function runStream(o: StreamOptions): Promise<void> {
         if (m) {
           appendLog(o.backupDir, 'sealed', { file: m.file, firstRevision: m.firstRevision, lastRevision: m.lastRevision, sha256: m.sha256, size: m.size });
           log(`sealed ${m.file}: revisions ${m.firstRevision}..${m.lastRevision}, ${m.size} bytes`);
+          scheduleCopy();
         }
       }
       const baseAge = Date.now() - Date.parse(status.base.createdAt);
@@ -248,6 +279,8 @@ export async function runStream(o: StreamOptions): Promise<void> {
       await fullInFlight;
       const m = await writer.seal();
       if (m) appendLog(o.backupDir, 'sealed', { file: m.file, firstRevision: m.firstRevision, lastRevision: m.lastRevision, sha256: m.sha256, size: m.size });
+      if (m) scheduleCopy();
+      await copying;
       status.state = 'stopped';
       status.durableRevision = writer.durableRevision;
       if (progress && progress.revision <= writer.durableRevision) status.durableUpTo = progress.at;

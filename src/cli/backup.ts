@@ -28,7 +28,22 @@ export function backupDirOf(inventory: Inventory, dir: string | undefined): stri
   return d;
 }
 
+/** `<member>:<dir>`: a directory on the host of an inventory member (its ssh settings, or this machine). */
+export async function copyTargetOf(inventory: Inventory, spec: string | undefined, flag: string): Promise<import('../backup/copy.ts').CopyTarget | undefined> {
+  if (spec === undefined) return undefined;
+  const i = spec.indexOf(':');
+  const name = i > 0 ? spec.slice(0, i) : '';
+  const dir = i > 0 ? spec.slice(i + 1) : '';
+  const member = inventory.members.find((m) => m.name === name);
+  if (!member || !dir.startsWith('/')) {
+    throw new UserError(`${flag}: expected <member>:<absolute dir>, a member of inventory ${inventory.source} (${inventory.members.map((m) => m.name).join(', ')}) and a directory on its host; got ${JSON.stringify(spec)}`);
+  }
+  const { hostFor } = await import('../hosts/index.ts');
+  return { host: hostFor(member), dir };
+}
+
 interface StreamOpts extends TargetOpts {
+  copyTo?: string;
   dir?: string;
   fsyncInterval?: string;
   segmentMaxBytes?: string;
@@ -46,6 +61,7 @@ export function registerBackupCommands(program: Command, io: Io): void {
     .option('--segment-max-age <duration>', 'seal a segment this long after its first record', '10m')
     .option('--full-every <duration>', 'take a new full snapshot this often', '6h')
     .option('--full-after-bytes <size>', 'or after this many bytes of changes', '1GiB')
+    .option('--copy-to <member:dir>', 'copy every sealed segment and snapshot to this dir on that member\'s host (ssh), sha256 verified there')
     .action(async (opts: StreamOpts) => {
       const fsyncIntervalMs = duration('--fsync-interval', opts.fsyncInterval);
       const maxBytes = bytes('--segment-max-bytes', opts.segmentMaxBytes);
@@ -54,6 +70,7 @@ export function registerBackupCommands(program: Command, io: Io): void {
       const fullAfterBytes = bytes('--full-after-bytes', opts.fullAfterBytes);
       const inventory = await resolveInventory(opts, io);
       const backupDir = backupDirOf(inventory, opts.dir);
+      const copyTo = await copyTargetOf(inventory, opts.copyTo, '--copy-to');
       const { runStream } = await import('../backup/stream.ts');
       const sig = abortOnSignals();
       try {
@@ -64,12 +81,26 @@ export function registerBackupCommands(program: Command, io: Io): void {
           rotation: { ...(maxBytes ? { maxBytes } : {}), ...(maxAgeMs ? { maxAgeMs } : {}) },
           ...(fullEveryMs ? { fullEveryMs } : {}),
           ...(fullAfterBytes ? { fullAfterBytes } : {}),
+          ...(copyTo ? { copyTo } : {}),
           signal: sig.signal,
           log: (m) => io.err(`backup: ${m}`),
         });
       } finally {
         sig.dispose();
       }
+    });
+
+  targetOptions(backup.command('copy').description('copy every sealed segment and full snapshot to a dir on another host, each verified by its sha256 there (never overwrites, never deletes)'))
+    .requiredOption('--to <member:dir>', 'a dir on the host of this inventory member (its ssh settings)')
+    .option('--dir <dir>', 'backup dir (default: the inventory\'s first snapshots.dirs)')
+    .option('--json', 'print as JSON')
+    .action(async (opts: TargetOpts & { to: string; dir?: string; json?: boolean }, cmd: Command) => {
+      const inventory = await resolveInventory(opts, io);
+      const target = (await copyTargetOf(inventory, opts.to, '--to'))!;
+      const { copyBackups } = await import('../backup/copy.ts');
+      const r = await copyBackups(backupDirOf(inventory, opts.dir), inventory.name, target, { log: (m) => io.err(`backup: ${m}`) });
+      io.out(opts.json ? json(r) : `${r.copied.length} copied, ${r.already.length} already there${r.conflicts.length ? `, ${r.conflicts.length} conflict(s):\n${r.conflicts.map((c) => `  ${c.reason}`).join('\n')}` : ''}`);
+      setExit(cmd, r.conflicts.length ? ExitCode.failed : ExitCode.ok);
     });
 
   targetOptions(backup.command('status').description('what the backups hold (snapshots, segments, gaps) and the stream\'s lag (the RPO right now)'))
