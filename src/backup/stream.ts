@@ -21,7 +21,7 @@ import { EtcdPool } from '../etcd/pool.ts';
 import type { Inventory } from '../inventory/types.ts';
 import { saveSnapshot } from '../snapshot/save.ts';
 import { messageOf, UserError } from '../util/errors.ts';
-import { copyBackups, type CopyTarget } from './copy.ts';
+import { copyBackups, type CopyDestination } from './copy.ts';
 import { lockStream } from './lock.ts';
 import type { BaseSnapshotRef, RevisionRecord } from './record.ts';
 import { recoverOpenSegments } from './recover.ts';
@@ -45,7 +45,7 @@ export interface StreamOptions {
   /** A member that answers nothing this long is given up for the next one (default 10 s). */
   idleMs?: number;
   /** Copy every sealed segment and full snapshot there, verified (copy.ts), after each seal and snapshot. */
-  copyTo?: CopyTarget;
+  copyTo?: CopyDestination[];
   signal?: AbortSignal;
   log?: (message: string) => void;
 }
@@ -89,8 +89,8 @@ export async function runStream(o: StreamOptions): Promise<void> {
   let copying: Promise<void> | undefined;
   let copyAgain = false;
   const scheduleCopy = () => {
-    const target = o.copyTo;
-    if (!target) return;
+    const targets = o.copyTo ?? [];
+    if (targets.length === 0) return;
     if (copying) {
       copyAgain = true;
       return;
@@ -98,12 +98,14 @@ export async function runStream(o: StreamOptions): Promise<void> {
     copying = (async () => {
       do {
         copyAgain = false;
-        try {
-          const r = await copyBackups(o.backupDir, inv.name, target, { log });
-          for (const c of r.conflicts) log(`copy conflict: ${c.reason}`);
-          if (r.copied.length) appendLog(o.backupDir, 'copied', { to: `${target.host.label}:${target.dir}`, files: r.copied });
-        } catch (err) {
-          log(`copy to ${target.host.label}:${target.dir} failed (retried after the next seal): ${messageOf(err)}`);
+        for (const target of targets) {
+          try {
+            const r = await copyBackups(o.backupDir, inv.name, target, { log });
+            for (const c of r.conflicts) log(`copy conflict: ${c.reason}`);
+            if (r.copied.length) appendLog(o.backupDir, 'copied', { to: target.label, files: r.copied });
+          } catch (err) {
+            log(`copy to ${target.label} failed (retried after the next seal): ${messageOf(err)}`);
+          }
         }
       } while (copyAgain);
     })().finally(() => {

@@ -95,5 +95,8 @@ describe('backup copies over ssh', () => {
     const bad = await cli(['backup', 'copy', '-i', inv, '--to', 'nobody:/x']);
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr).toMatch(/--to: expected <member>:<absolute dir>/);
+    const badS3 = await cli(['backup', 'copy', '-i', inv, '--to', 's3://B']);
+    expect(badS3.exitCode).toBe(2);
+    expect(badS3.stderr).toMatch(/--to: expected s3:\/\/<bucket>/);
   }, 120_000);
 });
