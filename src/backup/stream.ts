@@ -192,8 +192,9 @@ export async function runStream(o: StreamOptions): Promise<void> {
       const flushed = writer.sync();
       status.durableRevision = writer.durableRevision;
       if (flushed) status.syncedAt = Date.now();
-      // Everything the member had at `progress.revision` was handed over before its answer; if that is on disk, the
-      // cluster's state at `progress.at` is recoverable.
+      // Everything the member had when it answered the progress request was handed over before the answer
+      // (progress.revision is the last of it); once that is on disk, the cluster's state at `progress.at` is
+      // recoverable.
       if (progress && progress.revision <= writer.durableRevision) status.durableUpTo = progress.at;
       if (writer.due()) {
         const m = await writer.seal();
@@ -244,9 +245,11 @@ export async function runStream(o: StreamOptions): Promise<void> {
               failures = 0;
               await onRevision(b);
             },
-            onProgress: (revision) => {
+            onProgress: () => {
               failures = 0;
-              progress = { revision, at: Date.now() };
+              // The answer comes after every event up to the member's revision: the cluster's state now is what
+              // the writer holds once it has written the last revision handed over (onRevision runs in order).
+              progress = { revision: writer.lastRevision, at: Date.now() };
             },
           },
         );
