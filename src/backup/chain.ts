@@ -9,7 +9,7 @@ import { basename } from 'node:path';
 import { sha256File } from '../hosts/local.ts';
 import { listSnapshots, sortNewestFirst, type SnapshotEntry } from '../snapshot/list.ts';
 import { readRecords, scanSegment } from './segment-reader.ts';
-import { listSegments } from './segments.ts';
+import { listSegments, readSegmentManifest } from './segments.ts';
 
 export interface Span {
   path: string;
@@ -42,7 +42,20 @@ export async function catalog(dirs: string[], cluster: string, opts: { verify?: 
   const problems: string[] = [];
   const uniq = [...new Set(dirs)];
   for (const dir of uniq) {
-    for (const s of listSegments(dir, cluster)) {
+    for (const listed of listSegments(dir, cluster)) {
+      let s = listed;
+      let scan: Awaited<ReturnType<typeof scanSegment>> | undefined;
+      if (s.state === 'open') {
+        try {
+          scan = await scanSegment(s.path, opts.signal);
+        } catch (err) {
+          // A running stream sealed it (renamed .open → .seg) between the listing and the read.
+          const sealed = s.path.replace(/\.open$/, '.seg');
+          const manifest = readSegmentManifest(sealed);
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !manifest) throw err;
+          s = { ...s, path: sealed, state: 'sealed', manifest };
+        }
+      }
       if (s.state === 'sealed') {
         const m = s.manifest;
         if (!m) {
@@ -54,8 +67,7 @@ export async function catalog(dirs: string[], cluster: string, opts: { verify?: 
           continue;
         }
         spans.push({ path: s.path, state: 'sealed', after: m.after, firstRevision: m.firstRevision, lastRevision: m.lastRevision, firstObservedAt: Date.parse(m.firstObservedAt), lastObservedAt: Date.parse(m.lastObservedAt), records: m.records });
-      } else {
-        const scan = await scanSegment(s.path, opts.signal);
+      } else if (scan) {
         if (!scan.header || scan.records === 0) continue;
         spans.push({ path: s.path, state: 'open', after: scan.header.after, firstRevision: scan.firstRevision!, lastRevision: scan.lastRevision!, firstObservedAt: scan.firstObservedAt!, lastObservedAt: scan.lastObservedAt!, records: scan.records });
       }

@@ -4,7 +4,7 @@
  * the segment's good prefix (`goodBytes`), the rest a torn tail. Records must have strictly increasing revisions;
  * a line that breaks the order also ends the good prefix (it cannot be trusted).
  */
-import { createReadStream, statSync } from 'node:fs';
+import { createReadStream, existsSync, statSync } from 'node:fs';
 import { decodeHeader, decodeRecord, type RevisionRecord, type SegmentHeader } from './record.ts';
 
 export interface ScanResult {
@@ -30,7 +30,9 @@ export async function* readRecords(file: string, scan: ScanResult = emptyScan(),
   let pendingLen = 0;
   let offset = 0;
   let stopped = false;
-  const stream = createReadStream(file, { highWaterMark: 256 * 1024, ...(opts.signal ? { signal: opts.signal } : {}) });
+  // A running stream may have sealed an open segment (renamed .open → .seg, same bytes) since it was listed.
+  const path = !existsSync(file) && file.endsWith('.open') ? file.replace(/\.open$/, '.seg') : file;
+  const stream = createReadStream(path, { highWaterMark: 256 * 1024, ...(opts.signal ? { signal: opts.signal } : {}) });
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       let start = 0;

@@ -184,6 +184,15 @@ describe('backup stream', () => {
     await admin.put('/a/after').value('y').exec();
     await poll('the change after the gap on disk', () => (readStatus(dir)!.durableRevision > st2.base.revision ? true : undefined));
     const status = await cli(['backup', 'status', '-i', inv]);
-    expect(status.stdout).toContain(`gap: revisions ${stopped + 1}..${st2.base.revision}`);
+    expect(status.stdout, status.stderr).toContain(`gap: revisions ${stopped + 1}..${st2.base.revision}`);
+
+    // diagnose reports the stream's lag while it runs, and a warning once it has stopped.
+    await poll('a confirmed lag', () => (readStatus(dir)!.durableUpTo !== undefined ? true : undefined));
+    const d1 = JSON.parse((await cli(['diagnose', '-i', inv, '--json'])).stdout);
+    expect(d1.findings).toContainEqual(expect.objectContaining({ code: 'backup-lag', severity: 'info' }));
+    stream.kill('SIGTERM');
+    await stream;
+    const d2 = JSON.parse((await cli(['diagnose', '-i', inv, '--json'])).stdout);
+    expect(d2.findings).toContainEqual(expect.objectContaining({ code: 'backup-stream-stopped', severity: 'warning' }));
   }, 120_000);
 });
