@@ -14,8 +14,8 @@ import { buildTarget, chooseTarget, type BuiltTarget, type TargetSpec } from '..
 import { catalog, newestPoint } from '../backup/chain.ts';
 import { writeFileAtomic } from '../drivers/safe-fs.ts';
 import { currentRevision } from '../etcd/kv.ts';
-import { sha256File } from '../hosts/local.ts';
-import { BUMP_REVISION } from '../snapshot/etcd-tools.ts';
+import { BUMP_REVISION, detectRestoreTool } from '../snapshot/etcd-tools.ts';
+import { localHost, sha256File } from '../hosts/local.ts';
 import { StepError } from '../util/errors.ts';
 import { etcdPool } from './etcd-common.ts';
 import type { ActionContext, ActionImpl } from './types.ts';
@@ -64,6 +64,12 @@ function prefixes(changes: Record<string, number>): string {
 
 /** The rebuilt revision, bumped, must land above the cluster's current one (when the cluster answers at all). */
 async function checkBump(ctx: ActionContext, target: number): Promise<void> {
+  const tool = await detectRestoreTool(localHost, ctx.inventory.etcdBinDir, ctx.signal);
+  if (tool.kind !== 'etcdutl') {
+    // etcd 3.4: etcdctl restores cannot bump (ETCD-NOTES); any restore moves revisions back, as power-loss-restore's do.
+    ctx.log(`etcd ${tool.version ?? '3.4'}: etcdctl cannot bump revisions; the restored cluster starts at revision ${target}, behind what watchers saw`);
+    return;
+  }
   const p = etcdPool(ctx);
   for (const m of ctx.inventory.members) {
     let current: number;
