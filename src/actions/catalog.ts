@@ -169,6 +169,19 @@ export const catalog = {
     mutates: false,
     idempotent: true,
   }),
+  'backup.build-target': action({
+    name: 'backup.build-target',
+    summary: 'Rebuild, offline, the snapshot of a past point from the backups: full snapshot + delta segments replayed on a scratch member, saved and verified',
+    input: z.strictObject({
+      at: z.string().min(1).optional().describe('ISO time: the last revision the backup stream observed at or before it'),
+      revision: z.number().int().min(1).optional().describe('an exact revision'),
+      newest: z.boolean().default(false).describe('the newest consistent point the backups hold (full snapshot + every delta after it)'),
+      onlyIfNewerThan: z.number().int().min(0).optional().describe('with newest: build only when that point is past this revision (e.g. the snapshot another step chose); else output { used: false }'),
+      dirs: z.array(z.string().min(1)).optional().describe('default: the snapshot dirs of the inventory'),
+    }),
+    mutates: true,
+    idempotent: true,
+  }),
   'etcd.restore-member': action({
     name: 'etcd.restore-member',
     summary: "Restore one member's data dir from the chosen snapshot into <dir>.part, then rename (old data must be moved aside first)",

@@ -12,7 +12,7 @@ import type { MemberSpec } from '../inventory/types.ts';
 import { catalog } from './catalog.ts';
 import type { ActionContext, ActionImpl, ActionMeta, ActionRegistry } from './types.ts';
 
-type Family = 'etcd' | 'snapshot' | 'members' | 'membership' | 'kubernetes' | 'generic';
+type Family = 'etcd' | 'snapshot' | 'backup' | 'members' | 'membership' | 'kubernetes' | 'generic';
 
 /** Which family implements each catalog action. A catalog action missing here has no implementation. */
 const FAMILY_OF: Record<string, Family> = {
@@ -29,6 +29,7 @@ const FAMILY_OF: Record<string, Family> = {
   'etcd.snapshot-wait': 'snapshot',
   'etcd.snapshot-select': 'snapshot',
   'etcd.restore-member': 'snapshot',
+  'backup.build-target': 'backup',
   'members.set-flag': 'members',
   'members.stop': 'members',
   'members.start': 'members',
@@ -52,6 +53,7 @@ const FAMILY_OF: Record<string, Family> = {
 const FAMILIES: Record<Family, () => Promise<Record<string, ActionImpl>>> = {
   etcd: async () => (await import('./etcd.ts')).etcdActions,
   snapshot: async () => (await import('./snapshot.ts')).snapshotActions,
+  backup: async () => ({ 'backup.build-target': (await import('./backup-build-target.ts')).buildTargetAction }),
   members: async () => (await import('./members.ts')).memberActions,
   membership: async () => (await import('./membership.ts')).membershipActions,
   kubernetes: async () => (await import('./kubernetes.ts')).kubeActions,

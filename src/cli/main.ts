@@ -14,6 +14,7 @@ import { registerRehearseCommand } from './rehearse.ts';
 import { registerDiagnoseCommand } from './diagnose.ts';
 import { registerGuardCommand } from './guard.ts';
 import { registerHelpCommands } from './help.ts';
+import { registerBackupCommands } from './backup.ts';
 
 export const VERSION = '0.1.0';
 
@@ -40,6 +41,7 @@ Exit codes:
   registerRehearseCommand(program, io);
   registerDiagnoseCommand(program, io);
   registerGuardCommand(program, io);
+  registerBackupCommands(program, io);
   registerHelpCommands(program, io);
   for (const cmd of program.commands) {
     cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });

@@ -38,6 +38,12 @@ export async function diagnose(inventory: Inventory, opts: DiagnoseOptions = {})
     hasDrivers: inventory.members.every((m) => m.driver.type !== 'none'),
     kubernetes: inventory.kubernetes !== undefined || inventory.members.some((m) => m.driver.type === 'static-pod'),
   });
+  // The continuous backup's lag, when a stream writes to one of the inventory's snapshot dirs.
+  const backup = (await import('../backup/diagnose-findings.ts')).backupFindings(inventory);
+  if (backup.length) {
+    verdict.findings = [...verdict.findings, ...backup];
+    if (verdict.status === 'healthy' && backup.some((f) => f.severity === 'warning')) verdict.status = 'warning';
+  }
   return { ...facts, ...verdict };
 }
 

@@ -253,3 +253,15 @@ export async function trialRestore(host: Host, tool: RestoreTool, file: string, 
   if (db?.type !== 'file') return { ok: false, problem: 'a trial restore exited 0 but wrote no member/snap/db' };
   return { ok: true };
 }
+
+/**
+ * The tool this machine would restore a snapshot with when the cluster's version is not at hand (the backup
+ * stream's scratch member, its checks): the best fit of what is found next to `binDir` and on PATH, a rewind
+ * accepted; callers that care whether revisions move forward read `canBump`.
+ */
+export async function localRestoreTool(host: Host, binDir: string | undefined, signal?: AbortSignal, clusterVersion?: string): Promise<RestoreTool> {
+  const { tool } = await chooseSnapshotTool(host, toolDirs(undefined, binDir ? { etcdBinDir: binDir } : {}), {
+    purpose: 'restore', allowRevisionRewind: true, ...(clusterVersion ? { clusterVersion } : {}), ...(signal ? { signal } : {}),
+  });
+  return tool;
+}
