@@ -8,6 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { mkdirp } from '../util/mkdirp.ts';
 
 export interface AuditRecord {
   event: string;
@@ -50,7 +51,7 @@ export function openAuditLog(
   /** Also hand every (scrubbed) record here, e.g. to a shared store that all `serve` replicas write to. */
   mirror?: (record: Record<string, unknown>) => void,
 ): AuditLog {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+  mkdirp(path.dirname(file));
   const fd = fs.openSync(file, 'a', 0o600);
   const scrub = scrubber(secrets);
   let pending: string[] = [];

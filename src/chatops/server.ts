@@ -26,6 +26,7 @@ import { ACTION_APPROVE, ACTION_DENY } from './render.ts';
 import { RunManager } from './run-manager.ts';
 import { actionMac, ReplayCache, verifyActionMac, verifyBearer, verifySlack, verifyToken } from './verify.ts';
 import type { StateStore } from '../store/types.ts';
+import { mkdirp } from '../util/mkdirp.ts';
 
 /** The server's routes, also what examples/slack-app-manifest.yaml and examples/alertmanager.yaml point at. */
 export const ROUTES = {
@@ -94,7 +95,7 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
   const rawLog = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const log = (msg: string) => rawLog(scrub(`runbook serve: ${msg}`));
 
-  fs.mkdirSync(cfg.stateDir, { recursive: true });
+  mkdirp(cfg.stateDir);
   let auditFailures = 0;
   const auditInFlight = new Set<Promise<void>>();
   const store = opts.store;

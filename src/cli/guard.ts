@@ -8,6 +8,7 @@ import { UserError } from '../util/errors.ts';
 import { json, type Io } from './output.ts';
 import { stateDirOf } from './runs.ts';
 import { resolveInventory, targetOptions, type TargetOpts } from './target.ts';
+import { mkdirp } from '../util/mkdirp.ts';
 
 interface GuardFlags extends TargetOpts {
   interval?: string;
@@ -103,7 +104,7 @@ Stop with Ctrl-C or SIGTERM: a run in progress is interrupted and the next guard
       if (crypto.createHash('sha256').update(runbookText).digest('hex') !== runbook.source.hash) throw new UserError(`${file} changed while it was being read; try again`);
       const params = resolveParams(runbook, parseParamFlags(opts.param ?? []));
       const stateDir = stateDirOf(opts, io);
-      fs.mkdirSync(stateDir, { recursive: true });
+      mkdirp(stateDir);
 
       const { ClusterGuard } = await import('../guard/guard.ts');
       const { createGuardMetrics } = await import('../guard/metrics.ts');

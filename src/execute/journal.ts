@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { JournalRecord, RunEvent } from '../events/types.ts';
 import { UserError } from '../util/errors.ts';
+import { mkdirp } from '../util/mkdirp.ts';
 
 export interface JournalWriter {
   readonly records: readonly JournalRecord[];
@@ -80,7 +81,7 @@ function fsyncDir(dir: string): void {
  * `<file>.torn-<ts>` and cut off, so appends continue from the last complete record.
  */
 export function openJournal(file: string, runId: string): JournalWriter & { torn?: TornTail } {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+  mkdirp(path.dirname(file));
   let existing: JournalRecord[] = [];
   let torn: TornTail | undefined;
   if (fs.existsSync(file)) {

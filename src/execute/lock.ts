@@ -22,6 +22,7 @@ import path from 'node:path';
 import type { ClusterIdentity } from './identity.ts';
 import { ExitCode, UserError } from '../util/errors.ts';
 import { isAlive as pidAlive } from '../util/pids.ts';
+import { mkdirp } from '../util/mkdirp.ts';
 
 export { isAlive as pidAlive } from '../util/pids.ts';
 
@@ -79,7 +80,7 @@ export function lockDir(env: NodeJS.ProcessEnv = process.env): string {
 export function ensureLockDir(dir: string): string {
   try {
     if (!fs.existsSync(dir)) {
-      fs.mkdirSync(dir, { recursive: true, mode: 0o1777 });
+      mkdirp(dir, 0o1777);
       fs.chmodSync(dir, 0o1777); // the umask took bits off
     }
     fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);

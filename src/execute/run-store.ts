@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { Inventory } from '../inventory/types.ts';
 import { UserError } from '../util/errors.ts';
 import { writeFileAtomic } from './journal.ts';
+import { mkdirp } from '../util/mkdirp.ts';
 
 export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.RUNBOOK_STATE_DIR) return path.resolve(env.RUNBOOK_STATE_DIR);
@@ -60,7 +61,7 @@ export function storableInventory(inv: Inventory): Inventory {
 
 export function createRunDir(stateDir: string, meta: RunMeta, runbookText: string): string {
   const dir = runDir(stateDir, meta.runId);
-  fs.mkdirSync(files.approvals(dir), { recursive: true });
+  mkdirp(files.approvals(dir));
   writeFileAtomic(files.meta(dir), `${JSON.stringify({ ...meta, inventory: storableInventory(meta.inventory) }, null, 2)}\n`);
   writeFileAtomic(files.runbookCopy(dir), runbookText);
   return dir;
@@ -100,7 +101,7 @@ function approvalFile(dir: string, stepId: string): string {
 /** Record a decision for a step. The first decision wins (O_EXCL); returns the decision in force. */
 export function decideApproval(dir: string, stepId: string, d: Omit<ApprovalDecision, 'at'>): { decision: ApprovalDecision; first: boolean } {
   const file = approvalFile(dir, stepId);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+  mkdirp(path.dirname(file));
   const rec: ApprovalDecision = { ...d, at: new Date().toISOString() };
   try {
     fs.writeFileSync(file, `${JSON.stringify(rec)}\n`, { flag: 'wx' });

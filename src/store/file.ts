@@ -15,6 +15,7 @@ import {
 import type { Inventory } from '../inventory/types.ts';
 import { UserError } from '../util/errors.ts';
 import type { LockHolderInfo, StateStore, StoreLock } from './types.ts';
+import { mkdirp } from '../util/mkdirp.ts';
 
 export class FileStore implements StateStore {
   readonly kind = 'file' as const;
@@ -86,7 +87,7 @@ export class FileStore implements StateStore {
   }
 
   async appendAudit(entry: Record<string, unknown>): Promise<void> {
-    fs.mkdirSync(this.stateDir, { recursive: true });
+    mkdirp(this.stateDir);
     fs.appendFileSync(path.join(this.stateDir, 'audit.jsonl'), `${JSON.stringify(entry)}\n`);
   }
 
