@@ -98,6 +98,21 @@ describe('member lifecycle through the process driver (3 members)', { shuffle: f
     await clusterHealthy.impl.run(step('verify'), clusterHealthy.input({ waitFor: '20s', expectVoters: 3 }));
   });
 
+  it('a flag written with its 3.6 name is set under the name this member\'s etcd reads (3.4/3.5: experimental-)', async () => {
+    const order = (await resolveMembers(step('flag'), 'voters', 'followers-then-leader')).map((m) => m.name);
+    const follower = order[0]!;
+    const input = setFlag.input({ flag: 'compaction-batch-limit', value: 500 });
+    const ctx = step('set-flag', undefined, { item: memberItem(inv, follower, { index: 0, done: [] }) });
+    const out = await setFlag.impl.run(ctx, input);
+    await setFlag.impl.verify!(ctx, input, out);
+    expect(out).toMatchObject({ flag: 'experimental-compaction-batch-limit', value: '500', restarted: true });
+    const argv = cmdline(cluster.pid(follower)!).join(' ');
+    expect(argv).toContain('--experimental-compaction-batch-limit=500'); // absent before: appended as --flag=value
+    expect(argv).not.toMatch(/(^| )--compaction-batch-limit/); // etcd 3.4/3.5 would refuse to start on it
+    expect(await setFlag.impl.probe!(step('set-flag', follower), input)).toMatchObject({ done: true });
+    await memberHealthy.impl.run(ctx, memberHealthy.input({ waitFor: '20s' }));
+  });
+
   it('rolls a bad value back when the member exits at once, so it runs again', async () => {
     expect(flagValue('quota-backend-bytes', '8GiB')).toBe('8589934592');
     expect(flagValue('snapshot-count', '8GiB')).toBe('8GiB');
