@@ -96,28 +96,6 @@ export function summarizeLog(text: string, lines = 12): string | undefined {
   return all.slice(-lines).map(cut).join('\n') || undefined;
 }
 
-/**
- * Damage on disk that a restart cannot cure, as etcd 3.4 and 3.5 log it when they refuse to start (measured: a db
- * with its first 16 KiB zeroed panics "failed to open database" / "invalid database"; a WAL with overwritten bytes
- * is fatal "walpb: crc mismatch"). Starting such a member again only fails again.
- */
-const DATA_ERROR = /invalid database|failed to open database|crc mismatch|failed to recover v3 backend|failed to find database snapshot file|failed to read WAL|wal: max entry size limit exceeded|database file .* not found|unexpected EOF.*wal|wal.*unexpected EOF|failed to load v3 backend|failed to recover from snapshot|checksum mismatch/i;
-
-/** The first line of a log summary (summarizeLog) that shows a permanent data error, or undefined. */
-export function permanentDataError(summary: string | undefined): string | undefined {
-  if (!summary) return undefined;
-  const line = summary.split('\n').find((l) => DATA_ERROR.test(l));
-  if (!line) return undefined;
-  // A zap JSON line: its msg and error fields are what a human needs.
-  try {
-    const j = JSON.parse(line) as { msg?: unknown; error?: unknown; path?: unknown };
-    if (typeof j.msg === 'string') return [j.msg, typeof j.error === 'string' ? j.error : undefined, typeof j.path === 'string' ? j.path : undefined].filter(Boolean).join(': ');
-  } catch {
-    // plain text (etcd --logger=capnslog, or a Go panic line)
-  }
-  return cut(line);
-}
-
 /** The end of the member's own log, when its driver keeps one on this machine (process driver logFile), summarized. */
 export function memberLogTail(member: Pick<MemberSpec, 'driver'>, lines = 12): string | undefined {
   if (member.driver.type !== 'process' || !member.driver.logFile) return undefined;

@@ -18,7 +18,8 @@ import type { MemberSpec } from '../inventory/types.ts';
 import { StepError, messageOf } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
 import { callOpts, etcdPool, sleep } from './etcd-common.ts';
-import { POLL_CALL_MS, memberLogTail, permanentDataError, quorumOf } from './members-common.ts';
+import { POLL_CALL_MS, memberLogTail, quorumOf } from './members-common.ts';
+import { permanentDataError } from './member-log.ts';
 import type { ActionContext, ActionImpl } from './types.ts';
 
 export interface TryRestartInput {
