@@ -79,14 +79,18 @@ Exit codes: 0 passed · 1 failed (the report says which step or check) · 2 inva
       }
       // Loaded here: the etcd client and the engine stay out of other commands' start-up.
       const { rehearse, prepareRehearsal } = await import('../rehearse/rehearse.ts');
-      const { parseFault } = await import('../rehearse/faults.ts');
+      const { parseFault, NOT_REHEARSABLE } = await import('../rehearse/faults.ts');
       const { formatRehearsal } = await import('../rehearse/report.ts');
       const { listRunbooks } = await import('../runbook/find.ts');
       const { formatRecord } = await import('../events/terminal.ts');
       const fault = flags.fault !== undefined ? parseFault(flags.fault) : undefined;
       const params = parseParamFlags(flags.param ?? []);
       const stateDir = flags.stateDir ?? defaultStateDir(io.env);
-      const names = flags.all ? listRunbooks(io.env).filter((r) => r.builtIn).map((r) => r.file) : [name!];
+      const builtIns = listRunbooks(io.env).filter((r) => r.builtIn);
+      if (flags.all) {
+        for (const r of builtIns.filter((b) => NOT_REHEARSABLE[b.name])) io.err(`rehearse --all: leaving out ${r.name}: ${NOT_REHEARSABLE[r.name]}`);
+      }
+      const names = flags.all ? builtIns.filter((r) => !NOT_REHEARSABLE[r.name]).map((r) => r.file) : [name!];
       const base = {
         members,
         stateDir,

@@ -22,6 +22,16 @@ const BUILTIN_FAULTS: Record<string, FaultName> = {
   'power-loss-restore': 'power-loss',
   'member-replacement': 'member-loss',
   'snapshot-backup': 'none',
+  'nospace-prevention': 'none',
+};
+
+/**
+ * Built-ins a throwaway cluster cannot rehearse alone, and why: `rehearse --all` leaves them out (and says so);
+ * `rehearse NAME` refuses with the reason.
+ */
+export const NOT_REHEARSABLE: Readonly<Record<string, string>> = {
+  'point-in-time-restore':
+    'it rolls back to a point held by the continuous backups (`runbook backup stream`), which a throwaway cluster does not have; test/integration/point-in-time-restore.test.ts runs it against a real stream',
 };
 
 export const FAULT_DESCRIPTIONS: Record<FaultName, string> = {
@@ -38,6 +48,8 @@ export function parseFault(value: string): FaultName {
 
 /** The fault for a runbook: the one given, else the built-in's. A user's own runbook must name one. */
 export function faultFor(runbookName: string, builtIn: boolean, given?: FaultName): FaultName {
+  const why = builtIn ? NOT_REHEARSABLE[runbookName] : undefined;
+  if (why) throw new UserError(`runbook "${runbookName}" cannot be rehearsed on a throwaway cluster: ${why}`);
   if (given) return given;
   const known = builtIn ? BUILTIN_FAULTS[runbookName] : undefined;
   if (known) return known;
