@@ -137,7 +137,7 @@ describe('a run is pinned to the cluster it started on (resume with another clus
     }
     a.checkpointData();
     const stateDir = join(a.dir, 'state');
-    const p = runner(['run', 'power-loss-restore', '-i', a.writeInventory(), '--state-dir', stateDir, '-p', 'restartWait=5s']);
+    const p = runner(['run', 'power-loss-restore', '-i', a.writeInventory(), '--state-dir', stateDir, '-p', 'restartWait=5s', '--wait-for-approval']);
     await waitForText(p, /confirm-restore: waiting for approval/);
     p.kill('SIGINT');
     const interrupted = await p;
@@ -156,7 +156,7 @@ describe('a run is pinned to the cluster it started on (resume with another clus
     const idA = await clusterIdOf(a.client('m1'));
     const stateDir = join(a.dir, 'state');
     const invA = a.writeInventory(join(a.dir, 'cluster.yaml'), { snapshots: undefined });
-    const p = runner(['run', 'member-replacement', '-i', invA, '--state-dir', stateDir, '-p', 'member=m2']);
+    const p = runner(['run', 'member-replacement', '-i', invA, '--state-dir', stateDir, '-p', 'member=m2', '--wait-for-approval']);
     await waitForText(p, /confirm: waiting for approval/);
     p.kill('SIGINT');
     const interrupted = await p;
