@@ -13,6 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { toHexId } from '../../src/etcd/ids.ts';
 import { isAlive } from '../../src/util/pids.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { rewindParams } from '../support/etcd-versions.ts';
 
 const root = join(import.meta.dirname, '../..');
 const bin = join(root, 'bin/runbook.js');
@@ -137,7 +138,7 @@ describe('a run is pinned to the cluster it started on (resume with another clus
     }
     a.checkpointData();
     const stateDir = join(a.dir, 'state');
-    const p = runner(['run', 'power-loss-restore', '-i', a.writeInventory(), '--state-dir', stateDir, '-p', 'restartWait=5s', '--wait-for-approval']);
+    const p = runner(['run', 'power-loss-restore', '-i', a.writeInventory(), '--state-dir', stateDir, '-p', 'restartWait=5s', '--wait-for-approval', ...rewindParams()]);
     await waitForText(p, /confirm-restore: waiting for approval/);
     p.kill('SIGINT');
     const interrupted = await p;
