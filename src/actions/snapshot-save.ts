@@ -5,7 +5,7 @@
  * finished: after a kill between the rename and the checkpoint, a resume must not stop for a human (nor take a
  * second snapshot) when the file and its manifest are complete and the file's bytes match the manifest.
  */
-import { clusterView, isLearner } from '../etcd/view.ts';
+import { clusterView, unreadable, isLearner } from '../etcd/view.ts';
 import { oldestOf } from '../etcd/versions.ts';
 import { applyRetention, planRetention, type RetentionResult } from '../snapshot/retention.ts';
 import { checkSnapshotFile } from '../snapshot/file-check.ts';
@@ -46,6 +46,14 @@ export async function sourceMember(ctx: ActionContext, avoid?: string): Promise<
   const view = await clusterView(etcdPool(ctx), callOpts(ctx));
   const ok = view.members.filter((p) => p.ok && !isLearner(p) && p.status.leaderId !== '0' && p.name !== avoid);
   const pick = ok.find((p) => p.ok && p.status.memberId !== view.leaderId) ?? ok[0];
+  // Members that refuse us (credentials, TLS) are not down: say what to fix, not "no healthy member".
+  const locked = unreadable(view);
+  if (!pick && locked.length > 0) {
+    throw new StepError('invalid', `cannot read ${locked.map((p) => `${p.name}: ${p.error}`).join('; ')}`, {
+      ...(locked.length === 1 ? { member: locked[0]!.name } : {}),
+      ...(locked[0]!.hint ? { hint: locked[0]!.hint } : {}),
+    });
+  }
   if (!pick) {
     const why = view.members.map((p) => (p.ok ? `${p.name}: knows no leader` : `${p.name}: ${p.error}`)).join('; ');
     throw new StepError('transient', `no healthy member to take a snapshot from (${why})`, { hint: 'a snapshot needs a member that is part of a quorum' });

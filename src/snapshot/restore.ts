@@ -24,7 +24,7 @@ import type { Host } from '../hosts/types.ts';
 import type { Inventory, MemberSpec } from '../inventory/types.ts';
 import { StepError } from '../util/errors.ts';
 import { describeLocalListener } from '../hosts/listener.ts';
-import { chooseSnapshotTool, restoreArgv, toolDirs, toolEnv } from './etcd-tools.ts';
+import { binPath, chooseSnapshotTool, etcdBinaryVersion, memberEtcdDir, restoreArgv, toolDirs, toolEnv } from './etcd-tools.ts';
 
 export const RESTORE_MARKER = 'runbook-restore.json';
 
@@ -216,9 +216,13 @@ export async function restoreMember(o: RestoreMemberOptions): Promise<RestoreMem
   const staged = await stage(o, sha256, dataDir);
   // Chosen again on the member's own host (snapshot-select checked it before anything was touched): the run may
   // have been resumed elsewhere, and the refusal must hold here too.
+  // The cluster's version, when the caller did not say: the etcd this member is configured to run (never the first
+  // tool PATH finds: a 3.5 etcdutl would write a data dir the member's 3.4 etcd cannot open).
+  const etcdDir = memberEtcdDir(m) ?? o.inventory.etcdBinDir;
+  const clusterVersion = o.clusterVersion ?? (etcdDir ? (await etcdBinaryVersion(o.host, binPath(etcdDir, 'etcd'), o.signal))?.text : undefined);
   const { tool, bump } = await chooseSnapshotTool(o.host, toolDirs(m, o.inventory), {
     purpose: 'restore',
-    ...(o.clusterVersion ? { clusterVersion: o.clusterVersion } : {}),
+    ...(clusterVersion ? { clusterVersion } : {}),
     ...(o.allowRevisionRewind ? { allowRevisionRewind: true } : {}),
     ...(o.signal ? { signal: o.signal } : {}),
   });

@@ -118,7 +118,7 @@ describe('run lifecycle (real CLI processes)', () => {
   });
 
   it('approve/deny of a step that is not waiting, not an approval or not in the run: exit 2 naming what waits', async () => {
-    const p = cli(['run', rb, ...common(), '-p', 'pause=0s']);
+    const p = cli(['run', rb, ...common(), '-p', 'pause=0s', '--wait-for-approval']);
     const runId = runIdOf(await waitForText(p, /waiting for approval/));
     const missing = await cli(['approve', runId, 'nonexistent-step', '--state-dir', stateDir]);
     expect(missing.exitCode).toBe(2);

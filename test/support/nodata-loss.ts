@@ -121,6 +121,24 @@ export function movedAside(path: string, roots: string[]): string | undefined {
   return undefined;
 }
 
+/**
+ * Every moved-aside copy of a path (the path itself or an ancestor moved to `<name>.<label>-<ts>`), whether or not
+ * something new stands at the path now: a data dir moved aside and restored afresh holds a new file of the same name.
+ */
+function asideCopies(path: string, roots: string[]): string[] {
+  const within = (p: string) => roots.some((r) => p === r || p.startsWith(r + sep));
+  const out: string[] = [];
+  for (let anc = path; within(anc); anc = dirname(anc)) {
+    const rest = relative(anc, path);
+    for (const n of asideNames(dirname(anc), basename(anc))) {
+      const candidate = rest ? join(dirname(anc), n, rest) : join(dirname(anc), n);
+      if (existsSync(candidate)) out.push(candidate);
+    }
+    if (roots.includes(anc)) break;
+  }
+  return out;
+}
+
 /** Paths that existed at the snapshot and are now neither there nor moved aside. */
 export function lostPaths(before: TreeSnapshot): string[] {
   const lost: string[] = [];
@@ -148,6 +166,9 @@ export function changedPaths(before: TreeSnapshot): string[] {
       continue;
     }
     const where = now === p ? '' : ` (moved to ${now})`;
+    // A new file at the old path is fine when the recorded one survives, unchanged, in a moved-aside copy.
+    const keptAside = () => asideCopies(p, before.roots).some((c) => { try { return lstatSync(c).size === e.size && sha256Of(c) === e.sha256; } catch { return false; } });
+    if (now === p && (!st.isFile() || st.size !== e.size || sha256Of(now) !== e.sha256) && keptAside()) continue;
     if (!st.isFile()) changed.push(`${p}${where}: was a file, now is not`);
     else if (st.size !== e.size) changed.push(`${p}${where}: ${e.size} bytes before, ${st.size} now`);
     else if (sha256Of(now) !== e.sha256) changed.push(`${p}${where}: same size, content overwritten`);
