@@ -184,7 +184,8 @@ describe('runbook guard (real clusters, real CLI)', () => {
     const inv = c.writeInventory();
     const hold = path.join(stateDir, 'hold.yaml');
     fs.writeFileSync(hold, 'apiVersion: runbook/v1\nname: hold-lock\nsummary: waits for a human while holding the cluster lock\nsteps:\n  - id: wait-here\n    action: approve\n    approval: required\n');
-    const holder = execa(process.execPath, [bin, 'run', hold, '-i', inv, '--state-dir', stateDir], { reject: false, env: { NO_COLOR: '1' }, stdin: 'ignore' });
+    // --wait-for-approval: without a TTY a run would stop at its gate (exit 3) and let the lock go.
+    const holder = execa(process.execPath, [bin, 'run', hold, '-i', inv, '--state-dir', stateDir, '--wait-for-approval'], { reject: false, env: { NO_COLOR: '1' }, stdin: 'ignore' });
     // (its run dir appears a moment before its journal file)
     const holderId = await poll('the holding run to wait for its approval', () => runIds().find((id) => fs.existsSync(path.join(stateDir, 'runs', id, 'journal.jsonl')) && journalOf(id).some((r) => r.type === 'approval.requested')));
 
