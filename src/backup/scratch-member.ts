@@ -42,7 +42,16 @@ export async function startScratchMember(o: {
   mkdirSync(o.workDir, { recursive: true });
   const dataDir = join(o.workDir, 'data');
   if (existsSync(dataDir)) throw new StepError('failed', `${dataDir} exists: a scratch dir is never reused`);
-  const [clientPort, peerPort] = await freePorts(2);
+  // Never a port of the cluster's own members: one that is stopped right now (a power loss, a restore) is free,
+  // and would find its port taken when it starts again.
+  const theirs = new Set(o.inventory.members.flatMap((m) => [m.clientURL, m.peerURL, ...(m.metricsURL ? [m.metricsURL] : [])]).map((u) => Number(new URL(u).port)).filter((n) => n > 0));
+  let ports: number[] = [];
+  for (let tries = 0; tries < 20; tries++) {
+    ports = (await freePorts(2)).filter((p) => !theirs.has(p));
+    if (ports.length === 2) break;
+  }
+  if (ports.length !== 2) throw new StepError('failed', 'no two free loopback ports apart from the cluster\'s own for the scratch member');
+  const [clientPort, peerPort] = ports as [number, number];
   const clientURL = `http://127.0.0.1:${clientPort}`;
   const peerURL = `http://127.0.0.1:${peerPort}`;
   const r = await localHost.run(

@@ -18,7 +18,9 @@ export function mkdirp(dir: string, mode?: number): void {
       }
       break;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      const e = err as NodeJS.ErrnoException;
+      // ENOTDIR (a part of the path is a file) and the like: said as what we were doing, for the path asked for.
+      if (e.code !== 'ENOENT') throw Object.assign(new Error(`${e.code}: cannot mkdir '${abs}'`), { code: e.code, syscall: 'mkdir', path: abs });
       missing.push(at);
       const parent = path.dirname(at);
       if (parent === at) break;

@@ -7,7 +7,8 @@
  *
  * The issue asks for five minutes of writing; the suite keeps the pressure (a writer that fills the quota in about a
  * minute) and writes for 80 s (longer if the twin has not reached NOSPACE yet: a loaded machine slows both writers),
- * long enough for the guard to act more than once.
+ * long enough for the guard to act more than once. GUARD_SOAK_MS=300000 runs the issue's five minutes (a soak, run
+ * by hand: its result is recorded in BENCHMARKS.md).
  */
 import { execa } from 'execa';
 import fs from 'node:fs';
@@ -21,8 +22,8 @@ import { bin, startGuard, startReaders, startWriter, type GuardProcess } from '.
 
 const MiB = 1024 * 1024;
 /** How long the writers write (the issue: five minutes; here the same pressure for 80 s, see the file comment). */
-const WINDOW_MS = 80_000;
-const MAX_WINDOW_MS = 150_000;
+const WINDOW_MS = Number(process.env.GUARD_SOAK_MS) || 80_000;
+const MAX_WINDOW_MS = WINDOW_MS + 70_000;
 const clusters: TestCluster[] = [];
 const guards: GuardProcess[] = [];
 let stateDir = '';
@@ -79,7 +80,7 @@ async function writeHistory(c: TestCluster, puts: number) {
 }
 
 describe('runbook guard (real clusters, real CLI)', () => {
-  it('keeps a cluster under a filling writer out of NOSPACE (its unguarded twin reaches it); every run journaled; no read fails during its defrags', { timeout: 240_000 }, async () => {
+  it('keeps a cluster under a filling writer out of NOSPACE (its unguarded twin reaches it); every run journaled; no read fails during its defrags', { timeout: WINDOW_MS + 160_000 }, async () => {
     stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'runbook-guard-'));
     const [guarded, twin] = await Promise.all([cluster('guarded'), cluster('twin')]);
     await guarded.client().put('/read-me').value('x');
