@@ -34,9 +34,10 @@ if (lag > maxRevisionLag) problems.push(`revisions differ by ${lag} (more than $
 const alarms = (await $`etcdctl alarm list`.nothrow()).stdout.trim()
 if (alarms) problems.push(`alarms: ${alarms.split('\n').join('; ')}`)
 
-// --count-only prints with -w fields only ("Count" : N).
-const counted = await $`etcdctl get ${keyPrefix} --prefix --count-only -w fields`
-const count = Number(/"Count" : (\d+)/.exec(counted.stdout)?.[1] ?? 0)
+// etcd's range count is the number of keys in the range whatever the limit: one key comes back, the count is all
+// of them (etcdctl 3.4 has no --count-only).
+const counted = await $`etcdctl get ${keyPrefix} --prefix --keys-only --limit 1 -w json`
+const count = Number(parse(counted.stdout).count ?? 0)
 
 const byEndpoint = Object.fromEntries(answered.map((a) => [a.Endpoint, { memberId: hex(a.Status.header.member_id), revision: Number(a.Status.header.revision), dbSize: Number(a.Status.dbSize) }]))
 fs.writeFileSync(process.env.RUNBOOK_RESULT, JSON.stringify({

@@ -16,6 +16,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { JournalRecord } from '../../src/events/types.ts';
 import { readJournal } from '../../src/execute/journal.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { rewindParams, suiteToolsCanBump } from '../support/etcd-versions.ts';
 
 const root = join(import.meta.dirname, '../..');
 const bin = join(root, 'bin/runbook.js');
@@ -70,18 +71,20 @@ describe('starting a restored cluster (real runner, real etcd)', () => {
     const db = join(first.dataDir, 'member', 'snap', 'db');
     // The built-in's restore path, then the disk under m1 damages its restored db before the start.
     const rb = join(cluster.dir, 'restore-then-damage.yaml');
+    // 3.4.23's tools cannot bump revisions: the restore is accepted as a rewind there (refused otherwise).
+    const rewind = suiteToolsCanBump() ? '' : ', allowRevisionRewind: true';
     writeFileSync(rb, [
       'apiVersion: runbook/v1',
       'name: restore-then-damage',
       'summary: restore every member, the first one\'s db is damaged, start them',
       'destructive: true',
       'steps:',
-      '  - { id: select-snapshot, action: etcd.snapshot-select, with: { trialRestore: false } }',
+      `  - { id: select-snapshot, action: etcd.snapshot-select, with: { trialRestore: false${rewind} } }`,
       '  - { id: stop-members, action: members.stop, forEach: { members: all } }',
       '  - { id: move-aside, action: members.move-data-aside, with: { label: pre-restore }, forEach: { members: all } }',
       '  - id: restore',
       '    action: etcd.restore-member',
-      '    with: { snapshot: \'${{ steps["select-snapshot"].output.path }}\', sha256: \'${{ steps["select-snapshot"].output.sha256 }}\' }',
+      `    with: { snapshot: '\${{ steps["select-snapshot"].output.path }}', sha256: '\${{ steps["select-snapshot"].output.sha256 }}'${rewind} }`,
       '    forEach: { members: all }',
       `  - { id: damage, action: exec, with: { argv: [dd, if=/dev/zero, ${JSON.stringify(`of=${db}`)}, bs=16384, count=1, conv=notrunc] } }`,
       '  - { id: start-members, action: members.start-all, with: { waitFor: 2m } }',
@@ -120,7 +123,7 @@ describe('starting a restored cluster (real runner, real etcd)', () => {
     cluster.checkpointData();
 
     const stateDir = join(cluster.dir, 'state');
-    const r = await runner(['run', 'power-loss-restore', '-i', cluster.writeInventory(), '--state-dir', stateDir, '--yes', '--json']);
+    const r = await runner(['run', 'power-loss-restore', '-i', cluster.writeInventory(), '--state-dir', stateDir, '--yes', '--json', ...rewindParams()]);
     expect(r.exitCode, r.stdout.slice(-4000) + r.stderr).toBe(0);
     const recs = journal(stateDir) as any[];
     const out = (id: string) => recs.findLast((x) => x.type === 'step.succeeded' && x.stepId === id && x.item === undefined)?.output;
