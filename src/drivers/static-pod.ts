@@ -342,7 +342,16 @@ export function staticPodDriver(member: Pick<MemberSpec, 'name' | 'driver' | 'ss
     },
     async backups() {
       const re = new RegExp(`^${paths.stem.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.\\d{8}T\\d{6}Z(-\\d+)?${paths.ext.replace('.', '\\.')}$`);
-      return (await node.list(paths.backupDir)).filter((f) => re.test(f)).sort().map((f) => join(paths.backupDir, f));
+      // Oldest first: by stamp, then by the -n a second backup within the same second gets (a plain sort would put
+      // "…Z-2.yaml" before "…Z.yaml", since '-' sorts before '.').
+      const order = (f: string): [string, number] => {
+        const m = /\.(\d{8}T\d{6}Z)(?:-(\d+))?\.[^.]*$/.exec(f);
+        return [m?.[1] ?? f, Number(m?.[2] ?? 1)];
+      };
+      return (await node.list(paths.backupDir))
+        .filter((f) => re.test(f))
+        .sort((a, b) => { const [sa, na] = order(a); const [sb, nb] = order(b); return sa < sb ? -1 : sa > sb ? 1 : na - nb; })
+        .map((f) => join(paths.backupDir, f));
     },
     async start() {
       const { place } = await look();
