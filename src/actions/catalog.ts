@@ -38,6 +38,15 @@ function action<S extends z.ZodType>(meta: ActionMeta<S>): ActionMeta<S> {
   return meta;
 }
 
+/** What a snapshot save takes, whether it finishes in one step (etcd.snapshot-save) or two (snapshot-begin/-wait). */
+const snapshotSaveInput = z.strictObject({
+  dir: z.string().min(1).optional().describe('default: the first snapshot dir of the inventory'),
+  keepLast: z.number().int().min(1).optional(),
+  maxAge: zDuration.optional(),
+  verify: z.boolean().default(true),
+  avoidMember: z.string().min(1).max(256).optional().describe('never stream from this member (one the runbook is about to remove or restart)'),
+});
+
 export const catalog = {
   'etcd.preflight': action({
     name: 'etcd.preflight',
@@ -127,26 +136,14 @@ export const catalog = {
   'etcd.snapshot-save': action({
     name: 'etcd.snapshot-save',
     summary: 'Stream a snapshot to a file (constant memory), verify it, record sha256/revision/size in a manifest, apply retention',
-    input: z.strictObject({
-      dir: z.string().min(1).optional().describe('default: the first snapshot dir of the inventory'),
-      keepLast: z.number().int().min(1).optional(),
-      maxAge: zDuration.optional(),
-      verify: z.boolean().default(true),
-      avoidMember: z.string().min(1).max(256).optional().describe('never stream from this member (one the runbook is about to remove or restart)'),
-    }),
+    input: snapshotSaveInput,
     mutates: true,
     idempotent: false,
   }),
   'etcd.snapshot-begin': action({
     name: 'etcd.snapshot-begin',
     summary: 'Begin a snapshot and go on once its point in time is fixed (its first bytes arrived); a later etcd.snapshot-wait finishes it (verified, manifest, retention)',
-    input: z.strictObject({
-      dir: z.string().min(1).optional().describe('default: the first snapshot dir of the inventory'),
-      keepLast: z.number().int().min(1).optional(),
-      maxAge: zDuration.optional(),
-      verify: z.boolean().default(true),
-      avoidMember: z.string().min(1).max(256).optional().describe('never stream from this member (one the runbook is about to remove or restart)'),
-    }),
+    input: snapshotSaveInput,
     mutates: true,
     idempotent: false,
   }),
