@@ -15,6 +15,7 @@ import { readStatus } from '../../src/backup/status.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { poll } from '../support/backup-workload.ts';
 import { S3_CREDENTIALS, startS3, type S3Standin } from '../support/s3-standin.ts';
+import { killAll } from '../support/child-processes.ts';
 
 const root = join(import.meta.dirname, '../..');
 const bin = join(root, 'bin/runbook.js');
@@ -27,10 +28,7 @@ let cluster: TestCluster | undefined;
 let s3: S3Standin | undefined;
 const children: ResultPromise[] = [];
 afterEach(async () => {
-  for (const c of children.splice(0)) {
-    c.kill('SIGKILL');
-    await c.catch(() => {});
-  }
+  await killAll(children);
   await cluster?.teardown();
   await s3?.stop();
   cluster = undefined;

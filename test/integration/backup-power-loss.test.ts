@@ -19,6 +19,7 @@ import { keyspaceAt, poll, Workload } from '../support/backup-workload.ts';
 import { BUMP_REVISION, localRestoreTool } from '../../src/snapshot/etcd-tools.ts';
 import { localHost } from '../../src/hosts/local.ts';
 import { rewindParams } from '../support/etcd-versions.ts';
+import { killAll } from '../support/child-processes.ts';
 
 const root = join(import.meta.dirname, '../..');
 const bin = join(root, 'bin/runbook.js');
@@ -31,10 +32,7 @@ function cli(args: string[]): ResultPromise<{ reject: false; timeout: number; en
 let cluster: TestCluster | undefined;
 const children: ResultPromise[] = [];
 afterEach(async () => {
-  for (const c of children.splice(0)) {
-    c.kill('SIGKILL');
-    await c.catch(() => {});
-  }
+  await killAll(children);
   await cluster?.teardown();
   cluster = undefined;
 });

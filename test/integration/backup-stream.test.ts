@@ -15,6 +15,7 @@ import { deltasDir } from '../../src/backup/segments.ts';
 import { readLog, readStatus } from '../../src/backup/status.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { keyspaceAt, poll, Workload, type Keyspace } from '../support/backup-workload.ts';
+import { killAll, leaderName } from '../support/child-processes.ts';
 
 const root = join(import.meta.dirname, '../..');
 const bin = join(root, 'bin/runbook.js');
@@ -30,25 +31,11 @@ function streamArgs(inv: string): string[] {
 let cluster: TestCluster | undefined;
 const children: ResultPromise[] = [];
 afterEach(async () => {
-  for (const c of children.splice(0)) {
-    c.kill('SIGKILL');
-    await c.catch(() => {});
-  }
+  await killAll(children);
   await cluster?.teardown();
   cluster = undefined;
 });
 
-async function leaderName(c: TestCluster): Promise<string> {
-  for (const m of c.members) {
-    try {
-      const s = await c.status(m.name);
-      if (s.leader === s.memberId) return m.name;
-    } catch {
-      // down
-    }
-  }
-  throw new Error('no leader');
-}
 
 /** Apply the delta log in memory to the keyspace at `from`, checking it against the cluster at every `check`. */
 async function replayInMemory(dir: string, name: string, start: Keyspace, from: number, upTo: number): Promise<{ state: Keyspace; revisions: number[] }> {

@@ -19,6 +19,7 @@ import { localRestoreTool } from '../../src/snapshot/etcd-tools.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { keyspaceAt, leasesAt, poll, Workload, type Keyspace } from '../support/backup-workload.ts';
 import { rewindParams } from '../support/etcd-versions.ts';
+import { killAll, leaderName } from '../support/child-processes.ts';
 
 const root = join(import.meta.dirname, '../..');
 const bin = join(root, 'bin/runbook.js');
@@ -30,25 +31,11 @@ function cli(args: string[]): ResultPromise<{ reject: false; timeout: number; en
 let cluster: TestCluster | undefined;
 const children: ResultPromise[] = [];
 afterEach(async () => {
-  for (const c of children.splice(0)) {
-    c.kill('SIGKILL');
-    await c.catch(() => {});
-  }
+  await killAll(children);
   await cluster?.teardown();
   cluster = undefined;
 });
 
-async function leaderName(c: TestCluster): Promise<string> {
-  for (const m of c.members) {
-    try {
-      const s = await c.status(m.name);
-      if (s.leader === s.memberId) return m.name;
-    } catch {
-      // down
-    }
-  }
-  throw new Error('no leader');
-}
 
 interface Point {
   label: string;
