@@ -9,6 +9,7 @@ import { json, type Io } from './output.ts';
 import { stateDirOf } from './runs.ts';
 import { resolveInventory, targetOptions, type TargetOpts } from './target.ts';
 import { mkdirp } from '../util/mkdirp.ts';
+import { untilSignal } from './signals.ts';
 
 interface GuardFlags extends TargetOpts {
   interval?: string;
@@ -143,27 +144,11 @@ Stop with Ctrl-C or SIGTERM: a run in progress is interrupted and the next guard
       const server = listen ? await (await import('../guard/metrics-server.ts')).serveMetrics(metrics.registry, listen) : undefined;
       if (server) io.err(`runbook guard: metrics on ${server.url}/metrics`);
       guard.start();
-      await new Promise<void>((resolve) => {
-        let stopping = false;
-        const stop = (sig: NodeJS.Signals) => {
-          if (stopping) {
-            io.err(`runbook guard: second ${sig}: exiting now; run journals are consistent up to their last record`);
-            process.exit(sig === 'SIGINT' ? 130 : 143);
-          }
-          stopping = true;
-          io.err(`runbook guard: ${sig}: stopping (a run in progress is interrupted; the next guard resumes it)`);
-          void guard.stop(sig).finally(async () => {
-            await server?.close();
-            await audit?.close();
-            process.off('SIGINT', onInt);
-            process.off('SIGTERM', onTerm);
-            resolve();
-          });
-        };
-        const onInt = () => stop('SIGINT');
-        const onTerm = () => stop('SIGTERM');
-        process.on('SIGINT', onInt);
-        process.on('SIGTERM', onTerm);
+      await untilSignal('runbook guard', (l) => io.err(l), () => 'stopping (a run in progress is interrupted; the next guard resumes it)', async (sig) => {
+        await guard.stop(sig).finally(async () => {
+          await server?.close();
+          await audit?.close();
+        });
       });
     });
 }

@@ -4,6 +4,7 @@ import { UserError } from '../util/errors.ts';
 import type { Io } from './output.ts';
 import { VERSION } from './main.ts';
 import type { StoreFlags } from '../store/open.ts';
+import { untilSignal } from './signals.ts';
 
 export function registerServeCommand(program: Command, io: Io): void {
   program
@@ -53,28 +54,12 @@ export function registerServeCommand(program: Command, io: Io): void {
         throw err;
       }
       io.err(`runbook serve: listening on ${server.url} (${store ? store.description : `state dir ${config.stateDir}`}); Ctrl-C to stop`);
-      await new Promise<void>((resolve) => {
-        let stopping = false;
-        const stop = (sig: NodeJS.Signals) => {
-          if (stopping) {
-            io.err(`runbook serve: second ${sig}: exiting now; run journals are consistent up to their last record`);
-            process.exit(sig === 'SIGINT' ? 130 : 143);
-          }
-          stopping = true;
-          io.err(store
-            ? `runbook serve: ${sig}: stopping; runs in progress are handed over to another replica (or: runbook resume RUN --store …)`
-            : `runbook serve: ${sig}: stopping; runs in progress are interrupted and can be resumed (runbook resume RUN)`);
-          void server.close().finally(async () => {
-            await opened?.close().catch(() => {});
-            process.off('SIGINT', onInt);
-            process.off('SIGTERM', onTerm);
-            resolve();
-          });
-        };
-        const onInt = () => stop('SIGINT');
-        const onTerm = () => stop('SIGTERM');
-        process.on('SIGINT', onInt);
-        process.on('SIGTERM', onTerm);
+      await untilSignal('runbook serve', (l) => io.err(l), () => (store
+        ? 'stopping; runs in progress are handed over to another replica (or: runbook resume RUN --store …)'
+        : 'stopping; runs in progress are interrupted and can be resumed (runbook resume RUN)'), async () => {
+        await server.close().finally(async () => {
+          await opened?.close().catch(() => {});
+        });
       });
     });
 }

@@ -23,3 +23,30 @@ export function abortOnSignals(): { signal: AbortSignal; interrupt(): void; disp
   };
 }
 
+
+/**
+ * For a long-running command (serve, guard): wait for SIGINT/SIGTERM, say what stopping means, await `stop`, then
+ * resolve; a second signal exits at once (130/143).
+ */
+export function untilSignal(name: string, say: (line: string) => void, what: (sig: NodeJS.Signals) => string, stop: (sig: NodeJS.Signals) => Promise<unknown>): Promise<void> {
+  return new Promise<void>((resolve) => {
+    let stopping = false;
+    const on = (sig: NodeJS.Signals) => {
+      if (stopping) {
+        say(`${name}: second ${sig}: exiting now; run journals are consistent up to their last record`);
+        process.exit(sig === 'SIGINT' ? 130 : 143);
+      }
+      stopping = true;
+      say(`${name}: ${sig}: ${what(sig)}`);
+      void stop(sig).catch(() => {}).finally(() => {
+        process.off('SIGINT', onInt);
+        process.off('SIGTERM', onTerm);
+        resolve();
+      });
+    };
+    const onInt = () => on('SIGINT');
+    const onTerm = () => on('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+  });
+}
