@@ -15,8 +15,12 @@ leg() { # leg VERSION [vitest args…]
   echo "==== etcd $v: vitest run $*"
   local env_lines
   env_lines=$(env -u ETCD_BIN_DIR ETCD_VERSION="$v" bash scripts/bootstrap.sh --print-env)
+  # A JSON report per leg, so the end of the log can say which tests failed (scripts/test-summary.mjs).
+  local report=".test-results/etcd-$v.json"
+  mkdir -p .test-results; rm -f "$report"
   # etcd reads ETCD_<FLAG> variables as flags: ETCD_VERSION must not reach the members (etcd 3.4 refuses to start).
-  ( eval "$env_lines"; unset ETCD_VERSION; npm test -- "$@" )
+  ( eval "$env_lines"; unset ETCD_VERSION
+    npm test -- --reporter=default --reporter=json --outputFile.json="$report" "$@" )
 }
 
 if [ $# -gt 0 ] || [ -n "${ETCD_BIN_DIR:-}" ]; then
@@ -35,6 +39,8 @@ leg 3.4.23 test/integration || failed+=("3.4.23 (integration)")
 leg 3.5.16 test/integration || failed+=("3.5.16 (integration)")
 echo "==== matrix done in $(( $(date +%s) - start )) s"
 if [ ${#failed[@]} -gt 0 ]; then
+  echo "==== failed tests"
+  ( eval "$(bash scripts/bootstrap.sh --print-env)"; node scripts/test-summary.mjs .test-results/etcd-*.json ) || true
   printf 'failed legs: %s\n' "${failed[*]}"
   exit 1
 fi
