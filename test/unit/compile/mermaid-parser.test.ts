@@ -11,7 +11,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { toMermaid } from '../../../src/compile/machine.ts';
 import { loadRunbook } from '../../../src/runbook/load.ts';
-import type { Runbook } from '../../../src/runbook/types.ts';
+import type { Runbook } from '../../../src/runbook/model.ts';
 
 type Mermaid = (typeof import('mermaid'))['default'];
 let mermaid: Mermaid;
