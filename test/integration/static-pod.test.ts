@@ -202,7 +202,7 @@ for (const via of ['this machine', 'ssh'] as const) describe(`members.set-flag t
       expect((err as Error).message).toMatch(/ssh .*127\.0\.0\.1.*ssh failed/);
       sshd = undefined;
     }
-  });
+  }, 180_000); // three members restarted one at a time, each waited healthy: minutes on a loaded 2-core CI machine
 });
 
 describe('static-pod driver files over ssh (real sshd on 127.0.0.1, no process)', () => {

@@ -173,7 +173,7 @@ describe('systemd driver: members as units (kubespray layout) under a systemctl 
     expect((await client.maintenance.alarm({ action: AlarmAction.Get })).alarms).toEqual([]);
     const healthy = await clusterHealthy.run(t.step('verify'), catalog['etcd.cluster-healthy'].input.parse({ waitFor: '20s', expectVoters: 3 }));
     expect(healthy.voters).toHaveLength(3);
-  });
+  }, 180_000); // three members restarted one at a time, each waited healthy: minutes on a loaded 2-core CI machine
 
   it('stop waits until the unit is down; start comes back with a new main pid; both are idempotent', async () => {
     const d = driverFor(spec('m3'));
