@@ -23,6 +23,7 @@ import { saveSnapshot } from '../snapshot/save.ts';
 import { messageOf, UserError } from '../util/errors.ts';
 import { copyBackups, type CopyDestination } from './copy.ts';
 import { lockStream } from './lock.ts';
+import { applyBackupRetention, type BackupRetention } from './retention.ts';
 import type { BaseSnapshotRef, RevisionRecord } from './record.ts';
 import { recoverOpenSegments } from './recover.ts';
 import { SegmentWriter, type RotationPolicy } from './segment-writer.ts';
@@ -46,6 +47,8 @@ export interface StreamOptions {
   idleMs?: number;
   /** Copy every sealed segment and full snapshot there, verified (copy.ts), after each seal and snapshot. */
   copyTo?: CopyDestination[];
+  /** Local retention by whole chains, applied after every full snapshot (retention.ts: moved aside, never deleted). */
+  retention?: BackupRetention;
   signal?: AbortSignal;
   log?: (message: string) => void;
 }
@@ -117,6 +120,19 @@ export async function runStream(o: StreamOptions): Promise<void> {
     writeStatus(o.backupDir, status);
   };
 
+  /** Retention after a new full snapshot: a failure to move files is reported and retried after the next one. */
+  const expire = () => {
+    try {
+      const r = applyBackupRetention(o.backupDir, inv.name, o.retention!);
+      if (r.movedTo) {
+        appendLog(o.backupDir, 'expired', { movedTo: r.movedTo, snapshots: r.snapshots, segments: r.segments });
+        log(`retention: moved ${r.snapshots.length} full snapshot(s) and ${r.segments.length} segment(s) to ${r.movedTo}`);
+      }
+    } catch (err) {
+      log(`retention failed (tried again after the next full snapshot): ${messageOf(err)}`);
+    }
+  };
+
   /** A full snapshot from the first member that gives one. */
   const takeFull = async (why: string): Promise<BaseSnapshotRef> => {
     let lastErr: unknown;
@@ -129,6 +145,7 @@ export async function runStream(o: StreamOptions): Promise<void> {
         scheduleCopy();
         log(`full snapshot ${ref.file} at revision ${ref.revision} (${why})`);
         bytesSinceFull = 0;
+        if (o.retention) expire();
         return ref;
       } catch (err) {
         lastErr = err;
