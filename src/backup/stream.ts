@@ -49,6 +49,12 @@ export interface StreamOptions {
   copyTo?: CopyDestination[];
   /** Local retention by whole chains, applied after every full snapshot (retention.ts: moved aside, never deleted). */
   retention?: BackupRetention;
+  /**
+   * Why this stream may no longer write, once it may not (`runbook serve`: the cluster's stream lock was lost, so
+   * another replica may be streaming). Checked before every write; the caller also aborts `signal`. From then on
+   * nothing more is written, not even the seal of the open segment (the next stream recovers it).
+   */
+  fenced?: () => string | undefined;
   signal?: AbortSignal;
   log?: (message: string) => void;
 }
@@ -135,6 +141,8 @@ export async function runStream(o: StreamOptions): Promise<void> {
 
   /** A full snapshot from the first member that gives one. */
   const takeFull = async (why: string): Promise<BaseSnapshotRef> => {
+    const fence = o.fenced?.();
+    if (fence) throw new Error(`fenced: ${fence}`);
     let lastErr: unknown;
     for (let i = 0; i < inv.members.length; i++) {
       const m = inv.members[(memberIdx + i) % inv.members.length]!;
@@ -181,6 +189,8 @@ export async function runStream(o: StreamOptions): Promise<void> {
     publish();
 
     const onRevision = async (b: RevisionBatch) => {
+      const why = o.fenced?.();
+      if (why) throw new Error(`fenced: ${why}`);
       if (b.revision <= writer.lastRevision) return;
       const fresh = b.leases.filter((l) => !leaseTTL.has(l));
       const leases: Record<string, number> = {};
@@ -206,6 +216,7 @@ export async function runStream(o: StreamOptions): Promise<void> {
     };
 
     const tick = async () => {
+      if (o.fenced?.()) return;
       const flushed = writer.sync();
       status.durableRevision = writer.durableRevision;
       if (flushed) status.syncedAt = Date.now();
@@ -270,7 +281,7 @@ export async function runStream(o: StreamOptions): Promise<void> {
             },
           },
         );
-        if (end.kind === 'stopped') break;
+        if (end.kind === 'stopped' || o.fenced?.()) break;
         if (end.kind === 'compacted') {
           status.state = 'snapshotting';
           log(`revision ${writer.lastRevision + 1} is compacted (compact revision ${end.compactRevision}): taking a new full snapshot`);
@@ -299,14 +310,20 @@ export async function runStream(o: StreamOptions): Promise<void> {
     } finally {
       clearInterval(timer);
       await fullInFlight;
-      const m = await writer.seal();
-      if (m) appendLog(o.backupDir, 'sealed', { file: m.file, firstRevision: m.firstRevision, lastRevision: m.lastRevision, sha256: m.sha256, size: m.size });
-      if (m) scheduleCopy();
-      await copying;
-      status.state = 'stopped';
-      status.durableRevision = writer.durableRevision;
-      if (progress && progress.revision <= writer.durableRevision) status.durableUpTo = progress.at;
-      publish();
+      const fence = o.fenced?.();
+      if (fence) {
+        log(`stopped without sealing or writing anything more: ${fence}`);
+        await copying;
+      } else {
+        const m = await writer.seal();
+        if (m) appendLog(o.backupDir, 'sealed', { file: m.file, firstRevision: m.firstRevision, lastRevision: m.lastRevision, sha256: m.sha256, size: m.size });
+        if (m) scheduleCopy();
+        await copying;
+        status.state = 'stopped';
+        status.durableRevision = writer.durableRevision;
+        if (progress && progress.revision <= writer.durableRevision) status.durableUpTo = progress.at;
+        publish();
+      }
     }
   } finally {
     pool.close();
