@@ -98,6 +98,7 @@ class ClusterStream {
   async #loop(): Promise<void> {
     const { name, o } = this;
     let standbyLogged = false;
+    let lastFailure: string | undefined;
     while (!this.#abort.signal.aborted) {
       let lock: Held;
       try {
@@ -137,10 +138,14 @@ class ClusterStream {
           log: (m) => o.log(`backup [${name}]: ${m}`),
         });
       } catch (err) {
-        if (!fenced && !this.#abort.signal.aborted) {
-          o.log(`backup [${name}]: the stream stopped: ${messageOf(err).split('\n')[0]}; trying again`);
+        // Said once per distinct failure: a cause that persists (every member down, the backup dir held by a
+        // `runbook backup stream` process) is retried every standbyRetry without filling the log and audit.
+        const why = messageOf(err).split('\n')[0]!;
+        if (!fenced && !this.#abort.signal.aborted && why !== lastFailure) {
+          o.log(`backup [${name}]: the stream stopped: ${why}; trying again every ${this.config.standbyRetryMs} ms`);
           o.audit.record({ event: 'backup.failed', source: 'backup', cluster: name, outcome: 'failed', reason: messageOf(err) });
         }
+        lastFailure = why;
       } finally {
         this.streaming = false;
         this.#abort.signal.removeEventListener('abort', stopRun);
