@@ -14,7 +14,7 @@ import { buildTarget, chooseTarget, type BuiltTarget, type TargetSpec } from '..
 import { catalog, newestPoint } from '../backup/chain.ts';
 import { writeFileAtomic } from '../drivers/safe-fs.ts';
 import { currentRevision } from '../etcd/kv.ts';
-import { BUMP_REVISION, localRestoreTool } from '../snapshot/etcd-tools.ts';
+import { localRestoreTool, revisionBump } from '../snapshot/etcd-tools.ts';
 import { localHost, sha256File } from '../hosts/local.ts';
 import { StepError } from '../util/errors.ts';
 import { etcdPool } from './etcd-common.ts';
@@ -62,28 +62,34 @@ function prefixes(changes: Record<string, number>): string {
   return `keys changed after it, per prefix: ${e.slice(0, 12).map(([p, n]) => `${p} ${n}`).join(', ')}${e.length > 12 ? `, … (${e.length - 12} more prefixes)` : ''}`;
 }
 
-/** The rebuilt revision, bumped, must land above the cluster's current one (when the cluster answers at all). */
-async function checkBump(ctx: ActionContext, target: number): Promise<void> {
+/**
+ * How far the restore must move revisions so the restored cluster starts above every revision it has had: the
+ * cluster's current revision (the highest a member answers), or, when none answers (a power loss), the newest
+ * revision the backups hold, minus the target, plus a margin (revisionBump). A fixed bump would not do: after one
+ * point-in-time restore the cluster is a whole bump ahead, and a second restore to an earlier point with the same
+ * bump would take revisions back. Undefined when the tool here cannot bump at all (etcd 3.4's etcdctl).
+ */
+async function chooseBump(ctx: ActionContext, target: number, newestBackup: number): Promise<number | undefined> {
   const tool = await localRestoreTool(localHost, ctx.inventory.etcdBinDir, ctx.signal);
   if (!tool.canBump) {
     // etcd 3.4.23's etcdctl cannot bump (no --bump-revision in its restore --help): any restore moves revisions back.
     ctx.log(`${tool.kind} ${tool.toolVersion ?? '?'} cannot bump revisions; the restored cluster starts at revision ${target}, behind what watchers saw`);
-    return;
+    return undefined;
   }
   const p = etcdPool(ctx);
+  let live: number | undefined;
   for (const m of ctx.inventory.members) {
-    let current: number;
     try {
-      current = await currentRevision(p, m.name, { timeoutMs: 3000, signal: ctx.signal });
+      const r = await currentRevision(p, m.name, { timeoutMs: 3000, signal: ctx.signal });
+      live = Math.max(live ?? 0, r);
     } catch {
-      continue; // down (a power loss): nothing to compare with
+      // down (a power loss) or partitioned: the others, or the backups, tell
     }
-    if (target + BUMP_REVISION <= current) {
-      throw new StepError('precondition', `the cluster is at revision ${current}; restoring revision ${target} bumped by ${BUMP_REVISION} would move revisions backwards for watchers`, { hint: 'this cluster was restored with a bump before; restore from a base taken after that' });
-    }
-    ctx.log(`cluster revision now ${current}; the restored cluster starts at ${target + BUMP_REVISION} (etcdutl --bump-revision)`);
-    return;
   }
+  const current = Math.max(live ?? 0, newestBackup);
+  const bump = revisionBump(target, current);
+  ctx.log(`${live !== undefined ? `cluster revision now ${live}` : 'no member answers'}; newest revision in the backups ${newestBackup}; the restored cluster starts at ${target + bump} (--bump-revision ${bump})`);
+  return bump;
 }
 
 /** Newest mode: why the deltas are not worth a rebuild (no segments, or no newer than the other choice), else undefined. */
@@ -99,11 +105,14 @@ async function notWorthIt(ctx: ActionContext, input: BuildTargetInput): Promise<
   return undefined;
 }
 
-export const buildTargetAction: ActionImpl<BuildTargetInput, BuiltTarget | NotUsed> = {
+/** What etcd.restore-member needs besides the snapshot: how far to move revisions (absent: the tool cannot). */
+export type BuildTargetOutput = BuiltTarget & { bumpRevision?: number };
+
+export const buildTargetAction: ActionImpl<BuildTargetInput, BuildTargetOutput | NotUsed> = {
   async probe(ctx) {
     const file = join(outDir(ctx), 'target.json');
     if (!existsSync(file)) return { done: false, detail: 'no target built by this run yet' };
-    const t = JSON.parse(readFileSync(file, 'utf8')) as BuiltTarget;
+    const t = JSON.parse(readFileSync(file, 'utf8')) as BuildTargetOutput;
     if (!existsSync(t.path) || (await sha256File(t.path, ctx.signal)) !== t.sha256) return { done: false, detail: `${t.path} is missing or changed` };
     return { done: true, output: t, detail: `${t.path} (revision ${t.revision}) built by this run` };
   },
@@ -132,7 +141,7 @@ export const buildTargetAction: ActionImpl<BuildTargetInput, BuiltTarget | NotUs
     const dirs = dirsOf(ctx, input);
     const choice = await chooseTarget(dirs, ctx.inventory.name, spec, ctx.signal);
     ctx.log(`target revision ${choice.revision}${choice.observedAt ? ` observed ${choice.observedAt}` : ''}; ${prefixes(choice.changesAfter)}`);
-    await checkBump(ctx, choice.revision);
+    const bumpRevision = await chooseBump(ctx, choice.revision, choice.newestRevision);
     const out = outDir(ctx);
     const built = await buildTarget({
       inventory: ctx.inventory,
@@ -143,8 +152,9 @@ export const buildTargetAction: ActionImpl<BuildTargetInput, BuiltTarget | NotUs
       signal: ctx.signal,
       log: (m) => ctx.log(m),
     });
-    writeFileAtomic(join(out, 'target.json'), `${JSON.stringify(built, null, 2)}\n`, 0o644);
-    return built;
+    const output: BuildTargetOutput = { ...built, ...(bumpRevision !== undefined ? { bumpRevision } : {}) };
+    writeFileAtomic(join(out, 'target.json'), `${JSON.stringify(output, null, 2)}\n`, 0o644);
+    return output;
   },
 
   async verify(_ctx, _input, output) {

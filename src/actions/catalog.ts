@@ -188,6 +188,7 @@ export const catalog = {
       clusterToken: z.string().min(1).max(128).optional().describe('default: derived from the run id'),
       etcdVersion: z.string().max(64).nullable().optional().describe("the cluster's etcd version (snapshot-select's restore.etcdVersion): chooses the restore tool"),
       allowRevisionRewind: z.boolean().default(false).describe('accept a restore that takes revisions back; refused otherwise'),
+      bumpRevision: z.number().int().min(1).nullable().optional().describe('how far revisions move forward (backup.build-target computes it from the cluster\'s current revision); default 1000000000'),
     }),
     mutates: true,
     // the restored members form a new cluster (new cluster and member ids): the run re-pins to it (src/execute/identity.ts)

@@ -8,6 +8,7 @@ import { driverFor } from '../drivers/index.ts';
 import type { MemberDriver } from '../drivers/types.ts';
 import { hostFor } from '../hosts/index.ts';
 import { dataDirOf, initialClusterOf, restoreMember, restoredAlready, tokenFromRunId, type RestoreMemberResult } from '../snapshot/restore.ts';
+import { BUMP_REVISION } from '../snapshot/etcd-tools.ts';
 import { StepError } from '../util/errors.ts';
 import { itemMember } from './etcd-common.ts';
 import { acceptsConnections } from './members-common.ts';
@@ -20,6 +21,8 @@ export interface RestoreInput {
   /** The cluster's etcd version (snapshot-select's restore.etcdVersion). */
   etcdVersion?: string | null;
   allowRevisionRewind?: boolean;
+  /** How far revisions move forward (backup.build-target computes it from the cluster's revision); default 1e9. */
+  bumpRevision?: number | null;
 }
 
 export type RestoreOutput = Omit<RestoreMemberResult, 'durationMs' | 'stagedSnapshot'> & { durationMs: number; stagedSnapshot?: string; restoredAt?: string };
@@ -71,7 +74,7 @@ export const restoreMemberAction: ActionImpl<RestoreInput, RestoreOutput> = {
     return [
       `refuse if ${m.name} runs or ${dataDir} exists`,
       host.remote ? `copy ${input.snapshot} to ${host.label} and check its sha256 there` : `check the sha256 of ${input.snapshot}`,
-      `restore it into ${dataDir}.part as --name ${m.name} --initial-advertise-peer-urls ${m.peerURL} --initial-cluster ${initialClusterOf(ctx.inventory)} --initial-cluster-token ${tokenOf(ctx, input)} with the tool chosen on its host for etcd ${input.etcdVersion ?? "(the cluster's version)"}: --bump-revision --mark-compacted when it has them, ${input.allowRevisionRewind ? 'else WITHOUT (allowRevisionRewind: revisions go back)' : 'else refuse'}`,
+      `restore it into ${dataDir}.part as --name ${m.name} --initial-advertise-peer-urls ${m.peerURL} --initial-cluster ${initialClusterOf(ctx.inventory)} --initial-cluster-token ${tokenOf(ctx, input)} with the tool chosen on its host for etcd ${input.etcdVersion ?? "(the cluster's version)"}: --bump-revision ${input.bumpRevision ?? BUMP_REVISION} --mark-compacted when it has them, ${input.allowRevisionRewind ? 'else WITHOUT (allowRevisionRewind: revisions go back)' : 'else refuse'}`,
       `rename to ${dataDir}`,
     ].join('; ');
   },
@@ -89,6 +92,7 @@ export const restoreMemberAction: ActionImpl<RestoreInput, RestoreOutput> = {
       runId: ctx.runId,
       ...(input.etcdVersion ? { clusterVersion: input.etcdVersion } : {}),
       ...(input.allowRevisionRewind ? { allowRevisionRewind: true } : {}),
+      ...(input.bumpRevision ? { bumpRevision: input.bumpRevision } : {}),
       ...(driver ? { driver } : {}),
       listening: (url) => acceptsConnections(url),
       signal: ctx.signal,

@@ -5,7 +5,8 @@
  *   2. check the base (sha256 against its manifest, the etcd sha256 trailer), copy it into a scratch dir;
  *   3. restore it into a scratch member on private loopback ports (scratch-member.ts), replay the deltas one
  *      revision per transaction up to the target (replay.ts), each revision checked;
- *   4. save a snapshot of the scratch member through the verified save path (sha256 trailer, `snapshot status`,
+ *   4. compact the scratch member at the target and defragment it (the replayed history would otherwise come back
+ *      with the restore, up to a NOSPACE-sized db), then save a snapshot of the scratch member through the verified save path (sha256 trailer, `snapshot status`,
  *      manifest) and check its revision is the target.
  * The result is an ordinary verified snapshot that the existing restore path restores into every member. It is
  * written under the run's state dir, not the snapshot dirs, so no later `snapshot-select` takes it for a newer
@@ -13,7 +14,9 @@
  */
 import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { currentRevision } from '../etcd/kv.ts';
+import { isAlreadyCompacted } from '../etcd/errors.ts';
+import { compact, currentRevision } from '../etcd/kv.ts';
+import { defragment } from '../etcd/maintenance.ts';
 import { localHost, sha256File } from '../hosts/local.ts';
 import type { Inventory } from '../inventory/types.ts';
 import { localRestoreTool } from '../snapshot/etcd-tools.ts';
@@ -124,6 +127,20 @@ export async function buildTarget(o: { inventory: Inventory; dirs: string[]; spe
     if (ch.target < startRev) throw new StepError('precondition', `revision ${ch.target} is before the first revision a member can have (${startRev})`);
     const r = await replay(client, ch.spans, startRev, ch.target, { ...(o.signal ? { signal: o.signal } : {}), log });
     log(`replayed ${r.revisions} revision(s), ${r.events} event(s), ${r.leasesGranted} lease(s) granted`);
+    // The replay left every replayed revision's history in the scratch db (after a NOSPACE incident: the whole
+    // fill). Restored as is, the members would start at or over their quota and refuse the next write. History
+    // before the target is never served after a restore (it is marked compacted, or on etcd 3.4 the target is
+    // the newest revision), so it is compacted and the db defragmented before the save: the keyspace is unchanged.
+    // At target - 1, not the target: compaction drops tombstones up to its revision, and the snapshot tools take
+    // a snapshot's revision from the newest key revision in it, so a target that was a delete would read as older.
+    if (ch.target - 1 > startRev) {
+      try {
+        await compact(scratch.pool, scratch.endpoint, ch.target - 1, true, { timeoutMs: 10 * 60_000, signal: o.signal });
+      } catch (err) {
+        if (!isAlreadyCompacted(err)) throw err;
+      }
+    }
+    await defragment(scratch.pool, scratch.endpoint, { timeoutMs: 10 * 60_000, signal: o.signal });
     await mkdir(o.outDir, { recursive: true });
     const saved = await saveSnapshot({ pool: scratch.pool, inventory: scratch.inventory, endpoint: scratch.endpoint, dir: o.outDir, ...(o.signal ? { signal: o.signal } : {}), log });
     if (saved.revision !== ch.target) {

@@ -23,6 +23,7 @@ import { saveSnapshot } from '../snapshot/save.ts';
 import { messageOf, UserError } from '../util/errors.ts';
 import { copyBackups, type CopyDestination } from './copy.ts';
 import { lockStream } from './lock.ts';
+import { applyBackupRetention, type BackupRetention } from './retention.ts';
 import type { BaseSnapshotRef, RevisionRecord } from './record.ts';
 import { recoverOpenSegments } from './recover.ts';
 import { SegmentWriter, type RotationPolicy } from './segment-writer.ts';
@@ -46,6 +47,14 @@ export interface StreamOptions {
   idleMs?: number;
   /** Copy every sealed segment and full snapshot there, verified (copy.ts), after each seal and snapshot. */
   copyTo?: CopyDestination[];
+  /** Local retention by whole chains, applied after every full snapshot (retention.ts: moved aside, never deleted). */
+  retention?: BackupRetention;
+  /**
+   * Why this stream may no longer write, once it may not (`runbook serve`: the cluster's stream lock was lost, so
+   * another replica may be streaming). Checked before every write; the caller also aborts `signal`. From then on
+   * nothing more is written, not even the seal of the open segment (the next stream recovers it).
+   */
+  fenced?: () => string | undefined;
   signal?: AbortSignal;
   log?: (message: string) => void;
 }
@@ -117,8 +126,23 @@ export async function runStream(o: StreamOptions): Promise<void> {
     writeStatus(o.backupDir, status);
   };
 
+  /** Retention after a new full snapshot: a failure to move files is reported and retried after the next one. */
+  const expire = () => {
+    try {
+      const r = applyBackupRetention(o.backupDir, inv.name, o.retention!);
+      if (r.movedTo) {
+        appendLog(o.backupDir, 'expired', { movedTo: r.movedTo, snapshots: r.snapshots, segments: r.segments });
+        log(`retention: moved ${r.snapshots.length} full snapshot(s) and ${r.segments.length} segment(s) to ${r.movedTo}`);
+      }
+    } catch (err) {
+      log(`retention failed (tried again after the next full snapshot): ${messageOf(err)}`);
+    }
+  };
+
   /** A full snapshot from the first member that gives one. */
   const takeFull = async (why: string): Promise<BaseSnapshotRef> => {
+    const fence = o.fenced?.();
+    if (fence) throw new Error(`fenced: ${fence}`);
     let lastErr: unknown;
     for (let i = 0; i < inv.members.length; i++) {
       const m = inv.members[(memberIdx + i) % inv.members.length]!;
@@ -129,6 +153,7 @@ export async function runStream(o: StreamOptions): Promise<void> {
         scheduleCopy();
         log(`full snapshot ${ref.file} at revision ${ref.revision} (${why})`);
         bytesSinceFull = 0;
+        if (o.retention) expire();
         return ref;
       } catch (err) {
         lastErr = err;
@@ -164,6 +189,8 @@ export async function runStream(o: StreamOptions): Promise<void> {
     publish();
 
     const onRevision = async (b: RevisionBatch) => {
+      const why = o.fenced?.();
+      if (why) throw new Error(`fenced: ${why}`);
       if (b.revision <= writer.lastRevision) return;
       const fresh = b.leases.filter((l) => !leaseTTL.has(l));
       const leases: Record<string, number> = {};
@@ -189,6 +216,7 @@ export async function runStream(o: StreamOptions): Promise<void> {
     };
 
     const tick = async () => {
+      if (o.fenced?.()) return;
       const flushed = writer.sync();
       status.durableRevision = writer.durableRevision;
       if (flushed) status.syncedAt = Date.now();
@@ -253,7 +281,7 @@ export async function runStream(o: StreamOptions): Promise<void> {
             },
           },
         );
-        if (end.kind === 'stopped') break;
+        if (end.kind === 'stopped' || o.fenced?.()) break;
         if (end.kind === 'compacted') {
           status.state = 'snapshotting';
           log(`revision ${writer.lastRevision + 1} is compacted (compact revision ${end.compactRevision}): taking a new full snapshot`);
@@ -282,14 +310,20 @@ export async function runStream(o: StreamOptions): Promise<void> {
     } finally {
       clearInterval(timer);
       await fullInFlight;
-      const m = await writer.seal();
-      if (m) appendLog(o.backupDir, 'sealed', { file: m.file, firstRevision: m.firstRevision, lastRevision: m.lastRevision, sha256: m.sha256, size: m.size });
-      if (m) scheduleCopy();
-      await copying;
-      status.state = 'stopped';
-      status.durableRevision = writer.durableRevision;
-      if (progress && progress.revision <= writer.durableRevision) status.durableUpTo = progress.at;
-      publish();
+      const fence = o.fenced?.();
+      if (fence) {
+        log(`stopped without sealing or writing anything more: ${fence}`);
+        await copying;
+      } else {
+        const m = await writer.seal();
+        if (m) appendLog(o.backupDir, 'sealed', { file: m.file, firstRevision: m.firstRevision, lastRevision: m.lastRevision, sha256: m.sha256, size: m.size });
+        if (m) scheduleCopy();
+        await copying;
+        status.state = 'stopped';
+        status.durableRevision = writer.durableRevision;
+        if (progress && progress.revision <= writer.durableRevision) status.durableUpTo = progress.at;
+        publish();
+      }
     }
   } finally {
     pool.close();

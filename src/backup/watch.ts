@@ -1,6 +1,8 @@
 /**
  * One watch of the whole keyspace on ONE member (its own single-host client: ETCD-NOTES), from a start revision,
- * with prev_kv, delivered as whole revisions. The raw gRPC Watch stream is used rather than etcd3's Watcher:
+ * with prev_kv, delivered as whole revisions, on a stream that requires a leader (`hasleader` metadata: a member
+ * partitioned from the leader ends the watch with "no leader" rather than answering progress requests from its
+ * stale state, which would look caught up while the cluster moves on). The raw gRPC Watch stream is used rather than etcd3's Watcher:
  * that one reconnects by itself to whichever host, hides compaction behind an 'error' event, and cannot be
  * paused. Here the caller decides where to reconnect (another member) and from which revision, and the stream is
  * paused while the consumer is behind, so memory stays bounded whatever the write rate (gRPC flow control then
@@ -68,10 +70,11 @@ function toEvents(res: IWatchResponse): RevisionBatch[] {
 
 /** Watch until the member is lost, the start revision is compacted, or the signal stops it. Never throws for the member's failures. */
 export async function watchKeyspace(client: EtcdClient, o: WatchOptions, h: WatchHandlers): Promise<WatchEnd> {
-  // grpc-js hands back a Node Duplex; etcd3's type only names the events and write/cancel.
-  let stream: Awaited<ReturnType<EtcdClient['watchClient']['watch']>> & Pick<Duplex, 'pause' | 'resume' | 'isPaused'>;
+  // grpc-js hands back a Node Duplex (plus cancel()). hasleader: a member cut off from the leader ends the stream
+  // ("no leader") instead of feeding a silent one; the caller then moves to another member.
+  let stream: Duplex & { cancel(): void };
   try {
-    stream = (await client.watchClient.watch()) as typeof stream;
+    stream = (await client.watchRequiringLeader()) as typeof stream;
   } catch (err) {
     return { kind: 'lost', reason: messageOf(err) };
   }

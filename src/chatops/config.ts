@@ -10,6 +10,7 @@ import { defaultStateDir } from '../execute/run-store.ts';
 import { UserError, type Diagnostic } from '../util/errors.ts';
 import { parseDuration } from '../util/units.ts';
 import { guardConfig, zGuardSpec, type GuardConfig } from '../guard/config.ts';
+import { backupStreamConfig, zBackupSpec, type BackupStreamConfig } from '../backup/serve-config.ts';
 import { describeIssues, readYamlFile, type SchemaIssue, type YamlSource } from '../util/yaml-source.ts';
 
 /** Where a secret comes from. Inline values are refused: config files get copied, pasted and committed. */
@@ -27,6 +28,8 @@ export interface ClusterConfig {
   approvers?: string[];
   /** A guard on this cluster (`guard:`), checked and defaulted (src/guard/config.ts). */
   guard?: GuardConfig;
+  /** A backup stream for this cluster (`backup:`, opt-in), checked and defaulted (src/backup/serve-config.ts). */
+  backup?: BackupStreamConfig;
 }
 
 export interface RunbookAccess {
@@ -87,7 +90,7 @@ const zConfig = z.strictObject({
   mattermost: z.strictObject({ apiUrl: z.url(), channel: z.string().min(1).max(200).optional() }).optional(),
   clusters: z.record(z.string().regex(NAME, 'cluster names are letters, digits, - and _ (starting with a letter)'), z.union([
     z.string().min(1),
-    z.strictObject({ inventory: z.string().min(1), users: ID_LIST.optional(), channels: ID_LIST.optional(), approvers: ID_LIST.optional(), guard: zGuardSpec.optional() }),
+    z.strictObject({ inventory: z.string().min(1), users: ID_LIST.optional(), channels: ID_LIST.optional(), approvers: ID_LIST.optional(), guard: zGuardSpec.optional(), backup: zBackupSpec.optional() }),
   ])),
   runbooks: z.record(z.string().regex(NAME, 'not a runbook name'), z.strictObject({
     file: z.string().min(1).optional(),
@@ -201,6 +204,15 @@ function checkConfig(src: YamlSource, env: NodeJS.ProcessEnv): ChatopsConfig {
       } catch (err) {
         if (!(err instanceof UserError)) throw err;
         at(['clusters', name, 'guard'], err.message);
+      }
+    }
+    if (typeof v !== 'string' && v.backup && v.backup.enabled) {
+      const { enabled: _on, ...b } = v.backup;
+      try {
+        clusters[name]!.backup = backupStreamConfig(b, (k) => `clusters.${name}.backup.${k}`);
+      } catch (err) {
+        if (!(err instanceof UserError)) throw err;
+        at(['clusters', name, 'backup'], err.message);
       }
     }
   }

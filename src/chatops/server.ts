@@ -403,6 +403,10 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
       ...(opts.store ? { store: opts.store } : {}),
     })
     : undefined;
+  // A backup stream per cluster whose entry has `backup:` (src/backup/serve-streams.ts), under a stream lock per cluster.
+  const backups = Object.values(cfg.clusters).some((c) => c.backup)
+    ? (await import('../backup/serve-streams.ts')).startBackupStreams({ cfg, registry: metrics.registry, audit, log, owner: opts.replicaId ?? `serve@${os.hostname()}`, ...(opts.store ? { store: opts.store } : {}) })
+    : undefined;
 
   return {
     url, port, runs, audit, metrics,
@@ -412,6 +416,7 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
         server.closeIdleConnections();
       });
       await guards?.stop();
+      await backups?.stop();
       await runs.drain({ interrupt: !closeOpts.waitForRuns });
       audit.record({ event: 'server.stopped', source: 'server', outcome: 'ok' });
       await audit.close();

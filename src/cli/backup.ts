@@ -68,6 +68,8 @@ interface StreamOpts extends TargetOpts {
   segmentMaxAge?: string;
   fullEvery?: string;
   fullAfterBytes?: string;
+  keepChains?: string;
+  maxAge?: string;
 }
 
 export function registerBackupCommands(program: Command, io: Io): void {
@@ -79,9 +81,14 @@ export function registerBackupCommands(program: Command, io: Io): void {
     .option('--segment-max-age <duration>', 'seal a segment this long after its first record', '10m')
     .option('--full-every <duration>', 'take a new full snapshot this often', '6h')
     .option('--full-after-bytes <size>', 'or after this many bytes of changes', '1GiB')
+    .option('--keep-chains <n>', 'local retention: keep the newest N full snapshots with the deltas after them; older ones move to <dir>/expired/<time>/ (never deleted)')
+    .option('--max-age <duration>', 'local retention: move aside chains that ended longer ago than this (every point of that period stays restorable)')
     .option('--copy-to <member:dir|s3://bucket/prefix>', 'copy every sealed segment and snapshot there (repeatable): a dir on that member\'s host (ssh) or a bucket; sha256 verified on the far side', collect, [])
     .option('--s3-endpoint <url>', 'S3-compatible endpoint for s3:// destinations (credentials: the AWS SDK chain, e.g. AWS_ACCESS_KEY_ID)')
     .action(async (opts: StreamOpts) => {
+      const keepChains = opts.keepChains === undefined ? undefined : Number(opts.keepChains);
+      if (keepChains !== undefined && (!Number.isInteger(keepChains) || keepChains < 1)) throw new UserError(`--keep-chains: expected a whole number ≥ 1, got ${JSON.stringify(opts.keepChains)}`);
+      const retentionAgeMs = duration('--max-age', opts.maxAge);
       const fsyncIntervalMs = duration('--fsync-interval', opts.fsyncInterval);
       const maxBytes = bytes('--segment-max-bytes', opts.segmentMaxBytes);
       const maxAgeMs = duration('--segment-max-age', opts.segmentMaxAge);
@@ -101,6 +108,7 @@ export function registerBackupCommands(program: Command, io: Io): void {
           ...(fullEveryMs ? { fullEveryMs } : {}),
           ...(fullAfterBytes ? { fullAfterBytes } : {}),
           ...(copyTo.length ? { copyTo } : {}),
+          ...(keepChains !== undefined || retentionAgeMs !== undefined ? { retention: { ...(keepChains !== undefined ? { keepChains } : {}), ...(retentionAgeMs !== undefined ? { maxAgeMs: retentionAgeMs } : {}) } } : {}),
           signal: sig.signal,
           log: (m) => io.err(`backup: ${m}`),
         });

@@ -41,6 +41,8 @@ export function registerServeCommand(program: Command, io: Io): void {
         io.out(`  routes: ${Object.values(ROUTES).join(' ')}`);
         const guarded = Object.entries(config.clusters).filter(([, c]) => c.guard);
         if (guarded.length) io.out(`  guards: ${guarded.map(([n, c]) => `${n} (every ${c.guard!.intervalMs / 1000}s, rules ${c.guard!.rules.map((r) => r.name).join(', ')})`).join('; ')}`);
+        const streamed = Object.entries(config.clusters).filter(([, c]) => c.backup).map(([n]) => n);
+        if (streamed.length) io.out(`  backup streams: ${streamed.join(', ')} (one replica at a time per cluster)`);
         return;
       }
       const { openStore } = await import('../store/open.ts');

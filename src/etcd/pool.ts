@@ -47,7 +47,33 @@ export class EtcdClient extends Etcd3 {
   hashKV(req: { revision?: string | number }, options?: { deadline?: number }): Promise<{ header: { revision: string; member_id: string; cluster_id: string }; hash: number | string; compact_revision: string }> {
     return this.pool.exec('Maintenance', 'HashKV', req, options);
   }
+
+  /**
+   * A raw Watch stream whose call carries the `hasleader: true` metadata (what etcd's Go client sets with
+   * clientv3.WithRequireLeader). With it a member refuses the stream when it has no leader, and cancels it once it
+   * has been without one for a few election timeouts ("etcdserver: no leader"). Without it a member cut off from
+   * the leader keeps the stream open and answers progress requests from its own stale state: a watch that looks
+   * caught up while the cluster moves on. etcd3 1.1.2 cannot set it (its Watcher and `watchClient.watch()` pass the
+   * pool's shared auth metadata as is), so the call is made here on a copy of that metadata: only this stream asks.
+   */
+  watchRequiringLeader(): Promise<WatchStream> {
+    const pool = this.pool as unknown as {
+      withConnection<T>(service: string, fn: (c: { resource: unknown; client: { watch(md: grpc.Metadata, opts: grpc.CallOptions): WatchStream }; metadata: grpc.Metadata }) => T): Promise<T>;
+      markFailed(resource: unknown, err: unknown): void;
+    };
+    return pool.withConnection('Watch', ({ resource, client, metadata }) => {
+      const md = metadata.clone();
+      md.set('hasleader', 'true');
+      const stream = client.watch(md, {});
+      // as etcd3's own watch(): a failed stream resets the host's channel so the next call reconnects
+      stream.on('error', (err: unknown) => stream.writable && pool.markFailed(resource, err));
+      return stream;
+    });
+  }
 }
+
+/** The Watch bidi stream as grpc-js hands it over (a Node Duplex of watch requests and responses). */
+export type WatchStream = import('node:stream').Duplex;
 
 interface Credentials {
   tls?: { rootCertificate: Buffer; privateKey?: Buffer; certChain?: Buffer };

@@ -24,8 +24,21 @@ export interface RestoreTool {
   version?: string;
 }
 
-/** How far a restore moves revisions forward (what the Kubernetes docs use): watch caches see them grow. */
+/**
+ * How far a restore moves revisions forward when nothing better is known (what the Kubernetes docs use): watch
+ * caches see them grow. A point-in-time restore computes its own (revisionBump below), so a second restore to an
+ * earlier point still lands above the first one's revisions.
+ */
 export const BUMP_REVISION = 1_000_000_000;
+
+/**
+ * The bump that puts a restore of `target` above `current` (the cluster's revision now, or the newest revision the
+ * backups hold when it is down) with `BUMP_REVISION` to spare: room for writes between the read and the stop, for
+ * what a stream had not yet recorded, and for what watchers may have seen. Revisions only ever move forward.
+ */
+export function revisionBump(target: number, current: number): number {
+  return Math.max(0, current - target) + BUMP_REVISION;
+}
 
 const TOOL_ENV = { ETCDCTL_API: '3' };
 
@@ -192,8 +205,8 @@ export interface RestoreArgs {
   token: string;
 }
 
-/** argv of the restore; with `bump` (the tool can: see chooseTool) revisions move forward and the old ones read as compacted. */
-export function restoreArgv(tool: RestoreTool, a: RestoreArgs, bump = tool.canBump === true): string[] {
+/** argv of the restore; with `bump` (the tool can: see chooseTool) revisions move forward by `bumpBy` and the old ones read as compacted. */
+export function restoreArgv(tool: RestoreTool, a: RestoreArgs, bump = tool.canBump === true, bumpBy = BUMP_REVISION): string[] {
   return [
     tool.path, 'snapshot', 'restore', a.snapshot,
     '--data-dir', a.dataDir,
@@ -201,7 +214,7 @@ export function restoreArgv(tool: RestoreTool, a: RestoreArgs, bump = tool.canBu
     '--initial-advertise-peer-urls', a.peerURLs,
     '--initial-cluster', a.initialCluster,
     '--initial-cluster-token', a.token,
-    ...(bump ? ['--bump-revision', String(BUMP_REVISION), '--mark-compacted'] : []),
+    ...(bump ? ['--bump-revision', String(bumpBy), '--mark-compacted'] : []),
   ];
 }
 

@@ -24,7 +24,7 @@ import type { Host } from '../hosts/types.ts';
 import type { Inventory, MemberSpec } from '../inventory/types.ts';
 import { StepError } from '../util/errors.ts';
 import { describeLocalListener } from '../hosts/listener.ts';
-import { binPath, chooseSnapshotTool, etcdBinaryVersion, memberEtcdDir, restoreArgv, toolDirs, toolEnv } from './etcd-tools.ts';
+import { BUMP_REVISION, binPath, chooseSnapshotTool, etcdBinaryVersion, memberEtcdDir, restoreArgv, toolDirs, toolEnv } from './etcd-tools.ts';
 
 export const RESTORE_MARKER = 'runbook-restore.json';
 
@@ -56,6 +56,8 @@ export interface RestoreMemberOptions {
   clusterVersion?: string;
   /** Accept a restore that takes revisions back (no bump-capable tool on this host). */
   allowRevisionRewind?: boolean;
+  /** How far revisions move forward (default BUMP_REVISION); the same for every member of one restore. */
+  bumpRevision?: number;
   /** The member's driver, to refuse while it runs (absent for driver: none). */
   driver?: MemberDriver;
   /** Does anything listen at this URL? (an etcd waiting for quorum accepts connections without answering) */
@@ -235,8 +237,8 @@ export async function restoreMember(o: RestoreMemberOptions): Promise<RestoreMem
   }
   await o.host.mkdir(dirname(dataDir));
 
-  const argv = restoreArgv(tool, { snapshot: staged, dataDir: part, name: m.name, peerURLs: m.peerURL, initialCluster, token: o.token }, bump);
-  o.log?.(`${m.name}: ${tool.kind} ${tool.toolVersion ?? ''} snapshot restore into ${part} on ${o.host.label}${bump ? ' (revisions bumped forward)' : ' WITHOUT a revision bump (allowRevisionRewind): revisions go back to the snapshot\'s'}`);
+  const argv = restoreArgv(tool, { snapshot: staged, dataDir: part, name: m.name, peerURLs: m.peerURL, initialCluster, token: o.token }, bump, o.bumpRevision);
+  o.log?.(`${m.name}: ${tool.kind} ${tool.toolVersion ?? ''} snapshot restore into ${part} on ${o.host.label}${bump ? ` (revisions bumped forward by ${o.bumpRevision ?? BUMP_REVISION})` : ' WITHOUT a revision bump (allowRevisionRewind): revisions go back to the snapshot\'s'}`);
   const r = await o.host.run(argv, { env: toolEnv(), dropEnvPrefix: 'ETCDCTL_', timeoutMs: 60 * 60_000, ...(o.signal ? { signal: o.signal } : {}) });
   if (r.exitCode !== 0) {
     const why = (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ').slice(0, 500);
