@@ -17,14 +17,13 @@ import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { noop } from 'cockatiel';
-import { AlarmAction, Etcd3, GRPCResourceExhastedError } from 'etcd3';
-import type { IOptions } from 'etcd3';
+import { AlarmAction, GRPCResourceExhastedError, type Etcd3 } from 'etcd3';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
 import type { Inventory, MemberSpec } from '../inventory/types.ts';
 import { UserError } from '../util/errors.ts';
 import { toHexId } from '../etcd/ids.ts';
+import { createEtcdClient } from '../etcd/client.ts';
 import { argvMatches, effectiveCommand, isAlive, processArgv, startProcess, stopProcess } from '../drivers/process.ts';
 import type { ProcessSpec } from '../drivers/process.ts';
 
@@ -567,19 +566,12 @@ class ClusterImpl implements LocalCluster {
   }
 
   #newClient(m: LocalMember): Etcd3 {
-    const options: IOptions = {
+    const tls = this.tls;
+    return createEtcdClient({
       hosts: m.clientURL,
-      faultHandling: { host: () => noop, global: noop },
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_DEADLINE_MS }),
-    };
-    if (this.tls) {
-      options.credentials = {
-        rootCertificate: readFileSync(this.tls.cacert),
-        certChain: readFileSync(this.tls.cert),
-        privateKey: readFileSync(this.tls.key),
-      };
-    }
-    return new Etcd3(options);
+      deadline: CALL_DEADLINE_MS,
+      ...(tls ? { tls: { rootCertificate: readFileSync(tls.cacert), certChain: readFileSync(tls.cert), privateKey: readFileSync(tls.key) } } : {}),
+    });
   }
 
   client(member?: string): Etcd3 {

@@ -10,9 +10,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Etcd3 } from 'etcd3';
-import { noop } from 'cockatiel';
 import { readJournal } from '../../src/execute/journal.ts';
+import { createEtcdClient } from '../../src/etcd/client.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { startApiServerStandin, type ApiServerStandin } from '../support/apiserver-standin.ts';
 
@@ -45,7 +44,7 @@ function cmdline(pid: number): string[] {
  * transfer takes, which loses no quorum.)
  */
 function quorumProber(endpoints: string[]) {
-  const clients = endpoints.map((h) => new Etcd3({ hosts: h, faultHandling: { host: () => noop, global: noop }, defaultCallOptions: (c) => (c.isStream ? {} : { deadline: Date.now() + 1000 }) }));
+  const clients = endpoints.map((h) => createEtcdClient({ hosts: h, deadline: 1000 }));
   const majority = Math.floor(endpoints.length / 2) + 1;
   let ticks = 0;
   let lost = 0;
