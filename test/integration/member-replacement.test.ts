@@ -15,6 +15,7 @@ import type { JournalRecord } from '../../src/events/types.ts';
 import { readJournal } from '../../src/execute/journal.ts';
 import { createEtcdClient } from '../../src/etcd/client.ts';
 import { freePorts, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { cli as runCli } from '../support/cli.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const bin = join(root, 'bin/runbook.js');
@@ -24,7 +25,7 @@ const TEST_TIMEOUT_MS = 240_000;
 const etcdctlBin = process.env.ETCD_BIN_DIR ? join(process.env.ETCD_BIN_DIR, 'etcdctl') : 'etcdctl';
 
 async function runbook(args: string[], env: Record<string, string> = {}) {
-  return execa(process.execPath, [bin, ...args], { reject: false, env: { NO_COLOR: '1', RUNBOOK_FAILPOINT: '', ...env }, timeout: RUN_TIMEOUT_MS });
+  return runCli(args, { env: { RUNBOOK_FAILPOINT: '', ...env }, timeout: RUN_TIMEOUT_MS });
 }
 
 async function etcdctl(endpoints: string[], args: string[]): Promise<string> {

@@ -5,7 +5,6 @@
  *   (test/support/apiserver-standin.ts: there is no kube-apiserver on these machines; its /readyz is ok only while
  *   the real test etcd accepts a write).
  */
-import { execa } from 'execa';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +13,7 @@ import { readJournal } from '../../src/execute/journal.ts';
 import { createEtcdClient } from '../../src/etcd/client.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { startApiServerStandin, type ApiServerStandin } from '../support/apiserver-standin.ts';
+import { cli as runCli } from '../support/cli.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const bin = path.join(root, 'bin/runbook.js');
@@ -31,7 +31,7 @@ afterEach(async () => {
 });
 
 function cli(args: string[]) {
-  return execa(process.execPath, [bin, ...args], { reject: false, env: { NO_COLOR: '1' }, timeout: 180_000 });
+  return runCli(args, { timeout: 180_000 });
 }
 
 function cmdline(pid: number): string[] {
