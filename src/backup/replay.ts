@@ -12,7 +12,7 @@
  * whose holder is gone expire one TTL after the restore. While the replay runs, every lease on the scratch member
  * is kept alive, so none expires there and deletes keys the cluster did not delete.
  */
-import type { EtcdClient } from '../etcd/pool.ts';
+import type { EtcdClient } from '../etcd/client.ts';
 import { StepError, messageOf } from '../util/errors.ts';
 import type { Span } from './chain.ts';
 import type { RevisionRecord } from './record.ts';

@@ -16,7 +16,7 @@ import { currentRevision } from '../etcd/kv.ts';
 import { EtcdPool } from '../etcd/pool.ts';
 import { localHost } from '../hosts/local.ts';
 import type { Inventory } from '../inventory/types.ts';
-import { freePorts } from '../rehearse/local-cluster.ts';
+import { freePorts } from '../rehearse/ports.ts';
 import { binPath, toolEnv, type RestoreTool } from '../snapshot/etcd-tools.ts';
 import { StepError, messageOf } from '../util/errors.ts';
 

@@ -16,7 +16,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { IWatchResponse } from 'etcd3';
-import type { EtcdClient } from '../etcd/pool.ts';
+import type { EtcdClient } from '../etcd/client.ts';
 import { messageOf } from '../util/errors.ts';
 import type { DeltaEvent } from './record.ts';
 

@@ -11,7 +11,8 @@ import { UserError, type Diagnostic } from '../util/errors.ts';
 import { parseDuration } from '../util/units.ts';
 import { guardConfig, zGuardSpec, type GuardConfig } from '../guard/config.ts';
 import { backupStreamConfig, zBackupSpec, type BackupStreamConfig } from '../backup/serve-config.ts';
-import { describeIssues, readYamlFile, type SchemaIssue, type YamlSource } from '../util/yaml-source.ts';
+import { describeIssues, type SchemaIssue } from '../util/schema-issues.ts';
+import { readYamlFile, type YamlSource } from '../util/yaml-source.ts';
 
 /** Where a secret comes from. Inline values are refused: config files get copied, pasted and committed. */
 export type SecretRef = { env: string } | { file: string };

@@ -1,7 +1,8 @@
 /** One call to one member: deadline, cancellation, and errors that name the member. */
 import { StepError } from '../util/errors.ts';
 import { isDeadlineExceeded, toStepError } from './errors.ts';
-import type { EtcdClient, EtcdPool } from './pool.ts';
+import type { EtcdClient } from './client.ts';
+import type { EtcdPool } from './pool.ts';
 
 export interface CallOpts {
   /** This call's deadline from now (default: the pool's request timeout). */

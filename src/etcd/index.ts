@@ -1,5 +1,6 @@
 /** The etcd layer: per-endpoint clients and typed calls. Only src/actions uses it (the engine never imports etcd3). */
-export { EtcdPool, EtcdClient, DEFAULT_REQUEST_TIMEOUT_MS, type EtcdPoolOptions } from './pool.ts';
+export { EtcdPool, DEFAULT_REQUEST_TIMEOUT_MS, type EtcdPoolOptions } from './pool.ts';
+export { EtcdClient, createEtcdClient, type EtcdClientOptions, type EtcdClientTls } from './client.ts';
 export { callMember, type CallOpts } from './call.ts';
 export { toHexId, hexIdToDecimal, looksLikeHexId, isZeroId, normalizeURL, sameURL } from './ids.ts';
 export {

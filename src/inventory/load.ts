@@ -10,8 +10,9 @@ import { zBytes } from '../actions/catalog.ts';
 import { unitsOverride } from '../runbook/units-schema.ts';
 import { UserError } from '../util/errors.ts';
 import type { Diagnostic } from '../util/errors.ts';
-import { describeIssues, readYamlFile, valueAt } from '../util/yaml-source.ts';
-import type { SchemaIssue, YamlPath, YamlSource } from '../util/yaml-source.ts';
+import { describeIssues, valueAt, type SchemaIssue } from '../util/schema-issues.ts';
+import { readYamlFile } from '../util/yaml-source.ts';
+import type { YamlPath, YamlSource } from '../util/yaml-source.ts';
 import type { DriverSpec, Inventory, MemberSpec, SshHost } from './types.ts';
 
 const zPath = z.string().min(1).max(4096);

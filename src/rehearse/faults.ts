@@ -11,7 +11,9 @@ import { freshPath, utcStamp } from '../drivers/safe-fs.ts';
 import { createResourceScope } from '../execute/resources.ts';
 import { UserError, messageOf } from '../util/errors.ts';
 import { formatBytes } from '../util/units.ts';
-import { corruptFile, throwIfAborted, type LocalClusterHandle } from './local-cluster.ts';
+import { throwIfAborted } from './abort.ts';
+import { corruptFile } from './file-damage.ts';
+import type { LocalClusterHandle } from './local-cluster.ts';
 
 export const FAULTS = ['nospace', 'power-loss', 'member-loss', 'none'] as const;
 export type FaultName = (typeof FAULTS)[number];

@@ -4,29 +4,30 @@
  * through test/support/etcd-cluster.ts.
  *
  * Every member it starts is SIGKILLed by pid at teardown, and (best effort) when this process exits; with
- * `killOnSignals` also when a signal ends this process (members run in their own sessions, so a Ctrl-C does not
- * reach them). Only processes still running one of its own members' command lines are ever signalled.
+ * `killOnSignals` also when a signal ends this process (exit-reaper.ts). Only processes still running one of its own
+ * members' command lines are ever signalled.
  *
- * The temp dir (data dirs, logs, snapshots) is the sandbox's own: created here by mkdtemp, marked, and removed at
- * teardown. Nothing outside it is ever written or removed; a snapshot restored into it is only read.
+ * The temp dir (data dirs, logs, snapshots) is the sandbox's own (sandbox.ts): removed at teardown. Nothing outside
+ * it is ever written or removed; a snapshot restored into it is only read. Ports: ports.ts; binaries: etcd-binary.ts.
  */
-import { accessSync, closeSync, constants as fsConstants, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { delimiter, isAbsolute, join, resolve } from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { noop } from 'cockatiel';
-import { AlarmAction, Etcd3, GRPCResourceExhastedError } from 'etcd3';
-import type { IOptions } from 'etcd3';
+import { AlarmAction, GRPCResourceExhastedError, type Etcd3 } from 'etcd3';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
 import type { Inventory, MemberSpec } from '../inventory/types.ts';
 import { UserError } from '../util/errors.ts';
 import { toHexId } from '../etcd/ids.ts';
+import { createEtcdClient } from '../etcd/client.ts';
 import { argvMatches, effectiveCommand, isAlive, processArgv, startProcess, stopProcess } from '../drivers/process.ts';
 import type { ProcessSpec } from '../drivers/process.ts';
+import { throwIfAborted } from './abort.ts';
+import { binaryVersion, etcdctlEnv, resolveEtcdBinDir } from './etcd-binary.ts';
+import { forgetOnExit, installExitHooks, reapOnExit, type Reapable } from './exit-reaper.ts';
+import { freePorts } from './ports.ts';
+import { createSandboxDir, removeSandboxDir } from './sandbox.ts';
 
 export interface LocalMember {
   name: string;
@@ -143,266 +144,12 @@ export interface LocalClusterOptions {
 const MiB = 1024 * 1024;
 export const DEFAULT_LOCAL_QUOTA = 16 * MiB;
 const CALL_DEADLINE_MS = 5_000;
-const MARKER = '.runbook-local-cluster';
-
-/** The dir of an executable `etcd` on PATH, absolute. */
-function etcdDirOnPath(): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (!dir || !isAbsolute(dir)) continue;
-    try {
-      accessSync(join(dir, 'etcd'), fsConstants.X_OK);
-      return dir;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
-/** Where a throwaway cluster's etcd binaries are: given, $ETCD_BIN_DIR, or the PATH's etcd, always absolute. */
-export function resolveEtcdBinDir(given?: string): string {
-  const dir = given ?? process.env.ETCD_BIN_DIR ?? etcdDirOnPath();
-  if (!dir) throw new UserError('no etcd binary: set ETCD_BIN_DIR (e.g. .tools/etcd-3.5.30/bin, see scripts/fetch-etcd.sh) or put etcd on PATH');
-  const abs = resolve(dir);
-  if (!existsSync(join(abs, 'etcd'))) throw new UserError(`no etcd in ${abs} (ETCD_BIN_DIR): fetch one with scripts/fetch-etcd.sh <version>`);
-  return abs;
-}
-
-const versionCache = new Map<string, string>();
-/** `<path> --version`'s etcd version (cached per path). */
-export function binaryVersion(etcdPath: string): string {
-  let v = versionCache.get(etcdPath);
-  if (v === undefined) {
-    const out = execFileSync(etcdPath, ['--version'], { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] });
-    v = /etcd Version:\s*v?(\d+\.\d+\.\d+)/.exec(out)?.[1];
-    if (!v) throw new Error(`${etcdPath} --version printed no etcd version: ${out.slice(0, 200)}`);
-    versionCache.set(etcdPath, v);
-  }
-  return v;
-}
 
 const hex = (decimal: string | undefined): string => (decimal ? BigInt(decimal).toString(16) : '0');
-
-/** The environment for etcdctl: ours without ETCDCTL_* (etcdctl exits 1 when ETCDCTL_ENDPOINTS and --endpoints are both set). */
-function etcdctlEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('ETCDCTL_')) env[k] = v;
-  return env;
-}
-
-class Aborted extends Error {
-  override name = 'AbortError';
-}
-
-/** Throws an abort error (see isAbortError) when the signal is aborted. */
-export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
-  if (signal?.aborted) throw new Aborted(`${what}: interrupted`);
-}
-
-// ---- processes left behind: killed on exit -------------------------------------------------------------------------
-
-const liveClusters = new Set<ClusterImpl>();
-let exitHookInstalled = false;
-let signalHooksInstalled = false;
-function killEverything(): void {
-  for (const cluster of liveClusters) cluster.killAllSync();
-}
-function installExitHooks(withSignals: boolean): void {
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.on('exit', killEverything);
-  }
-  if (!withSignals || signalHooksInstalled) return;
-  signalHooksInstalled = true;
-  // Members run in their own sessions, so a signal that ends this process does not reach them: forward the end.
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = () => {
-      killEverything();
-      // Nobody else handles it: die of the signal as we would have without this listener.
-      if (process.listenerCount(sig) === 1) {
-        process.removeListener(sig, onSignal);
-        process.kill(process.pid, sig);
-      }
-    };
-    process.on(sig, onSignal);
-  }
-}
 
 /** The pids among these that are live processes (zombies count as gone). */
 export function livePids(pids: number[]): number[] {
   return pids.filter((pid) => isAlive(pid));
-}
-
-/** Where throwaway clusters take their ports: below the kernel's ephemeral range (32768+ on Linux). */
-const DEFAULT_PORT_RANGE: [number, number] = [20_000, 31_999];
-
-/**
- * `RUNBOOK_PORT_RANGE=lo-hi` narrows where throwaway clusters take their ports (a machine with firewall rules; the
- * test suite gives each parallel worker its own slice, so one worker never picks a port another worker's killed
- * member is about to be restarted on).
- */
-export function portRange(env: NodeJS.ProcessEnv = process.env): [number, number] {
-  const raw = env.RUNBOOK_PORT_RANGE;
-  if (raw === undefined || raw === '') return DEFAULT_PORT_RANGE;
-  const m = /^(\d{1,5})-(\d{1,5})$/.exec(raw.trim());
-  const lo = m ? Number(m[1]) : NaN;
-  const hi = m ? Number(m[2]) : NaN;
-  if (!(lo >= 1024 && hi <= 65535 && hi - lo >= 63)) {
-    throw new UserError(`RUNBOOK_PORT_RANGE=${JSON.stringify(raw.slice(0, 40))}: expected lo-hi, 1024 <= lo, hi <= 65535, at least 64 ports (e.g. 20000-31999)`);
-  }
-  return [lo, hi];
-}
-
-/** Ports this process already handed out: never handed out twice (a killed member's port stays its own). */
-const handedOut = new Set<number>();
-
-/**
- * n distinct free TCP ports on 127.0.0.1 in portRange(), none handed out before by this process, picked below the
- * kernel's ephemeral range (so an outgoing connection cannot take one between this check and etcd's bind).
- */
-export async function freePorts(n: number): Promise<number[]> {
-  const [lo, hi] = portRange();
-  if (handedOut.size > (hi - lo + 1) / 2) handedOut.clear(); // a long-lived process: start over rather than run dry
-  const ports: number[] = [];
-  for (let tries = 0; ports.length < n; tries++) {
-    if (tries > 200 * n) throw new Error(`freePorts: no free port in ${lo}-${hi} after ${tries} tries`);
-    const port = lo + Math.floor(Math.random() * (hi - lo + 1));
-    if (ports.includes(port) || handedOut.has(port)) continue;
-    const free = await new Promise<boolean>((resolve) => {
-      const srv = createServer();
-      srv.once('error', () => resolve(false));
-      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-    });
-    if (free) ports.push(port);
-  }
-  for (const p of ports) handedOut.add(p);
-  return ports;
-}
-
-/**
- * How corruptFile damages a file. Each one changes bytes etcd reads, sized by the data in use (etcd 3.5 preallocates
- * its db file in large steps and every WAL segment to 64 MB, so a cut sized by the file size would remove only zeros):
- * - `bbolt-meta`: zero both bbolt meta pages of a db file (page size read from the file): etcd refuses to open it
- *   ("invalid database" / "failed to open database", a panic) on 3.4 and 3.5.
- * - `wal-record`: flip one byte inside a WAL record in the middle of the used part of a segment (never the last
- *   record, and never where etcd would take it for a torn write and repair by cutting the tail): etcd stops with a
- *   crc mismatch on replay.
- * - `truncate-half`, `truncate-tail` (16 bytes), `flip-byte` (the middle byte): for snapshot files and other dense
- *   files; a cut that would remove only zero bytes (preallocated space) throws instead of silently doing nothing.
- */
-export type FileDamage = 'bbolt-meta' | 'wal-record' | 'truncate-half' | 'truncate-tail' | 'flip-byte';
-
-/** What corruptFile did, in bytes: for a test to say (and assert) what changed. */
-export interface DamageDone {
-  how: FileDamage;
-  /** First byte changed (or the new length, for a cut). */
-  offset: number;
-  /** Bytes zeroed, flipped or cut. */
-  bytes: number;
-}
-
-const BOLT_MAGIC = 0xed0cdaed;
-const WAL_SECTOR = 512;
-
-function readAt(fd: number, offset: number, length: number): Buffer {
-  const b = Buffer.alloc(length);
-  const n = readSync(fd, b, 0, length, offset);
-  return b.subarray(0, n);
-}
-
-function allZero(fd: number, from: number, to: number): boolean {
-  for (let at = from; at < to; at += 1 << 20) {
-    const chunk = readAt(fd, at, Math.min(1 << 20, to - at));
-    if (chunk.some((x) => x !== 0)) return false;
-  }
-  return true;
-}
-
-/** bbolt: page header (16 bytes) then meta: magic u32, version u32, pageSize u32 (little endian). */
-function zeroBoltMeta(fd: number, path: string): DamageDone {
-  const head = readAt(fd, 0, 32);
-  if (head.length < 32 || head.readUInt32LE(16) !== BOLT_MAGIC) throw new Error(`corruptFile: ${path} is not a bbolt file (no meta magic on page 0)`);
-  const pageSize = head.readUInt32LE(24);
-  if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) throw new Error(`corruptFile: ${path}: implausible bbolt page size ${pageSize}`);
-  const zeros = Buffer.alloc(2 * pageSize);
-  writeSync(fd, zeros, 0, zeros.length, 0);
-  return { how: 'bbolt-meta', offset: 0, bytes: zeros.length };
-}
-
-/**
- * etcd's WAL framing (server/storage/wal/encoder.go): a little-endian u64 length field, low 56 bits the record
- * length, and when the top bit is set bits 56-58 the padding to 8 bytes; a zero length field ends the used part.
- */
-function walRecords(fd: number, size: number): { start: number; length: number }[] {
-  const records: { start: number; length: number }[] = [];
-  for (let at = 0; at + 8 <= size; ) {
-    const field = readAt(fd, at, 8).readBigUInt64LE(0);
-    if (field === 0n) break;
-    const length = Number(field & 0x00ff_ffff_ffff_ffffn);
-    const pad = field >> 63n ? Number((field >> 56n) & 0x7n) : 0;
-    if (length <= 0 || at + 8 + length + pad > size) break;
-    records.push({ start: at + 8, length });
-    at += 8 + length + pad;
-  }
-  return records;
-}
-
-function flipWalRecord(fd: number, size: number, path: string): DamageDone {
-  const records = walRecords(fd, size);
-  if (records.length < 3) throw new Error(`corruptFile: ${path} holds ${records.length} WAL record(s): too few to damage one in the middle`);
-  // From the middle outwards: a record none of whose 512-byte sectors is all zeros after the flip (etcd's decoder
-  // takes a record with a zero sector for a torn write, and repairs the WAL by cutting it off instead of failing).
-  const mid = Math.floor(records.length / 2);
-  const order = records.slice(1, -1).map((_, i) => i + 1).sort((a, b) => Math.abs(a - mid) - Math.abs(b - mid));
-  for (const i of order) {
-    const rec = records[i]!;
-    const data = readAt(fd, rec.start, rec.length);
-    const at = Math.floor(rec.length / 2);
-    data[at] = data[at]! ^ 0xff;
-    let torn = false;
-    for (let from = 0; from < data.length; ) {
-      const to = Math.min(data.length, from + WAL_SECTOR - ((rec.start + from) % WAL_SECTOR));
-      if (data.subarray(from, to).every((x) => x === 0)) torn = true;
-      from = to;
-    }
-    if (torn) continue;
-    writeSync(fd, data, at, 1, rec.start + at);
-    return { how: 'wal-record', offset: rec.start + at, bytes: 1 };
-  }
-  throw new Error(`corruptFile: ${path}: no WAL record in the middle could be damaged without looking like a torn write`);
-}
-
-/** Damage a file the way disks and interrupted copies do (see FileDamage); throws rather than damage nothing. */
-export function corruptFile(path: string, how: FileDamage): DamageDone {
-  const size = statSync(path).size;
-  const fd = openSync(path, 'r+');
-  try {
-    if (size === 0) throw new Error(`corruptFile: ${path} is empty`);
-    switch (how) {
-      case 'bbolt-meta':
-        return zeroBoltMeta(fd, path);
-      case 'wal-record':
-        return flipWalRecord(fd, size, path);
-      case 'truncate-half':
-      case 'truncate-tail': {
-        const keep = how === 'truncate-half' ? Math.floor(size / 2) : Math.max(0, size - 16);
-        if (allZero(fd, keep, size)) {
-          throw new Error(`corruptFile: cutting ${path} to ${keep} of ${size} bytes would remove only zeros (preallocated space): use bbolt-meta or wal-record`);
-        }
-        ftruncateSync(fd, keep);
-        return { how, offset: keep, bytes: size - keep };
-      }
-      case 'flip-byte': {
-        const at = Math.floor(size / 2);
-        const b = readAt(fd, at, 1);
-        b[0] = b[0]! ^ 0xff;
-        writeSync(fd, b, 0, 1, at);
-        return { how, offset: at, bytes: 1 };
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** Last lines of a member log, each cut to a readable length. */
@@ -417,20 +164,9 @@ export function logTail(file: string, lines = 15): string {
   return tail.length && tail[0] !== '' ? tail.join('\n') : '(log is empty)';
 }
 
-/**
- * Remove a local cluster's temp dir: only a dir under os.tmpdir() that carries this module's marker file (so a
- * wrong path can never remove anything else).
- */
-function removeSandboxDir(dir: string): void {
-  const abs = resolve(dir);
-  const tmp = resolve(tmpdir());
-  if (!abs.startsWith(`${tmp}/`) || !existsSync(join(abs, MARKER))) return;
-  rmSync(abs, { recursive: true, force: true });
-}
-
 // ---- the cluster ------------------------------------------------------------------------------------------------------
 
-class ClusterImpl implements LocalCluster {
+class ClusterImpl implements LocalCluster, Reapable {
   readonly dir: string;
   members: LocalMember[] = [];
   endpoints: string[] = [];
@@ -567,19 +303,12 @@ class ClusterImpl implements LocalCluster {
   }
 
   #newClient(m: LocalMember): Etcd3 {
-    const options: IOptions = {
+    const tls = this.tls;
+    return createEtcdClient({
       hosts: m.clientURL,
-      faultHandling: { host: () => noop, global: noop },
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_DEADLINE_MS }),
-    };
-    if (this.tls) {
-      options.credentials = {
-        rootCertificate: readFileSync(this.tls.cacert),
-        certChain: readFileSync(this.tls.cert),
-        privateKey: readFileSync(this.tls.key),
-      };
-    }
-    return new Etcd3(options);
+      deadline: CALL_DEADLINE_MS,
+      ...(tls ? { tls: { rootCertificate: readFileSync(tls.cacert), certChain: readFileSync(tls.cert), privateKey: readFileSync(tls.key) } } : {}),
+    });
   }
 
   client(member?: string): Etcd3 {
@@ -852,7 +581,7 @@ class ClusterImpl implements LocalCluster {
     try {
       await this.killAll();
     } finally {
-      liveClusters.delete(this);
+      forgetOnExit(this);
       if (!this.#keepDir) removeSandboxDir(this.dir);
     }
   }
@@ -864,7 +593,7 @@ class ClusterImpl implements LocalCluster {
   detach(): number[] {
     this.#tornDown = true;
     this.#closeClients();
-    liveClusters.delete(this);
+    forgetOnExit(this);
     return this.#ourLivePids();
   }
 
@@ -910,8 +639,7 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
   if (!Number.isInteger(n) || n < 1 || n > 7) throw new Error(`members must be 1..7, got ${n}`);
   installExitHooks(opts.killOnSignals ?? true);
   throwIfAborted(opts.signal, 'starting a local cluster');
-  const dir = mkdtempSync(join(tmpdir(), opts.dirPrefix ?? 'runbook-local-'));
-  writeFileSync(join(dir, MARKER), `created by runbook (pid ${process.pid}) for a throwaway etcd cluster; removed at teardown\n`);
+  const dir = createSandboxDir(opts.dirPrefix ?? 'runbook-local-');
   let certs: LocalClusterCerts | undefined;
   try {
     certs = opts.tls ? await opts.tls(dir) : undefined;
@@ -943,7 +671,7 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
     keepDir: opts.keepDir ?? false,
     fillPrefix: opts.fillPrefix ?? 'runbook-test/fill/',
   });
-  liveClusters.add(cluster);
+  reapOnExit(cluster);
   try {
     for (let attempt = 1; ; attempt++) {
       const token = cluster.layout(n, await freePorts(2 * n), opts.extraFlags ?? []);
@@ -967,9 +695,4 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
     await cluster.teardown().catch(() => {});
     throw err;
   }
-}
-
-/** Did this error come from an aborted signal (a Ctrl-C during the start or a fault injection)? */
-export function isAbortError(err: unknown): boolean {
-  return err instanceof Aborted;
 }

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../util/errors.ts';
-import { suggest } from '../util/yaml-source.ts';
+import { suggest } from '../util/suggest.ts';
 
 /** The checkout (or installed package) this module belongs to: the nearest directory up with runbooks/ and
  * package.json. Walking up rather than a fixed `../../` keeps it right from src/ and from the bundle in dist/. */

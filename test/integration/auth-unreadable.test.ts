@@ -11,6 +11,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Diagnosis } from '../../src/diagnose/types.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { cli as runCli } from '../support/cli.ts';
 
 const root = join(import.meta.dirname, '../..');
 const bin = join(root, 'bin/runbook.js');
@@ -18,7 +19,7 @@ const PASSWORD_ENV = 'RUNBOOK_TEST_AUTH_PW';
 const password = `pw-${process.pid}-${Date.now()}`;
 
 function runner(args: string[], env: Record<string, string> = {}) {
-  return execa(process.execPath, [bin, ...args], { reject: false, timeout: 240_000, env: { ...env, NO_COLOR: '1' } });
+  return runCli(args, { env, timeout: 240_000 });
 }
 
 const etcdctlBin = process.env.ETCD_BIN_DIR ? join(process.env.ETCD_BIN_DIR, 'etcdctl') : 'etcdctl';

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import { execa, type ResultPromise } from 'execa';
+import { type ResultPromise } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deltasDir } from '../../src/backup/segments.ts';
 import { readStatus } from '../../src/backup/status.ts';
@@ -16,12 +16,13 @@ import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { poll } from '../support/backup-workload.ts';
 import { S3_CREDENTIALS, startS3, type S3Standin } from '../support/s3-standin.ts';
 import { killAll } from '../support/child-processes.ts';
+import { cli as runCli, type CliRun } from '../support/cli.ts';
 
 const root = join(import.meta.dirname, '../..');
 const bin = join(root, 'bin/runbook.js');
 
-function cli(args: string[]): ResultPromise<{ reject: false; timeout: number; env: Record<string, string> }> {
-  return execa(process.execPath, [bin, ...args], { reject: false, timeout: 240_000, env: { NO_COLOR: '1', ...S3_CREDENTIALS } });
+function cli(args: string[]): CliRun {
+  return runCli(args, { timeout: 240_000, env: S3_CREDENTIALS });
 }
 
 let cluster: TestCluster | undefined;

@@ -8,19 +8,20 @@ import { appendFileSync, createReadStream, existsSync, mkdtempSync, readdirSync,
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import { type ResultPromise } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readLog, readStatus } from '../../src/backup/status.ts';
 import { deltasDir } from '../../src/backup/segments.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { sshdAvailable, startSshd, type TestSshd } from '../support/sshd.ts';
 import { poll } from '../support/backup-workload.ts';
+import { cli as runCli, type CliRun } from '../support/cli.ts';
 
 const root = join(import.meta.dirname, '../..');
 const bin = join(root, 'bin/runbook.js');
 
-function cli(args: string[]): ResultPromise<{ reject: false; timeout: number; env: Record<string, string> }> {
-  return execa(process.execPath, [bin, ...args], { reject: false, timeout: 240_000, env: { NO_COLOR: '1' } });
+function cli(args: string[]): CliRun {
+  return runCli(args, { timeout: 240_000 });
 }
 
 function sha(file: string): Promise<string> {

@@ -7,7 +7,7 @@
  */
 import { appendFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import { type ResultPromise } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { catalog } from '../../src/backup/chain.ts';
 import { readRecords } from '../../src/backup/segment-reader.ts';
@@ -16,12 +16,13 @@ import { readLog, readStatus } from '../../src/backup/status.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { keyspaceAt, poll, Workload, type Keyspace } from '../support/backup-workload.ts';
 import { killAll, leaderName } from '../support/child-processes.ts';
+import { cli as runCli, type CliRun } from '../support/cli.ts';
 
 const root = join(import.meta.dirname, '../..');
 const bin = join(root, 'bin/runbook.js');
 
-function cli(args: string[]): ResultPromise<{ reject: false; timeout: number; env: Record<string, string> }> {
-  return execa(process.execPath, [bin, ...args], { reject: false, timeout: 240_000, env: { NO_COLOR: '1' } });
+function cli(args: string[]): CliRun {
+  return runCli(args, { timeout: 240_000 });
 }
 
 function streamArgs(inv: string): string[] {

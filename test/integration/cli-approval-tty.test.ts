@@ -5,12 +5,12 @@
  * The runbook is test/fixtures/valid/slow-steps.yaml: two harmless exec steps around an approval; its effects
  * file says which steps really ran.
  */
-import { execa } from 'execa';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { inPty } from '../support/pty.ts';
+import { cli as runCli } from '../support/cli.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const bin = path.join(root, 'bin/runbook.js');
@@ -28,7 +28,7 @@ afterEach(() => {
 
 /** Without a terminal: stdin is not a TTY (closed), stdout/stderr are pipes. */
 function cli(args: string[]) {
-  return execa(process.execPath, [bin, ...args], { reject: false, env: { NO_COLOR: '1' }, stdin: 'ignore', timeout: 60_000 });
+  return runCli(args, { stdin: 'ignore' });
 }
 const runArgs = () => ['run', rb, '--endpoints', 'http://127.0.0.1:9', '--state-dir', stateDir, '-p', `dir=${dir}`, '-p', 'pause=0s'];
 const tty = (args: string[]) => inPty([process.execPath, bin, ...args], { NO_COLOR: '1' });

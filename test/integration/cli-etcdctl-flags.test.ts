@@ -13,14 +13,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServerStandin, type ApiServerStandin } from '../support/apiserver-standin.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { inPty } from '../support/pty.ts';
+import { cli as runCli, isolatedEnv } from '../support/cli.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const bin = path.join(root, 'bin/runbook.js');
 
 /** No ETCDCTL_* from the machine's environment leaks in: each test says what it sets. */
 function cli(args: string[], env: Record<string, string> = {}) {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCDCTL_') && k !== 'KUBECONFIG' && k !== 'RUNBOOK_INVENTORY'));
-  return execa(process.execPath, [bin, ...args], { reject: false, env: { ...clean, NO_COLOR: '1', ...env }, extendEnv: false, stdin: 'ignore', timeout: 60_000 });
+  const clean = isolatedEnv((k) => k.startsWith('ETCDCTL_') || k === 'KUBECONFIG' || k === 'RUNBOOK_INVENTORY');
+  return runCli(args, { env: { ...clean, ...env }, extendEnv: false, stdin: 'ignore' });
 }
 const diagnosis = (stdout: string) => JSON.parse(stdout) as { status: string; members: { name: string; reachable?: boolean }[] };
 

@@ -3,11 +3,11 @@
  * resume command), two concurrent runs on one cluster (one refused, naming the holder), approvals and denials
  * from another process, --json events, status and history, stale locks.
  */
-import { execa, type ResultPromise } from 'execa';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { cli as runCli, type CliRun } from '../support/cli.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const bin = path.join(root, 'bin/runbook.js');
@@ -23,8 +23,8 @@ afterEach(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function cli(args: string[]): ResultPromise<{ reject: false; env: Record<string, string>; timeout: number }> {
-  return execa(process.execPath, [bin, ...args], { reject: false, env: { NO_COLOR: '1' }, timeout: 60_000 });
+function cli(args: string[]): CliRun {
+  return runCli(args);
 }
 const common = () => ['--endpoints', 'http://127.0.0.1:9', '--state-dir', stateDir, '-p', `dir=${dir}`];
 

@@ -5,11 +5,11 @@
  * holder's run, host and pid. And a runner SIGKILLed right after journaling `run.finished` does not block the next
  * run. (The lock primitive itself is hammered for 50 rounds in test/unit/execute/lock.test.ts.)
  */
-import { execa } from 'execa';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { cli as runCli } from '../support/cli.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const bin = path.join(root, 'bin/runbook.js');
@@ -58,8 +58,8 @@ describe('one run per cluster, whatever inventory, URL spelling, state dir or $H
     const home = path.join(dir, `home-${i}`);
     fs.mkdirSync(home, { recursive: true });
     const state = i % 2 ? [] : ['--state-dir', path.join(dir, `state-${i}`)];
-    return execa(process.execPath, [bin, 'run', rb, '-i', inventory(i), ...state, '-p', `dir=${dir}`, '--yes', ...extra], {
-      reject: false, timeout: 120_000, env: { NO_COLOR: '1', HOME: home, XDG_STATE_HOME: path.join(home, '.local/state'), RUNBOOK_STATE_DIR: '', ...env },
+    return runCli(['run', rb, '-i', inventory(i), ...state, '-p', `dir=${dir}`, '--yes', ...extra], {
+      timeout: 120_000, env: { HOME: home, XDG_STATE_HOME: path.join(home, '.local/state'), RUNBOOK_STATE_DIR: '', ...env },
     });
   }
 

@@ -4,19 +4,19 @@
  * a step's effect and before its checkpoint), then resumed. Every run must end like an uninterrupted one, and the
  * non-idempotent step's effect must happen exactly once.
  */
-import { execa } from 'execa';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readJournal } from '../../src/execute/journal.ts';
+import { cli as runCli } from '../support/cli.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const bin = path.join(root, 'bin/runbook.js');
 const rb = path.join(root, 'test/fixtures/valid/crash-torture.yaml');
 
 async function runner(args: string[], env: Record<string, string> = {}) {
-  return execa(process.execPath, [bin, ...args], { reject: false, env: { ...env, NO_COLOR: '1' }, timeout: 60_000 });
+  return runCli(args, { env });
 }
 
 function effects(dir: string): string[] {

@@ -22,9 +22,9 @@ import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { defragsInLog, waitForDefragInProgress } from '../support/etcd-log.ts';
 import { skipUnlessCI } from '../support/must-run.ts';
 import { anyOf, assertNoDataLoss, changedPaths, etcdChurn, lostPaths, runnerChurn, snapshotTree } from '../support/nodata-loss.ts';
+import { cli as runCli, type CliRun, isolatedEnv } from '../support/cli.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const BIN = join(ROOT, 'bin/runbook.js');
 const MiB = 1024 * 1024;
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -54,10 +54,9 @@ async function freezeMidDefrag(cluster: TestCluster, victim: string): Promise<Re
   return defragsInLog(m.logFile);
 }
 
-function runner(args: string[], timeoutMs = 150_000): ResultPromise<{ reject: false; all: true; env: Record<string, string>; extendEnv: false; timeout: number; stdin: 'ignore' }> {
-  const env: Record<string, string> = { NO_COLOR: '1' };
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('ETCDCTL_') && !k.startsWith('RUNBOOK_')) env[k] = v;
-  return execa(process.execPath, [BIN, ...args], { reject: false, all: true, env, extendEnv: false, timeout: timeoutMs, stdin: 'ignore' });
+function runner(args: string[], timeoutMs = 150_000): CliRun {
+  const env = isolatedEnv((k) => k.startsWith('ETCDCTL_') || k.startsWith('RUNBOOK_'));
+  return runCli(args, { all: true, env, extendEnv: false, timeout: timeoutMs, stdin: 'ignore' });
 }
 
 function runDirOf(stateDir: string): string | undefined {

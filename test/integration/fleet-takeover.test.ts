@@ -5,7 +5,7 @@
  * journaled (RUNBOOK_FAILPOINT). B takes the run over once A's lease expires, probes the step left in doubt, and
  * finishes: one continuous journal, no step's effect applied twice, the NOSPACE alarm gone.
  */
-import { execa, type ResultPromise } from 'execa';
+import { type ResultPromise } from 'execa';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,6 +18,7 @@ import type { JournalRecord } from '../../src/events/types.ts';
 import { freePorts, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { defragsInLog } from '../support/etcd-log.ts';
 import { blockActionBody, sendSlack, slashCommandBody, startSlackStandin, type SlackStandin } from '../support/slack-standin.ts';
+import { cli as runCli } from '../support/cli.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const bin = path.join(root, 'bin/runbook.js');
@@ -61,9 +62,9 @@ async function journal(runId: string): Promise<JournalRecord[]> {
 
 async function startReplica(name: string, env: Record<string, string> = {}) {
   const [port] = await freePorts(1);
-  const proc = execa(process.execPath, [bin, 'serve', '-c', path.join(dir, `chatops-${name}.yaml`), '--listen', `127.0.0.1:${port}`,
+  const proc = runCli(['serve', '-c', path.join(dir, `chatops-${name}.yaml`), '--listen', `127.0.0.1:${port}`,
     '--store', `etcd://${mgmt.endpoints[0]!.replace(/^https?:\/\//, '')}`, '--replica-id', `replica-${name}`], {
-    reject: false, env: { NO_COLOR: '1', SIGNING, BOT, RUNBOOK_STORE_LEASE_TTL: String(TTL), ...env }, timeout: 240_000,
+    env: { SIGNING, BOT, RUNBOOK_STORE_LEASE_TTL: String(TTL), ...env }, timeout: 240_000,
   });
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => { err += d.toString(); });

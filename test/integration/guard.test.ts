@@ -19,6 +19,7 @@ import type { JournalRecord } from '../../src/events/types.ts';
 import { readJournal } from '../../src/execute/journal.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { bin, startGuard, startReaders, startWriter, type GuardProcess } from '../support/guard-process.ts';
+import { cli as runCli } from '../support/cli.ts';
 
 const MiB = 1024 * 1024;
 /** How long the writers write (the issue: five minutes; here the same pressure for 80 s, see the file comment). */
@@ -48,7 +49,7 @@ function guard(args: string[]): GuardProcess {
 }
 
 function cli(args: string[]) {
-  return execa(process.execPath, [bin, ...args], { reject: false, env: { NO_COLOR: '1' }, timeout: 60_000 });
+  return runCli(args);
 }
 
 function journalOf(runId: string): JournalRecord[] {

@@ -6,12 +6,12 @@ import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync }
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Etcd3, GRPCResourceExhastedError, AlarmAction } from 'etcd3';
-import { noop } from 'cockatiel';
+import { GRPCResourceExhastedError, AlarmAction } from 'etcd3';
 import { parse } from 'yaml';
 import { corruptFile, livePids, startCluster } from '../support/etcd-cluster.ts';
 import type { TestCluster } from '../support/etcd-cluster.ts';
 import { driverFor } from '../../src/drivers/types.ts';
+import { createEtcdClient } from '../../src/etcd/client.ts';
 
 const clusters: TestCluster[] = [];
 afterAll(async () => {
@@ -94,12 +94,7 @@ describe('TLS cluster', () => {
     await good.put('tls-probe').value('ok').exec();
     expect(await good.get('tls-probe').string()).toBe('ok');
 
-    const noCert = new Etcd3({
-      hosts: cluster.endpoints[0]!,
-      credentials: { rootCertificate: readFileSync(tls.cacert) },
-      faultHandling: { host: () => noop, global: noop },
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 3000 }),
-    });
+    const noCert = createEtcdClient({ hosts: cluster.endpoints[0]!, deadline: 3000, tls: { rootCertificate: readFileSync(tls.cacert) } });
     try {
       // Refused for the missing client certificate (the TLS handshake), not for anything else.
       await expect(noCert.get('tls-probe').string()).rejects.toThrow(/certificate required|bad certificate|handshake/i);

@@ -5,7 +5,6 @@
  * compacted, same member list, same data dirs (not moved aside), same etcd processes. Real runner processes, real
  * 3-member clusters.
  */
-import { execa, type ResultPromise } from 'execa';
 import { closeSync, openSync, readdirSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
@@ -14,12 +13,13 @@ import { toHexId } from '../../src/etcd/ids.ts';
 import { isAlive } from '../../src/util/pids.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { rewindParams } from '../support/etcd-versions.ts';
+import { cli as runCli, type CliRun } from '../support/cli.ts';
 
 const root = join(import.meta.dirname, '../..');
 const bin = join(root, 'bin/runbook.js');
 
-function runner(args: string[], env: Record<string, string> = {}): ResultPromise<{ reject: false; timeout: number; env: Record<string, string> }> {
-  return execa(process.execPath, [bin, ...args], { reject: false, timeout: 180_000, env: { ...env, NO_COLOR: '1' } });
+function runner(args: string[], env: Record<string, string> = {}): CliRun {
+  return runCli(args, { env, timeout: 180_000 });
 }
 
 async function waitForText(p: { stdout?: NodeJS.ReadableStream | null; stderr?: NodeJS.ReadableStream | null }, re: RegExp, ms = 120_000): Promise<string> {

@@ -8,13 +8,14 @@
 import { existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { noop } from 'cockatiel';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JournalRecord } from '../../src/events/types.ts';
 import { readJournal } from '../../src/execute/journal.ts';
+import { createEtcdClient } from '../../src/etcd/client.ts';
 import { freePorts, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { cli as runCli } from '../support/cli.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const bin = join(root, 'bin/runbook.js');
@@ -24,7 +25,7 @@ const TEST_TIMEOUT_MS = 240_000;
 const etcdctlBin = process.env.ETCD_BIN_DIR ? join(process.env.ETCD_BIN_DIR, 'etcdctl') : 'etcdctl';
 
 async function runbook(args: string[], env: Record<string, string> = {}) {
-  return execa(process.execPath, [bin, ...args], { reject: false, env: { NO_COLOR: '1', RUNBOOK_FAILPOINT: '', ...env }, timeout: RUN_TIMEOUT_MS });
+  return runCli(args, { env: { RUNBOOK_FAILPOINT: '', ...env }, timeout: RUN_TIMEOUT_MS });
 }
 
 async function etcdctl(endpoints: string[], args: string[]): Promise<string> {
@@ -68,7 +69,7 @@ async function writeKeys(client: Etcd3, n: number): Promise<void> {
 
 /** Every key under `prefix`, read through the member at `url` (a linearizable read: it must have caught up). */
 async function readPrefix(url: string, prefix: string): Promise<Record<string, string>> {
-  const c = new Etcd3({ hosts: url, faultHandling: { host: () => noop, global: noop }, defaultCallOptions: () => ({ deadline: Date.now() + 10_000 }) });
+  const c = createEtcdClient({ hosts: url, deadline: 10_000 });
   try {
     return await c.getAll().prefix(prefix).strings();
   } finally {

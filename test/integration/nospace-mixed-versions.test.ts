@@ -7,11 +7,11 @@
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readJournal } from '../../src/execute/journal.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { toolsBinDir } from '../support/etcd-versions.ts';
+import { cli as runCli } from '../support/cli.ts';
 
 const bin = join(import.meta.dirname, '../../bin/runbook.js');
 const MiB = 1024 * 1024;
@@ -45,7 +45,7 @@ describe('nospace-recovery on a cluster mid-upgrade (3.4.23 + 3.5.30 members)', 
 
     const inv = c.writeInventory();
     const stateDir = join(c.dir, 'state');
-    const r = await execa(process.execPath, [bin, 'run', 'nospace-recovery', '-i', inv, '--state-dir', stateDir, '--yes', '--json'], { reject: false, timeout: 240_000, env: { NO_COLOR: '1' } });
+    const r = await runCli(['run', 'nospace-recovery', '-i', inv, '--state-dir', stateDir, '--yes', '--json'], { timeout: 240_000 });
     expect(r.exitCode, r.stdout.slice(-4000) + r.stderr).toBe(0);
 
     // The preflight journaled each member's version: the mix is on record.

@@ -3,7 +3,6 @@
  * as the test clusters run): what it leaves behind (smaller dbs, recent history kept, writes accepted, the leader
  * defragmented last) and what it refuses (a cluster that already has an alarm: that is nospace-recovery's job).
  */
-import { execa } from 'execa';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { JournalRecord } from '../../src/events/types.ts';
 import { readJournal } from '../../src/execute/journal.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { cli as runCli } from '../support/cli.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const bin = path.join(root, 'bin/runbook.js');
@@ -24,7 +24,7 @@ afterEach(async () => {
 });
 
 function cli(args: string[]) {
-  return execa(process.execPath, [bin, ...args], { reject: false, env: { NO_COLOR: '1' }, timeout: 120_000 });
+  return runCli(args, { timeout: 120_000 });
 }
 
 function journalOf(runId: string): JournalRecord[] {

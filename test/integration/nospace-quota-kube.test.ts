@@ -5,16 +5,15 @@
  *   (test/support/apiserver-standin.ts: there is no kube-apiserver on these machines; its /readyz is ok only while
  *   the real test etcd accepts a write).
  */
-import { execa } from 'execa';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Etcd3 } from 'etcd3';
-import { noop } from 'cockatiel';
 import { readJournal } from '../../src/execute/journal.ts';
+import { createEtcdClient } from '../../src/etcd/client.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { startApiServerStandin, type ApiServerStandin } from '../support/apiserver-standin.ts';
+import { cli as runCli } from '../support/cli.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const bin = path.join(root, 'bin/runbook.js');
@@ -32,7 +31,7 @@ afterEach(async () => {
 });
 
 function cli(args: string[]) {
-  return execa(process.execPath, [bin, ...args], { reject: false, env: { NO_COLOR: '1' }, timeout: 180_000 });
+  return runCli(args, { timeout: 180_000 });
 }
 
 function cmdline(pid: number): string[] {
@@ -45,7 +44,7 @@ function cmdline(pid: number): string[] {
  * transfer takes, which loses no quorum.)
  */
 function quorumProber(endpoints: string[]) {
-  const clients = endpoints.map((h) => new Etcd3({ hosts: h, faultHandling: { host: () => noop, global: noop }, defaultCallOptions: (c) => (c.isStream ? {} : { deadline: Date.now() + 1000 }) }));
+  const clients = endpoints.map((h) => createEtcdClient({ hosts: h, deadline: 1000 }));
   const majority = Math.floor(endpoints.length / 2) + 1;
   let ticks = 0;
   let lost = 0;

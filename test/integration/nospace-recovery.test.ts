@@ -2,7 +2,6 @@
  * nospace-recovery through the real CLI (`node bin/runbook.js run …` as a child process) against real 3-member
  * clusters filled to NOSPACE: the outcomes an operator cares about.
  */
-import { execa } from 'execa';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readJournal } from '../../src/execute/journal.ts';
 import type { JournalRecord } from '../../src/events/types.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { cli as runCli } from '../support/cli.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const bin = path.join(root, 'bin/runbook.js');
@@ -23,7 +23,7 @@ afterEach(async () => {
 });
 
 function cli(args: string[], env: Record<string, string> = {}) {
-  return execa(process.execPath, [bin, ...args], { reject: false, env: { NO_COLOR: '1', ...env }, timeout: 120_000 });
+  return runCli(args, { env, timeout: 120_000 });
 }
 
 function journalOf(runId: string): JournalRecord[] {

@@ -11,7 +11,7 @@
  * revision observed at or before the time" is known exactly without asking the product.
  */
 import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import { type ResultPromise } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readStatus } from '../../src/backup/status.ts';
 import { localHost } from '../../src/hosts/local.ts';
@@ -20,12 +20,13 @@ import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { keyspaceAt, leasesAt, poll, Workload, type Keyspace } from '../support/backup-workload.ts';
 import { rewindParams } from '../support/etcd-versions.ts';
 import { killAll, leaderName } from '../support/child-processes.ts';
+import { cli as runCli, type CliRun } from '../support/cli.ts';
 
 const root = join(import.meta.dirname, '../..');
 const bin = join(root, 'bin/runbook.js');
 
-function cli(args: string[]): ResultPromise<{ reject: false; timeout: number; env: Record<string, string> }> {
-  return execa(process.execPath, [bin, ...args], { reject: false, timeout: 240_000, env: { NO_COLOR: '1' } });
+function cli(args: string[]): CliRun {
+  return runCli(args, { timeout: 240_000 });
 }
 
 let cluster: TestCluster | undefined;

@@ -8,7 +8,6 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa, type ResultPromise } from 'execa';
 import type { Etcd3 } from 'etcd3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JournalRecord } from '../../src/events/types.ts';
@@ -16,13 +15,14 @@ import { readJournal } from '../../src/execute/journal.ts';
 import { damageMember, expectEtcdRefuses, ETCD_REFUSES } from '../support/damage.ts';
 import { corruptFile, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { rewindParams } from '../support/etcd-versions.ts';
+import { cli as runCli, type CliRun } from '../support/cli.ts';
 
 const root = join(import.meta.dirname, '../..');
 const bin = join(root, 'bin/runbook.js');
 const MiB = 1024 * 1024;
 
-function runner(args: string[], env: Record<string, string> = {}): ResultPromise<{ reject: false; timeout: number; env: Record<string, string> }> {
-  return execa(process.execPath, [bin, ...args], { reject: false, timeout: 240_000, env: { ...env, NO_COLOR: '1' } });
+function runner(args: string[], env: Record<string, string> = {}): CliRun {
+  return runCli(args, { env, timeout: 240_000 });
 }
 
 function onlyRun(stateDir: string): string {

@@ -7,15 +7,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
+import { cli as runCli } from '../support/cli.ts';
 
-const BIN = join(import.meta.dirname, '../../bin/runbook.js');
 const work = mkdtempSync(join(tmpdir(), 'runbook-rehearse-versions-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 function rehearse(args: string[]) {
-  return execa(process.execPath, [BIN, 'rehearse', ...args, '--state-dir', join(work, 'state')], { reject: false, timeout: 240_000, env: { NO_COLOR: '1' } });
+  return runCli(['rehearse', ...args, '--state-dir', join(work, 'state')], { timeout: 240_000 });
 }
 
 describe('runbook rehearse --etcd-version', () => {

@@ -11,18 +11,18 @@
  */
 import { closeSync, openSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JournalRecord } from '../../src/events/types.ts';
 import { readJournal } from '../../src/execute/journal.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { rewindParams, suiteToolsCanBump } from '../support/etcd-versions.ts';
+import { cli as runCli } from '../support/cli.ts';
 
 const root = join(import.meta.dirname, '../..');
 const bin = join(root, 'bin/runbook.js');
 
 function runner(args: string[]) {
-  return execa(process.execPath, [bin, ...args], { reject: false, timeout: 240_000, env: { NO_COLOR: '1' } });
+  return runCli(args, { timeout: 240_000 });
 }
 
 function journal(stateDir: string): JournalRecord[] {

@@ -16,11 +16,11 @@
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, symlinkSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { execa } from 'execa';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { readJournal } from '../../src/execute/journal.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { suiteEtcd, suiteToolsCanBump, toolsBinDir } from '../support/etcd-versions.ts';
+import { cli as runCli } from '../support/cli.ts';
 
 const root = join(import.meta.dirname, '../..');
 const bin = join(root, 'bin/runbook.js');
@@ -30,7 +30,7 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 /** The runner with no etcd tool on its PATH: only the inventory's etcdBinDir (and the members' etcd dir) count. */
 function runner(args: string[]) {
-  return execa(process.execPath, [bin, ...args], { reject: false, timeout: 240_000, env: { NO_COLOR: '1', PATH: '/usr/bin:/bin' } });
+  return runCli(args, { timeout: 240_000, env: { PATH: '/usr/bin:/bin' } });
 }
 
 /** A bin dir of symlinks: `etcd` from `etcdFrom`, and each named tool from its own dir. */

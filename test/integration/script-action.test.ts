@@ -4,12 +4,12 @@
  * with a parameter that would run a command if it were ever spliced into code; the check failing when a member is
  * down; probe and idempotence as for `exec`; a missing script reported at its line by `validate`.
  */
-import { execa } from 'execa';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { cli as runCli } from '../support/cli.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const bin = path.join(root, 'bin/runbook.js');
@@ -24,7 +24,7 @@ afterEach(() => {
 });
 
 function cli(args: string[]) {
-  return execa(process.execPath, [bin, ...args], { reject: false, env: { NO_COLOR: '1' }, stdin: 'ignore', timeout: 90_000 });
+  return runCli(args, { stdin: 'ignore', timeout: 90_000 });
 }
 type Rec = { type: string; stepId?: string; output?: { exitCode: number; output: string; result?: Record<string, unknown> }; via?: string };
 function journal(stateDir: string): Rec[] {

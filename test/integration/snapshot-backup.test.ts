@@ -6,10 +6,10 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { utcStamp } from '../../src/drivers/safe-fs.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { cli as runCli } from '../support/cli.ts';
 
 const root = join(import.meta.dirname, '../..');
 const bin = join(root, 'bin/runbook.js');
@@ -22,11 +22,7 @@ async function sha256(file: string): Promise<string> {
 }
 
 function backup(inv: string, stateDir: string, params: string[]) {
-  return execa(process.execPath, [bin, 'run', 'snapshot-backup', '-i', inv, '--state-dir', stateDir, '--yes', '--json', ...params.flatMap((p) => ['-p', p])], {
-    reject: false,
-    timeout: 180_000,
-    env: { NO_COLOR: '1' },
-  });
+  return runCli(['run', 'snapshot-backup', '-i', inv, '--state-dir', stateDir, '--yes', '--json', ...params.flatMap((p) => ['-p', p])], { timeout: 180_000 });
 }
 
 function lastOutput(stdout: string): any {

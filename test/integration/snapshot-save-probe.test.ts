@@ -4,17 +4,17 @@
  * probe finds the complete snapshot + manifest and records the step done (no second snapshot, no stop for a
  * human); a snapshot whose bytes no longer match its manifest is not taken for done. Real etcd, real CLI.
  */
-import { execa } from 'execa';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { cli as runCli } from '../support/cli.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const bin = path.join(root, 'bin/runbook.js');
 
 function cli(args: string[], env: Record<string, string> = {}) {
-  return execa(process.execPath, [bin, ...args], { reject: false, env: { NO_COLOR: '1', ...env }, stdin: 'ignore', timeout: 90_000 });
+  return runCli(args, { env, stdin: 'ignore', timeout: 90_000 });
 }
 type Rec = { type: string; stepId?: string; done?: boolean; inDoubt?: boolean; via?: string; detail?: string; output?: { sha256?: string } };
 const journal = (stateDir: string, runId: string): Rec[] =>

@@ -8,7 +8,6 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { remoteProcessDriver } from '../../src/drivers/remote-process.ts';
 import { driverFor } from '../../src/drivers/index.ts';
@@ -20,12 +19,13 @@ import { damageMember, ETCD_REFUSES, expectEtcdRefuses } from '../support/damage
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { sshdAvailable, startSshd, type TestSshd } from '../support/sshd.ts';
 import { rewindParams } from '../support/etcd-versions.ts';
+import { cli as runCli } from '../support/cli.ts';
 
 const root = join(import.meta.dirname, '../..');
 const bin = join(root, 'bin/runbook.js');
 
 function runner(args: string[]) {
-  return execa(process.execPath, [bin, ...args], { reject: false, timeout: 300_000, env: { NO_COLOR: '1' } });
+  return runCli(args, { timeout: 300_000 });
 }
 
 describe('members on a remote host (real sshd on 127.0.0.1)', () => {

@@ -4,13 +4,13 @@
  * lease, then thawed, cannot append after another took the run over, and no step's effect happens twice);
  * `--store` pointed at the cluster being recovered is refused.
  */
-import { execa, type ResultPromise } from 'execa';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
+import { cli as runCli, type CliRun } from '../support/cli.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const bin = path.join(root, 'bin/runbook.js');
@@ -33,10 +33,8 @@ afterEach(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function cli(args: string[], ttl = TTL): ResultPromise<{ reject: false; env: Record<string, string>; timeout: number }> {
-  return execa(process.execPath, [bin, ...args], {
-    reject: false, env: { NO_COLOR: '1', RUNBOOK_STORE_LEASE_TTL: String(ttl), RUNBOOK_STATE_DIR: path.join(dir, 'state') }, timeout: 90_000,
-  });
+function cli(args: string[], ttl = TTL): CliRun {
+  return runCli(args, { env: { RUNBOOK_STORE_LEASE_TTL: String(ttl), RUNBOOK_STATE_DIR: path.join(dir, 'state') }, timeout: 90_000 });
 }
 
 function effects(): string[] {

@@ -40,6 +40,7 @@ import { execa } from 'execa';
 import { startSystemdStandin, type SystemdStandin } from '../support/systemd-standin.ts';
 import { startSshd, type TestSshd } from '../support/sshd.ts';
 import { rewindParams } from '../support/etcd-versions.ts';
+import { cli as runCli } from '../support/cli.ts';
 
 const MiB = 1024 * 1024;
 
@@ -298,11 +299,7 @@ describe('power-loss-restore through the real CLI with systemd members (systemct
 
     const file = cluster.writeInventory(join(cluster.dir, 'systemd.yaml'), { members: inv.members });
     const stateDir = join(cluster.dir, 'state');
-    const r = await execa(process.execPath, [join(import.meta.dirname, '../../bin/runbook.js'), 'run', 'power-loss-restore', '-i', file, '--state-dir', stateDir, '--yes', '--json', '-p', 'restartWait=15s', ...rewindParams()], {
-      reject: false,
-      timeout: 240_000,
-      env: { NO_COLOR: '1' },
-    });
+    const r = await runCli(['run', 'power-loss-restore', '-i', file, '--state-dir', stateDir, '--yes', '--json', '-p', 'restartWait=15s', ...rewindParams()], { timeout: 240_000 });
     expect(r.exitCode, r.stdout.slice(-4000) + r.stderr).toBe(0);
 
     await cluster.waitHealthy(30_000, { members: cluster.members.map((m) => m.name) });

@@ -8,7 +8,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { corruptFile, type DamageDone } from '../../src/rehearse/local-cluster.ts';
+import { corruptFile, type DamageDone } from '../../src/rehearse/file-damage.ts';
 import type { LocalClusterHandle, LocalMember } from '../../src/rehearse/local-cluster.ts';
 
 /** What etcd logs when it cannot use damaged data (3.4.23, 3.5.16, 3.5.30 measured). */

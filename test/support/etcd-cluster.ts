@@ -19,7 +19,9 @@ import type { LocalClusterHandle, LocalMember, LocalMemberStatus } from '../../s
 import { anyOf, changedPaths, etcdChurn, lostPaths, runnerChurn, snapshotTree, type TreeSnapshot } from './nodata-loss.ts';
 import { makeTestCerts } from './tls-certs.ts';
 
-export { corruptFile, freePorts, livePids, logTail } from '../../src/rehearse/local-cluster.ts';
+export { livePids, logTail } from '../../src/rehearse/local-cluster.ts';
+export { corruptFile } from '../../src/rehearse/file-damage.ts';
+export { freePorts } from '../../src/rehearse/ports.ts';
 
 export type TestMember = LocalMember;
 export type MemberStatus = LocalMemberStatus;

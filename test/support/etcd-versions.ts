@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { resolveEtcdBinDir, binaryVersion } from '../../src/rehearse/local-cluster.ts';
+import { resolveEtcdBinDir, binaryVersion } from '../../src/rehearse/etcd-binary.ts';
 
 const root = join(import.meta.dirname, '../..');
 

@@ -5,8 +5,8 @@
  */
 import { execa, type ResultPromise } from 'execa';
 import path from 'node:path';
-import { noop } from 'cockatiel';
-import { Etcd3, GRPCResourceExhastedError } from 'etcd3';
+import { GRPCResourceExhastedError, type Etcd3 } from 'etcd3';
+import { createEtcdClient } from '../../src/etcd/client.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 export const bin = path.join(root, 'bin/runbook.js');
@@ -79,7 +79,7 @@ export function startGuard(args: string[], env: Record<string, string> = {}): Gu
 }
 
 function client(endpoint: string): Etcd3 {
-  return new Etcd3({ hosts: endpoint, faultHandling: { host: () => noop, global: noop }, defaultCallOptions: () => ({ deadline: Date.now() + 10_000 }) });
+  return createEtcdClient({ hosts: endpoint, deadline: 10_000 });
 }
 
 export interface WriterResult {

@@ -22,7 +22,7 @@ import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isAlive, startProcess, stopProcess, type ProcessSpec } from '../../src/drivers/process.ts';
-import { manifestArgv } from '../../src/drivers/static-pod.ts';
+import { manifestArgv } from '../../src/drivers/pod-manifest.ts';
 
 export interface KubeletStandinOptions {
   manifestsDir: string;

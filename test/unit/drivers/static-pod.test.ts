@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { manifestArgv, setManifestFlag, staticPodDriver, staticPodPaths } from '../../../src/drivers/static-pod.ts';
+import { staticPodDriver, staticPodPaths } from '../../../src/drivers/static-pod.ts';
+import { manifestArgv, setManifestFlag } from '../../../src/drivers/pod-manifest.ts';
 import { driverFor } from '../../../src/drivers/index.ts';
 import { StepError } from '../../../src/util/errors.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { freePorts, portRange } from '../../../src/rehearse/local-cluster.ts';
+import { freePorts, portRange } from '../../../src/rehearse/ports.ts';
 import { UserError } from '../../../src/util/errors.ts';
 
 describe('throwaway cluster ports', () => {

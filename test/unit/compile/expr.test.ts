@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { EXPR_LIMITS, evalBool, evalExpr, findTemplates, parseExpr, renderTemplate } from '../../src/compile/expr.ts';
-import type { ExprScope } from '../../src/compile/expr.ts';
-import { StepError } from '../../src/util/errors.ts';
+import { EXPR_LIMITS, evalBool, evalExpr, findTemplates, parseExpr, renderTemplate } from '../../../src/compile/expr.ts';
+import type { ExprScope } from '../../../src/compile/expr.ts';
+import { StepError } from '../../../src/util/errors.ts';
 
 const scope: ExprScope = {
   params: { quotaBytes: null, keepRevisions: 5, ratio: 1.5, hosts: ['a', 'b'], reason: 'disk full' },

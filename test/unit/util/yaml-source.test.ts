@@ -2,7 +2,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { loadRunbookText } from '../../../src/runbook/load.ts';
 import { UserError } from '../../../src/util/errors.ts';
-import { describeIssues, parseYaml, suggest, YAML_LIMITS } from '../../../src/util/yaml-source.ts';
+import { parseYaml, YAML_LIMITS } from '../../../src/util/yaml-source.ts';
+import { describeIssues } from '../../../src/util/schema-issues.ts';
+import { suggest } from '../../../src/util/suggest.ts';
 
 function diagnostics(input: string | Uint8Array): { line: number; col: number; message: string }[] {
   try {

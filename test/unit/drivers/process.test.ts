@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getFlag, processArgv, processStatus, setFlag, startProcess, stopProcess } from '../../src/drivers/process.ts';
-import type { ProcessSpec } from '../../src/drivers/process.ts';
-import { driverFor } from '../../src/drivers/types.ts';
-import { StepError } from '../../src/util/errors.ts';
-import { livePids } from '../support/etcd-cluster.ts';
+import { getFlag, processArgv, processStatus, setFlag, startProcess, stopProcess } from '../../../src/drivers/process.ts';
+import type { ProcessSpec } from '../../../src/drivers/process.ts';
+import { driverFor } from '../../../src/drivers/types.ts';
+import { StepError } from '../../../src/util/errors.ts';
+import { livePids } from '../../support/etcd-cluster.ts';
 
 describe('getFlag / setFlag', () => {
   const argv = ['etcd', '--name', 'm1', '--quota-backend-bytes=100', '-snapshot-count', '10', '--client-cert-auth', '--data-dir', '/d'];
