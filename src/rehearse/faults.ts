@@ -161,7 +161,11 @@ export async function injectFault(cluster: LocalClusterHandle, fault: FaultName,
       return { fault, summary: `none (${opts.seeds.size} seed keys written)`, snapshotsBefore: snapshotFiles(snapDir) };
 
     case 'nospace': {
-      const { puts } = await cluster.fillToNospace({ signal: opts.signal });
+      // The history grows by what is written (nothing compacts it), so written/quota is the fill's progress.
+      const { puts } = await cluster.fillToNospace({
+        signal: opts.signal,
+        onProgress: ({ bytes }) => opts.log(`  filling to NOSPACE: ${formatBytes(bytes)} written of a ${formatBytes(cluster.quotaBytes)} quota (~${Math.min(99, Math.floor((bytes / cluster.quotaBytes) * 100))}%)`),
+      });
       // Followers apply the last writes a moment later: measure once every member is at the same revision.
       let statuses = await Promise.all(cluster.members.map((m) => cluster.status(m.name)));
       for (let i = 0; i < 50 && new Set(statuses.map((st) => st.revision)).size > 1; i++) {

@@ -29,6 +29,16 @@ import { forgetOnExit, installExitHooks, reapOnExit, type Reapable } from './exi
 import { freePorts } from './ports.ts';
 import { createSandboxDir, removeSandboxDir } from './sandbox.ts';
 
+/** How fillToNospace writes (values overwrite `keys` keys, so every put adds history the quota counts). */
+export interface FillOptions {
+  valueBytes?: number;
+  keys?: number;
+  signal?: AbortSignal;
+  /** Called at most every progressEveryMs (default 1 s) while filling: a large quota takes minutes. */
+  onProgress?: (p: { puts: number; bytes: number }) => void;
+  progressEveryMs?: number;
+}
+
 export interface LocalMember {
   name: string;
   clientURL: string;
@@ -92,7 +102,7 @@ export interface LocalCluster {
   /** Leader elected, every member expected to run answers status and agrees on the leader. Default 20 s. */
   waitHealthy(timeoutMs?: number, opts?: { members?: string[] }): Promise<void>;
   /** Overwrite a few keys with big values until etcd answers NOSPACE and the alarm is raised. */
-  fillToNospace(opts?: { valueBytes?: number; keys?: number }): Promise<{ puts: number }>;
+  fillToNospace(opts?: FillOptions): Promise<{ puts: number }>;
   /** Active alarms, sorted by member; memberID in hex like etcdctl, alarm as etcd names it (NOSPACE, CORRUPT). */
   alarms(): Promise<{ memberID: string; alarm: string }[]>;
   status(name: string): Promise<LocalMemberStatus>;
@@ -485,15 +495,21 @@ class ClusterImpl implements LocalCluster, Reapable {
     }
   }
 
-  async fillToNospace(opts: { valueBytes?: number; keys?: number; signal?: AbortSignal } = {}): Promise<{ puts: number }> {
+  async fillToNospace(opts: FillOptions = {}): Promise<{ puts: number }> {
     const valueBytes = opts.valueBytes ?? 256 * 1024;
     const keys = opts.keys ?? 16;
     const m = this.#anyRunning('fillToNospace');
     const value = Buffer.alloc(valueBytes, 0x61);
     const maxPuts = Math.ceil((this.quotaBytes * 4) / valueBytes) + 64;
+    const every = opts.progressEveryMs ?? 1000;
     let puts = 0;
+    let said = Date.now();
     for (;;) {
       throwIfAborted(opts.signal, 'filling to NOSPACE');
+      if (opts.onProgress && Date.now() - said >= every) {
+        said = Date.now();
+        opts.onProgress({ puts, bytes: puts * valueBytes });
+      }
       if (puts >= maxPuts) throw new Error(`fillToNospace: no NOSPACE after ${puts} puts of ${valueBytes} bytes (quota ${this.quotaBytes})`);
       try {
         await this.#call(m.name, (c) => c.put(`${this.#fillPrefix}${puts % keys}`).value(value).exec());
@@ -624,7 +640,7 @@ export type LocalClusterHandle = LocalCluster & {
   /** Stop tracking the cluster and leave it running (see ClusterImpl.detach). */
   detach(): number[];
   waitHealthy(timeoutMs?: number, opts?: { members?: string[]; signal?: AbortSignal }): Promise<void>;
-  fillToNospace(opts?: { valueBytes?: number; keys?: number; signal?: AbortSignal }): Promise<{ puts: number }>;
+  fillToNospace(opts?: FillOptions): Promise<{ puts: number }>;
 };
 
 /**
