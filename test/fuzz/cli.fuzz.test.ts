@@ -2,7 +2,7 @@
  * Fuzzing the command line: `main(argv, io)` from src/cli/main.ts driven in-process with a capturing Io, ~10,000
  * generated argument vectors per CI run at a fixed seed (FUZZ_RUNS / FUZZ_SEED: see config.ts).
  *   - any argv: exit 0 or 2 (never an internal error, exit 1), no stack trace, an error always says something,
- *     bounded time;
+ *     no hang (a watchdog; the time per argv is printed, its speed recorded in BENCHMARKS.md, not asserted);
  *   - one injected mistake in an otherwise sensible command: exit 2 and a message that names the bad flag,
  *     param, file or command.
  *
@@ -26,7 +26,8 @@ import { Findings } from './findings.ts';
 import { nastyString } from './runbook-arbitraries.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const INPUT_LIMIT_MS = Number(process.env.FUZZ_INPUT_LIMIT_MS ?? 3000);
+/** Past this main() counts as hung: a watchdog for a call that never settles, not a speed limit (bench/ has speed). */
+const HANG_MS = Number(process.env.FUZZ_HANG_MS ?? 30_000);
 const RUN_ID = '20261124-153349-nospace-recovery-410c94';
 const timings = new Timings();
 let dir = '';
@@ -78,19 +79,18 @@ async function drive(argv: string[]): Promise<Outcome> {
   const t0 = performance.now();
   let timer: NodeJS.Timeout | undefined;
   const hang = new Promise<number>((resolveHang) => {
-    timer = setTimeout(() => resolveHang(-1), Math.max(INPUT_LIMIT_MS * 3, 10_000));
+    timer = setTimeout(() => resolveHang(-1), HANG_MS);
   });
   const code = await Promise.race([main(argv, io), hang]);
   clearTimeout(timer);
   return { code, out: out.join('\n'), err: err.join('\n'), ms: performance.now() - t0 };
 }
 
-/** Every argv: exit 0 or 2, errors say something, no stack traces, no internal errors, bounded time. */
+/** Every argv: exit 0 or 2, errors say something, no stack traces, no internal errors, no hang. */
 function judge(argv: string[], o: Outcome, found: Findings): void {
   timings.add(o.ms, () => JSON.stringify(argv).slice(0, 160));
   const add = (kind: string, detail: string) => found.add(kind, argv, detail);
   if (o.code === -1) return add('hang', 'main() did not settle');
-  if (o.ms >= INPUT_LIMIT_MS) add('slow', `${o.ms.toFixed(0)} ms`);
   if (o.code !== 0 && o.code !== 2) add(`exit ${o.code}`, o.err.slice(0, 400));
   if (o.code === 2 && !o.err.trim()) add('exit 2 without a message', o.out.slice(0, 200));
   const all = `${o.out}\n${o.err}`;
@@ -246,7 +246,7 @@ function fill(argv: string[]): string[] {
 const params = (share: number) => ({ seed: FUZZ_SEED, numRuns: runsFor(share) });
 
 describe(`command line under fuzz (seed ${FUZZ_SEED})`, () => {
-  it('any argument vector: exit 0 or 2, a message, no stack trace, bounded time', { timeout: timeoutFor(0.6, 5) }, async () => {
+  it('any argument vector: exit 0 or 2, a message, no stack trace, no hang', { timeout: timeoutFor(0.6, 5) }, async () => {
     const found = new Findings();
     let n = 0;
     await fc.assert(

@@ -5,7 +5,8 @@
  *   - no crash: the loader returns a runbook or throws a UserError (exit code 2), nothing else;
  *   - every failure comes with diagnostics at a real file:line:col inside the input, each a short one-line
  *     message without a stack trace, under a one-line headline;
- *   - no hang: each input runs in a worker with a watchdog, and its time is bounded (the max is printed).
+ *   - no hang: each input runs in a worker with a watchdog (the time per input is printed, not asserted: speed is
+ *     measured by bench/loader-latency.ts and recorded in BENCHMARKS.md).
  * A run reports every kind of defect it met (with the shortest input that showed it), not just the first.
  */
 import fc from 'fast-check';
@@ -19,10 +20,8 @@ import { LoaderSandbox, type CheckResult } from './loader-sandbox.ts';
 import { YAML_LIMITS } from '../../src/util/yaml-source.ts';
 import { adversarial, byteInputs, mutatedSeeds, seedFiles, structuredRunbook, tokenSoup, unicodeText } from './runbook-arbitraries.ts';
 
-/** A single input may take this long on a loaded 2-core machine before it counts as too slow. */
-const INPUT_LIMIT_MS = Number(process.env.FUZZ_INPUT_LIMIT_MS ?? 3000);
-/** Past this the worker is killed and the input counts as a hang. */
-const HANG_MS = Math.max(INPUT_LIMIT_MS * 3, 10_000);
+/** Past this the worker is killed and the input counts as a hang: a watchdog for a loop that never ends, not a speed limit. */
+const HANG_MS = Number(process.env.FUZZ_HANG_MS ?? 30_000);
 /** A diagnostic that echoes more of the input than this floods the terminal. */
 const MAX_MESSAGE = 1000;
 const FILE = 'fuzz.yaml';
@@ -50,7 +49,6 @@ function judge(r: CheckResult, input: string | Uint8Array, file: string, found: 
   const add = (kind: string, detail: string) => found.add(kind, input, detail);
   if (r.kind === 'hung') return add('hang', `no answer within ${HANG_MS} ms`);
   if (r.kind === 'crash') return add(`crash: ${r.name}`, `${r.message} ${r.stack.split('\n').slice(1, 4).join(' ')}`);
-  if (r.ms >= INPUT_LIMIT_MS) add('slow', `${r.ms.toFixed(0)} ms (limit ${INPUT_LIMIT_MS} ms)`);
   if (r.kind === 'ok') return;
   if (r.exitCode !== 2) add('exit code', `UserError exit code ${r.exitCode}`);
   if (!r.message.trim() || r.message.includes('\n')) add('headline', `not one line: ${JSON.stringify(r.message.slice(0, 200))}`);
@@ -117,7 +115,7 @@ describe(`runbook loader under fuzz (seed ${FUZZ_SEED})`, () => {
 
   it('bytes from disk: random, invalid UTF-8, UTF-16', { timeout: timeoutFor(0.05, 3) }, () => campaign(byteInputs(seeds.bytes), 0.05, 'bytes'));
 
-  it('the biggest inputs under the size cap load in bounded time (keys, steps, lines, nesting)', { timeout: 120_000 }, async () => {
+  it('the biggest inputs under the size cap load without a hang, answered by the contract (keys, steps, lines, nesting)', { timeout: 120_000 }, async () => {
     const found = new Findings();
     // just under the loader's size cap (whatever it is now), in the shapes that cost the most per byte
     const cap = YAML_LIMITS.maxBytes - 64;

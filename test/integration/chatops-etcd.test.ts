@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { AlarmAction } from 'etcd3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadChatopsConfig, resolveSecrets } from '../../src/chatops/config.ts';
 import { ROUTES, startChatopsServer, type ChatopsServer } from '../../src/chatops/server.ts';
 import { readJournal } from '../../src/execute/journal.ts';
@@ -34,10 +34,17 @@ const state = (runId: string) => foldJournal(readJournal(files.journal(runDir(st
 
 async function startFromChat(): Promise<string> {
   const before = new Set(listRunIds(stateDir));
-  const r = await slack(ROUTES.slackCommands, slashCommandBody({ text: 'run nospace-recovery cluster=etcd-test', user_id: REQUESTER, channel_id: CHANNEL }));
-  expect(r.status).toBe(200);
-  expect(r.ms).toBeLessThan(3000);
-  expect(r.json.text).toMatch(/Starting \*nospace-recovery\*/);
+  // Acknowledged without waiting for the run or Slack's API (whose answers are held until the ack is in; the
+  // response time is in BENCHMARKS.md, not asserted here).
+  const slackApi = standin.hold('chat.postMessage');
+  try {
+    const r = await slack(ROUTES.slackCommands, slashCommandBody({ text: 'run nospace-recovery cluster=etcd-test', user_id: REQUESTER, channel_id: CHANNEL }));
+    expect(r.status).toBe(200);
+    expect(r.json.text).toMatch(/Starting \*nospace-recovery\*/);
+    await slackApi.arrived;
+  } finally {
+    slackApi.release();
+  }
   const runId = await standin.waitFor(() => listRunIds(stateDir).find((id) => !before.has(id)), 15_000, 'the run to start');
   await standin.waitFor(() => state(runId).status === 'awaiting-approval' || ['failed', 'succeeded'].includes(state(runId).status), 60_000, 'the run to pause for approval');
   expect(state(runId).status).toBe('awaiting-approval');
@@ -97,6 +104,12 @@ afterAll(async () => {
 });
 
 describe('nospace-recovery from Slack on a real NOSPACE cluster', () => {
+  // Each test starts from NOSPACE (a test that recovers the cluster leaves it writable: fill it again).
+  beforeEach(async () => {
+    if (!(await nospaceAlarms()).includes('NOSPACE')) await cluster.fillToNospace();
+    expect(await nospaceAlarms()).toContain('NOSPACE');
+  }, 120_000);
+
   it('pauses for approval; a Deny ends it and changes nothing', async () => {
     expect(await nospaceAlarms()).toContain('NOSPACE');
     const runId = await startFromChat();
@@ -118,8 +131,9 @@ describe('nospace-recovery from Slack on a real NOSPACE cluster', () => {
 
   it('refuses the requester\'s own approval; another approver lets it finish and NOSPACE is gone', async () => {
     const runId = await startFromChat();
+    const callsFrom = standin.calls.length;
     expect(await click(REQUESTER, 'runbook_approve', runId, 'compact')).toMatchObject({ status: 200 });
-    await standin.waitFor(() => standin.calls.some((c) => c.method === 'chat.postEphemeral' && c.args.user === REQUESTER && /another approver/.test(c.args.text)), 5000, 'the refusal');
+    await standin.waitFor(() => standin.calls.slice(callsFrom).some((c) => c.method === 'chat.postEphemeral' && c.args.user === REQUESTER && /another approver/.test(c.args.text)), 5000, 'the refusal');
     expect(state(runId).status).toBe('awaiting-approval');
 
     expect(await click(APPROVER, 'runbook_approve', runId, 'compact')).toMatchObject({ status: 200 });

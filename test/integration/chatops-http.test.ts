@@ -104,6 +104,46 @@ function postedFor(runId: string) {
   return standin.calls.filter((c) => c.method === 'chat.postMessage' && String(c.args.text).includes(runId));
 }
 
+/** The audit lines written from now on (tests share the server: each reads only what it caused). */
+async function auditMark(): Promise<() => Promise<any[]>> {
+  const from = (await auditLines()).length;
+  return async () => (await auditLines()).slice(from);
+}
+
+/** A server of a test's own (its own state dir, audit log, metrics and log lines), closed after `fn`. */
+async function withOwnServer<T>(name: string, fn: (srv: ChatopsServer, log: string[], stateDir: string) => Promise<T>): Promise<T> {
+  const config = loadChatopsConfig(writeConfig({ stateDir: `./state-${name}`, name: `${name}.yaml` }), SECRETS);
+  const log: string[] = [];
+  const srv = await startChatopsServer({ config, secrets: resolveSecrets(config, SECRETS), listen: { host: '127.0.0.1', port: 0 }, updateIntervalMs: 100, log: (l) => log.push(l) });
+  try {
+    return await fn(srv, log, path.join(dir, `state-${name}`));
+  } finally {
+    await srv.close();
+  }
+}
+
+/** Start chatops-smoke on `srv` from Slack, let it reach its gate, then another approver approves or denies it; settled. */
+async function runToDecision(srv: ChatopsServer, stateDir: string, decision: 'approve' | 'deny'): Promise<string> {
+  const before = new Set(listRunIds(stateDir));
+  const r = await sendSlack(`${srv.url}${ROUTES.slackCommands}`, slashCommandBody({ text: 'run chatops-smoke cluster=smoke pause=20ms', user_id: REQUESTER, channel_id: CHANNEL }), { secret: SECRETS.SLACK_SIGNING_SECRET });
+  expect(r.status).toBe(200);
+  const runId = await standin.waitFor(() => listRunIds(stateDir).find((id) => !before.has(id)), 10_000, 'a new run');
+  const status = () => foldJournal(readJournal(files.journal(runDir(stateDir, runId))).records).status;
+  await standin.waitFor(() => status() === 'awaiting-approval', 20_000, `run ${runId} to await approval`);
+  const click = await sendSlack(`${srv.url}${ROUTES.slackInteractions}`, blockActionBody({ user_id: APPROVER, channel_id: CHANNEL, action_id: `runbook_${decision}`, value: `${runId} change` }), { secret: SECRETS.SLACK_SIGNING_SECRET });
+  expect(click.status).toBe(200);
+  const want = decision === 'approve' ? 'succeeded' : 'denied';
+  await standin.waitFor(() => status() === want, 20_000, `run ${runId} to be ${want}`);
+  await srv.runs.settled(runId);
+  return runId;
+}
+
+/** One sample's value in Prometheus text (undefined when the series is absent). */
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'runbook-chatops-'));
   standin = await startSlackStandin({ token: SECRETS.SLACK_BOT_TOKEN, mattermostToken: SECRETS.MM_BOT_TOKEN });
@@ -113,15 +153,30 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await server?.close();
-  await standin?.close();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  try {
+    // Whatever ran, in whatever order: no secret reached the shared server's audit log, its log or any chat call.
+    if (server) {
+      await server.audit.flush();
+      const auditText = fs.readFileSync(server.audit.file, 'utf8');
+      const posted = JSON.stringify(standin.calls.map((c) => ({ ...c.args, token: undefined })));
+      for (const s of Object.values(SECRETS)) {
+        expect(auditText).not.toContain(s);
+        expect(posted).not.toContain(s);
+        expect(logs.join('\n')).not.toContain(s);
+      }
+    }
+  } finally {
+    await server?.close();
+    await standin?.close();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 describe('request authentication', () => {
   it('refuses unsigned, wrongly signed, stale, future-dated and replayed requests with 401, and audits each', async () => {
     const body = slashCommandBody({ text: 'list', user_id: REQUESTER, channel_id: CHANNEL });
     const now = Math.floor(Date.now() / 1000);
+    const auditSince = await auditMark();
     expect((await slack(body, { signature: null })).status).toBe(401);
     expect((await slack(body, { secret: 'not-the-signing-secret' })).status).toBe(401);
     expect((await slack(body, { signature: 'v0=' + '0'.repeat(64) })).status).toBe(401);
@@ -149,7 +204,7 @@ describe('request authentication', () => {
     const mmAction = await post(`${base}${ROUTES.mattermostActions}`, JSON.stringify({ user_id: 'x', context: { runId: 'a', stepId: 'b', decision: 'approve', mac: '0'.repeat(64) } }), { 'Content-Type': 'application/json' });
     expect(mmAction.status).toBe(401);
 
-    const refused = (await auditLines()).filter((r) => r.event === 'request.refused').map((r) => `${r.source}:${r.reason}`);
+    const refused = (await auditSince()).filter((r) => r.event === 'request.refused').map((r) => `${r.source}:${r.reason}`);
     expect(refused).toEqual(expect.arrayContaining([
       'slack:missing-signature', 'slack:bad-signature', 'slack:stale', 'slack:future', 'slack:replay',
       'mattermost:bad-token', 'alertmanager:bad-token', 'alertmanager:missing-token', 'mattermost:bad-signature',
@@ -166,6 +221,7 @@ describe('request authentication', () => {
 
 describe('commands', () => {
   it('parses strictly and checks the allowlists, with a clear ephemeral message', async () => {
+    const auditSince = await auditMark();
     const ask = async (text: string, user = REQUESTER, channel = CHANNEL) => {
       const r = await slack(slashCommandBody({ text, user_id: user, channel_id: channel }));
       expect(r.status).toBe(200);
@@ -185,17 +241,27 @@ describe('commands', () => {
     expect(await ask('frobnicate')).toMatch(/unknown command/);
     expect(await ask('status ../../etc/passwd')).toMatch(/not a run id/);
     expect(await ask('list', OUTSIDER)).toMatch(/may not start any runbook/);
-    const refusals = (await auditLines()).filter((r) => r.event === 'command.refused');
+    const refusals = (await auditSince()).filter((r) => r.event === 'command.refused');
     expect(refusals.length).toBeGreaterThanOrEqual(12);
     expect(refusals.find((r) => r.user === `slack:${OUTSIDER}`)?.reason).toMatch(/not allowed/);
   });
 
   it('runs from a slash command: acknowledges at once, pauses for approval, refuses the requester and outsiders, and finishes after another approver', async () => {
     const before = new Set(listRunIds(path.join(dir, 'state')));
-    const r = await slack(slashCommandBody({ text: 'run chatops-smoke cluster=smoke pause=20ms', user_id: REQUESTER, channel_id: CHANNEL }));
-    expect(r.status).toBe(200);
-    expect(r.ms).toBeLessThan(3000);
-    expect(r.json.text).toMatch(/Starting \*chatops-smoke\* on \*smoke\*/);
+    const callsFrom = standin.calls.length;
+    // "At once" (Slack gives a command 3 s; the time is in BENCHMARKS.md): the acknowledgment does not wait for the
+    // run or for Slack's API. With the API's answers held, the command is still acknowledged, while the run, started
+    // in the background, tries to post its message.
+    const slackApi = standin.hold('chat.postMessage');
+    try {
+      const r = await slack(slashCommandBody({ text: 'run chatops-smoke cluster=smoke pause=20ms', user_id: REQUESTER, channel_id: CHANNEL }));
+      expect(r.status).toBe(200);
+      expect(r.json.text).toMatch(/Starting \*chatops-smoke\* on \*smoke\*/);
+      await slackApi.arrived;
+      expect(standin.calls.slice(callsFrom).filter((c) => c.method === 'chat.postMessage')).toHaveLength(1);
+    } finally {
+      slackApi.release();
+    }
     const runId = await standin.waitFor(() => listRunIds(path.join(dir, 'state')).find((id) => !before.has(id)), 10_000, 'a new run');
     expect(readRunMeta(path.join(dir, 'state'), runId).requestedBy).toBe(`slack:${REQUESTER}`);
     await waitForRunStatus(runId, 'awaiting-approval');
@@ -205,12 +271,14 @@ describe('commands', () => {
     expect(value).toBe(`${runId} change`);
 
     // the requester may not approve their own run; an outsider may not approve at all
+    const clicksFrom = standin.calls.length;
+    const ephemeral = () => standin.calls.slice(clicksFrom).filter((c) => c.method === 'chat.postEphemeral');
     expect((await click(blockActionBody({ user_id: REQUESTER, channel_id: CHANNEL, action_id: 'runbook_approve', value }))).status).toBe(200);
     expect((await click(blockActionBody({ user_id: OUTSIDER, channel_id: CHANNEL, action_id: 'runbook_approve', value }))).status).toBe(200);
     // a forged click (bad signature) is refused before anything is looked at
     expect((await click(blockActionBody({ user_id: APPROVER, channel_id: CHANNEL, action_id: 'runbook_approve', value }), { ts: 1 })).status).toBe(401);
-    await standin.waitFor(() => standin.calls.filter((c) => c.method === 'chat.postEphemeral').length >= 2, 5000, 'ephemeral refusals');
-    const eph = standin.calls.filter((c) => c.method === 'chat.postEphemeral').map((c) => `${c.args.user}: ${c.args.text}`);
+    await standin.waitFor(() => ephemeral().length >= 2, 5000, 'ephemeral refusals');
+    const eph = ephemeral().map((c) => `${c.args.user}: ${c.args.text}`);
     expect(eph).toEqual(expect.arrayContaining([
       expect.stringMatching(new RegExp(`^${REQUESTER}: .*another approver`)),
       expect.stringMatching(new RegExp(`^${OUTSIDER}: .*not an approver`)),
@@ -236,8 +304,9 @@ describe('commands', () => {
       'run.started:accepted', 'approval.requested:undefined', 'approval.refused:refused', 'approval.granted:accepted', 'run.finished:succeeded',
     ]));
     // a late click on a decided step is refused
+    const lateFrom = standin.calls.length;
     await click(blockActionBody({ user_id: APPROVER, channel_id: CHANNEL, action_id: 'runbook_deny', value }));
-    await standin.waitFor(() => standin.calls.some((c) => c.method === 'chat.postEphemeral' && /not waiting for approval|already/.test(c.args.text)), 5000, 'late click refusal');
+    await standin.waitFor(() => standin.calls.slice(lateFrom).some((c) => c.method === 'chat.postEphemeral' && c.args.user === APPROVER && /not waiting for approval|already/.test(c.args.text)), 5000, 'late click refusal');
 
     // status
     const s = await slack(slashCommandBody({ text: `status ${runId}`, user_id: REQUESTER, channel_id: CHANNEL }));
@@ -350,19 +419,17 @@ describe('approval expiry', () => {
 });
 
 describe('load', () => {
-  it('answers a good request within 3 seconds while 200 bad ones arrive at once', async () => {
+  // How fast the good one is answered meanwhile is measured by bench/chatops-load.ts (BENCHMARKS.md), not asserted.
+  it('answers a good request while 200 bad ones arrive at once, and refuses every bad one', async () => {
     const bad = Array.from({ length: 200 }, (_, i) => {
       const body = slashCommandBody({ text: `list ${i}`, user_id: OUTSIDER, channel_id: CHANNEL });
       return i % 2
         ? slack(body, { secret: `wrong-secret-${i}` }).catch(() => ({ status: 0 }))
         : post(`${base}${ROUTES.alertmanager}`, '{}', { 'Content-Type': 'application/json', Authorization: `Bearer bad-${i}` }).catch(() => ({ status: 0 }));
     });
-    const t0 = Date.now();
     const good = await slack(slashCommandBody({ text: 'list', user_id: REQUESTER, channel_id: CHANNEL }));
-    const goodMs = Date.now() - t0;
     expect(good.status).toBe(200);
     expect(good.json.text).toContain('chatops-smoke');
-    expect(goodMs).toBeLessThan(3000);
     const results = await Promise.all(bad);
     expect(results.every((r) => r.status === 401)).toBe(true);
   });
@@ -370,30 +437,61 @@ describe('load', () => {
 
 describe('observability', () => {
   it('serves /healthz and Prometheus /metrics', async () => {
-    const h = await fetch(`${base}${ROUTES.healthz}`);
-    expect(h.status).toBe(200);
-    expect(((await h.json()) as { status: string }).status).toBe("ok");
-    const m = await (await fetch(`${base}${ROUTES.metrics}`)).text();
-    expect(m).toMatch(/runbook_runs_total\{runbook="chatops-smoke",outcome="succeeded"\} [1-9]/);
-    expect(m).toMatch(/runbook_runs_total\{runbook="chatops-smoke",outcome="denied"\} 1/);
-    expect(m).toMatch(/runbook_step_duration_seconds_bucket\{le="[0-9.]+",runbook="chatops-smoke",step="change",status="succeeded"\}/);
-    expect(m).toMatch(/runbook_approvals_pending 0/);
-    expect(m).toMatch(/runbook_serve_requests_total\{route="\/slack\/commands",outcome="unauthorized"\}/);
+    // A server of its own: the counters are those of the runs and requests made here, whatever ran before.
+    await withOwnServer('metrics', async (srv, _log, stateDir) => {
+      const h = await fetch(`${srv.url}${ROUTES.healthz}`);
+      expect(h.status).toBe(200);
+      expect(((await h.json()) as { status: string }).status).toBe("ok");
+      await runToDecision(srv, stateDir, 'approve');
+      await runToDecision(srv, stateDir, 'deny');
+      const forged = await sendSlack(`${srv.url}${ROUTES.slackCommands}`, slashCommandBody({ text: 'list', user_id: REQUESTER, channel_id: CHANNEL }), { secret: 'not-the-signing-secret' });
+      expect(forged.status).toBe(401);
+      const m = await (await fetch(`${srv.url}${ROUTES.metrics}`)).text();
+      expect(sample(m, 'runbook_runs_total{runbook="chatops-smoke",outcome="succeeded"}')).toBe(1);
+      expect(sample(m, 'runbook_runs_total{runbook="chatops-smoke",outcome="denied"}')).toBe(1);
+      expect(m).toMatch(/runbook_step_duration_seconds_bucket\{le="[0-9.]+",runbook="chatops-smoke",step="change",status="succeeded"\}/);
+      expect(sample(m, 'runbook_step_duration_seconds_count{runbook="chatops-smoke",step="change",status="succeeded"}')).toBe(1);
+      expect(m).toMatch(/runbook_approvals_pending 0/);
+      expect(sample(m, 'runbook_serve_requests_total{route="/slack/commands",outcome="unauthorized"}')).toBe(1);
+    });
   });
 
   it('never writes a secret to the audit log or to a chat message', async () => {
-    await server.audit.flush();
-    const auditText = fs.readFileSync(server.audit.file, 'utf8');
-    const posted = JSON.stringify(standin.calls.map((c) => ({ ...c.args, token: undefined })));
-    const logText = logs.join('\n');
-    for (const s of Object.values(SECRETS)) {
-      expect(auditText).not.toContain(s);
-      expect(posted).not.toContain(s);
-      expect(logText).not.toContain(s);
-    }
-    // the bot token did reach the API, in the Authorization header only (the stand-in refused none)
-    expect(standin.unauthorized).toBe(0);
-    expect(auditText.split('\n').length).toBeGreaterThan(20);
+    // A server of its own, with traffic that uses every secret: a Slack run approved by button (signing secret,
+    // bot token), a Mattermost command (its token) and run (its bot token), Alertmanager with good and bad bearers,
+    // and forged requests of each kind.
+    const callsFrom = standin.calls.length;
+    const unauthorizedBefore = standin.unauthorized;
+    await withOwnServer('secrets', async (srv, log, stateDir) => {
+      const slackRun = await runToDecision(srv, stateDir, 'approve');
+      const mm = (token: string, text: string) => post(`${srv.url}${ROUTES.mattermostCommands}`, new URLSearchParams({ token, team_id: 't', channel_id: 'mmchannel00000000000000000', user_id: 'mmrequester000000000000000', user_name: 'mmreq', command: '/runbook', text }).toString(), { 'Content-Type': 'application/x-www-form-urlencoded' });
+      expect((await mm(SECRETS.MM_TOKEN, 'list')).status).toBe(200);
+      expect((await mm('wrong-token-123456', 'list')).status).toBe(401);
+      const before = new Set(listRunIds(stateDir));
+      expect((await mm(SECRETS.MM_TOKEN, 'plan chatops-smoke cluster=smoke')).status).toBe(200);
+      await standin.waitFor(() => standin.calls.slice(callsFrom).some((c) => c.method === 'mm.posts.create'), 10_000, 'a Mattermost post');
+      const am = (token: string) => post(`${srv.url}${ROUTES.alertmanager}`, '{}', { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` });
+      expect((await am(SECRETS.AM_TOKEN)).status).not.toBe(401);
+      expect((await am('nope-nope-nope')).status).toBe(401);
+      expect((await sendSlack(`${srv.url}${ROUTES.slackCommands}`, slashCommandBody({ text: 'list', user_id: REQUESTER, channel_id: CHANNEL }), { secret: 'not-the-signing-secret' })).status).toBe(401);
+      await srv.audit.flush();
+      const auditText = fs.readFileSync(srv.audit.file, 'utf8');
+      const posted = JSON.stringify(standin.calls.slice(callsFrom).map((c) => ({ ...c.args, token: undefined })));
+      const logText = log.join('\n');
+      for (const s of Object.values(SECRETS)) {
+        expect(auditText).not.toContain(s);
+        expect(posted).not.toContain(s);
+        expect(logText).not.toContain(s);
+      }
+      // What was checked is there: the run's progress posted and audited, the refusals audited.
+      expect(postedFor(slackRun)).toHaveLength(1);
+      const events = auditText.trim().split('\n').map((l) => JSON.parse(l));
+      expect(events.filter((a) => a.runId === slackRun).map((a) => a.event)).toEqual(expect.arrayContaining(['run.started', 'approval.granted', 'run.finished']));
+      expect(events.filter((a) => a.event === 'request.refused').map((a) => `${a.source}:${a.reason}`)).toEqual(expect.arrayContaining(['mattermost:bad-token', 'alertmanager:bad-token', 'slack:bad-signature']));
+      expect(listRunIds(stateDir).filter((id) => !before.has(id))).toEqual([]);
+    });
+    // the bot tokens did reach the API, in the Authorization header only (the stand-in refused none)
+    expect(standin.unauthorized).toBe(unauthorizedBefore);
   });
 });
 

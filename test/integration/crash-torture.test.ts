@@ -33,7 +33,10 @@ function onlyRun(stateDir: string): string {
   return runs[0]!;
 }
 
-const resumeNotes: string[] = [];
+/** The notes of the run's `run.resumed` records: how each resume rebuilt its state. */
+function resumeNotes(stateDir: string, runId: string): string[] {
+  return readJournal(path.join(stateDir, 'runs', runId, 'journal.jsonl')).records.flatMap((r) => (r.type === 'run.resumed' && r.note ? [r.note] : []));
+}
 
 describe('crash torture (real runner process, SIGKILL, resume)', () => {
   it('an uninterrupted run: reference outcome and record count', async () => {
@@ -70,7 +73,6 @@ describe('crash torture (real runner process, SIGKILL, resume)', () => {
     for (const want of ['first', 'each-a', 'each-b', 'each-c']) expect(e).toContain(want);
     // resumed runs never leave a torn journal behind them
     const recs = readJournal(path.join(stateDir, 'runs', runId, 'journal.jsonl'));
-    for (const r of recs.records) if (r.type === 'run.resumed' && r.note) resumeNotes.push(r.note);
     expect(recs.records.at(-1)).toMatchObject({ type: 'run.finished', status: 'succeeded' });
     fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -85,8 +87,6 @@ describe('crash torture (real runner process, SIGKILL, resume)', () => {
     const resumed = await runner(['resume', runId, '--state-dir', stateDir]);
     expect(resumed.exitCode, resumed.stdout + resumed.stderr).toBe(0);
     expect(resumed.stdout).toMatch(/replaying from the journal/);
-    const recs = readJournal(path.join(stateDir, 'runs', runId, 'journal.jsonl'));
-    for (const r of recs.records) if (r.type === 'run.resumed' && r.note) resumeNotes.push(r.note);
     const e = effects(dir);
     expect(e.filter((x) => x === 'once')).toHaveLength(1);
     expect(e.filter((x) => x === 'first')).toHaveLength(1);
@@ -94,8 +94,22 @@ describe('crash torture (real runner process, SIGKILL, resume)', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('resumes used both paths: the persisted xstate snapshot (in-flight step re-invoked) and a replay from the journal', () => {
-    expect(resumeNotes.some((n) => /persisted machine snapshot/.test(n))).toBe(true);
-    expect(resumeNotes.some((n) => /replaying from the journal/.test(n))).toBe(true);
+  it('resumes use both paths: the persisted xstate snapshot (in-flight step re-invoked) and a replay from the journal', async () => {
+    // The same kill point twice: with its machine snapshot intact, and with it torn.
+    const notes: string[] = [];
+    for (const torn of [false, true]) {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'runbook-torture-'));
+      const stateDir = path.join(dir, 'state');
+      const first = await runner(['run', rb, '--endpoints', 'http://127.0.0.1:9', '--state-dir', stateDir, '-p', `dir=${dir}`], { RUNBOOK_FAILPOINT: 'journal-before:step.succeeded:each:2' });
+      expect(first.signal).toBe('SIGKILL');
+      const runId = onlyRun(stateDir);
+      if (torn) fs.writeFileSync(path.join(stateDir, 'runs', runId, 'snapshot.json'), '{"hash":"x","snap');
+      const resumed = await runner(['resume', runId, '--state-dir', stateDir]);
+      expect(resumed.exitCode, resumed.stdout + resumed.stderr).toBe(0);
+      notes.push(...resumeNotes(stateDir, runId));
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    expect(notes.some((n) => /persisted machine snapshot/.test(n)), notes.join('\n')).toBe(true);
+    expect(notes.some((n) => /replaying from the journal/.test(n)), notes.join('\n')).toBe(true);
   });
 });

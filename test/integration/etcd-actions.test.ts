@@ -3,7 +3,7 @@
  * plus refusals (member down, member frozen, disarm above quota) and a TLS cluster.
  */
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { join } from 'node:path';
 import { catalog } from '../../src/actions/catalog.ts';
@@ -46,19 +46,24 @@ describe('nospace recovery through the etcd actions (3 members, 16 MiB quota)', 
   let t: TestActionContext;
   const step = (id: string, more: Partial<ActionContext> = {}) => t.step(id, more);
 
-  beforeAll(async () => {
+  // A cluster of its own for each test (the recovery test fills it to NOSPACE itself, another stops a member): any
+  // order, any subset.
+  beforeEach(async () => {
     cluster = await startCluster({ members: 3, quotaBytes: QUOTA, name: 'nospace' });
-    await cluster.fillToNospace();
     t = makeActionContext(cluster.inventory());
   }, 90_000);
 
-  afterAll(async () => {
+  afterEach(async () => {
     await t?.dispose();
     await cluster?.teardown();
+  });
+
+  afterAll(() => {
     if (Object.keys(timings).length) console.log('etcd action timings (ms):', JSON.stringify(timings));
   });
 
   it('runs preflight, refuses to disarm above quota, compacts once, defragments followers then leader, disarms, writes', async () => {
+    await cluster.fillToNospace();
     const names = cluster.members.map((m) => m.name);
 
     // --- preflight: NOSPACE is expected; sizes, leader, quota as the members report it on /metrics.
@@ -81,15 +86,21 @@ describe('nospace recovery through the etcd actions (3 members, 16 MiB quota)', 
     // a plan against a cluster out of space must not write to it (an Alarm GET would: it is a raft proposal).
     const pool = etcdPool(step('x'));
     const trace = async () => Promise.all(names.map(async (n) => { const s = await memberStatus(pool, n); return [n, s.raftIndex, s.raftAppliedIndex, s.dbSize]; }));
+    // The trace once the cluster is quiet: every member has applied what it has, and nothing moved over 200 ms (a
+    // backend commit lands within its 100 ms batch interval). Polled, bounded: a loaded machine only waits longer.
+    const settledTrace = async () => {
+      let last = await trace();
+      for (let i = 0; i < 50; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        const now = await trace();
+        const settled = JSON.stringify(now) === JSON.stringify(last) && now.every((x) => x[1] === x[2]);
+        last = now;
+        if (settled) return now;
+      }
+      throw new Error(`the cluster did not settle in 10 s: ${JSON.stringify(last)}`);
+    };
     // Start from a settled cluster: followers may still be applying (and committing) the last writes of the fill.
-    let traceBefore = await trace();
-    for (let i = 0; i < 50; i++) {
-      await new Promise((r) => setTimeout(r, 200));
-      const now = await trace();
-      const settled = JSON.stringify(now) === JSON.stringify(traceBefore) && now.every((x) => x[1] === x[2]);
-      traceBefore = now;
-      if (settled) break;
-    }
+    const traceBefore = await settledTrace();
     const item0 = { item: memberItem(cluster.inventory(), names[0]!) };
     await preflight.impl.run(step('preflight'), preflight.input({ expectAlarms: ['NOSPACE'] }));
     for (const [a, ctx] of [[compact, step('compact')], [disarm, step('disarm')], [defrag, step('defrag', item0)], [moveLeader, step('move', item0)]] as const) {
@@ -102,8 +113,7 @@ describe('nospace recovery through the etcd actions (3 members, 16 MiB quota)', 
     if (m1Alarmed) expect((await stepError(gate)).message).toMatch(/NOSPACE/);
     else expect(await gate).toMatchObject({ member: names[0] });
     await stepError(clusterHealthy.impl.run(step('verify'), clusterHealthy.input({ waitFor: '1ms' }))); // alarms: not healthy
-    await new Promise((r) => setTimeout(r, 300)); // a backend commit would land within its 100 ms batch interval
-    expect(await trace()).toEqual(traceBefore);
+    expect(await settledTrace()).toEqual(traceBefore);
 
     // --- disarm refuses while the db is still above the quota, and leaves the alarm in place.
     const refused = await stepError(disarm.impl.run(step('disarm'), disarm.input({ alarm: 'NOSPACE' })));

@@ -12,6 +12,7 @@ import type { Etcd3 } from 'etcd3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JournalRecord } from '../../src/events/types.ts';
 import { readJournal } from '../../src/execute/journal.ts';
+import { clockPast } from '../support/clock.ts';
 import { damageMember, expectEtcdRefuses, ETCD_REFUSES } from '../support/damage.ts';
 import { corruptFile, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { rewindParams } from '../support/etcd-versions.ts';
@@ -148,7 +149,7 @@ describe('power-loss-restore (real runner, real 3-member cluster)', () => {
 
     await putKeys(client, 'b', 5);
     const newer = join(snapDir, 'plr-by-hand.db');
-    await sleep(20);
+    await clockPast(olderPath); // newer than the older one by its time, whatever the machine's load
     await cluster.snapshot(newer);
     await putKeys(client, 'c', 5);
     await killAndDamage(cluster);

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { SEED_KEYS } from '../../src/rehearse/faults.ts';
 import { listRunbooks } from '../../src/runbook/find.ts';
 import { createHash } from 'node:crypto';
 import { livePids, startCluster } from '../support/etcd-cluster.ts';
@@ -205,7 +206,15 @@ describe('runbook rehearse', () => {
     // A big quota: filling it takes seconds, time enough to interrupt the fill.
     const c = cli(['rehearse', 'nospace-recovery', '--quota', '512MiB'], box);
     await until('the cluster to be up', () => /cluster up in/.test(c.out()), 60_000, c);
-    await sleep(300);
+    // Interrupt once the fill has begun (m1 counts more puts than the seed keys), not after a guessed pause.
+    const m1 = /cluster up in .*?: m1 (http:\/\/127\.0\.0\.1:\d+)/.exec(c.out())?.[1];
+    expect(m1, c.out()).toBeDefined();
+    let puts = 0;
+    for (const end = Date.now() + 60_000; puts <= SEED_KEYS; await sleep(20)) {
+      if (Date.now() > end) throw new Error(`the fill did not begin (m1: ${puts} puts)\nstdout:\n${c.out().slice(-3000)}`);
+      const metrics = await fetch(`${m1}/metrics`).then((r) => r.text(), () => '');
+      puts = Number(/^etcd_mvcc_put_total (\S+)$/m.exec(metrics)?.[1] ?? 0);
+    }
     c.child.kill('SIGINT');
     const code = await c.exited;
     expect(code, `${c.out()}\n${c.err()}`).toBe(130);

@@ -18,6 +18,7 @@ import type { Inventory } from '../../src/inventory/types.ts';
 import { StepError } from '../../src/util/errors.ts';
 import { corruptFile, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { makeActionContext, memberItem, stepError } from '../support/action-context.ts';
+import { clockPast } from '../support/clock.ts';
 import { rewindParams } from '../support/etcd-versions.ts';
 
 // Where the suite's etcd tools cannot bump revisions (3.4.23) a restore is refused unless the rewind is accepted.
@@ -98,8 +99,8 @@ describe('restore-member and select on a real one-member cluster', () => {
     const good = join(dir, 'one-good.db');
     await cluster.snapshot(good);
     const names = ['one-cut.db', 'one-half.db', 'one-flip.db', 'one-manifest.db'];
-    for (const n of names) {
-      await new Promise((r) => setTimeout(r, 15));
+    for (const [i, n] of names.entries()) {
+      await clockPast(i === 0 ? good : join(dir, names[i - 1]!)); // each one newer than the one before
       await cluster.snapshot(join(dir, n));
     }
     corruptFile(join(dir, 'one-cut.db'), 'truncate-tail');

@@ -35,6 +35,11 @@ export interface SlackStandin {
   /** Requests refused for a wrong token. */
   unauthorized: number;
   waitFor<T>(pick: () => T | undefined | false, timeoutMs?: number, what?: string): Promise<T>;
+  /**
+   * Hold the answers to a Slack API method (a slow or hung Slack): its calls are recorded as they arrive but get
+   * no reply until `release()`. `arrived` resolves at the first call held.
+   */
+  hold(method: string): { arrived: Promise<void>; release(): void };
   close(): Promise<void>;
 }
 
@@ -43,6 +48,7 @@ export async function startSlackStandin(opts: { token: string; mattermostToken?:
   const messages = new Map<string, StoredMessage>();
   let seq = 0;
   const state = { unauthorized: 0 };
+  const holds = new Map<string, { parked: (() => void)[]; arrive: () => void }>();
   const nextTs = () => `${Math.floor(Date.now() / 1000)}.${String(++seq).padStart(6, '0')}`;
 
   const server = http.createServer((req, res) => {
@@ -95,27 +101,36 @@ export async function startSlackStandin(opts: { token: string; mattermostToken?:
       }
       if (typeof form.blocks === 'string') form.blocks = JSON.parse(form.blocks);
       calls.push({ method, args: form, at: Date.now() });
-      switch (method) {
-        case 'chat.postMessage': {
-          const ts = nextTs();
-          messages.set(ts, { channel: form.channel, ts, text: form.text ?? '', blocks: form.blocks ?? [], updates: 0 });
-          return reply(200, { ok: true, channel: form.channel, ts, message: { text: form.text } });
-        }
-        case 'chat.update': {
-          const msg = messages.get(form.ts);
-          if (!msg || msg.channel !== form.channel) return reply(200, { ok: false, error: 'message_not_found' });
-          msg.text = form.text ?? msg.text;
-          msg.blocks = form.blocks ?? msg.blocks;
-          msg.updates++;
-          return reply(200, { ok: true, channel: form.channel, ts: form.ts });
-        }
-        case 'chat.postEphemeral':
-          return reply(200, { ok: true, message_ts: nextTs() });
-        default:
-          return reply(200, { ok: false, error: 'unknown_method' });
+      const held = holds.get(method);
+      if (held) {
+        held.parked.push(() => answer(method, form, reply));
+        held.arrive();
+        return;
       }
+      answer(method, form, reply);
     });
   });
+  function answer(method: string, form: Record<string, any>, reply: (status: number, body: unknown) => void): void {
+    switch (method) {
+      case 'chat.postMessage': {
+        const ts = nextTs();
+        messages.set(ts, { channel: form.channel, ts, text: form.text ?? '', blocks: form.blocks ?? [], updates: 0 });
+        return reply(200, { ok: true, channel: form.channel, ts, message: { text: form.text } });
+      }
+      case 'chat.update': {
+        const msg = messages.get(form.ts);
+        if (!msg || msg.channel !== form.channel) return reply(200, { ok: false, error: 'message_not_found' });
+        msg.text = form.text ?? msg.text;
+        msg.blocks = form.blocks ?? msg.blocks;
+        msg.updates++;
+        return reply(200, { ok: true, channel: form.channel, ts: form.ts });
+      }
+      case 'chat.postEphemeral':
+        return reply(200, { ok: true, message_ts: nextTs() });
+      default:
+        return reply(200, { ok: false, error: 'unknown_method' });
+    }
+  }
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {
@@ -134,6 +149,19 @@ export async function startSlackStandin(opts: { token: string; mattermostToken?:
         if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
         await sleep(50);
       }
+    },
+    hold(method) {
+      let arrive!: () => void;
+      const arrived = new Promise<void>((resolve) => { arrive = resolve; });
+      const held = { parked: [] as (() => void)[], arrive };
+      holds.set(method, held);
+      return {
+        arrived,
+        release() {
+          if (holds.get(method) === held) holds.delete(method);
+          for (const go of held.parked.splice(0)) go();
+        },
+      };
     },
     close: () => new Promise<void>((resolve) => {
       server.close(() => resolve());

@@ -33,16 +33,26 @@ describe('planRetention', () => {
 });
 
 describe('applyRetention on a directory', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'runbook-retention-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  // Each test fills a directory of its own.
+  const dirs: string[] = [];
+  afterAll(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+  const newDir = () => {
+    const d = mkdtempSync(join(tmpdir(), 'runbook-retention-'));
+    dirs.push(d);
+    return d;
+  };
+  const putter = (dir: string) => (name: string, hoursAgo: number, manifest?: { cluster: string }) => {
+    const f = join(dir, name);
+    writeFileSync(f, name);
+    utimesSync(f, new Date(now - hoursAgo * H), new Date(now - hoursAgo * H));
+    if (manifest) writeFileSync(`${f}.json`, JSON.stringify({ version: 1, file: name, cluster: manifest.cluster, sha256: 'a'.repeat(64), revision: 1, size: 1, createdAt: new Date(now - hoursAgo * H).toISOString() }));
+  };
 
   it('moves only this cluster’s expired snapshots and their manifests into expired/, never clobbering', () => {
-    const put = (name: string, hoursAgo: number, manifest?: { cluster: string }) => {
-      const f = join(dir, name);
-      writeFileSync(f, name);
-      utimesSync(f, new Date(now - hoursAgo * H), new Date(now - hoursAgo * H));
-      if (manifest) writeFileSync(`${f}.json`, JSON.stringify({ version: 1, file: name, cluster: manifest.cluster, sha256: 'a'.repeat(64), revision: 1, size: 1, createdAt: new Date(now - hoursAgo * H).toISOString() }));
-    };
+    const dir = newDir();
+    const put = putter(dir);
     put('prod-20261124T110000Z.db', 1, { cluster: 'prod' });
     put('prod-20261124T100000Z.db', 2); // no manifest: ours by its name
     put('prod-20261123T000000Z.db', 36, { cluster: 'prod' });
@@ -65,9 +75,18 @@ describe('applyRetention on a directory', () => {
   });
 
   it('belongsTo: by manifest cluster, else by the <cluster>-<stamp>.db name', () => {
+    const dir = newDir();
+    const put = putter(dir);
+    put('prod-20261124T110000Z.db', 1, { cluster: 'prod' });
+    put('prod-20261124T100000Z.db', 2); // no manifest: ours by its name
+    put('stage-named-prod-20261124T080000Z.db', 4, { cluster: 'prod' }); // the manifest says prod: ours
+    put('prod-20261124T070000Z.db', 5, { cluster: 'stage' }); // the manifest says stage: not ours, whatever its name
+    put('prod-copy.db', 50); // not our naming, no manifest: not ours
+    put('stage-20261101T000000Z.db', 500, { cluster: 'stage' });
+    put('prod-20261124T090000Z.db.part', 3); // an unfinished save: not a snapshot
     const list = listSnapshots(dir);
     expect(list.every((x) => !x.name.endsWith('.part'))).toBe(true);
-    expect(list.filter((x) => belongsTo(x, 'prod')).map((x) => x.name)).toEqual(['prod-20261124T110000Z.db']);
-    expect(list.filter((x) => belongsTo(x, 'stage')).map((x) => x.name)).toEqual(['stage-20261101T000000Z.db']);
+    expect(list.filter((x) => belongsTo(x, 'prod')).map((x) => x.name).sort()).toEqual(['prod-20261124T100000Z.db', 'prod-20261124T110000Z.db', 'stage-named-prod-20261124T080000Z.db']);
+    expect(list.filter((x) => belongsTo(x, 'stage')).map((x) => x.name).sort()).toEqual(['prod-20261124T070000Z.db', 'stage-20261101T000000Z.db']);
   });
 });

@@ -16,12 +16,6 @@ function diagnostics(input: string | Uint8Array): { line: number; col: number; m
   return [];
 }
 
-function timed<T>(fn: () => T): { value: T; ms: number } {
-  const t0 = performance.now();
-  const value = fn();
-  return { value, ms: performance.now() - t0 };
-}
-
 describe('positions', () => {
   const src = parseYaml(
     ['name: x', 'steps:', '  - id: a', '    with: { keep: 3, note: "a\\tb", plain: hello world }', '  - id: b', '    when:', 'empty:'].join('\n'),
@@ -52,22 +46,20 @@ describe('hostile input', () => {
     expect(d[0]!.message).toMatch(/too large/);
   });
 
-  it('stops an alias bomb quickly', () => {
+  // How quickly (the bomb and the deep nesting below) is measured by bench/loader-latency.ts, not asserted here.
+  it('stops an alias bomb', () => {
     const lines = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]'];
     for (let i = 1; i < 12; i++) {
       const prev = String.fromCharCode(96 + i);
       lines.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${prev}`).join(',')}]`);
     }
-    const { value, ms } = timed(() => diagnostics(lines.join('\n')));
-    expect(value[0]!.message).toMatch(/billion laughs/);
-    expect(ms).toBeLessThan(2000);
+    expect(diagnostics(lines.join('\n'))[0]!.message).toMatch(/billion laughs/);
   });
 
   it('reports deep flow nesting (even 100k brackets) instead of overflowing the stack', () => {
     for (const depth of [100, 100_000]) {
-      const { value, ms } = timed(() => diagnostics(`a: ${'['.repeat(depth)}${']'.repeat(depth)}\n`));
+      const value = diagnostics(`a: ${'['.repeat(depth)}${']'.repeat(depth)}\n`);
       expect(value.some((d) => /nesting is too deep/.test(d.message))).toBe(true);
-      expect(ms).toBeLessThan(10_000);
     }
   });
 
