@@ -5,7 +5,7 @@ import { abortOnSignals } from './signals.ts';
 import { parseParamFlags } from '../runbook/params.ts';
 import { ExitCode, UserError } from '../util/errors.ts';
 import { parseBytes } from '../util/units.ts';
-import { defaultStateDir } from '../execute/run-store.ts';
+import { defaultStateDir } from '../store/run-dir.ts';
 import { json, type Io } from './output.ts';
 import { setExit } from './main.ts';
 

@@ -6,7 +6,7 @@
  */
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import type { ClusterIdentity, IdentityMember } from '../execute/identity.ts';
+import type { ClusterIdentity, IdentityMember } from '../events/cluster-identity.ts';
 import type { Inventory } from '../inventory/types.ts';
 import { shortGrpcMessage } from './errors.ts';
 import { normalizeURL } from './ids.ts';

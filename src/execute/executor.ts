@@ -13,16 +13,17 @@ import type { ErrorInfo, JournalRecord, RunEvent, RunStatus } from '../events/ty
 import type { Inventory, MemberSpec } from '../inventory/types.ts';
 import type { Runbook, Step } from '../runbook/model.ts';
 import { ExitCode, StepError, UserError } from '../util/errors.ts';
-import { openJournal, memoryJournal, readJournal, writeFileAtomic, type JournalWriter } from './journal.ts';
-import { compareIdentity, identityMismatchError, pinnedIdentity, type ClusterIdentity, type IdentityReason } from './identity.ts';
-import { acquireLock, type HeldLock } from './lock.ts';
+import { openJournal, memoryJournal, readJournal, writeFileAtomic, type JournalWriter } from '../store/journal.ts';
+import type { ClusterIdentity, IdentityReason } from '../events/cluster-identity.ts';
+import { compareIdentity, identityMismatchError, pinnedIdentity } from './identity.ts';
+import { acquireLock, type HeldLock } from '../store/machine-lock.ts';
 import { normalizeURL } from '../etcd/ids.ts';
 import { buildReport, type RunReport } from './report.ts';
 import { createResourceScope } from './resources.ts';
 import { sleep } from './retry.ts';
 import {
   createRunDir, decideApproval, files, newRunId, readApproval, readRunMeta, runDir, storableInventory, type RunMeta,
-} from './run-store.ts';
+} from '../store/run-dir.ts';
 import { applyRecord, foldJournal, newRunState, stepState, type RunState } from './state.ts';
 import { runStep, toErrorInfo, type StepEnv } from './step-runner.ts';
 import type { StateStore, StoreJournalWriter, StoreLock } from '../store/types.ts';

@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { ActionRegistry } from '../actions/types.ts';
 import type { JournalRecord } from '../events/types.ts';
 import { recordDecision, startRun, type RunResult } from '../execute/executor.ts';
-import { runDir } from '../execute/run-store.ts';
+import { runDir } from '../store/run-dir.ts';
 import { BUILTIN_DIR, findRunbook } from '../runbook/find.ts';
 import { loadRunbook } from '../runbook/load.ts';
 import { resolveParams } from '../runbook/params.ts';

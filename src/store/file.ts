@@ -5,13 +5,13 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { openJournal, readJournal } from '../execute/journal.ts';
-import type { ClusterIdentity } from '../execute/identity.ts';
-import { acquireLock, lockHolder } from '../execute/lock.ts';
+import { openJournal, readJournal } from './journal.ts';
+import type { ClusterIdentity } from '../events/cluster-identity.ts';
+import { acquireLock, lockHolder } from './machine-lock.ts';
 import { canonicalPeerURLs, inventoryAddresses } from '../etcd/identity.ts';
 import {
   createRunDir, decideApproval, files, listRunIds, readApproval, readRunMeta, runDir, type ApprovalDecision, type RunMeta,
-} from '../execute/run-store.ts';
+} from './run-dir.ts';
 import type { Inventory } from '../inventory/types.ts';
 import { UserError } from '../util/errors.ts';
 import type { LockHolderInfo, StateStore, StoreLock } from './types.ts';

@@ -5,14 +5,14 @@
  * src/execute/run-store.ts, journal.ts and lock.ts unchanged.
  */
 import type { JournalRecord } from '../events/types.ts';
-import type { JournalRead, JournalWriter, TornTail } from '../execute/journal.ts';
-import type { ApprovalDecision, RunMeta } from '../execute/run-store.ts';
-import type { ClusterIdentity } from '../execute/identity.ts';
+import type { JournalRead, JournalWriter, TornTail } from './journal.ts';
+import type { ApprovalDecision, RunMeta } from './run-dir.ts';
+import type { ClusterIdentity } from '../events/cluster-identity.ts';
 import type { Inventory } from '../inventory/types.ts';
 
 /** A held per-cluster lock. `lost` is set when the store knows the lock is no longer ours (etcd lease expired). */
 export interface StoreLock {
-  /** The cluster's lock keys, joined (see lockKeys in src/execute/lock.ts). */
+  /** The cluster's lock keys, joined (see lockKeys in src/store/machine-lock.ts). */
   key: string;
   /** Why the lock is no longer held, once it is not. */
   lost?: string;
@@ -45,7 +45,7 @@ export interface StateStore {
   checkNotTarget(inventory: Inventory): Promise<void>;
   /**
    * Take the lock of a cluster identity (every key of lockKeys(identity), all or none). `label` names the cluster in
-   * messages. The file store's is the machine-wide lock of src/execute/lock.ts.
+   * messages. The file store's is the machine-wide lock of src/store/machine-lock.ts.
    */
   acquireLock(identity: Pick<ClusterIdentity, 'clusterId' | 'peerURLs'>, runId: string, opts?: { breakLock?: boolean; owner?: string; label?: string }): Promise<StoreLock>;
   /** Who holds the lock of the cluster at these inventory addresses, if anyone (reads no cluster). */

@@ -13,7 +13,7 @@ import { Etcd3 } from 'etcd3';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JournalRecord } from '../../src/events/types.ts';
-import { readJournal } from '../../src/execute/journal.ts';
+import { readJournal } from '../../src/store/journal.ts';
 import { freePorts, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 
 const root = resolve(import.meta.dirname, '../..');

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Etcd3 } from 'etcd3';
 import { noop } from 'cockatiel';
-import { readJournal } from '../../src/execute/journal.ts';
+import { readJournal } from '../../src/store/journal.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { startApiServerStandin, type ApiServerStandin } from '../support/apiserver-standin.ts';
 

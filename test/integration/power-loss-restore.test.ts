@@ -12,7 +12,7 @@ import { execa, type ResultPromise } from 'execa';
 import type { Etcd3 } from 'etcd3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JournalRecord } from '../../src/events/types.ts';
-import { readJournal } from '../../src/execute/journal.ts';
+import { readJournal } from '../../src/store/journal.ts';
 import { damageMember, expectEtcdRefuses, ETCD_REFUSES } from '../support/damage.ts';
 import { corruptFile, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { rewindParams } from '../support/etcd-versions.ts';

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { readJournal } from '../../src/execute/journal.ts';
+import { readJournal } from '../../src/store/journal.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { suiteEtcd, suiteToolsCanBump, toolsBinDir } from '../support/etcd-versions.ts';
 
