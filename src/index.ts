@@ -25,7 +25,8 @@ export type { ActionContext, ActionImpl, ActionMeta, ActionRegistry, ProbeResult
 export { createRegistry } from './actions/registry.ts';
 export type { ClusterIdentity } from './events/cluster-identity.ts';
 export { acquireClusterLock, clusterLockHolder } from './etcd/cluster-lock.ts';
-export { startRun, resumeRun, recordDecision, type RunHandle, type RunOptions, type RunResult } from './execute/executor.ts';
+export { startRun, resumeRun, recordDecision } from './execute/executor.ts';
+export type { RunHandle, RunOptions, ResumeOptions, RunResult } from './execute/run-types.ts';
 export { defaultStateDir, listRunIds, readRunMeta } from './store/run-dir.ts';
 export { readJournal } from './store/journal.ts';
 export { foldJournal } from './execute/state.ts';

@@ -7,7 +7,7 @@ import { ExitCode, UserError } from '../util/errors.ts';
 import { parseBytes } from '../util/units.ts';
 import { defaultStateDir } from '../store/run-dir.ts';
 import { json, type Io } from './output.ts';
-import { setExit } from './main.ts';
+import { setExit } from './exit.ts';
 
 interface RehearseFlags {
   all?: boolean;

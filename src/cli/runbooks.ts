@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { ExitCode, UserError, formatDiagnostic } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
 import { json, type Io } from './output.ts';
-import { setExit } from './main.ts';
+import { setExit } from './exit.ts';
 
 export function registerRunbookCommands(program: Command, io: Io): void {
   program

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { UserError } from '../util/errors.ts';
 import type { Io } from './output.ts';
-import { VERSION } from './main.ts';
+import { VERSION } from './version.ts';
 import type { StoreFlags } from '../store/open.ts';
 import { untilSignal } from './signals.ts';
 

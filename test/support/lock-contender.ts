@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { canonicalPeerURLs } from '../../src/etcd/identity.ts';
+import { canonicalPeerURLs } from '../../src/etcd/addresses.ts';
 import { acquireLock } from '../../src/store/machine-lock.ts';
 
 const [lockDir, work, index, rounds, host, withId] = process.argv.slice(2) as [string, string, string, string, string, string];

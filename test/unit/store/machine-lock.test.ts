@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { canonicalPeerURLs } from '../../../src/etcd/identity.ts';
+import { canonicalPeerURLs } from '../../../src/etcd/addresses.ts';
 import { acquireLock, lockDir, lockHolder, lockKeys } from '../../../src/store/machine-lock.ts';
 
 const root = path.resolve(import.meta.dirname, '../../..');
