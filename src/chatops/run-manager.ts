@@ -15,18 +15,10 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
-import { catalog } from '../actions/catalog.ts';
-import type { ActionRegistry } from '../actions/types.ts';
-import type { JournalRecord } from '../events/types.ts';
-import { resumeRun, startRun } from '../execute/executor.ts';
-import type { RunHandle } from '../execute/run-types.ts';
-import { FileStore } from '../store/file.ts';
-import type { StateStore } from '../store/types.ts';
-import { applyRecord, foldJournal, newRunState, type RunState } from '../execute/state.ts';
-import type { Inventory } from '../inventory/types.ts';
-import type { Runbook } from '../runbook/model.ts';
-import { loadRunbookText } from '../runbook/load.ts';
-import { resolveParams } from '../runbook/params.ts';
+import { catalog, loadRunbookText, resolveParams } from '../authoring.ts';
+import { resumeRun, startRun } from '../engine.ts';
+import type { ActionRegistry, Inventory, JournalRecord, RunHandle, Runbook, RunState, StateStore } from '../index.ts';
+import { applyRecord, FileStore, foldJournal, newRunState } from '../run-records.ts';
 import { ExitCode, UserError, messageOf } from '../util/errors.ts';
 import { actorKey, actorLabel, mayApprove, mayRun, type Actor } from './access.ts';
 import type { AuditLog } from './audit.ts';

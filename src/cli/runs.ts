@@ -5,24 +5,16 @@ import os from 'node:os';
 import { Option, type Command } from 'commander';
 import type { JournalRecord } from '../events/types.ts';
 import { formatRecord, formatReport } from '../events/terminal.ts';
-import type { RunHandle } from '../execute/run-types.ts';
+import type { Inventory, RunHandle, RunReport, Runbook, StateStore, StoreFlags } from '../index.ts';
 import { abortOnSignals } from './signals.ts';
-import { pinnedIdentity } from '../execute/identity.ts';
 import { approvalPrompt } from './approval-prompt.ts';
 import { createProgress } from '../events/progress.ts';
-import type { RunReport } from '../execute/report.ts';
-import { defaultStateDir } from '../store/run-dir.ts';
-import { foldJournal } from '../execute/state.ts';
-import type { Inventory } from '../inventory/types.ts';
-import { parseParamFlags, resolveParams } from '../runbook/params.ts';
-import type { Runbook } from '../runbook/model.ts';
+import { defaultStateDir, foldJournal, openStore, pinnedIdentity } from '../run-records.ts';
 import { ExitCode, UserError, messageOf } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
 import { json, type Io } from './output.ts';
 import { setExit } from './exit.ts';
 import { applyTargetFlags, credentialOptions, resolveInventory, targetOptions, type TargetOpts } from './target.ts';
-import { openStore, type StoreFlags } from '../store/open.ts';
-import type { StateStore } from '../store/types.ts';
 
 /** `--store etcd://…` and its TLS files (run state in a management etcd instead of the state dir). */
 function storeOptions(c: Command): Command {
@@ -60,11 +52,11 @@ export function stateDirOf(opts: { stateDir?: string }, io: Io): string {
 }
 
 // Loaded on first use, so `runbook --version` and `--help` do not pay for the engine, zod, YAML and CEL.
-const engine = () => import('../execute/executor.ts');
+const engine = () => import('../engine.ts');
+const authoring = () => import('../authoring.ts');
 
 async function readRunbook(nameOrFile: string): Promise<{ runbook: Runbook; text: string }> {
-  const { findRunbook } = await import('../runbook/find.ts');
-  const { loadRunbook } = await import('../runbook/load.ts');
+  const { findRunbook, loadRunbook } = await authoring();
   const file = findRunbook(nameOrFile);
   const bytes = fs.readFileSync(file);
   const runbook = loadRunbook(file);
@@ -74,7 +66,7 @@ async function readRunbook(nameOrFile: string): Promise<{ runbook: Runbook; text
 }
 
 async function loadRegistry() {
-  const { createRegistry } = await import('../actions/registry.ts');
+  const { createRegistry } = await engine();
   return createRegistry();
 }
 
@@ -238,6 +230,7 @@ export function registerRunCommands(program: Command, io: Io): void {
     .option('--break-lock', "take over a stale lock left by another run's dead process")
     .action(async (name: string, opts: DriveOpts & { dryRun?: boolean }, cmd: Command) => {
       const { runbook, text } = await readRunbook(name);
+      const { resolveParams, parseParamFlags } = await authoring();
       const params = resolveParams(runbook, parseParamFlags(opts.param ?? []));
       const inventory = await resolveInventory(opts, io);
       const registry = await loadRegistry();
@@ -260,6 +253,7 @@ export function registerRunCommands(program: Command, io: Io): void {
       .argument('<runbook>', 'built-in name or path to a runbook file'),
   ).action(async (name: string, opts: CommonRunOpts, cmd: Command) => {
     const { runbook, text } = await readRunbook(name);
+    const { resolveParams, parseParamFlags } = await authoring();
     const params = resolveParams(runbook, parseParamFlags(opts.param ?? []));
     const inventory = await resolveInventory(opts, io);
     const registry = await loadRegistry();
@@ -291,7 +285,7 @@ export function registerRunCommands(program: Command, io: Io): void {
         let text: string;
         if (opts.savedRunbook) {
           text = await store.readRunbookCopy(runId);
-          runbook = (await import('../runbook/load.ts')).loadRunbookText(text, store.runbookCopyName(runId));
+          runbook = (await authoring()).loadRunbookText(text, store.runbookCopyName(runId));
         } else {
           if (!fs.existsSync(meta.runbookFile)) throw new UserError(`the run's runbook ${meta.runbookFile} is gone; resume with --saved-runbook`);
           ({ runbook, text } = await readRunbook(meta.runbookFile));

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { UserError } from '../util/errors.ts';
 import type { Io } from './output.ts';
 import { VERSION } from './version.ts';
-import type { StoreFlags } from '../store/open.ts';
+import type { StoreFlags } from '../index.ts';
 import { untilSignal } from './signals.ts';
 
 export function registerServeCommand(program: Command, io: Io): void {
@@ -43,7 +43,7 @@ export function registerServeCommand(program: Command, io: Io): void {
         if (guarded.length) io.out(`  guards: ${guarded.map(([n, c]) => `${n} (every ${c.guard!.intervalMs / 1000}s, rules ${c.guard!.rules.map((r) => r.name).join(', ')})`).join('; ')}`);
         return;
       }
-      const { openStore } = await import('../store/open.ts');
+      const { openStore } = await import('../run-records.ts');
       const opened = opts.store || io.env.RUNBOOK_STORE ? await openStore(opts, io.env, config.stateDir) : undefined;
       const store = opened?.kind === 'etcd' ? opened : undefined;
       let server;
