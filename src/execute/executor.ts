@@ -5,6 +5,7 @@
  * itself is src/execute/run.ts. The engine never imports etcd3 or execa: the outside world is reached only through
  * the action registry it is given (and the store).
  */
+import fs from 'node:fs';
 import type { ActionRegistry } from '../actions/types.ts';
 import type { ClusterIdentity } from '../events/cluster-identity.ts';
 import type { JournalRecord } from '../events/types.ts';
@@ -16,7 +17,6 @@ import { decideApproval, files, runDir, storableInventory, type ApprovalDecision
 import { newRunId } from '../store/run-id.ts';
 import type { StateStore } from '../store/types.ts';
 import { ExitCode, UserError } from '../util/errors.ts';
-import fs from 'node:fs';
 import { compareIdentity, identityMismatchError, pinnedIdentity } from './identity.ts';
 import { noDecisions, type Pin } from './run-context.ts';
 import { execute } from './run.ts';
