@@ -15,8 +15,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadChatopsConfig, resolveSecrets } from '../src/chatops/config.ts';
 import { ROUTES, startChatopsServer } from '../src/chatops/server.ts';
-import { readJournal } from '../src/execute/journal.ts';
-import { files, listRunIds, runDir } from '../src/execute/run-store.ts';
+import { readJournal } from '../src/store/journal.ts';
+import { files, listRunIds, runDir } from '../src/store/run-dir.ts';
 import { foldJournal } from '../src/execute/state.ts';
 import { blockActionBody, post, sendSlack, slashCommandBody, startSlackStandin } from '../test/support/slack-standin.ts';
 

@@ -11,24 +11,26 @@
  * });
  * const result = await run.done; // result.status, result.report
  */
-export type { Runbook, Step, ParamSpec, RetryPolicy, ForEachSpec } from './runbook/model.ts';
-export { loadRunbook, loadRunbookText, validateFiles } from './runbook/load.ts';
-export { findRunbook, listRunbooks } from './runbook/find.ts';
-export { resolveParams, parseParamFlags } from './runbook/params.ts';
-export { runbookJsonSchema } from './runbook/schema.ts';
-export { compileRunbook, toMermaid } from './compile/machine.ts';
+// The public API comes in three entries a program (or the CLI, for its cold start) may load on their own:
+export {
+  findRunbook, listRunbooks, loadRunbook, loadRunbookText, validateFiles, resolveParams, parseParamFlags, runbookJsonSchema,
+  compileRunbook, toMermaid, catalog,
+  type Runbook, type Step, type ParamSpec, type RetryPolicy, type ForEachSpec,
+} from './authoring.ts';
+export {
+  openStore, FileStore, defaultStateDir, listRunIds, readRunMeta, newRunId, readJournal, applyRecord, foldJournal, newRunState, pinnedIdentity,
+  type StoreFlags, type StateStore, type StoreLock, type RunLock, type LockHolderInfo, type RunMeta, type ApprovalDecision, type RunState, type RunReport,
+} from './run-records.ts';
+export {
+  startRun, resumeRun, recordDecision, createRegistry,
+  type RunHandle, type RunOptions, type ResumeOptions, type RunResult,
+} from './engine.ts';
 export type { Inventory, MemberSpec, DriverSpec, TlsSpec } from './inventory/types.ts';
 export { loadInventory } from './inventory/load.ts';
 export { inventoryFromEndpoints } from './inventory/endpoints.ts';
-export { catalog } from './actions/catalog.ts';
 export type { ActionContext, ActionImpl, ActionMeta, ActionRegistry, ProbeResult } from './actions/types.ts';
-export { createRegistry } from './actions/registry.ts';
-export type { ClusterIdentity } from './execute/identity.ts';
+export type { ClusterIdentity } from './events/cluster-identity.ts';
 export { acquireClusterLock, clusterLockHolder } from './etcd/cluster-lock.ts';
-export { startRun, resumeRun, recordDecision, type RunHandle, type RunOptions, type RunResult } from './execute/executor.ts';
-export { defaultStateDir, listRunIds, readRunMeta } from './execute/run-store.ts';
-export { readJournal } from './execute/journal.ts';
-export { foldJournal } from './execute/state.ts';
 export type { RunEvent, JournalRecord, RunStatus } from './events/types.ts';
 export { formatRecord, formatReport } from './events/terminal.ts';
 export { UserError, StepError, ExitCode, formatDiagnostic } from './util/errors.ts';

@@ -82,7 +82,7 @@ export async function measureCompile(): Promise<Overhead['compile']> {
 }
 
 export async function measureJournal(snapshotBytes: number): Promise<{ journalAppendUs: number; snapshotWriteUs: number }> {
-  const { openJournal, writeFileAtomic } = await import('../../src/execute/journal.ts');
+  const { openJournal, writeFileAtomic } = await import('../../src/store/journal.ts');
   const dir = mkdtempSync(join(tmpdir(), 'runbook-bench-journal-'));
   try {
     const j = openJournal(join(dir, 'journal.jsonl'), 'bench');

@@ -3,7 +3,7 @@
  * implementations live in src/actions/<family>.ts and are the only code that touches etcd, processes or kubectl.
  */
 import type { z } from 'zod';
-import type { ClusterIdentity } from '../execute/identity.ts';
+import type { ClusterIdentity } from '../events/cluster-identity.ts';
 import type { Inventory, MemberSpec } from '../inventory/types.ts';
 
 /** One item of a forEach loop. For member loops `member` is set. */

@@ -4,7 +4,7 @@
  *
  * Several replicas may serve the same clusters (`--store etcd://…`), and only one may stream a cluster: a stream
  * runs only while its replica holds the cluster's STREAM lock, taken the way runs take the cluster's run lock (the
- * management etcd's leased keys with `--store`, else the machine-wide lock files of src/execute/lock.ts), under keys
+ * management etcd's leased keys with `--store`, else the machine-wide lock files of src/store/machine-lock.ts), under keys
  * of its own so a stream never blocks a run. A replica that does not hold it waits and tries again; when a held
  * lock is lost (its lease expired: this replica was frozen or cut off, another may stream now) the stream is fenced
  * at once: it writes nothing more, not even the seal of its open segment, and this replica goes back to waiting.
@@ -15,8 +15,8 @@
 import { Gauge, type Registry } from 'prom-client';
 import type { AuditLog } from '../chatops/audit.ts';
 import type { ChatopsConfig } from '../chatops/config.ts';
-import { canonicalPeerURLs, inventoryAddresses } from '../etcd/identity.ts';
-import { acquireLock } from '../execute/lock.ts';
+import { canonicalPeerURLs, inventoryAddresses } from '../etcd/addresses.ts';
+import { acquireLock } from '../store/machine-lock.ts';
 import { loadInventory } from '../inventory/load.ts';
 import type { Inventory } from '../inventory/types.ts';
 import type { StateStore } from '../store/types.ts';

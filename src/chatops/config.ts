@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { defaultStateDir } from '../execute/run-store.ts';
+import { defaultStateDir } from '../run-records.ts';
 import { UserError, type Diagnostic } from '../util/errors.ts';
 import { parseDuration } from '../util/units.ts';
 import { guardConfig, zGuardSpec, type GuardConfig } from '../guard/config.ts';

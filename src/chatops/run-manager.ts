@@ -15,18 +15,10 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
-import { catalog } from '../actions/catalog.ts';
-import type { ActionRegistry } from '../actions/types.ts';
-import type { JournalRecord } from '../events/types.ts';
-import { recordDecision, resumeStoredRun, startRun, startStoredRun, type RunHandle } from '../execute/executor.ts';
-import type { StateStore } from '../store/types.ts';
-import { readJournal } from '../execute/journal.ts';
-import { files, readRunMeta, runDir } from '../execute/run-store.ts';
-import { applyRecord, foldJournal, newRunState, type RunState } from '../execute/state.ts';
-import type { Inventory } from '../inventory/types.ts';
-import type { Runbook } from '../runbook/model.ts';
-import { loadRunbookText } from '../runbook/load.ts';
-import { resolveParams } from '../runbook/params.ts';
+import { catalog, loadRunbookText, resolveParams } from '../authoring.ts';
+import { resumeRun, startRun } from '../engine.ts';
+import type { ActionRegistry, Inventory, JournalRecord, RunHandle, Runbook, RunState, StateStore } from '../index.ts';
+import { applyRecord, FileStore, foldJournal, newRunState } from '../run-records.ts';
 import { ExitCode, UserError, messageOf } from '../util/errors.ts';
 import { actorKey, actorLabel, mayApprove, mayRun, type Actor } from './access.ts';
 import type { AuditLog } from './audit.ts';
@@ -111,8 +103,12 @@ export class RunManager {
   #closing = false;
   #takeoverTimer: NodeJS.Timeout | undefined;
 
+  /** Where runs are kept: the shared store, else the state dir. */
+  readonly #runs: StateStore;
+
   constructor(deps: RunManagerDeps) {
     this.#d = deps;
+    this.#runs = deps.store ?? new FileStore(deps.cfg.stateDir);
   }
 
   /** Runs of this server that have not finished. */
@@ -203,7 +199,7 @@ export class RunManager {
         signal: this.#abort.signal,
         onEvent,
       };
-      run.handle = this.#d.store ? await startStoredRun({ ...runOpts, store: this.#d.store, owner: this.replicaId }) : await startRun(runOpts);
+      run.handle = await startRun({ ...runOpts, store: this.#runs, owner: this.replicaId });
     } catch (err) {
       resolveSettled();
       if (err instanceof UserError) {
@@ -312,7 +308,7 @@ export class RunManager {
     for (const rec of records) applyRecord(run.view.state, rec);
     this.#active.set(runId, run);
     try {
-      run.handle = await resumeStoredRun({
+      run.handle = await resumeRun({
         stateDir: this.#d.cfg.stateDir, runId, registry, runbook, runbookText: text, inventory, store, owner: this.replicaId,
         signal: this.#abort.signal,
         onEvent: (rec) => this.#onEvent(run, rec),
@@ -407,10 +403,9 @@ export class RunManager {
       audit.record({ event: 'approval.refused', ...base, outcome: 'refused', reason });
       return { ok: false, message: reason };
     };
-    const store = this.#d.store;
     let meta;
     try {
-      meta = store ? await store.readRunMeta(runId) : readRunMeta(cfg.stateDir, runId);
+      meta = await this.#runs.readRunMeta(runId);
     } catch (err) {
       return refuse(err instanceof UserError ? err.message : `cannot read run ${runId}`);
     }
@@ -418,8 +413,7 @@ export class RunManager {
     const cluster = active?.cluster ?? this.#clusterOf(meta.inventory);
     let state: RunState;
     if (active) state = active.view.state;
-    else if (store) state = foldJournal((await store.readJournal(runId)).records);
-    else state = foldJournal(readJournal(files.journal(runDir(cfg.stateDir, runId))).records);
+    else state = foldJournal((await this.#runs.readJournal(runId)).records);
     const st = state.steps.get(stepId);
     if (!st || st.status !== 'awaiting-approval' || st.approval?.status !== 'requested') {
       const why = st?.approval?.status && st.approval.status !== 'requested' ? `already ${st.approval.status} by ${st.approval.by ?? '?'}` : 'not waiting for approval';
@@ -431,13 +425,12 @@ export class RunManager {
     const by = actorKey(actor);
     let first: boolean;
     try {
-      if (store) {
-        // Shared store: the decision is visible to whichever replica runs the step (it polls for it); first wins.
-        first = (await store.decideApproval(runId, stepId, { decision, by, via, ...(decision === 'denied' ? { reason: `denied in chat by ${actorLabel(actor)}` } : {}) })).first;
-      } else if (active?.handle && !active.finished) {
+      if (active?.handle && !active.finished) {
+        // Through the run: recorded in its store, and its waiting step woken at once.
         first = await (decision === 'granted' ? active.handle.approve(stepId, by, via) : active.handle.deny(stepId, by, via, `denied in chat by ${actorLabel(actor)}`));
       } else {
-        first = recordDecision(cfg.stateDir, runId, stepId, { decision, by, via, ...(decision === 'denied' ? { reason: `denied in chat by ${actorLabel(actor)}` } : {}) }).first;
+        // In the store the run is kept in: whichever process runs the step (another replica, a resumed CLI) polls it; first wins.
+        first = (await this.#runs.decideApproval(runId, stepId, { decision, by, via, ...(decision === 'denied' ? { reason: `denied in chat by ${actorLabel(actor)}` } : {}) })).first;
       }
     } catch (err) {
       return refuse(err instanceof UserError ? err.message : `cannot record the decision: ${messageOf(err)}`);
@@ -448,7 +441,7 @@ export class RunManager {
       active.view.notes.push(`${decision === 'granted' ? '👍' : '👎'} \`${stepId}\` ${decision === 'granted' ? 'approved' : 'denied'} by ${actorLabel(actor)}`);
       this.#schedule(active);
     }
-    const note = active || store ? '' : ` (run ${runId} is not running in this server: \`runbook resume ${runId}\` continues it)`;
+    const note = active || this.#d.store ? '' : ` (run ${runId} is not running in this server: \`runbook resume ${runId}\` continues it)`;
     return { ok: true, message: `${decision === 'granted' ? 'Approved' : 'Denied'} step "${stepId}" of run ${runId}${note}` };
   }
 
@@ -460,12 +453,9 @@ export class RunManager {
 
   /** Text for `status RUN`. */
   async statusText(runId: string): Promise<{ runbook: string; text: string }> {
-    const { cfg, store } = this.#d;
-    const meta = store ? await store.readRunMeta(runId) : readRunMeta(cfg.stateDir, runId);
+    const meta = await this.#runs.readRunMeta(runId);
     const active = this.#active.get(runId);
-    const state = active ? active.view.state
-      : store ? foldJournal((await store.readJournal(runId)).records)
-      : foldJournal(readJournal(files.journal(runDir(cfg.stateDir, runId))).records);
+    const state = active ? active.view.state : foldJournal((await this.#runs.readJournal(runId)).records);
     const lines = [`run \`${runId}\`: *${meta.runbook}* on *${this.#clusterOf(meta.inventory)}* — ${state.status}`];
     for (const s of meta.runbook ? stepsOf(state) : []) lines.push(s);
     if (state.status === 'failed' || state.status === 'cancelled') lines.push(`resume with: \`runbook resume ${runId}\``);

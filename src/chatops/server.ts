@@ -10,9 +10,9 @@ import https from 'node:https';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ActionRegistry } from '../actions/types.ts';
+import type { ActionRegistry, StateStore } from '../index.ts';
 import { loadInventory } from '../inventory/load.ts';
-import { findRunbook } from '../runbook/find.ts';
+import { findRunbook } from '../authoring.ts';
 import { UserError, messageOf } from '../util/errors.ts';
 import { actorKey, allowedHere, mayRead, type Actor } from './access.ts';
 import { AlertRouter, zNotification } from './alerts.ts';
@@ -25,7 +25,6 @@ import { createMetrics, type ChatopsMetrics } from './metrics.ts';
 import { ACTION_APPROVE, ACTION_DENY } from './render.ts';
 import { RunManager } from './run-manager.ts';
 import { actionMac, ReplayCache, verifyActionMac, verifyBearer, verifySlack, verifyToken } from './verify.ts';
-import type { StateStore } from '../store/types.ts';
 import { mkdirp } from '../util/mkdirp.ts';
 
 /** The server's routes, also what examples/slack-app-manifest.yaml and examples/alertmanager.yaml point at. */
@@ -114,7 +113,7 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
   const alerts = new AlertRouter(cfg);
 
   let registryPromise: Promise<ActionRegistry> | undefined;
-  const registry = opts.registry ?? (() => (registryPromise ??= import('../actions/registry.ts').then((m) => m.createRegistry())));
+  const registry = opts.registry ?? (() => (registryPromise ??= import('../engine.ts').then((m) => m.createRegistry())));
 
   const sinks: Partial<Record<Platform, ChatSink>> = {};
   if (cfg.slack && secrets.slackBotToken) sinks.slack = slackSink({ token: secrets.slackBotToken, apiUrl: cfg.slack.apiUrl, log });

@@ -3,10 +3,8 @@
  * approval step still ahead in that run's runbook (decided in advance). Anything else (no such run, no such step, a
  * step that needs no approval, one already past, a run that has ended) is refused, with what is waiting.
  */
-import type { RunState } from '../execute/state.ts';
-import { foldJournal } from '../execute/state.ts';
-import type { Runbook } from '../runbook/model.ts';
-import type { StateStore } from '../store/types.ts';
+import type { Runbook, RunState, StateStore } from '../index.ts';
+import { foldJournal } from '../run-records.ts';
 import { UserError, messageOf } from '../util/errors.ts';
 
 type RunReader = Pick<StateStore, 'readRunMeta' | 'readJournal' | 'readRunbookCopy' | 'readApproval'>;
@@ -36,7 +34,7 @@ export async function checkDecidable(store: RunReader, runId: string, stepId: st
   }
   let runbook: Runbook | undefined;
   try {
-    const { loadRunbookText } = await import('../runbook/load.ts');
+    const { loadRunbookText } = await import('../authoring.ts');
     runbook = loadRunbookText(await store.readRunbookCopy(runId), `${runId}/runbook.yaml`);
   } catch (err) {
     throw new UserError(`cannot ${verb} step "${stepId}" of run ${runId}: it is not waiting (${now}), and the run's runbook copy cannot be read to check it is ahead (${messageOf(err)})`);

@@ -5,7 +5,7 @@ import type { Inventory } from '../inventory/types.ts';
 import { ExitCode, UserError } from '../util/errors.ts';
 import { parseBytes, parseDuration } from '../util/units.ts';
 import { json, type Io } from './output.ts';
-import { setExit } from './main.ts';
+import { setExit } from './exit.ts';
 import { abortOnSignals } from './signals.ts';
 import { resolveInventory, targetOptions, type TargetOpts } from './target.ts';
 

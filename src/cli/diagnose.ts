@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { ExitCode, UserError } from '../util/errors.ts';
 import { parseDuration } from '../util/units.ts';
 import { json, type Io } from './output.ts';
-import { setExit } from './main.ts';
+import { setExit } from './exit.ts';
 import { resolveInventory, targetOptions, type TargetOpts } from './target.ts';
 
 export function registerDiagnoseCommand(program: Command, io: Io): void {

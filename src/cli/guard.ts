@@ -96,9 +96,7 @@ Stop with Ctrl-C or SIGTERM: a run in progress is interrupted and the next guard
         if (!listen) throw new UserError(`--listen: expected host:port, got ${JSON.stringify(opts.listen)}`);
       }
       const inventory = await resolveInventory(opts, io);
-      const { findRunbook } = await import('../runbook/find.ts');
-      const { loadRunbookText } = await import('../runbook/load.ts');
-      const { parseParamFlags, resolveParams } = await import('../runbook/params.ts');
+      const { findRunbook, loadRunbookText, parseParamFlags, resolveParams } = await import('../authoring.ts');
       const file = findRunbook(config.runbook);
       const runbookText = fs.readFileSync(file, 'utf8');
       const runbook = loadRunbookText(runbookText, file);
@@ -117,7 +115,7 @@ Stop with Ctrl-C or SIGTERM: a run in progress is interrupted and the next guard
       const guard = new ClusterGuard({
         inventory, config, runbook, runbookText, params, stateDir, metrics, operator,
         ...(audit ? { audit } : {}),
-        registry: async () => (await import('../actions/registry.ts')).createRegistry(),
+        registry: async () => (await import('../engine.ts')).createRegistry(),
         onEvent: (e) => {
           if (opts.once) return; // --once prints one summary below
           if (opts.json) return io.out(JSON.stringify(e));

@@ -6,7 +6,9 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, UserError, environmentError, formatDiagnostic, messageOf } from '../util/errors.ts';
+import { exitOf } from './exit.ts';
 import { processIo, type Io } from './output.ts';
+import { VERSION } from './version.ts';
 import { registerRunbookCommands } from './runbooks.ts';
 import { registerRunCommands } from './runs.ts';
 import { registerServeCommand } from './serve.ts';
@@ -16,7 +18,6 @@ import { registerGuardCommand } from './guard.ts';
 import { registerHelpCommands } from './help.ts';
 import { registerBackupCommands } from './backup.ts';
 
-export const VERSION = '0.1.0';
 
 export function buildProgram(io: Io): Command {
   const program = new Command('runbook')
@@ -68,7 +69,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
   const program = buildProgram(io);
   let code: number = ExitCode.ok;
   program.hook('postAction', (_this, action) => {
-    const c = (action as Command & { exitCodeValue?: number }).exitCodeValue;
+    const c = exitOf(action);
     if (typeof c === 'number') code = c;
   });
   try {
@@ -98,9 +99,5 @@ export function handleError(err: unknown, io: Io): number {
   return ExitCode.failed;
 }
 
-/** Let an action set the process exit code without throwing. */
-export function setExit(cmd: Command, code: number): void {
-  (cmd as Command & { exitCodeValue?: number }).exitCodeValue = code;
-}
 
 export { Option };

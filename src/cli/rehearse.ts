@@ -2,12 +2,11 @@
 import type { Command } from 'commander';
 import type { JournalRecord } from '../events/types.ts';
 import { abortOnSignals } from './signals.ts';
-import { parseParamFlags } from '../runbook/params.ts';
 import { ExitCode, UserError } from '../util/errors.ts';
 import { parseBytes } from '../util/units.ts';
-import { defaultStateDir } from '../execute/run-store.ts';
+import { defaultStateDir } from '../run-records.ts';
 import { json, type Io } from './output.ts';
-import { setExit } from './main.ts';
+import { setExit } from './exit.ts';
 
 interface RehearseFlags {
   all?: boolean;
@@ -81,7 +80,7 @@ Exit codes: 0 passed · 1 failed (the report says which step or check) · 2 inva
       const { rehearse, prepareRehearsal } = await import('../rehearse/rehearse.ts');
       const { parseFault, NOT_REHEARSABLE } = await import('../rehearse/faults.ts');
       const { formatRehearsal } = await import('../rehearse/report.ts');
-      const { listRunbooks } = await import('../runbook/find.ts');
+      const { listRunbooks, parseParamFlags } = await import('../authoring.ts');
       const { formatRecord } = await import('../events/terminal.ts');
       const fault = flags.fault !== undefined ? parseFault(flags.fault) : undefined;
       const params = parseParamFlags(flags.param ?? []);

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { ExitCode, UserError, formatDiagnostic } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
 import { json, type Io } from './output.ts';
-import { setExit } from './main.ts';
+import { setExit } from './exit.ts';
 
 export function registerRunbookCommands(program: Command, io: Io): void {
   program
@@ -12,8 +12,7 @@ export function registerRunbookCommands(program: Command, io: Io): void {
     .description('list the built-in runbooks and those on RUNBOOK_PATH')
     .option('--json', 'machine-readable output')
     .action(async (opts: { json?: boolean }) => {
-      const { listRunbooks } = await import('../runbook/find.ts');
-      const { loadRunbook } = await import('../runbook/load.ts');
+      const { listRunbooks, loadRunbook } = await import('../authoring.ts');
       const all = listRunbooks().map((r) => {
         let summary = '';
         try {
@@ -35,10 +34,7 @@ export function registerRunbookCommands(program: Command, io: Io): void {
     .option('--mermaid', 'print the compiled machine as a Mermaid state diagram')
     .option('--json', 'machine-readable output')
     .action(async (name: string, opts: { mermaid?: boolean; json?: boolean }) => {
-      const { findRunbook } = await import('../runbook/find.ts');
-      const { loadRunbook } = await import('../runbook/load.ts');
-      const { toMermaid } = await import('../compile/machine.ts');
-      const { catalog } = await import('../actions/catalog.ts');
+      const { findRunbook, loadRunbook, toMermaid, catalog } = await import('../authoring.ts');
       const rb = loadRunbook(findRunbook(name));
       if (opts.mermaid) return io.out(toMermaid(rb));
       if (opts.json) return io.out(json(rb));
@@ -76,8 +72,7 @@ export function registerRunbookCommands(program: Command, io: Io): void {
     .argument('<files...>', 'runbook files (or built-in names), or inventories (a file with members: and no steps:)')
     .option('--json', 'machine-readable output')
     .action(async (files: string[], opts: { json?: boolean }, cmd: Command) => {
-      const { findRunbook } = await import('../runbook/find.ts');
-      const { validateFiles } = await import('../runbook/load.ts');
+      const { findRunbook, validateFiles } = await import('../authoring.ts');
       const { validateInventoryFile, looksLikeInventory } = await import('../inventory/load.ts');
       const paths = files.map((f) => (fs.existsSync(f) ? f : findRunbook(f)));
       const results = paths.map((p) => (looksLikeInventory(p) ? validateInventoryFile(p) : validateFiles([p])[0]!));
@@ -96,7 +91,7 @@ export function registerRunbookCommands(program: Command, io: Io): void {
     .command('schema')
     .description('print the JSON Schema of the runbook format (for yaml-language-server and editors)')
     .action(async () => {
-      const { runbookJsonSchema } = await import('../runbook/schema.ts');
+      const { runbookJsonSchema } = await import('../authoring.ts');
       io.out(JSON.stringify(runbookJsonSchema(), null, 2));
     });
 
@@ -105,7 +100,7 @@ export function registerRunbookCommands(program: Command, io: Io): void {
     .description('list the actions a runbook can use, with their inputs')
     .option('--json', 'machine-readable output')
     .action(async (opts: { json?: boolean }) => {
-      const { catalog } = await import('../actions/catalog.ts');
+      const { catalog } = await import('../authoring.ts');
       const rows = Object.values(catalog).map((a) => ({ name: a.name, summary: a.summary, mutates: a.mutates, idempotent: a.idempotent, perMember: a.perMember ?? null }));
       if (opts.json) return io.out(json(rows));
       const w = Math.max(...rows.map((r) => r.name.length));

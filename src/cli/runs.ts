@@ -5,25 +5,16 @@ import os from 'node:os';
 import { Option, type Command } from 'commander';
 import type { JournalRecord } from '../events/types.ts';
 import { formatRecord, formatReport } from '../events/terminal.ts';
-import type { RunHandle } from '../execute/executor.ts';
+import type { Inventory, RunHandle, RunReport, Runbook, StateStore, StoreFlags } from '../index.ts';
 import { abortOnSignals } from './signals.ts';
-import { pinnedIdentity } from '../execute/identity.ts';
 import { approvalPrompt } from './approval-prompt.ts';
 import { createProgress } from '../events/progress.ts';
-import { readJournal } from '../execute/journal.ts';
-import type { RunReport } from '../execute/report.ts';
-import { defaultStateDir, files, readRunMeta, runDir } from '../execute/run-store.ts';
-import { foldJournal } from '../execute/state.ts';
-import type { Inventory } from '../inventory/types.ts';
-import { parseParamFlags, resolveParams } from '../runbook/params.ts';
-import type { Runbook } from '../runbook/model.ts';
+import { defaultStateDir, foldJournal, openStore, pinnedIdentity } from '../run-records.ts';
 import { ExitCode, UserError, messageOf } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
 import { json, type Io } from './output.ts';
-import { setExit } from './main.ts';
+import { setExit } from './exit.ts';
 import { applyTargetFlags, credentialOptions, resolveInventory, targetOptions, type TargetOpts } from './target.ts';
-import { openStore, type StoreFlags } from '../store/open.ts';
-import type { StateStore } from '../store/types.ts';
 
 /** `--store etcd://…` and its TLS files (run state in a management etcd instead of the state dir). */
 function storeOptions(c: Command): Command {
@@ -32,12 +23,6 @@ function storeOptions(c: Command): Command {
     .option('--store-cacert <file>', 'CA of the management etcd (makes --store use TLS)')
     .option('--store-cert <file>', 'client certificate for the management etcd')
     .option('--store-key <file>', 'client key for the management etcd');
-}
-
-/** True when runs go to a management etcd (`--store etcd://…` or $RUNBOOK_STORE), not the state dir. */
-function remoteStore(opts: StoreFlags, env: NodeJS.ProcessEnv): boolean {
-  const url = opts.store ?? env.RUNBOOK_STORE;
-  return Boolean(url) && !/^file(:|$)/.test(url!);
 }
 
 async function withStore<T>(opts: StoreFlags & { stateDir?: string }, io: Io, fn: (store: StateStore) => Promise<T>): Promise<T> {
@@ -67,11 +52,11 @@ export function stateDirOf(opts: { stateDir?: string }, io: Io): string {
 }
 
 // Loaded on first use, so `runbook --version` and `--help` do not pay for the engine, zod, YAML and CEL.
-const engine = () => import('../execute/executor.ts');
+const engine = () => import('../engine.ts');
+const authoring = () => import('../authoring.ts');
 
 async function readRunbook(nameOrFile: string): Promise<{ runbook: Runbook; text: string }> {
-  const { findRunbook } = await import('../runbook/find.ts');
-  const { loadRunbook } = await import('../runbook/load.ts');
+  const { findRunbook, loadRunbook } = await authoring();
   const file = findRunbook(nameOrFile);
   const bytes = fs.readFileSync(file);
   const runbook = loadRunbook(file);
@@ -81,7 +66,7 @@ async function readRunbook(nameOrFile: string): Promise<{ runbook: Runbook; text
 }
 
 async function loadRegistry() {
-  const { createRegistry } = await import('../actions/registry.ts');
+  const { createRegistry } = await engine();
   return createRegistry();
 }
 
@@ -245,11 +230,12 @@ export function registerRunCommands(program: Command, io: Io): void {
     .option('--break-lock', "take over a stale lock left by another run's dead process")
     .action(async (name: string, opts: DriveOpts & { dryRun?: boolean }, cmd: Command) => {
       const { runbook, text } = await readRunbook(name);
+      const { resolveParams, parseParamFlags } = await authoring();
       const params = resolveParams(runbook, parseParamFlags(opts.param ?? []));
       const inventory = await resolveInventory(opts, io);
       const registry = await loadRegistry();
       const stateDir = stateDirOf(opts, io);
-      const { startRun, startStoredRun } = await engine();
+      const { startRun } = await engine();
       const runOpts = {
         runbook, runbookText: text, inventory, params, registry, stateDir,
         ...(opts.dryRun ? { dryRun: true } : {}),
@@ -257,11 +243,7 @@ export function registerRunCommands(program: Command, io: Io): void {
         ...(opts.breakLock ? { breakLock: true } : {}),
         requestedBy: operator(io),
       };
-      if (!remoteStore(opts, io.env)) {
-        await drive(io, cmd, (onEvent, signal, onApproval) => startRun({ ...runOpts, onEvent, signal, onApproval }), opts);
-        return;
-      }
-      await withStore(opts, io, (store) => drive(io, cmd, (onEvent, signal, onApproval) => startStoredRun({ ...runOpts, onEvent, signal, onApproval, store }), opts));
+      await withStore(opts, io, (store) => drive(io, cmd, (onEvent, signal, onApproval) => startRun({ ...runOpts, onEvent, signal, onApproval, store }), opts));
     });
 
   withRunOptions(
@@ -271,6 +253,7 @@ export function registerRunCommands(program: Command, io: Io): void {
       .argument('<runbook>', 'built-in name or path to a runbook file'),
   ).action(async (name: string, opts: CommonRunOpts, cmd: Command) => {
     const { runbook, text } = await readRunbook(name);
+    const { resolveParams, parseParamFlags } = await authoring();
     const params = resolveParams(runbook, parseParamFlags(opts.param ?? []));
     const inventory = await resolveInventory(opts, io);
     const registry = await loadRegistry();
@@ -296,56 +279,30 @@ export function registerRunCommands(program: Command, io: Io): void {
     .option('--break-lock', "take over a stale lock left by another run's dead process")
     .action(async (runId: string, opts: DriveOpts & { inventory?: string; savedRunbook?: boolean; markDone: string[]; rerun: string[] }, cmd: Command) => {
       const stateDir = stateDirOf(opts, io);
-      if (remoteStore(opts, io.env)) {
-        await withStore(opts, io, async (store) => {
-          const meta = await store.readRunMeta(runId);
-          let runbook: Runbook;
-          let text: string;
-          if (opts.savedRunbook || !fs.existsSync(meta.runbookFile)) {
-            if (!opts.savedRunbook) throw new UserError(`the run's runbook ${meta.runbookFile} is gone; resume with --saved-runbook`);
-            text = await store.readRunbookCopy(runId);
-            runbook = (await import('../runbook/load.ts')).loadRunbookText(text, `${store.description}: run ${runId}`);
-          } else {
-            ({ runbook, text } = await readRunbook(meta.runbookFile));
-          }
-          const inventory = await resumeInventory(meta.inventory, opts, io);
-          const resolutions: Record<string, 'done' | 'rerun'> = {};
-          for (const s of opts.markDone ?? []) resolutions[s] = 'done';
-          for (const s of opts.rerun ?? []) resolutions[s] = 'rerun';
-          const registry = await loadRegistry();
-          const { resumeStoredRun } = await engine();
-          await drive(io, cmd, (onEvent, signal, onApproval) => resumeStoredRun({
-            stateDir, runId, registry, runbook, runbookText: text, onEvent, signal, onApproval, resolutions, store,
-            ...(inventory ? { inventory } : {}),
-            ...(opts.yes ? { autoApprove: operator(io) } : {}),
-            ...(opts.breakLock ? { breakLock: true } : {}),
-          }), opts);
-        });
-        return;
-      }
-      const meta = readRunMeta(stateDir, runId);
-      const dir = runDir(stateDir, runId);
-      let runbook: Runbook;
-      let text: string;
-      if (opts.savedRunbook) {
-        text = fs.readFileSync(files.runbookCopy(dir), 'utf8');
-        runbook = (await import('../runbook/load.ts')).loadRunbookText(text, files.runbookCopy(dir));
-      } else {
-        if (!fs.existsSync(meta.runbookFile)) throw new UserError(`the run's runbook ${meta.runbookFile} is gone; resume with --saved-runbook`);
-        ({ runbook, text } = await readRunbook(meta.runbookFile));
-      }
-      const inventory = await resumeInventory(meta.inventory, opts, io);
-      const resolutions: Record<string, 'done' | 'rerun'> = {};
-      for (const s of opts.markDone ?? []) resolutions[s] = 'done';
-      for (const s of opts.rerun ?? []) resolutions[s] = 'rerun';
-      const registry = await loadRegistry();
-      const { resumeRun } = await engine();
-      await drive(io, cmd, (onEvent, signal, onApproval) => resumeRun({
-        stateDir, runId, registry, runbook, runbookText: text, onEvent, signal, onApproval, resolutions,
-        ...(inventory ? { inventory } : {}),
-        ...(opts.yes ? { autoApprove: operator(io) } : {}),
-        ...(opts.breakLock ? { breakLock: true } : {}),
-      }), opts);
+      await withStore(opts, io, async (store) => {
+        const meta = await store.readRunMeta(runId);
+        let runbook: Runbook;
+        let text: string;
+        if (opts.savedRunbook) {
+          text = await store.readRunbookCopy(runId);
+          runbook = (await authoring()).loadRunbookText(text, store.runbookCopyName(runId));
+        } else {
+          if (!fs.existsSync(meta.runbookFile)) throw new UserError(`the run's runbook ${meta.runbookFile} is gone; resume with --saved-runbook`);
+          ({ runbook, text } = await readRunbook(meta.runbookFile));
+        }
+        const inventory = await resumeInventory(meta.inventory, opts, io);
+        const resolutions: Record<string, 'done' | 'rerun'> = {};
+        for (const s of opts.markDone ?? []) resolutions[s] = 'done';
+        for (const s of opts.rerun ?? []) resolutions[s] = 'rerun';
+        const registry = await loadRegistry();
+        const { resumeRun } = await engine();
+        await drive(io, cmd, (onEvent, signal, onApproval) => resumeRun({
+          stateDir, runId, registry, runbook, runbookText: text, onEvent, signal, onApproval, resolutions, store,
+          ...(inventory ? { inventory } : {}),
+          ...(opts.yes ? { autoApprove: operator(io) } : {}),
+          ...(opts.breakLock ? { breakLock: true } : {}),
+        }), opts);
+      });
     });
 
   for (const verb of ['approve', 'deny'] as const) {
@@ -356,33 +313,18 @@ export function registerRunCommands(program: Command, io: Io): void {
       .argument('<step>'))
       .option('--state-dir <dir>', 'where runs are kept')
       .option('--reason <text>', 'why (recorded)')
-      .action(async (runId: string, stepId: string, opts: StoreFlags & { stateDir?: string; reason?: string }) => {
-        if (remoteStore(opts, io.env)) {
-          await withStore(opts, io, async (store) => {
-            const meta = await store.readRunMeta(runId);
-            await (await import('./approval-check.ts')).checkDecidable(store, runId, stepId, verb);
-            const r = await store.decideApproval(runId, stepId, {
-              decision: verb === 'approve' ? 'granted' : 'denied', by: operator(io), via: 'cli', ...(opts.reason ? { reason: opts.reason } : {}),
-            });
-            if (!r.first) throw new UserError(`step "${stepId}" of run ${runId} was already ${r.decision.decision} by ${r.decision.by} at ${r.decision.at}`);
-            io.out(`${verb === 'approve' ? 'approved' : 'denied'} step "${stepId}" of run ${runId} (${meta.runbook}) in the ${store.description}`);
-          });
-          return;
-        }
-        const { recordDecision } = await engine();
-        const stateDir = stateDirOf(opts, io);
-        const meta = readRunMeta(stateDir, runId);
-        const { FileStore } = await import('../store/file.ts');
-        await (await import('./approval-check.ts')).checkDecidable(new FileStore(stateDir), runId, stepId, verb);
-        const r = recordDecision(stateDir, runId, stepId, {
+      .action((runId: string, stepId: string, opts: StoreFlags & { stateDir?: string; reason?: string }) => withStore(opts, io, async (store) => {
+        const meta = await store.readRunMeta(runId);
+        await (await import('./approval-check.ts')).checkDecidable(store, runId, stepId, verb);
+        const r = await store.decideApproval(runId, stepId, {
           decision: verb === 'approve' ? 'granted' : 'denied', by: operator(io), via: 'cli', ...(opts.reason ? { reason: opts.reason } : {}),
         });
         if (!r.first) throw new UserError(`step "${stepId}" of run ${runId} was already ${r.decision.decision} by ${r.decision.by} at ${r.decision.at}`);
-        io.out(`${verb === 'approve' ? 'approved' : 'denied'} step "${stepId}" of run ${runId} (${meta.runbook})`);
-        const fold = foldJournal(readJournal(files.journal(runDir(stateDir, runId))).records);
+        io.out(`${verb === 'approve' ? 'approved' : 'denied'} step "${stepId}" of run ${runId} (${meta.runbook}) in the ${store.description}`);
+        const fold = foldJournal((await store.readJournal(runId)).records);
         if (fold.finished?.status === 'awaiting-approval') io.out(`the run stopped at this approval; continue it with: runbook resume ${runId}${whereFlags(opts)}`);
         else if (fold.status === 'awaiting-approval' || fold.status === 'running') io.out(`the running process will pick this up within a second; if it is not running any more: runbook resume ${runId}${whereFlags(opts)}`);
-      });
+      }));
   }
 
   storeOptions(program
@@ -429,7 +371,6 @@ export function registerRunCommands(program: Command, io: Io): void {
     .option('-n, --limit <n>', 'how many', '20')
     .option('--json', 'machine-readable output')
     .action((opts: StoreFlags & { stateDir?: string; limit: string; json?: boolean }) => withStore(opts, io, async (store) => {
-      const stateDir = stateDirOf(opts, io);
       const limit = Number(opts.limit);
       if (!Number.isInteger(limit) || limit < 1) throw new UserError(`--limit: expected a positive integer, got ${JSON.stringify(opts.limit)}`);
       const ids = (await store.listRunIds()).reverse().slice(0, limit);
@@ -443,7 +384,7 @@ export function registerRunCommands(program: Command, io: Io): void {
         }
       }));
       if (opts.json) return io.out(json(rows));
-      if (!rows.length) return io.out(`no runs in ${store.kind === 'file' ? stateDir : store.description}`);
+      if (!rows.length) return io.out(`no runs in the ${store.description}`);
       for (const r of rows) io.out(`${r.runId}  ${r.runbook.padEnd(20)} ${r.cluster.padEnd(12)} ${String(r.status).padEnd(18)} ${r.durationMs !== null ? formatDuration(r.durationMs) : ''}`);
     }));
 

@@ -2,8 +2,8 @@
 import type { Command } from 'commander';
 import { UserError } from '../util/errors.ts';
 import type { Io } from './output.ts';
-import { VERSION } from './main.ts';
-import type { StoreFlags } from '../store/open.ts';
+import { VERSION } from './version.ts';
+import type { StoreFlags } from '../index.ts';
 import { untilSignal } from './signals.ts';
 
 export function registerServeCommand(program: Command, io: Io): void {
@@ -45,7 +45,7 @@ export function registerServeCommand(program: Command, io: Io): void {
         if (streamed.length) io.out(`  backup streams: ${streamed.join(', ')} (one replica at a time per cluster)`);
         return;
       }
-      const { openStore } = await import('../store/open.ts');
+      const { openStore } = await import('../run-records.ts');
       const opened = opts.store || io.env.RUNBOOK_STORE ? await openStore(opts, io.env, config.stateDir) : undefined;
       const store = opened?.kind === 'etcd' ? opened : undefined;
       let server;

@@ -7,7 +7,8 @@
  */
 import { shellQuote } from '../exec/ssh.ts';
 import { formatBytes } from '../util/units.ts';
-import { ETCD_DEFAULT_QUOTA_BYTES, FINDING_DEFAULTS, unevenDbSizes } from '../guard/findings.ts';
+import { ETCD_DEFAULT_QUOTA_BYTES } from '../etcd/quota.ts';
+import { FINDING_DEFAULTS, unevenDbSizes } from '../guard/findings.ts';
 import { EXPIRY_WARNING_DAYS, describeExpiry } from './certs.ts';
 import type { Facts } from './collect.ts';
 import type { Diagnosis, Finding, Recommendation } from './types.ts';

@@ -1,9 +1,9 @@
 /**
  * The machine-wide run lock of the cluster an inventory reaches, for anything that is not a run of the executor
- * (the guard): reads the cluster's identity, then takes the same lock every run takes (src/execute/lock.ts).
+ * (the guard): reads the cluster's identity, then takes the same lock every run takes (src/store/machine-lock.ts).
  */
-import type { ClusterIdentity } from '../execute/identity.ts';
-import { acquireLock, lockHolder, type HeldLock, type LockHolder, type LockOptions } from '../execute/lock.ts';
+import type { ClusterIdentity } from '../events/cluster-identity.ts';
+import { acquireLock, lockHolder, type HeldLock, type LockHolder, type LockOptions } from '../store/machine-lock.ts';
 import type { Inventory } from '../inventory/types.ts';
 import { readClusterIdentity } from './identity.ts';
 

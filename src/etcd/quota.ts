@@ -5,6 +5,9 @@
 import type { Inventory } from '../inventory/types.ts';
 import { formatBytes } from '../util/units.ts';
 
+/** etcd's quota when --quota-backend-bytes is not given. */
+export const ETCD_DEFAULT_QUOTA_BYTES = 2 * 1024 ** 3;
+
 /**
  * The warning when the inventory's `quotaBytes` is not what the members run with (stale after a quota raise, or a
  * typo), naming both; also when the members disagree among themselves. Undefined when nothing disagrees.

@@ -2,7 +2,7 @@
  * RunEvent: everything a run does, as data. The journal is these events, persisted (with seq + ts);
  * the terminal display, --json, chat-ops and metrics are formatters over the same stream.
  */
-import type { ClusterIdentity, IdentityReason } from '../execute/identity.ts';
+import type { ClusterIdentity, IdentityReason } from './cluster-identity.ts';
 
 export interface ErrorInfo {
   kind: string;

@@ -1,44 +1,12 @@
 /**
- * The identity a run is pinned to, as data: which cluster (its id, its members' ids, names, peer URLs and versions)
+ * The identity a run is pinned to (its types: src/events/cluster-identity.ts): which cluster (its id, its members' ids, names, peer URLs and versions)
  * the run started on. The engine journals it (`cluster.identity`) and compares the live cluster with it before a
  * resume, a takeover and every mutating step, so a run can never act on another cluster than its own — whatever
  * inventory it is resumed with. Pure: reading the live cluster is the registry's job (src/etcd/identity.ts).
  */
+import type { ClusterIdentity, IdentityReason } from '../events/cluster-identity.ts';
 import type { JournalRecord } from '../events/types.ts';
 import { UserError } from '../util/errors.ts';
-
-export interface IdentityMember {
-  /** Hex member id, as etcdctl prints it. */
-  id: string;
-  name: string;
-  peerURLs: string[];
-  clientURLs: string[];
-  isLearner: boolean;
-  /** The etcd version the member reports in its status (null when its status could not be read). */
-  version: string | null;
-}
-
-export interface ClusterIdentity {
-  /** Hex cluster id from the members' response headers; null when no member answered. */
-  clusterId: string | null;
-  /** As etcd lists them (empty when no member answered). */
-  members: IdentityMember[];
-  /**
-   * Sorted, normalized peer URLs (host names resolved to addresses): etcd's member list when a member answered,
-   * merged with the inventory's. What keys the lock and identifies the cluster when nothing answers.
-   */
-  peerURLs: string[];
-  /** Why no member could tell who it is (each member's error), when clusterId is null. */
-  errors?: string[];
-}
-
-/** Why an identity record was journaled. */
-export type IdentityReason =
-  | 'start'          // read at the start of the run, before any step
-  | 'resume'         // the run had no identity yet (no member answered before, or a run from an older version)
-  | 'first-answer'   // the first time a member answered, after a start on a cluster that was down
-  | 'restore'        // a restore gives the cluster new ids: the identity before it is superseded, the new one is pending
-  | 'after-restore'; // the new identity, read once the restored members answer
 
 /** The identity the run is pinned to now: the last `cluster.identity` record (undefined for a run without any). */
 export function pinnedIdentity(records: readonly JournalRecord[]): (ClusterIdentity & { reason: IdentityReason; previousClusterId?: string | null }) | undefined {

@@ -11,7 +11,7 @@ import { StepError, UserError, messageOf } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
 import { backoffMs, isRetryable, sleep } from './retry.ts';
 import { NO_ITEM, isInDoubt, itemState, stepState, type RunState } from './state.ts';
-import type { JournalWriter } from './journal.ts';
+import type { JournalWriter } from '../store/journal.ts';
 
 export interface StepEnv {
   runId: string;

@@ -8,7 +8,7 @@ import { alarmsFromStatusErrors } from '../etcd/maintenance.ts';
 import type { MetricsFacts } from '../etcd/metrics.ts';
 import type { MemberStatus } from '../etcd/status.ts';
 import type { Inventory } from '../inventory/types.ts';
-import { ETCD_DEFAULT_QUOTA_BYTES } from './findings.ts';
+import { ETCD_DEFAULT_QUOTA_BYTES } from '../etcd/quota.ts';
 
 
 /** One member at one poll: its status and its /metrics, each possibly missing. */

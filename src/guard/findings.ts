@@ -17,11 +17,10 @@
  */
 import type { CertInfo } from '../diagnose/certs.ts';
 import { describeExpiry, EXPIRY_WARNING_DAYS } from '../diagnose/certs.ts';
+import { ETCD_DEFAULT_QUOTA_BYTES } from '../etcd/quota.ts';
 import { formatBytes, formatDuration } from '../util/units.ts';
 import type { GuardFacts } from './facts.ts';
 
-/** etcd's quota when --quota-backend-bytes is not given. */
-export const ETCD_DEFAULT_QUOTA_BYTES = 2 * 1024 ** 3;
 
 export interface GuardFinding {
   code: string;

@@ -15,7 +15,7 @@
 import type { ActionRegistry } from '../actions/types.ts';
 import type { AuditLog } from '../chatops/audit.ts';
 import type { JournalRecord } from '../events/types.ts';
-import type { RunHandle } from '../execute/executor.ts';
+import type { RunHandle } from '../execute/run-types.ts';
 import { sleep } from '../execute/retry.ts';
 import { EtcdPool } from '../etcd/pool.ts';
 import type { Inventory } from '../inventory/types.ts';

@@ -11,9 +11,10 @@ import fs from 'node:fs';
 import { catalog } from '../actions/catalog.ts';
 import type { ActionRegistry } from '../actions/types.ts';
 import type { JournalRecord } from '../events/types.ts';
-import { resumeRun, startStoredRun, type RunHandle } from '../execute/executor.ts';
-import { readJournal } from '../execute/journal.ts';
-import { files, listRunIds, readRunMeta, runDir } from '../execute/run-store.ts';
+import { resumeRun, startRun } from '../execute/executor.ts';
+import type { RunHandle } from '../execute/run-types.ts';
+import { readJournal } from '../store/journal.ts';
+import { files, listRunIds, readRunMeta, runDir } from '../store/run-dir.ts';
 import { foldJournal } from '../execute/state.ts';
 import type { Inventory } from '../inventory/types.ts';
 import type { Runbook } from '../runbook/model.ts';
@@ -55,7 +56,7 @@ function lockedOr(err: unknown): { locked: string } {
 export async function launchRun(o: LaunchOptions): Promise<Launched> {
   const extra = guardApprovals(o.runbook, o.approval);
   try {
-    const handle = await startStoredRun({
+    const handle = await startRun({
       runbook: o.runbook, runbookText: o.runbookText, inventory: o.inventory, params: o.params, registry: await o.registry(),
       stateDir: o.stateDir, requestedBy: o.requestedBy, signal: o.signal, onEvent: o.onEvent,
       ...(extra.length ? { extraApprovals: extra } : {}),

@@ -1,62 +1,29 @@
 /**
- * Run state in a management etcd (`--store etcd://host:port,host:port`), shared by several runners.
- *
- * Keys (all under /runbook/v1/):
- *   index/<id>                      one small key per run (listing runs does not read their journals)
- *   runs/<id>/meta · runs/<id>/runbook · runs/<id>/snapshot · runs/<id>/journal/<seq, 12 digits>
- *   runs/<id>/approvals/<step>      first decision wins (txn: createRevision == 0)
- *   locks/<key>                     holder JSON, one key per lockKeys() of the cluster's identity, all taken in one
- *                                   txn and attached to a lease kept alive while the run goes on
- *   audit/<ts>-<random>
- *
- * Fencing: every journal record (and snapshot) is written by a txn that compares the lock key's create revision
- * with the one this runner got when it took the lock. A runner whose lease expired (frozen, partitioned) and
- * whose lock was taken over cannot write any more: its `flush()` rejects and the step it was about to run is not
- * run. Per ETCD-NOTES: the library's fault handling is off and every unary call has a deadline.
+ * Run state in a management etcd (`--store etcd://host:port,host:port`), shared by several runners. The key layout
+ * is in etcd-keys.ts, the cluster lock in etcd-lock.ts, the fenced journal in etcd-journal.ts. Per ETCD-NOTES: the
+ * library's fault handling is off and every unary call has a deadline.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
-import { noop } from 'cockatiel';
-import { Etcd3, type IOptions, type Lease } from 'etcd3';
-import type { JournalRecord, RunEvent } from '../events/types.ts';
-import { failpointHook, parseFailpoint, type JournalRead, type TornTail } from '../execute/journal.ts';
-import type { ClusterIdentity } from '../execute/identity.ts';
-import { lockKeys } from '../execute/lock.ts';
-import { canonicalPeerURLs, inventoryAddresses } from '../etcd/identity.ts';
-import { storableInventory, type ApprovalDecision, type RunMeta } from '../execute/run-store.ts';
+import type { Etcd3 } from 'etcd3';
+import { createEtcdClient } from '../etcd/client.ts';
+import type { JournalRecord } from '../events/types.ts';
+import type { JournalRead } from './journal.ts';
+import type { ClusterIdentity } from '../events/cluster-identity.ts';
+import { acquireLock as acquireMachineLock, lockKeys, type HeldLock } from './machine-lock.ts';
+import { canonicalPeerURLs, inventoryAddresses } from '../etcd/addresses.ts';
+import { storableInventory, type ApprovalDecision, type RunMeta } from './run-dir.ts';
 import type { Inventory } from '../inventory/types.ts';
 import { EtcdPool } from '../etcd/pool.ts';
 import { memberStatus } from '../etcd/status.ts';
 import { normalizeURL, toHexId } from '../etcd/ids.ts';
 import { shortGrpcMessage } from '../etcd/errors.ts';
-import { ExitCode, StepError, UserError, messageOf } from '../util/errors.ts';
-import type { LockHolderInfo, StateStore, StoreJournalWriter, StoreLock } from './types.ts';
-
-export const PREFIX = '/runbook/v1/';
-const RUN_ID = /^[0-9]{8}-[0-9]{6}-[a-z0-9-]{1,40}-[0-9a-f]{6}$/;
-const STEP_ID = /^[a-z][a-z0-9-]*$/;
-
-export const keys = {
-  run: (id: string) => `${PREFIX}runs/${checkRunId(id)}/`,
-  meta: (id: string) => `${keys.run(id)}meta`,
-  runbook: (id: string) => `${keys.run(id)}runbook`,
-  snapshot: (id: string) => `${keys.run(id)}snapshot`,
-  journal: (id: string) => `${keys.run(id)}journal/`,
-  record: (id: string, seq: number) => `${keys.journal(id)}${String(seq).padStart(12, '0')}`,
-  approval: (id: string, step: string) => {
-    if (!STEP_ID.test(step)) throw new UserError(`not a step id: ${JSON.stringify(step)}`);
-    return `${keys.run(id)}approvals/${step}`;
-  },
-  lock: (clusterKeyText: string) => `${PREFIX}locks/${clusterKeyText}`,
-  index: (id: string) => `${PREFIX}index/${checkRunId(id)}`,
-  audit: () => `${PREFIX}audit/${new Date().toISOString()}-${crypto.randomBytes(4).toString('hex')}`,
-};
-
-function checkRunId(id: string): string {
-  if (!RUN_ID.test(id)) throw new UserError(`not a run id: ${JSON.stringify(id)} (see \`runbook history\`)`);
-  return id;
-}
+import { ExitCode, UserError } from '../util/errors.ts';
+import { storeError } from './etcd-errors.ts';
+import { fencedJournal } from './etcd-journal.ts';
+import { keys } from './etcd-keys.ts';
+import { takeEtcdLock, type EtcdLock } from './etcd-lock.ts';
+import { isRunId } from './run-id.ts';
+import type { LockHolderInfo, RunLock, RunLockOptions, StateStore, StoreJournalWriter, StoreLock } from './types.ts';
 
 export interface EtcdStoreOptions {
   /** `etcd://host:port,host:port` (or a comma list of http(s) URLs). */
@@ -91,15 +58,6 @@ function readTls(what: string, file: string): Buffer {
   }
 }
 
-/**
- * Errors from the management etcd name the store and what was being done, never the TLS material. They are not
- * the user's mistake, but they are not bugs either: printed as they are, exit 1.
- */
-function storeError(op: string, err: unknown): Error {
-  if (err instanceof StepError || err instanceof UserError) return err;
-  return new UserError(`the management etcd did not answer (${op}): ${shortGrpcMessage(err)}`, { exitCode: ExitCode.failed });
-}
-
 export class EtcdStore implements StateStore {
   readonly kind = 'etcd' as const;
   readonly description: string;
@@ -117,21 +75,17 @@ export class EtcdStore implements StateStore {
     if (!Number.isInteger(this.leaseTtlSeconds) || this.leaseTtlSeconds < 1) throw new UserError(`store lease TTL must be a whole number of seconds ≥ 1, got ${opts.leaseTtlSeconds}`);
     this.#timeout = opts.requestTimeoutMs ?? 5000;
     if ((opts.cert === undefined) !== (opts.key === undefined)) throw new UserError('--store-cert and --store-key go together (give both or neither)');
-    const timeout = this.#timeout;
-    const options: IOptions = {
+    this.client = createEtcdClient({
       hosts: this.endpoints,
+      deadline: this.#timeout,
       ...(opts.cacert ? {
-        credentials: {
+        tls: {
           rootCertificate: readTls('cacert', opts.cacert),
           ...(opts.key ? { privateKey: readTls('key', opts.key) } : {}),
           ...(opts.cert ? { certChain: readTls('cert', opts.cert) } : {}),
         },
       } : {}),
-      faultHandling: { host: () => noop, global: noop },
-      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + timeout }),
-      grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 },
-    };
-    this.client = new Etcd3(options);
+    });
   }
 
   /** Run a call, retrying transport failures a few times within about one lease TTL (reads and idempotent writes only). */
@@ -186,51 +140,46 @@ export class EtcdStore implements StateStore {
   }
 
   async acquireLock(identity: Pick<ClusterIdentity, 'clusterId' | 'peerURLs'>, runId: string, opts: { breakLock?: boolean; owner?: string; label?: string } = {}): Promise<StoreLock> {
-    const lockNames = lockKeys(identity);
-    if (!lockNames.length) throw new UserError('cannot lock a cluster with no member addresses');
-    const etcdKeys = lockNames.map(keys.lock);
-    const label = opts.label ? `cluster "${opts.label}"` : 'this cluster';
-    const me: LockHolderInfo = {
-      runId, pid: process.pid, host: os.hostname(), since: new Date().toISOString(),
-      command: process.argv.slice(2).join(' ').slice(0, 300), ...(opts.owner ? { owner: opts.owner } : {}),
-    };
-    const lease: Lease = this.client.lease(this.leaseTtlSeconds, { autoKeepAlive: true });
-    let leaseId: string;
+    return takeEtcdLock(this, identity, runId, opts);
+  }
+
+  /**
+   * The machine-wide lock keeps this runner's neighbours off; the store's keeps runners on other machines off.
+   * A new run takes the machine-wide one first. A takeover takes the store's first: it decides who runs the run,
+   * and a runner of this same run on this machine that lost it (frozen past its lease) is fenced off from the
+   * store, so its machine-wide lock is taken over rather than waited for.
+   */
+  async lockRun(identity: Pick<ClusterIdentity, 'clusterId' | 'peerURLs'>, runId: string, opts: RunLockOptions): Promise<RunLock> {
+    const machineWide = () => acquireMachineLock(identity, runId, {
+      breakLock: opts.breakLock ?? false, ...(opts.label ? { label: opts.label } : {}), ...(opts.takeover ? { takeOverSameRun: true } : {}),
+    });
+    const storeLock = () => takeEtcdLock(this, identity, runId, {
+      ...(opts.label ? { label: opts.label } : {}), breakLock: opts.breakLock ?? false, ...(opts.owner ? { owner: opts.owner } : {}),
+    });
+    let local: HeldLock | undefined;
+    let held: EtcdLock | undefined;
     try {
-      leaseId = await lease.grant();
-    } catch (err) {
-      lease.release();
-      throw storeError('grant lease', err);
-    }
-    try {
-      for (let attempt = 0; attempt < 3; attempt++) {
-        // Every key or none, in one txn: a run that reached the cluster under another spelling shares one of them.
-        let txn = this.client.if(etcdKeys[0]!, 'Create', '==', 0);
-        for (const k of etcdKeys.slice(1)) txn = txn.and(k, 'Create', '==', 0);
-        const r = await txn
-          .then(...etcdKeys.map((k) => this.client.put(k).value(JSON.stringify(me)).lease(leaseId)))
-          .else(...etcdKeys.map((k) => this.client.get(k)))
-          .commit();
-        if (r.succeeded) return heldLock(this, etcdKeys[0]!, lockNames.join(','), r.header.revision, lease);
-        const held = r.responses.map((x) => x.response_range?.kvs[0]).filter((kv) => kv !== undefined);
-        if (!held.length) continue; // released between the compare and the read: try again
-        let holder: LockHolderInfo | undefined;
-        try { holder = JSON.parse(held[0]!.value.toString()) as LockHolderInfo; } catch { holder = undefined; }
-        if (opts.breakLock) {
-          for (const kv of held) await this.client.if(kv.key.toString(), 'Create', '==', kv.create_revision).then(this.client.delete().key(kv.key.toString())).commit();
-          continue;
-        }
-        throw new UserError(
-          `${label} is locked by run ${holder?.runId ?? '?'} (pid ${holder?.pid ?? '?'} on ${holder?.host ?? '?'}${holder?.owner ? `, ${holder.owner}` : ''}, since ${holder?.since ?? '?'}) in the ${this.description}.\n` +
-            `  Only one run may recover a cluster at a time; the lock expires ${this.leaseTtlSeconds}s after its holder stops.`,
-          { exitCode: ExitCode.locked },
-        );
+      if (opts.takeover) {
+        held = await storeLock();
+        local = machineWide();
+      } else {
+        local = machineWide();
+        held = await storeLock();
       }
-      throw new UserError(`could not take the lock for ${label} in the ${this.description}: another runner keeps taking it`, { exitCode: ExitCode.locked });
     } catch (err) {
-      await lease.revoke().catch(() => lease.release());
-      throw err instanceof UserError ? err : storeError('take the cluster lock', err);
+      local?.release();
+      if (held) await Promise.resolve(held.release()).catch(() => {});
+      throw err;
     }
+    const machine = local;
+    const releaseStoreLock = held.release.bind(held);
+    return Object.assign(held, {
+      releaseMachineWide: () => machine.release(),
+      release: async () => {
+        machine.release();
+        await releaseStoreLock();
+      },
+    });
   }
 
   async lockHolder(inventory: Pick<Inventory, 'name' | 'members'>): Promise<LockHolderInfo | undefined> {
@@ -269,9 +218,13 @@ export class EtcdStore implements StateStore {
     return text;
   }
 
+  runbookCopyName(runId: string): string {
+    return `${this.description}: run ${runId}`;
+  }
+
   async listRunIds(): Promise<string[]> {
-    const all = await this.#retry('list runs', () => this.client.getAll().prefix(`${PREFIX}index/`).keys());
-    return all.map((k) => k.slice(`${PREFIX}index/`.length)).filter((id) => RUN_ID.test(id)).sort();
+    const all = await this.#retry('list runs', () => this.client.getAll().prefix(keys.indexPrefix).keys());
+    return all.map((k) => k.slice(keys.indexPrefix.length)).filter(isRunId).sort();
   }
 
   async readJournal(runId: string): Promise<JournalRead> {
@@ -280,9 +233,9 @@ export class EtcdStore implements StateStore {
     return { records };
   }
 
-  async openJournal(runId: string, lock: StoreLock | undefined): Promise<StoreJournalWriter & { torn?: TornTail }> {
+  async openJournal(runId: string, lock: StoreLock | undefined): Promise<StoreJournalWriter> {
     const { records } = await this.readJournal(runId);
-    return fencedWriter(this, runId, records, lock as EtcdLock | undefined);
+    return fencedJournal(this, runId, records, lock as EtcdLock | undefined);
   }
 
   async loadSnapshot(runId: string): Promise<string | undefined> {
@@ -325,128 +278,4 @@ export class EtcdStore implements StateStore {
   async close(): Promise<void> {
     this.client.close();
   }
-}
-
-interface EtcdLock extends StoreLock {
-  lockKey: string;
-  createRevision: string;
-}
-
-function heldLock(store: EtcdStore, lockKey: string, ck: string, createRevision: string, lease: Lease): EtcdLock {
-  const listeners: ((why: string) => void)[] = [];
-  let released = false;
-  const lock: EtcdLock = {
-    key: ck,
-    lockKey,
-    createRevision,
-    onLost(listener) {
-      if (lock.lost) listener(lock.lost);
-      else listeners.push(listener);
-    },
-    async release() {
-      if (released) return;
-      released = true;
-      // Revoking the lease deletes our key only: a lock taken over by another runner has its own lease.
-      await lease.revoke().catch(() => lease.release());
-    },
-  };
-  lease.on('lost', (err: unknown) => {
-    if (released || lock.lost) return;
-    lock.lost = `the lock's lease in the ${store.description} expired (${messageOf(err).split('\n')[0]})`;
-    for (const l of listeners.splice(0)) l(lock.lost);
-  });
-  return lock;
-}
-
-/** The error that stops a runner that is no longer the lock holder. */
-export function fencingError(why: string): StepError {
-  return new StepError('precondition', `lost the run lock: another runner took over, or may take over, this run (${why}); this runner stops without running the next step`, {
-    hint: 'see who runs it now: runbook status RUN --store …',
-  });
-}
-
-/**
- * A journal writer whose appends are queued in order and written by fenced txns. `append` stays synchronous
- * (the engine's contract); `flush()` tells whether everything so far is durable.
- */
-function fencedWriter(store: EtcdStore, runId: string, existing: JournalRecord[], lock: EtcdLock | undefined): StoreJournalWriter {
-  const client = store.client;
-  const records = [...existing];
-  let seq = records.length ? records[records.length - 1]!.seq : 0;
-  let chain: Promise<void> = Promise.resolve();
-  let failure: StepError | undefined;
-  let closed = false;
-  lock?.onLost((why) => { failure ??= fencingError(why); });
-  const fence = (why: string) => { failure ??= new StepError('cancelled', why); };
-  store.writers.add(fence);
-  // RUNBOOK_FAILPOINT (crash tests): SIGKILL just before / after a record is written to the store
-  const failpoint = failpointHook(parseFailpoint(process.env.RUNBOOK_FAILPOINT));
-
-  const put = async (key: string, value: string, mustBeNew: boolean, rec?: JournalRecord): Promise<void> => {
-    if (failure) return;
-    if (rec) failpoint('before', rec);
-    if (!lock) {
-      failure = fencingError('no lock is held for this run');
-      return;
-    }
-    const until = Date.now() + store.leaseTtlSeconds * 1000;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        let txn = client.if(lock.lockKey, 'Create', '==', lock.createRevision);
-        if (mustBeNew) txn = txn.and(key, 'Create', '==', 0);
-        const r = await txn.then(client.put(key).value(value)).commit();
-        if (r.succeeded) {
-          if (rec) failpoint('after', rec);
-          return;
-        }
-        // Why not? The lock changed hands (fenced), or a retried put had already landed.
-        const [lockKv, cur] = await Promise.all([client.get(lock.lockKey).exec(), client.get(key).string()]);
-        const now = lockKv.kvs[0];
-        if (!now || now.create_revision !== lock.createRevision) {
-          let holder = '';
-          try {
-            const h = now ? (JSON.parse(now.value.toString()) as LockHolderInfo) : undefined;
-            holder = h ? `now held by run ${h.runId}, pid ${h.pid} on ${h.host}${h.owner ? ` (${h.owner})` : ''}` : 'now free';
-          } catch { holder = 'now held by another runner'; }
-          failure = fencingError(`the lock key is ${holder}`);
-          return;
-        }
-        if (cur === value) return;
-        failure = fencingError(`${key} was written by another runner`);
-        return;
-      } catch (err) {
-        if (Date.now() >= until || attempt >= 10) {
-          failure = fencingError(`cannot write to the ${store.description}: ${shortGrpcMessage(err)}`);
-          return;
-        }
-        await new Promise((r) => setTimeout(r, Math.min(1000, 100 * 2 ** attempt)));
-      }
-    }
-  };
-  const enqueue = (key: string, value: string, mustBeNew: boolean, rec?: JournalRecord) => {
-    chain = chain.then(() => put(key, value, mustBeNew, rec)).catch((err: unknown) => { failure ??= fencingError(messageOf(err)); });
-  };
-
-  return {
-    records,
-    append(event: RunEvent): JournalRecord {
-      if (closed) throw new Error('journal is closed');
-      const rec = { seq: ++seq, ts: new Date().toISOString(), runId, ...event } as JournalRecord;
-      records.push(rec);
-      enqueue(keys.record(runId, rec.seq), JSON.stringify(rec), true, rec);
-      return rec;
-    },
-    saveSnapshot(data: string) {
-      if (!closed) enqueue(keys.snapshot(runId), data, false);
-    },
-    flush(): Promise<void> {
-      return chain.then(() => {
-        if (failure) throw failure;
-      });
-    },
-    close() {
-      closed = true;
-      store.writers.delete(fence);
-    },
-  };
 }

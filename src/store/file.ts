@@ -1,20 +1,19 @@
 /**
- * The local state dir as a StateStore: the functions runbook always used (src/execute/run-store.ts, journal.ts,
- * lock.ts), unchanged, behind the async interface. `runbook` without `--store` uses them directly; this wrapper is
- * what code written against StateStore gets by default.
+ * The local state dir as a StateStore (the default): <stateDir>/runs/<runId>/ (src/store/run-dir.ts), its journal
+ * (src/store/journal.ts) and the machine-wide lock (src/store/machine-lock.ts), behind the async interface.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { openJournal, readJournal } from '../execute/journal.ts';
-import type { ClusterIdentity } from '../execute/identity.ts';
-import { acquireLock, lockHolder } from '../execute/lock.ts';
-import { canonicalPeerURLs, inventoryAddresses } from '../etcd/identity.ts';
+import { openJournal, readJournal, writeFileAtomic } from './journal.ts';
+import type { ClusterIdentity } from '../events/cluster-identity.ts';
+import { acquireLock, lockHolder } from './machine-lock.ts';
+import { canonicalPeerURLs, inventoryAddresses } from '../etcd/addresses.ts';
 import {
   createRunDir, decideApproval, files, listRunIds, readApproval, readRunMeta, runDir, type ApprovalDecision, type RunMeta,
-} from '../execute/run-store.ts';
+} from './run-dir.ts';
 import type { Inventory } from '../inventory/types.ts';
 import { UserError } from '../util/errors.ts';
-import type { LockHolderInfo, StateStore, StoreLock } from './types.ts';
+import type { LockHolderInfo, RunLock, RunLockOptions, StateStore, StoreJournalWriter, StoreLock } from './types.ts';
 import { mkdirp } from '../util/mkdirp.ts';
 
 export class FileStore implements StateStore {
@@ -29,10 +28,15 @@ export class FileStore implements StateStore {
   async checkNotTarget(): Promise<void> {}
 
   async acquireLock(identity: Pick<ClusterIdentity, 'clusterId' | 'peerURLs'>, runId: string, opts: { breakLock?: boolean; label?: string } = {}): Promise<StoreLock> {
+    return this.lockRun(identity, runId, opts);
+  }
+
+  /** The machine-wide lock is the whole of it: it names the run's journal, so others can clear it once the run ended. */
+  async lockRun(identity: Pick<ClusterIdentity, 'clusterId' | 'peerURLs'>, runId: string, opts: RunLockOptions): Promise<RunLock> {
     const held = acquireLock(identity, runId, {
       breakLock: opts.breakLock ?? false, journal: files.journal(runDir(this.stateDir, runId)), ...(opts.label ? { label: opts.label } : {}),
     });
-    return { key: held.key, onLost: () => {}, release: () => held.release() };
+    return { key: held.key, onLost: () => {}, releaseMachineWide: () => held.release(), release: () => held.release() };
   }
 
   async lockHolder(inventory: Pick<Inventory, 'name' | 'members'>): Promise<LockHolderInfo | undefined> {
@@ -56,6 +60,10 @@ export class FileStore implements StateStore {
     }
   }
 
+  runbookCopyName(runId: string): string {
+    return files.runbookCopy(runDir(this.stateDir, runId));
+  }
+
   async listRunIds(): Promise<string[]> {
     return listRunIds(this.stateDir);
   }
@@ -64,8 +72,11 @@ export class FileStore implements StateStore {
     return readJournal(files.journal(runDir(this.stateDir, runId)));
   }
 
-  async openJournal(runId: string, _lock?: StoreLock) {
-    return openJournal(files.journal(runDir(this.stateDir, runId)), runId);
+  async openJournal(runId: string, _lock?: StoreLock): Promise<StoreJournalWriter> {
+    const dir = runDir(this.stateDir, runId);
+    const journal = openJournal(files.journal(dir), runId);
+    const snapshotFile = files.snapshot(dir);
+    return Object.assign(journal, { location: dir, dir, saveSnapshot: (data: string) => writeFileAtomic(snapshotFile, data) });
   }
 
   async loadSnapshot(runId: string): Promise<string | undefined> {

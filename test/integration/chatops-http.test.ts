@@ -11,10 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadChatopsConfig, resolveSecrets } from '../../src/chatops/config.ts';
 import { ROUTES, startChatopsServer, type ChatopsServer } from '../../src/chatops/server.ts';
-import { listRunIds, readRunMeta } from '../../src/execute/run-store.ts';
-import { readJournal } from '../../src/execute/journal.ts';
+import { listRunIds, readRunMeta } from '../../src/store/run-dir.ts';
+import { readJournal } from '../../src/store/journal.ts';
 import { foldJournal } from '../../src/execute/state.ts';
-import { files, runDir } from '../../src/execute/run-store.ts';
+import { files, runDir } from '../../src/store/run-dir.ts';
 import { UserError } from '../../src/util/errors.ts';
 import {
   blockActionBody, post, sendSlack, slashCommandBody, startSlackStandin, type SlackStandin,

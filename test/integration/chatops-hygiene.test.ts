@@ -13,7 +13,7 @@ import { loadChatopsConfig, resolveSecrets } from '../../src/chatops/config.ts';
 import { createMetrics } from '../../src/chatops/metrics.ts';
 import { ROUTES, startChatopsServer, type ChatopsServer } from '../../src/chatops/server.ts';
 import type { JournalRecord } from '../../src/events/types.ts';
-import { VERSION } from '../../src/cli/main.ts';
+import { VERSION } from '../../src/cli/version.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 let dir = '';

@@ -3,7 +3,7 @@
  * through 8 inventories with different names and URL spellings (localhost, 127.0.0.1), each with its own state
  * dir or $HOME: never two inside the runbook's mutating step at the same time; the refused ones exit 4 naming the
  * holder's run, host and pid. And a runner SIGKILLed right after journaling `run.finished` does not block the next
- * run. (The lock primitive itself is hammered for 50 rounds in test/unit/execute/lock.test.ts.)
+ * run. (The lock primitive itself is hammered for 50 rounds in test/unit/store/machine-lock.test.ts.)
  */
 import fs from 'node:fs';
 import path from 'node:path';

@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JournalRecord } from '../../src/events/types.ts';
-import { readJournal } from '../../src/execute/journal.ts';
+import { readJournal } from '../../src/store/journal.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { bin, startGuard, startReaders, startWriter, type GuardProcess } from '../support/guard-process.ts';
 import { cli as runCli } from '../support/cli.ts';

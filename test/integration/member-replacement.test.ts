@@ -12,7 +12,7 @@ import type { Etcd3 } from 'etcd3';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JournalRecord } from '../../src/events/types.ts';
-import { readJournal } from '../../src/execute/journal.ts';
+import { readJournal } from '../../src/store/journal.ts';
 import { createEtcdClient } from '../../src/etcd/client.ts';
 import { freePorts, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { cli as runCli } from '../support/cli.ts';

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readJournal } from '../../src/execute/journal.ts';
+import { readJournal } from '../../src/store/journal.ts';
 import { createEtcdClient } from '../../src/etcd/client.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { startApiServerStandin, type ApiServerStandin } from '../support/apiserver-standin.ts';

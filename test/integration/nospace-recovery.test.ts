@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readJournal } from '../../src/execute/journal.ts';
+import { readJournal } from '../../src/store/journal.ts';
 import type { JournalRecord } from '../../src/events/types.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { cli as runCli } from '../support/cli.ts';

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Etcd3 } from 'etcd3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JournalRecord } from '../../src/events/types.ts';
-import { readJournal } from '../../src/execute/journal.ts';
+import { readJournal } from '../../src/store/journal.ts';
 import { clockPast } from '../support/clock.ts';
 import { damageMember, expectEtcdRefuses, ETCD_REFUSES } from '../support/damage.ts';
 import { corruptFile, startCluster, type TestCluster } from '../support/etcd-cluster.ts';

@@ -13,7 +13,7 @@ import { closeSync, openSync, readdirSync, readFileSync, statSync, writeFileSync
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JournalRecord } from '../../src/events/types.ts';
-import { readJournal } from '../../src/execute/journal.ts';
+import { readJournal } from '../../src/store/journal.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { rewindParams, suiteToolsCanBump } from '../support/etcd-versions.ts';
 import { cli as runCli } from '../support/cli.ts';

@@ -17,7 +17,7 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, r
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { readJournal } from '../../src/execute/journal.ts';
+import { readJournal } from '../../src/store/journal.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { suiteEtcd, suiteToolsCanBump, toolsBinDir } from '../support/etcd-versions.ts';
 import { cli as runCli } from '../support/cli.ts';

@@ -11,7 +11,7 @@ import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { remoteProcessDriver } from '../../src/drivers/remote-process.ts';
 import { driverFor } from '../../src/drivers/index.ts';
-import { readJournal } from '../../src/execute/journal.ts';
+import { readJournal } from '../../src/store/journal.ts';
 import { moveAside, sshHostOf } from '../../src/hosts/index.ts';
 import type { MemberSpec } from '../../src/inventory/types.ts';
 import { isAlive } from '../../src/util/pids.ts';

@@ -9,12 +9,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createRegistry } from '../../src/actions/registry.ts';
-import { startStoredRun } from '../../src/execute/executor.ts';
-import { lockKeys } from '../../src/execute/lock.ts';
-import { newRunId } from '../../src/execute/run-store.ts';
+import { startRun } from '../../src/execute/executor.ts';
+import { lockKeys } from '../../src/store/machine-lock.ts';
+import { newRunId } from '../../src/store/run-id.ts';
 import { loadRunbookText } from '../../src/runbook/load.ts';
 import type { Inventory } from '../../src/inventory/types.ts';
-import { EtcdStore, keys } from '../../src/store/etcd.ts';
+import { EtcdStore } from '../../src/store/etcd.ts';
+import { keys } from '../../src/store/etcd-keys.ts';
 import { StepError } from '../../src/util/errors.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 
@@ -102,7 +103,7 @@ describe('EtcdStore', () => {
     const runbook = loadRunbookText(text, 'api-approve.yaml');
     const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'runbook-api-'));
     const start = (name: string, s: EtcdStore) =>
-      startStoredRun({ runbook, runbookText: text, inventory: { ...inv, name }, params: {}, registry: createRegistry(), stateDir, store: s });
+      startRun({ runbook, runbookText: text, inventory: { ...inv, name }, params: {}, registry: createRegistry(), stateDir, store: s });
     const waiting = async (h: { pendingApprovals(): string[] }) => {
       const deadline = Date.now() + 10_000;
       while (!h.pendingApprovals().includes('confirm') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

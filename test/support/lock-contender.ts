@@ -1,5 +1,5 @@
 /**
- * A child process of test/unit/execute/lock.test.ts: contends for one cluster's machine-wide run lock, round after
+ * A child process of test/unit/store/machine-lock.test.ts: contends for one cluster's machine-wide run lock, round after
  * round, as a separate runbook process would. Between "go" and "done" files of each round it tries once; when it
  * gets the lock it enters a critical section guarded by an O_EXCL marker file (a second process inside at the same
  * time is a violation, written to the results), stays a moment, leaves, and releases.
@@ -8,8 +8,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { canonicalPeerURLs } from '../../src/etcd/identity.ts';
-import { acquireLock } from '../../src/execute/lock.ts';
+import { canonicalPeerURLs } from '../../src/etcd/addresses.ts';
+import { acquireLock } from '../../src/store/machine-lock.ts';
 
 const [lockDir, work, index, rounds, host, withId] = process.argv.slice(2) as [string, string, string, string, string, string];
 const pause = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);

@@ -6,7 +6,8 @@ import { parseStoreURL } from '../../../src/store/etcd.ts';
 import { FileStore } from '../../../src/store/file.ts';
 import { openStore } from '../../../src/store/open.ts';
 import { UserError } from '../../../src/util/errors.ts';
-import { newRunId, readApproval, runDir } from '../../../src/execute/run-store.ts';
+import { newRunId } from '../../../src/store/run-id.ts';
+import { readApproval, runDir } from '../../../src/store/run-dir.ts';
 import type { Inventory } from '../../../src/inventory/types.ts';
 
 describe('parseStoreURL', () => {

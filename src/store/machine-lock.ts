@@ -19,7 +19,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ClusterIdentity } from './identity.ts';
+import type { ClusterIdentity } from '../events/cluster-identity.ts';
 import { ExitCode, UserError } from '../util/errors.ts';
 import { isAlive as pidAlive } from '../util/pids.ts';
 import { mkdirp } from '../util/mkdirp.ts';

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { openJournal, readJournal } from '../../../src/execute/journal.ts';
+import { openJournal, readJournal } from '../../../src/store/journal.ts';
 
 function tmp() {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'runbook-journal-'));

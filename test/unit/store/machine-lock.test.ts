@@ -1,5 +1,5 @@
 /**
- * The machine-wide run lock (src/execute/lock.ts): keys from the cluster's identity, atomic under real concurrency
+ * The machine-wide run lock (src/store/machine-lock.ts): keys from the cluster's identity, atomic under real concurrency
  * across processes, stale holders cleared (a journal that ended: automatically), refusals that name the holder.
  */
 import { execa } from 'execa';
@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { canonicalPeerURLs } from '../../../src/etcd/identity.ts';
-import { acquireLock, lockDir, lockHolder, lockKeys } from '../../../src/execute/lock.ts';
+import { canonicalPeerURLs } from '../../../src/etcd/addresses.ts';
+import { acquireLock, lockDir, lockHolder, lockKeys } from '../../../src/store/machine-lock.ts';
 
 const root = path.resolve(import.meta.dirname, '../../..');
 let dir = '';

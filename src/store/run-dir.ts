@@ -2,7 +2,6 @@
  * Where runs live on disk: <stateDir>/runs/<runId>/{run.json, runbook.yaml, journal.jsonl, snapshot.json, approvals/}.
  * The state dir defaults to $RUNBOOK_STATE_DIR, else $XDG_STATE_HOME/runbook, else ~/.local/state/runbook.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +9,7 @@ import type { Inventory } from '../inventory/types.ts';
 import { UserError } from '../util/errors.ts';
 import { writeFileAtomic } from './journal.ts';
 import { mkdirp } from '../util/mkdirp.ts';
+import { checkRunId, isRunId } from './run-id.ts';
 
 export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.RUNBOOK_STATE_DIR) return path.resolve(env.RUNBOOK_STATE_DIR);
@@ -30,16 +30,8 @@ export interface RunMeta {
   extraApprovals?: string[];
 }
 
-export function newRunId(runbookName: string, now = new Date()): string {
-  const ts = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  return `${ts}-${runbookName.slice(0, 40)}-${crypto.randomBytes(3).toString('hex')}`;
-}
-
-const RUN_ID = /^[0-9]{8}-[0-9]{6}-[a-z0-9-]{1,40}-[0-9a-f]{6}$/;
-
 export function runDir(stateDir: string, runId: string): string {
-  if (!RUN_ID.test(runId)) throw new UserError(`not a run id: ${JSON.stringify(runId)} (see \`runbook history\`)`);
-  return path.join(stateDir, 'runs', runId);
+  return path.join(stateDir, 'runs', checkRunId(runId));
 }
 
 export const files = {
@@ -79,7 +71,7 @@ export function readRunMeta(stateDir: string, runId: string): RunMeta {
 
 export function listRunIds(stateDir: string): string[] {
   try {
-    return fs.readdirSync(path.join(stateDir, 'runs')).filter((n) => RUN_ID.test(n)).sort();
+    return fs.readdirSync(path.join(stateDir, 'runs')).filter(isRunId).sort();
   } catch {
     return [];
   }
