@@ -1,6 +1,6 @@
 /**
- * The one place that maps an inventory driver spec to a driver. Actions call `driverFor(member)` from here (not
- * from ./types.ts, whose driverFor knows only the process driver and stays for the test harness).
+ * The one place that maps an inventory driver spec to a driver: actions, diagnose and tests call `driverFor(member)`
+ * from here.
  */
 import type { DriverSpec, MemberSpec, SshHost } from '../inventory/types.ts';
 import { StepError } from '../util/errors.ts';

@@ -3,8 +3,6 @@
  * `driverFor(member)` and never care whether the member is a local process, a systemd unit or a static pod.
  */
 import type { MemberSpec } from '../inventory/types.ts';
-import { StepError } from '../util/errors.ts';
-import { processDriver } from './process.ts';
 
 export interface DriverStartOptions {
   signal?: AbortSignal;
@@ -32,21 +30,4 @@ export interface MemberDriver {
   getFlag(flag: string): Promise<string | undefined>;
   /** Change a flag for the next start (does not restart). `changed: false` when it already had this value. */
   setFlag(flag: string, value: string): Promise<{ changed: boolean; previous?: string }>;
-}
-
-/** The driver for a member, by its inventory driver type. */
-export function driverFor(member: MemberSpec): MemberDriver {
-  switch (member.driver.type) {
-    case 'process':
-      return processDriver(member);
-    case 'none':
-      throw new StepError('invalid', `member ${member.name} has no driver (driver: none), so it cannot be stopped, started or reconfigured`, {
-        member: member.name,
-        hint: 'give the member a driver in the inventory, or do this step by hand',
-      });
-    default:
-      throw new StepError('unimplemented', `member ${member.name}: the ${member.driver.type} driver is not implemented in this build`, {
-        member: member.name,
-      });
-  }
 }

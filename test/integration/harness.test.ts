@@ -10,7 +10,7 @@ import { GRPCResourceExhastedError, AlarmAction } from 'etcd3';
 import { parse } from 'yaml';
 import { corruptFile, livePids, startCluster } from '../support/etcd-cluster.ts';
 import type { TestCluster } from '../support/etcd-cluster.ts';
-import { driverFor } from '../../src/drivers/types.ts';
+import { driverFor } from '../../src/drivers/index.ts';
 import { createEtcdClient } from '../../src/etcd/client.ts';
 
 const clusters: TestCluster[] = [];
