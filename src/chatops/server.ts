@@ -26,6 +26,7 @@ import { ACTION_APPROVE, ACTION_DENY } from './render.ts';
 import { RunManager } from './run-manager.ts';
 import { actionMac, ReplayCache, verifyActionMac, verifyBearer, verifySlack, verifyToken } from './verify.ts';
 import type { StateStore } from '../store/types.ts';
+import { openChatopsState, type ChatopsState } from '../store/chatops-state.ts';
 import { mkdirp } from '../util/mkdirp.ts';
 
 /** The server's routes, also what examples/slack-app-manifest.yaml and examples/alertmanager.yaml point at. */
@@ -60,6 +61,38 @@ export interface ServerOptions {
   takeoverIntervalMs?: number;
   /** This build's version, for runbook_build_info (the CLI passes its own). */
   version?: string;
+  /** Alert dedupe/cooldown and followed runs (default: beside the runs, in the store or the state dir). */
+  chatState?: ChatopsState;
+}
+
+/**
+ * Refuse a store that is one of the clusters the config targets (by client URL or by cluster id). Inventories
+ * that cannot be loaded are left to the run-time check (their runs are refused then).
+ */
+async function refuseTargetStore(cfg: ChatopsConfig, store: StateStore): Promise<void> {
+  for (const [name, c] of Object.entries(cfg.clusters)) {
+    let inventory;
+    try {
+      inventory = loadInventory(c.inventory);
+    } catch {
+      continue;
+    }
+    try {
+      await store.checkNotTarget(inventory);
+    } catch (err) {
+      if (err instanceof UserError) throw new UserError(`${cfg.file}: clusters.${name}: ${err.message}`, { exitCode: err.exitCode });
+      throw err;
+    }
+  }
+}
+
+/** The flags that point `runbook approve`/`resume` in a terminal at this server's runs. */
+function whereFlags(cfg: ChatopsConfig, store: StateStore | undefined): string {
+  if (store?.kind === 'etcd') {
+    const endpoints = (store as StateStore & { endpoints?: string[] }).endpoints ?? [];
+    return `--store etcd://${endpoints.map((e) => e.replace(/^https?:\/\//, '')).join(',')}`;
+  }
+  return `--state-dir ${/^[\w./@:+-]+$/.test(cfg.stateDir) ? cfg.stateDir : JSON.stringify(cfg.stateDir)}`;
 }
 
 export interface ChatopsServer {
@@ -95,6 +128,10 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
   const rawLog = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const log = (msg: string) => rawLog(scrub(`runbook serve: ${msg}`));
 
+  // Before anything is written (audit records go to the store too): the store must not be a cluster this server may
+  // have to recover. A store that is the target fails with it (NOSPACE refuses the writes that record the recovery).
+  if (opts.store && opts.store.kind !== 'file') await refuseTargetStore(cfg, opts.store);
+
   mkdirp(cfg.stateDir);
   let auditFailures = 0;
   const auditInFlight = new Set<Promise<void>>();
@@ -111,7 +148,8 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
     : undefined);
   const metrics = createMetrics({ defaultMetrics: true, ...(opts.version ? { version: opts.version } : {}) });
   const replay = new ReplayCache();
-  const alerts = new AlertRouter(cfg);
+  const chatState = opts.chatState ?? await openChatopsState(store, cfg.stateDir);
+  const alerts = new AlertRouter(cfg, chatState);
 
   let registryPromise: Promise<ActionRegistry> | undefined;
   const registry = opts.registry ?? (() => (registryPromise ??= import('../actions/registry.ts').then((m) => m.createRegistry())));
@@ -137,6 +175,9 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
     ...(opts.store ? { store: opts.store } : {}),
     ...(opts.replicaId ? { replicaId: opts.replicaId } : {}),
     ...(opts.store && sinks.slack && cfg.slack?.channel ? { takeoverSink: { sink: sinks.slack, channel: cfg.slack.channel } } : {}),
+    sinks,
+    chatState,
+    whereFlags: whereFlags(cfg, store),
   });
 
   const refuse401 = (res: ServerResponse, req: IncomingMessage, route: string, source: string, reason: string) => {
@@ -283,7 +324,7 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
     const n = parsed.data;
     const remote = remoteOf(req);
     const results: { alertname: string; outcome: string; cluster?: string; reason?: string }[] = [];
-    for (const o of alerts.route(n)) {
+    for (const o of await alerts.route(n)) {
       metrics.alerts.inc({ alertname: o.alertname.slice(0, 100), outcome: o.outcome === 'start' ? 'started' : o.outcome });
       if (o.outcome !== 'start') {
         if (o.outcome !== 'resolved') audit.record({ event: 'alert.skipped', source: 'alertmanager', remote, alert: o.alertname, ...(o.cluster ? { cluster: o.cluster } : {}), outcome: o.outcome, reason: o.reason });
@@ -394,6 +435,8 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
   const url = `${tlsKey ? 'https' : 'http'}://${host}:${port}`;
   audit.record({ event: 'server.started', source: 'server', outcome: 'ok', listen: url, pid: process.pid });
   if (opts.store) runs.startTakeover(opts.takeoverIntervalMs ?? 1000);
+  // Runs a restart interrupted (state dir; with a store the takeover scan finds them): resumed in the background.
+  else void runs.resumeFollowed().catch((err: unknown) => log(`cannot resume the runs interrupted by the restart: ${messageOf(err)}`));
   // A guard per cluster whose entry has `guard:` (src/guard/fleet.ts), on this server's metrics, audit log and channel.
   const notice = alertSink();
   const guards = Object.values(cfg.clusters).some((c) => c.guard)
