@@ -36,7 +36,7 @@ import { resolveParams } from '../runbook/params.ts';
 import { ExitCode, UserError, messageOf } from '../util/errors.ts';
 import { actorKey, actorLabel, mayApprove, mayRun, type Actor } from './access.ts';
 import type { AuditLog } from './audit.ts';
-import type { ChatSink, MessageRef } from './chat.ts';
+import { StaleEdit, type ChatSink, type MessageRef } from './chat.ts';
 import type { ChatopsConfig } from './config.ts';
 import type { ChatopsMetrics } from './metrics.ts';
 import type { RunView } from './render.ts';
@@ -282,6 +282,7 @@ export class RunManager {
       run.finished = true;
       const ours = await this.#endingIsOurs(run, result);
       if (ours) {
+        await this.#runSays(run); // effects held while the store could not tell
         // Interrupted by this server's own shutdown (state dir): the next `serve` resumes it; say so.
         const handedOver = result.status === 'cancelled' && this.#closing;
         if (handedOver) run.view.notes.push(`⏸ interrupted: \`runbook serve\` is stopping; the run resumes when it starts again (or: \`runbook resume ${run.runId}\`)`);
@@ -311,23 +312,28 @@ export class RunManager {
 
   /**
    * Is this run still ours to speak about? Always, without a shared store. With one: while our lock holds it, or
-   * once it has ended with the run.finished record this server wrote. Otherwise the lock went to another replica
-   * (or expired): the run is marked lost, once, with a line on stderr.
+   * once it has ended with the run.finished record this server wrote. 'no': the lock went to another replica (or
+   * expired): the run is marked lost, once, with a line on stderr. 'unknown': the store did not answer, or the
+   * answer is too old to act on (this process was frozen or starved meanwhile): ask again later, say nothing now.
    */
-  async #ours(run: ActiveRun): Promise<boolean> {
+  async #ours(run: ActiveRun): Promise<'yes' | 'no' | 'unknown'> {
     const store = this.#d.store;
-    if (!store || run.dryRun) return true;
-    if (run.lost) return false;
+    if (!store || run.dryRun) return 'yes';
+    if (run.lost) return 'no';
+    const asked = Date.now();
     let holder: Awaited<ReturnType<StateStore['lockHolder']>>;
     try {
       holder = await store.lockHolder(run.inventory);
     } catch {
-      return true; // the store did not answer: no proof of a loss (and our own journal writes stop if it is one)
+      return 'unknown';
     }
-    if (holder && holder.runId === run.runId && holder.pid === process.pid && holder.host === os.hostname()) return true;
-    if (!holder && run.ending && await this.#endingInStore(run)) return true;
+    if (holder && holder.runId === run.runId && holder.pid === process.pid && holder.host === os.hostname()) {
+      // A "yes" holds while our lease cannot have run out since we asked (keep-alives renew it every third of it).
+      return Date.now() - asked < OWNERSHIP_VALID_MS ? 'yes' : 'unknown';
+    }
+    if (!holder && run.ending && await this.#endingInStore(run)) return 'yes';
     this.#lose(run, holder ? `its lock is held by ${holder.owner ?? `pid ${holder.pid} on ${holder.host}`}` : 'its lock expired');
-    return false;
+    return 'no';
   }
 
   async #endingInStore(run: ActiveRun): Promise<boolean> {
@@ -371,14 +377,23 @@ export class RunManager {
     run.says.push(effect);
     if (run.saying) return;
     run.saying = (async () => {
-      while (run.says.length) {
-        const batch = run.says.splice(0);
-        if (!(await this.#ours(run))) return;
-        for (const e of batch) {
-          try { await e(); } catch (err) { this.#d.log(`run ${run.runId}: ${messageOf(err)}`); }
+      while (run.says.length && !run.lost) {
+        const verdict = await this.#ours(run);
+        if (verdict === 'no') return;
+        if (verdict === 'unknown') {
+          if (run.finished) return; // the ending decides (see #follow); the held effects stay queued
+          await new Promise((r) => setTimeout(r, 500));
+          continue;
         }
+        await this.#runSays(run);
       }
     })().finally(() => { run.saying = undefined; });
+  }
+
+  async #runSays(run: ActiveRun): Promise<void> {
+    for (const e of run.says.splice(0)) {
+      try { await e(); } catch (err) { this.#d.log(`run ${run.runId}: ${messageOf(err)}`); }
+    }
   }
 
   /** Chat could not be reached: say so on stderr with what a person at a terminal can do instead. */
@@ -634,11 +649,23 @@ export class RunManager {
     if (final) await run.updating;
     if (run.updating) return; // the running update reschedules when it ends
     if (!run.ref || (!run.dirty && !final)) return;
-    if (!final && !(await this.#ours(run))) return;
+    const asked = Date.now();
+    if (!final) {
+      const verdict = await this.#ours(run);
+      if (verdict === 'unknown') {
+        run.timer = setTimeout(() => { run.timer = undefined; void this.#flush(run, false); }, this.#d.updateIntervalMs ?? 1000);
+        run.timer.unref?.();
+      }
+      if (verdict !== 'yes') return;
+    }
     if (run.updating) return;
     run.dirty = false;
     const ref = run.ref;
-    run.updating = run.sink.updateRun(ref, run.view).then(() => { run.chatDown = undefined; }, (err) => this.#chatFailed(run, 'cannot update its message', err)).finally(() => {
+    const validUntil = !final && this.#d.store && !run.dryRun ? { validUntil: asked + OWNERSHIP_VALID_MS } : undefined;
+    run.updating = run.sink.updateRun(ref, run.view, validUntil).then(() => { run.chatDown = undefined; }, (err) => {
+      if (err instanceof StaleEdit) run.dirty = true; // asked again at the next edit
+      else this.#chatFailed(run, 'cannot update its message', err);
+    }).finally(() => {
       run.updating = undefined;
       if (run.dirty && !final) this.#schedule(run);
     });
@@ -750,6 +777,12 @@ export class RunManager {
     await this.#active.get(runId)?.settled;
   }
 }
+
+/**
+ * How long a "this replica holds the run's lock" answer may be acted on. Well under the lease TTL (10 s by default,
+ * 3 s in tests): keep-alives renew the lease every third of it, so the lock cannot have moved within this time.
+ */
+const OWNERSHIP_VALID_MS = 800;
 
 /** Decisions taken in chat (audited where they are taken, by whichever replica took them). */
 const CHAT_VIAS = new Set(['slack', 'mattermost', 'slack command', 'mattermost command']);

@@ -183,6 +183,7 @@ describe('alert dedupe and cooldown survive a restart and are shared', () => {
     const [ra, rb] = await Promise.all([alert(a, body), alert(b, body)]);
     const outcomes = [...ra.json.results, ...rb.json.results].map((r: { outcome: string }) => r.outcome).sort();
     expect(outcomes).toEqual(['duplicate', 'started']);
+    await waitUntil('the run in the store', 20_000, async () => (await mgmt.client().getAll().prefix('/runbook/v1/index/').keys()).length === 1);
     await stop(a);
     const a2 = await startServe(writeConfig('alerts-a'), [...store, '--replica-id', 'alerts-a']);
     expect((await alert(a2, body)).json.results).toEqual([expect.objectContaining({ outcome: 'duplicate' })]);
