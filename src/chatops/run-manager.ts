@@ -3,14 +3,7 @@
  * the CLI uses), keep one chat message per run up to date, gate changes behind approvals, and take decisions from
  * buttons. Everything decided is audited.
  *
- * Approval policy for runs started from chat or an alert (the executor's `extraApprovals`):
- * - `approval: required` steps always wait for a human, each on its own.
- * - A `destructive: true` runbook: every mutating step waits for its own approval.
- * - Any other runbook: the first mutating step that actually runs waits; that approval covers the run's later
- *   mutating steps (they are recorded as approved by the same person, "covered by" the first). Read-only steps
- *   (preflight) run before the pause, so the approver sees what they found.
- * - No extra gate when the runbook is `autoApprove: true` (never together with destructive) AND its config entry
- *   says `autoRun: true`.
+ * Which steps wait for a human, and which the first approval covers: src/chatops/approval-policy.ts.
  * The approver must be on the approver list and must not be the requester; approvals expire (denied as expired).
  * Coverage is read back from the journal when a run is resumed (restart, takeover), so it survives both.
  *
@@ -21,7 +14,6 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
-import { catalog } from '../actions/catalog.ts';
 import type { ActionRegistry } from '../actions/types.ts';
 import type { JournalRecord } from '../events/types.ts';
 import { recordDecision, resumeStoredRun, startRun, startStoredRun, type RunHandle } from '../execute/executor.ts';
@@ -42,6 +34,7 @@ import type { ChatopsMetrics } from './metrics.ts';
 import type { RunView } from './render.ts';
 import type { ChatopsState, FollowedRun } from '../store/chatops-state.ts';
 import type { Platform } from './chat.ts';
+import { coveredVia, coveringApproval, gatesFor, isCoveringApproval } from './approval-policy.ts';
 
 export interface StartRequest {
   verb: 'run' | 'plan';
@@ -173,13 +166,9 @@ export class RunManager {
     return { req, runbook, text, params, inventoryFile: cfg.clusters[req.cluster]!.inventory };
   }
 
-  /** Which steps wait for a human when started this way (see the module comment). */
+  /** Which steps wait for a human when started this way (src/chatops/approval-policy.ts). */
   gates(runbook: Runbook): { extra: string[]; coverable: Set<string> } {
-    const access = this.#d.cfg.runbooks[runbook.name];
-    if (runbook.autoApprove && !runbook.destructive && access?.autoRun) return { extra: [], coverable: new Set() };
-    const mutating = runbook.steps.filter((s) => (catalog as Record<string, { mutates?: boolean }>)[s.action]?.mutates !== false && s.approval !== 'required' && s.action !== 'approve');
-    const extra = mutating.map((s) => s.id);
-    return { extra, coverable: runbook.destructive ? new Set() : new Set(extra) };
+    return gatesFor(runbook, this.#d.cfg.runbooks[runbook.name]);
   }
 
   /**
@@ -515,10 +504,7 @@ export class RunManager {
     const gates = this.gates(runbook);
     const [platform, ...idParts] = (meta.requestedBy ?? 'alertmanager:unknown').split(':');
     const requester: Actor = { platform: (platform as Actor['platform']) || 'alertmanager', id: idParts.join(':') || 'unknown' };
-    let coveredBy: ActiveRun['coveredBy'];
-    for (const rec of records) {
-      if (rec.type === 'approval.granted' && gates.coverable.has(rec.stepId) && !rec.via.includes('covered by')) { coveredBy = { by: rec.by, stepId: rec.stepId }; break; }
-    }
+    const coveredBy = coveringApproval(records, gates.coverable);
     // Its own message when it is known (same bot, same channel), else the takeover channel.
     const ownSink = followed?.platform ? this.#d.sinks?.[followed.platform] : undefined;
     const sink = ownSink ? { sink: ownSink, channel: followed!.channel } : this.#d.takeoverSink;
@@ -572,7 +558,7 @@ export class RunManager {
       return;
     }
     // The first human approval of a gated step (from chat, or `runbook approve` in a terminal) covers the rest.
-    if (rec.type === 'approval.granted' && !run.coveredBy && run.coverable.has(rec.stepId) && !rec.via.includes('covered by')) {
+    if (!run.coveredBy && isCoveringApproval(rec, run.coverable)) {
       run.coveredBy = { by: rec.by, stepId: rec.stepId };
     }
     this.#say(run, () => {
@@ -590,10 +576,10 @@ export class RunManager {
       const { by, stepId } = run.coveredBy;
       const reason = `covered by the approval of step ${stepId} by ${by}`;
       const audit = (outcome: string, error?: string) =>
-        this.#d.audit.record({ event: 'approval.granted', source: 'coverage', runId: run.runId, stepId: rec.stepId, runbook: run.runbook.name, cluster: run.cluster, user: by, via: `covered by the approval of ${stepId}`, outcome, reason: error ? `${reason}: ${error}` : reason });
+        this.#d.audit.record({ event: 'approval.granted', source: 'coverage', runId: run.runId, stepId: rec.stepId, runbook: run.runbook.name, cluster: run.cluster, user: by, via: coveredVia(stepId), outcome, reason: error ? `${reason}: ${error}` : reason });
       queueMicrotask(() => {
         if (run.lost) return;
-        run.handle?.approve(rec.stepId, by, `covered by the approval of ${stepId}`).then(
+        run.handle?.approve(rec.stepId, by, coveredVia(stepId)).then(
           (first) => audit(first ? 'accepted' : 'already-decided'),
           // Not recorded: the step keeps waiting for a decision from chat or `runbook approve`.
           (err: unknown) => audit('failed', `cannot record the decision: ${messageOf(err)}`),
