@@ -4,6 +4,7 @@
  * buttons. Everything decided is audited.
  *
  * Which steps wait for a human, and which the first approval covers: src/chatops/approval-policy.ts.
+ * How often the run's message is edited: src/chatops/message-updates.ts.
  * The approver must be on the approver list and must not be the requester; approvals expire (denied as expired).
  * Coverage is read back from the journal when a run is resumed (restart, takeover), so it survives both.
  *
@@ -28,7 +29,8 @@ import { resolveParams } from '../runbook/params.ts';
 import { ExitCode, UserError, messageOf } from '../util/errors.ts';
 import { actorKey, actorLabel, mayApprove, mayRun, type Actor } from './access.ts';
 import type { AuditLog } from './audit.ts';
-import { StaleEdit, type ChatSink, type MessageRef } from './chat.ts';
+import type { ChatSink, MessageRef } from './chat.ts';
+import { ThrottledMessage } from './message-updates.ts';
 import type { ChatopsConfig } from './config.ts';
 import type { ChatopsMetrics } from './metrics.ts';
 import type { RunView } from './render.ts';
@@ -87,9 +89,8 @@ interface ActiveRun {
   view: RunView;
   ref?: MessageRef;
   posting?: Promise<void>;
-  updating?: Promise<void>;
-  timer?: NodeJS.Timeout;
-  dirty: boolean;
+  /** Edits of the run's message, throttled (src/chatops/message-updates.ts). */
+  message: ThrottledMessage;
   finished: boolean;
   /** Extra gates whose approval the first human approval covers. */
   coverable: Set<string>;
@@ -204,10 +205,12 @@ export class RunManager {
     const run: ActiveRun = {
       runId: '', runbook, cluster: req.cluster, requester: req.actor, dryRun, sink: req.sink, channel: req.channel,
       view: { runId: '', runbook: runbook.name, cluster: req.cluster, requestedBy: actorLabel(req.actor), dryRun, stepIds: runbook.steps.map((s) => s.id), state, notes: [] },
-      dirty: false, finished: false, coverable: gates.coverable,
+      finished: false, coverable: gates.coverable,
       settled: new Promise<void>((r) => { resolveSettled = r; }),
       inventory, says: [],
+      message: undefined as unknown as ThrottledMessage,
     };
+    run.message = this.#messageOf(run);
     const onEvent = (rec: JournalRecord) => this.#onEvent(run, rec);
     try {
       const runOpts = {
@@ -253,7 +256,7 @@ export class RunManager {
     const { audit } = this.#d;
     const dryRun = run.dryRun;
     if (run.ref) {
-      this.#schedule(run);
+      run.message.schedule();
     } else {
       run.posting = run.sink.postRun(run.channel, run.view).then(
         async (ref) => {
@@ -277,11 +280,10 @@ export class RunManager {
         if (handedOver) run.view.notes.push(`⏸ interrupted: \`runbook serve\` is stopping; the run resumes when it starts again (or: \`runbook resume ${run.runId}\`)`);
         if (!dryRun) this.#d.metrics.observe(run.runbook.name, { ...(run.ending as JournalRecord) });
         audit.record({ event: dryRun ? 'plan.finished' : 'run.finished', ...base, runId: run.runId, outcome: result.status, ...(result.error ? { reason: result.error.message, stepId: result.error.stepId } : {}) });
-        await this.#flush(run, true);
+        await run.message.flush(true);
         if (run.followed && !handedOver) await this.#d.chatState?.unfollow(run.runId).catch((err: unknown) => this.#d.log(`run ${run.runId}: cannot forget it in the ${this.#d.chatState!.description}: ${messageOf(err)}`));
       } else {
-        if (run.timer) clearTimeout(run.timer);
-        run.timer = undefined;
+        run.message.cancel();
         if (this.#closing && !run.lost) this.#d.log(`run ${run.runId}: handed over (this replica is stopping); another replica or the next \`runbook serve\` resumes it`);
         else this.#lose(run, run.lost ?? result.error?.message ?? 'its ending is not the one in the journal');
       }
@@ -351,8 +353,7 @@ export class RunManager {
     if (run.lost) return;
     run.lost = why;
     run.says.length = 0;
-    if (run.timer) clearTimeout(run.timer);
-    run.timer = undefined;
+    run.message.cancel();
     this.#d.log(`run ${run.runId}: this replica lost the run's lock (${why}); another runner carries it on: this replica says nothing more about it (no audit, chat or metrics)`);
   }
 
@@ -514,12 +515,14 @@ export class RunManager {
       runId, runbook, cluster: clusterName, requester, dryRun: false,
       sink: sink?.sink ?? nullSink, channel: sink?.channel ?? '',
       view: { runId, runbook: runbook.name, cluster: clusterName, requestedBy: followed?.requesterLabel ?? actorLabel(requester), dryRun: false, stepIds: runbook.steps.map((s) => s.id), state: newRunState(), notes: [note] },
-      dirty: false, finished: false, coverable: gates.coverable, ...(coveredBy ? { coveredBy } : {}),
+      finished: false, coverable: gates.coverable, ...(coveredBy ? { coveredBy } : {}),
       settled: new Promise<void>((r) => { resolveSettled = r; }),
       inventory, says: [],
       ...(followed ? { followed } : {}),
       ...(ownSink && followed?.message ? { ref: { channel: followed.message.channel, id: followed.message.id } } : {}),
+      message: undefined as unknown as ThrottledMessage,
     };
+    run.message = this.#messageOf(run);
     for (const rec of records) applyRecord(run.view.state, rec);
     this.#active.set(runId, run);
     try {
@@ -566,7 +569,7 @@ export class RunManager {
       if (rec.type === 'approval.requested') this.#onApprovalRequested(run, rec);
       else if (rec.type === 'approval.granted' || rec.type === 'approval.denied') return this.#auditDecision(run, rec);
     });
-    this.#schedule(run);
+    run.message.schedule();
   }
 
   #onApprovalRequested(run: ActiveRun, rec: Extract<JournalRecord, { type: 'approval.requested' }>): void {
@@ -615,48 +618,17 @@ export class RunManager {
     run.view.notes.push(`${granted ? '👍' : '👎'} \`${rec.stepId}\` ${granted ? 'approved' : 'denied'} by ${rec.by} (${via})`);
   }
 
-  #schedule(run: ActiveRun): void {
-    run.dirty = true;
-    if (run.timer || run.updating || run.lost || run.ending) return; // an ended run gets its last edit when it settles
-    run.timer = setTimeout(() => {
-      run.timer = undefined;
-      void this.#flush(run, false);
-    }, this.#d.updateIntervalMs ?? 1000);
-    run.timer.unref?.();
-  }
-
-  /** Edit the run's message to its current state. `final`: wait for everything and send the last state. */
-  async #flush(run: ActiveRun, final: boolean): Promise<void> {
-    if (run.timer && final) {
-      clearTimeout(run.timer);
-      run.timer = undefined;
-    }
-    await run.posting;
-    if (final) await run.updating;
-    if (run.updating) return; // the running update reschedules when it ends
-    if (!run.ref || (!run.dirty && !final)) return;
-    const asked = Date.now();
-    if (!final) {
-      const verdict = await this.#ours(run);
-      if (verdict === 'unknown') {
-        run.timer = setTimeout(() => { run.timer = undefined; void this.#flush(run, false); }, this.#d.updateIntervalMs ?? 1000);
-        run.timer.unref?.();
-      }
-      if (verdict !== 'yes') return;
-    }
-    if (run.updating) return;
-    run.dirty = false;
-    const ref = run.ref;
-    const validUntil = !final && this.#d.store && !run.dryRun ? { validUntil: asked + OWNERSHIP_VALID_MS } : undefined;
-    run.updating = run.sink.updateRun(ref, run.view, validUntil).then(() => { run.chatDown = undefined; }, (err) => {
-      if (err instanceof StaleEdit) run.dirty = true; // asked again at the next edit
-      else this.#chatFailed(run, 'cannot update its message', err);
-    }).finally(() => {
-      run.updating = undefined;
-      if (run.dirty && !final) this.#schedule(run);
+  #messageOf(run: ActiveRun): ThrottledMessage {
+    return new ThrottledMessage({
+      intervalMs: this.#d.updateIntervalMs ?? 1000,
+      ready: async () => { await run.posting; return Boolean(run.ref); },
+      send: (validUntil) => run.sink.updateRun(run.ref!, run.view, validUntil === undefined ? undefined : { validUntil }),
+      ...(this.#d.store && !run.dryRun ? { mayEdit: () => this.#ours(run) } : {}),
+      validMs: OWNERSHIP_VALID_MS,
+      quiet: () => Boolean(run.lost || run.ending), // an ended run gets its last edit when it settles
+      onSent: () => { run.chatDown = undefined; },
+      onError: (err) => this.#chatFailed(run, 'cannot update its message', err),
     });
-    await run.updating;
-    if (final && run.dirty) await this.#flush(run, true);
   }
 
   /**
@@ -711,7 +683,7 @@ export class RunManager {
     audit.record({ event: decision === 'granted' ? 'approval.granted' : 'approval.denied', ...base, runbook: meta.runbook, cluster, via, outcome: 'accepted', reason: reasonText });
     if (active) {
       active.view.notes.push(`${decision === 'granted' ? '👍' : '👎'} \`${stepId}\` ${decision === 'granted' ? 'approved' : 'denied'} by ${actorLabel(actor)}`);
-      this.#schedule(active);
+      active.message.schedule();
     }
     const note = active || store ? '' : ` (run ${runId} is not running in this server: \`runbook resume ${runId}\` continues it)`;
     return { ok: true, message: `${decision === 'granted' ? 'Approved' : 'Denied'} step "${stepId}" of run ${runId}${note}` };
