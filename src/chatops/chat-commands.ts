@@ -41,6 +41,13 @@ export async function answerCommand(ctx: HandlerContext, platform: 'slack' | 'ma
       audit.record({ event: 'command.accepted', ...base, outcome: 'accepted', runId: cmd.runId });
       return st.text;
     }
+    case 'approve':
+    case 'deny': {
+      // The same checks as a button (approver list, not the requester, still waiting, not expired); audited there.
+      const r = await runs.decide(cmd.runId, cmd.stepId, cmd.verb === 'approve' ? 'granted' : 'denied', actor, `${platform} command`, channel);
+      metrics.requests.inc({ route: platform, outcome: r.ok ? 'ok' : 'forbidden' });
+      return r.ok ? r.message : `⛔ ${r.message}`;
+    }
     case 'run':
     case 'plan': {
       const sink = sinks[platform];

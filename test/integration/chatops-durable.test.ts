@@ -168,10 +168,12 @@ describe('alert dedupe and cooldown survive a restart and are shared', () => {
       const j = journalOf(stateDir, runId);
       return j.some((r) => r.type === 'run.resumed') && foldJournal(j).status === 'awaiting-approval';
     });
-    await sendSlack(`${second.url}${ROUTES.slackInteractions}`, blockActionBody({ user_id: APPROVER, channel_id: CHANNEL, action_id: 'runbook_deny', value: `${runId} change` }), { secret: SIGNING });
+    // (by slash command this time: the same checks and audit as a button)
+    const denied = await sendSlack(`${second.url}${ROUTES.slackCommands}`, slashCommandBody({ text: `deny ${runId} change`, user_id: APPROVER, channel_id: CHANNEL }), { secret: SIGNING });
+    expect(denied.json.text).toMatch(/Denied step "change"/);
     await waitUntil('the run to end denied', 20_000, () => foldJournal(journalOf(stateDir, runId)).status === 'denied');
     await stop(second);
-    expect(auditOf(stateDir)).toContainEqual(expect.objectContaining({ event: 'approval.denied', runId, source: 'slack', reason: expect.stringMatching(/denied in chat/) }));
+    expect(auditOf(stateDir)).toContainEqual(expect.objectContaining({ event: 'approval.denied', runId, source: 'slack', via: 'slack command', reason: expect.stringMatching(/denied in chat/) }));
   }, 120_000);
 
   it('management etcd: two replicas share it; one restarted replica remembers it', async () => {
