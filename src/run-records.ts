@@ -12,3 +12,4 @@ export { readJournal } from './store/journal.ts';
 export { applyRecord, foldJournal, newRunState, type RunState } from './execute/state.ts';
 export { pinnedIdentity } from './execute/identity.ts';
 export type { RunReport } from './execute/report.ts';
+export { openChatopsState, memoryChatopsState, type ChatopsState, type FollowedRun } from './store/chatops-state.ts';

@@ -146,7 +146,7 @@ export async function defragMember(ctx: ActionContext, input: DefragInput): Prom
 
   let timeoutMs = defragTimeoutMs(before.dbSize, input.timeoutPerGiB);
   if (ctx.deadline !== undefined) timeoutMs = Math.min(timeoutMs, Math.max(0, ctx.deadline - Date.now()));
-  ctx.log(`defragmenting ${before.name}: db ${formatBytes(before.dbSize)}, in use ${formatBytes(before.dbSizeInUse)} (deadline ${formatDuration(timeoutMs)})`, { workBytes: before.dbSizeInUse });
+  ctx.log(`defragmenting ${before.name}: db ${formatBytes(before.dbSize)}, in use ${formatBytes(before.dbSizeInUse)} (deadline ${formatDuration(timeoutMs)})`, { workBytes: before.dbSizeInUse, before: sizes(before) });
   const started = performance.now();
   const { confirmedByPolling } = await defragmentOnce(ctx, pool, before, timeoutMs);
   const durationMs = Math.round(performance.now() - started);

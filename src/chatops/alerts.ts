@@ -1,9 +1,12 @@
 /**
  * Alertmanager webhook notifications → runbook runs. Alertmanager re-sends a group's notification on every
  * group_interval/repeat_interval and retries failed deliveries, so an alert is taken once per
- * (groupKey, fingerprint, startsAt), and a cluster gets at most one alert-started run per cooldown.
+ * (groupKey, fingerprint, startsAt), and a cluster gets at most one alert-started run per cooldown. Both are claims
+ * in the chat-ops state (src/store/chatops-state.ts): kept in the state dir or the management etcd, they survive a
+ * restart of `serve` and are shared by its replicas (one of two replicas that get the same notification wins).
  */
 import { z } from 'zod';
+import { memoryChatopsState, type ChatopsState } from '../run-records.ts';
 import type { AlertRoute, ChatopsConfig } from './config.ts';
 
 const zAlert = z.object({
@@ -30,46 +33,20 @@ export type AlertOutcome =
   | { alertname: string; outcome: 'start'; route: AlertRoute; cluster: string; key: string }
   | { alertname: string; outcome: 'duplicate' | 'cooldown' | 'unmapped' | 'resolved' | 'no-cluster' | 'unknown-cluster'; cluster?: string; key?: string; reason: string };
 
-/** A map with expiry and a size bound (oldest first out). */
-class ExpiringSet {
-  readonly #m = new Map<string, number>();
-  readonly #ttl: number;
-  readonly #max: number;
-  constructor(ttlMs: number, max: number) {
-    this.#ttl = ttlMs;
-    this.#max = max;
-  }
-  has(k: string, now: number): boolean {
-    const exp = this.#m.get(k);
-    if (exp === undefined) return false;
-    if (exp <= now) {
-      this.#m.delete(k);
-      return false;
-    }
-    return true;
-  }
-  add(k: string, now: number): void {
-    this.#m.delete(k);
-    this.#m.set(k, now + this.#ttl);
-    while (this.#m.size > this.#max) {
-      const first = this.#m.keys().next().value;
-      if (first === undefined) break;
-      this.#m.delete(first);
-    }
-  }
-}
+/** How long a handled alert is remembered (Alertmanager resends a firing alert with the same startsAt for days). */
+export const DEDUPE_TTL_MS = 7 * 24 * 3600_000;
 
 export class AlertRouter {
   readonly #cfg: ChatopsConfig;
-  readonly #seen = new ExpiringSet(7 * 24 * 3600_000, 50_000);
-  readonly #lastStart = new Map<string, number>();
+  readonly #state: ChatopsState;
 
-  constructor(cfg: ChatopsConfig) {
+  constructor(cfg: ChatopsConfig, state: ChatopsState = memoryChatopsState()) {
     this.#cfg = cfg;
+    this.#state = state;
   }
 
-  /** Decide, synchronously, what to do with each alert of a notification (and remember what was taken). */
-  route(n: Notification, now = Date.now()): AlertOutcome[] {
+  /** Decide what to do with each alert of a notification (and remember what was taken, in the chat-ops state). */
+  async route(n: Notification, now = Date.now()): Promise<AlertOutcome[]> {
     const out: AlertOutcome[] = [];
     for (const a of n.alerts) {
       const alertname = a.labels.alertname ?? '';
@@ -83,11 +60,10 @@ export class AlertRouter {
         continue;
       }
       const key = `${n.groupKey}\u0000${a.fingerprint ?? JSON.stringify(Object.entries(a.labels).sort())}\u0000${a.startsAt}`;
-      if (this.#seen.has(key, now)) {
+      if (!(await this.#state.claim(`alert\u0000${key}`, DEDUPE_TTL_MS, now)).first) {
         out.push({ alertname, outcome: 'duplicate', key, reason: 'already handled (same groupKey, fingerprint and startsAt)' });
         continue;
       }
-      this.#seen.add(key, now);
       const cluster = a.labels[route.clusterLabel];
       if (!cluster) {
         out.push({ alertname, outcome: 'no-cluster', key, reason: `the alert has no "${route.clusterLabel}" label` });
@@ -97,12 +73,13 @@ export class AlertRouter {
         out.push({ alertname, outcome: 'unknown-cluster', cluster, key, reason: `cluster "${cluster}" is not configured` });
         continue;
       }
-      const last = this.#lastStart.get(cluster);
-      if (last !== undefined && now - last < this.#cfg.cooldownMs) {
-        out.push({ alertname, outcome: 'cooldown', cluster, key, reason: `a run for cluster "${cluster}" was started by an alert ${Math.round((now - last) / 1000)} s ago (cooldown ${Math.round(this.#cfg.cooldownMs / 1000)} s)` });
-        continue;
+      if (this.#cfg.cooldownMs > 0) {
+        const c = await this.#state.claim(`cooldown\u0000${cluster}`, this.#cfg.cooldownMs, now);
+        if (!c.first) {
+          out.push({ alertname, outcome: 'cooldown', cluster, key, reason: `a run for cluster "${cluster}" was started by an alert ${Math.max(0, Math.round((now - c.at) / 1000))} s ago (cooldown ${Math.round(this.#cfg.cooldownMs / 1000)} s)` });
+          continue;
+        }
       }
-      this.#lastStart.set(cluster, now);
       out.push({ alertname, outcome: 'start', route, cluster, key });
     }
     return out;

@@ -16,11 +16,22 @@ export interface MessageRef {
 export interface ChatSink {
   platform: Platform;
   postRun(channel: string, view: RunView): Promise<MessageRef>;
-  updateRun(ref: MessageRef, view: RunView): Promise<void>;
+  /**
+   * Edit the run's message. `validUntil`: the caller's right to edit ends then (a replica's hold on the run's lock):
+   * past it, nothing is sent (StaleEdit), checked as close to the request as this code gets.
+   */
+  updateRun(ref: MessageRef, view: RunView, opts?: { validUntil?: number }): Promise<void>;
   /** A plain message in a channel (lock refusals, start failures). */
   notice(channel: string, text: string): Promise<void>;
   /** A message only one user sees (refused clicks). */
   ephemeral(channel: string, user: string, text: string): Promise<void>;
+}
+
+/** An edit not sent because the right to make it had run out (see ChatSink.updateRun). */
+export class StaleEdit extends Error {}
+
+function checkValid(validUntil: number | undefined): void {
+  if (validUntil !== undefined && Date.now() > validUntil) throw new StaleEdit('the run may have changed hands since this edit was decided');
 }
 
 function silentLogger(log: (msg: string) => void): Logger {
@@ -52,8 +63,11 @@ export function slackSink(opts: { token: string; apiUrl: string; log: (msg: stri
       if (!r.ts) throw new Error('chat.postMessage returned no ts');
       return { channel: r.channel ?? channel, id: r.ts };
     },
-    async updateRun(ref, view) {
-      await client.chat.update({ channel: ref.channel, ts: ref.id, text: plainText(view).slice(0, 3000), blocks: slackBlocks(view) as never });
+    async updateRun(ref, view, o) {
+      const text = plainText(view).slice(0, 3000);
+      const blocks = slackBlocks(view) as never;
+      checkValid(o?.validUntil);
+      await client.chat.update({ channel: ref.channel, ts: ref.id, text, blocks });
     },
     async notice(channel, text) {
       await client.chat.postMessage({ channel, text });
@@ -98,8 +112,9 @@ export function mattermostSink(opts: {
       if (typeof r.id !== 'string') throw new Error('Mattermost POST /posts returned no id');
       return { channel, id: r.id };
     },
-    async updateRun(ref, view) {
+    async updateRun(ref, view, o) {
       const p = mattermostPost(view, buttons(view));
+      checkValid(o?.validUntil);
       await call('PUT', `/posts/${encodeURIComponent(ref.id)}/patch`, { message: p.message, props: p.props });
     },
     async notice(channel, text) {

@@ -5,6 +5,7 @@
  *   run  <runbook> cluster=<name> [key=value ...]
  *   plan <runbook> cluster=<name> [key=value ...]
  *   status <run-id>
+ *   approve <run-id> <step> · deny <run-id> <step>
  *   list
  *   help
  */
@@ -12,6 +13,7 @@
 export type ChatCommand =
   | { verb: 'run' | 'plan'; runbook: string; cluster: string; params: Record<string, string> }
   | { verb: 'status'; runId: string }
+  | { verb: 'approve' | 'deny'; runId: string; stepId: string }
   | { verb: 'list' }
   | { verb: 'help' };
 
@@ -24,12 +26,14 @@ const KEY = /^[a-zA-Z][a-zA-Z0-9]*$/;
 const VALUE = /^[A-Za-z0-9._:/@%+-]+$/;
 const RUNBOOK = /^[a-z][a-z0-9-]{0,63}$/;
 const RUN_ID = /^[0-9]{8}-[0-9]{6}-[a-z0-9-]{1,40}-[0-9a-f]{6}$/;
+const STEP = /^[a-z][a-z0-9-]{0,80}$/;
 
 export const USAGE = [
   'Usage:',
   '  run <runbook> cluster=<name> [key=value ...]   start a run (progress is posted in this channel)',
   '  plan <runbook> cluster=<name> [key=value ...]  dry run: read-only probes, nothing changed',
   '  status <run-id>                               where a run is',
+  '  approve <run-id> <step>, deny <run-id> <step> decide a step that waits (as its buttons do)',
   '  list                                          runbooks and clusters you may use here',
 ].join('\n');
 
@@ -53,6 +57,14 @@ export function parseCommand(text: string, opts: { maxValueLength?: number } = {
       const id = rest[0]!;
       if (!RUN_ID.test(id)) return { ok: false, error: `${show(id)} is not a run id (they look like 20260101-120000-nospace-recovery-a1b2c3)` };
       return { ok: true, command: { verb: 'status', runId: id } };
+    }
+    case 'approve':
+    case 'deny': {
+      if (rest.length !== 2) return { ok: false, error: `usage: ${verb} <run-id> <step>` };
+      const [id, step] = rest as [string, string];
+      if (!RUN_ID.test(id)) return { ok: false, error: `${show(id)} is not a run id (they look like 20260101-120000-nospace-recovery-a1b2c3)` };
+      if (!STEP.test(step)) return { ok: false, error: `${show(step)} is not a step id (lowercase letters, digits and -)` };
+      return { ok: true, command: { verb, runId: id, stepId: step } };
     }
     case 'run':
     case 'plan': {

@@ -6,7 +6,7 @@ export interface ChatopsMetrics {
   registry: Registry;
   /** Runs that ended (or were refused): one count per run. */
   runs: Counter<'runbook' | 'outcome'>;
-  /** Runs started or taken over by this server. */
+  /** Runs started, taken over or resumed after a restart by this server. */
   started: Counter<'runbook' | 'how'>;
   stepDuration: Histogram<'runbook' | 'step' | 'status'>;
   approvalsPending: Gauge;
@@ -24,7 +24,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean; version?: string
   // sum(runbook_runs_total) is the number of runs that ended (or were refused), never twice a run.
   const started = new Counter({
     name: 'runbook_runs_started_total',
-    help: 'Runs this server started (how="new") or took over from a dead replica (how="takeover"), by runbook',
+    help: 'Runs this server started (how="new"), took over from a dead replica (how="takeover") or resumed after a restart (how="resume"), by runbook',
     labelNames: ['runbook', 'how'] as const,
     registers: [registry],
   });

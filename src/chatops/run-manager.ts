@@ -3,29 +3,33 @@
  * the CLI uses), keep one chat message per run up to date, gate changes behind approvals, and take decisions from
  * buttons. Everything decided is audited.
  *
- * Approval policy for runs started from chat or an alert (the executor's `extraApprovals`):
- * - `approval: required` steps always wait for a human, each on its own.
- * - A `destructive: true` runbook: every mutating step waits for its own approval.
- * - Any other runbook: the first mutating step that actually runs waits; that approval covers the run's later
- *   mutating steps (they are recorded as approved by the same person, "covered by" the first). Read-only steps
- *   (preflight) run before the pause, so the approver sees what they found.
- * - No extra gate when the runbook is `autoApprove: true` (never together with destructive) AND its config entry
- *   says `autoRun: true`.
+ * Which steps wait for a human, and which the first approval covers: src/chatops/approval-policy.ts.
+ * How often the run's message is edited: src/chatops/message-updates.ts.
  * The approver must be on the approver list and must not be the requester; approvals expire (denied as expired).
+ * Coverage is read back from the journal when a run is resumed (restart, takeover), so it survives both.
+ *
+ * One voice per run: with a shared store, a replica that lost a run's lock (frozen or partitioned past its lease,
+ * then thawed) says nothing more about that run (no audit record, no chat edit, no metric): whoever holds the lock
+ * now tells its ending. Runs this server started are followed in the chat-ops state (src/store/chatops-state.ts):
+ * a restarted server resumes the ones a restart interrupted, and edits the same chat message.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import { catalog, loadRunbookText, resolveParams } from '../authoring.ts';
 import { resumeRun, startRun } from '../engine.ts';
-import type { ActionRegistry, Inventory, JournalRecord, RunHandle, Runbook, RunState, StateStore } from '../index.ts';
+import type { ActionRegistry, Inventory, JournalRecord, RunHandle, Runbook, RunMeta, RunState, StateStore } from '../index.ts';
 import { applyRecord, FileStore, foldJournal, newRunState } from '../run-records.ts';
 import { ExitCode, UserError, messageOf } from '../util/errors.ts';
 import { actorKey, actorLabel, mayApprove, mayRun, type Actor } from './access.ts';
 import type { AuditLog } from './audit.ts';
 import type { ChatSink, MessageRef } from './chat.ts';
+import { ThrottledMessage } from './message-updates.ts';
 import type { ChatopsConfig } from './config.ts';
 import type { ChatopsMetrics } from './metrics.ts';
 import type { RunView } from './render.ts';
+import type { ChatopsState, FollowedRun } from '../run-records.ts';
+import type { Platform } from './chat.ts';
+import { coveredVia, coveringApproval, gatesFor, isCoveringApproval } from './approval-policy.ts';
 
 export interface StartRequest {
   verb: 'run' | 'plan';
@@ -56,8 +60,14 @@ export interface RunManagerDeps {
   store?: StateStore;
   /** How this replica names itself in lock records (default host:pid). */
   replicaId?: string;
-  /** Where runs taken over from a dead replica post their progress (the original message is not ours to edit). */
+  /** Where runs taken over from a dead replica post their progress when their own message is unknown. */
   takeoverSink?: { sink: ChatSink; channel: string };
+  /** The chat sinks by platform: a resumed run keeps editing its own message. */
+  sinks?: Partial<Record<Platform, ChatSink>>;
+  /** Followed runs, kept beside the runs (state dir or management etcd). */
+  chatState?: ChatopsState;
+  /** The flags that point `runbook approve/resume` at this server's runs (`--state-dir …` or `--store …`). */
+  whereFlags?: string;
 }
 
 interface ActiveRun {
@@ -72,15 +82,26 @@ interface ActiveRun {
   view: RunView;
   ref?: MessageRef;
   posting?: Promise<void>;
-  updating?: Promise<void>;
-  timer?: NodeJS.Timeout;
-  dirty: boolean;
+  /** Edits of the run's message, throttled (src/chatops/message-updates.ts). */
+  message: ThrottledMessage;
   finished: boolean;
   /** Extra gates whose approval the first human approval covers. */
   coverable: Set<string>;
   /** The first human approval in this run (covers the coverable steps after it). */
   coveredBy?: { by: string; stepId: string };
   settled: Promise<void>;
+  inventory: Inventory;
+  /** How this run is recorded in the chat-ops state (absent for dry runs). */
+  followed?: FollowedRun;
+  /** The run.finished record this server emitted (its ending, if it is the one in the journal). */
+  ending?: JournalRecord;
+  /** Set once this server knows it no longer runs this run (lock lost): from then on it says nothing about it. */
+  lost?: string;
+  /** Chat side effects waiting for the ownership check (store runs), in order. */
+  says: (() => unknown)[];
+  saying?: Promise<void>;
+  /** Why chat could not be reached at the last attempt (cleared by a success). */
+  chatDown?: string;
 }
 
 export interface Prepared {
@@ -143,13 +164,9 @@ export class RunManager {
     return { req, runbook, text, params, inventoryFile: cfg.clusters[req.cluster]!.inventory };
   }
 
-  /** Which steps wait for a human when started this way (see the module comment). */
+  /** Which steps wait for a human when started this way (src/chatops/approval-policy.ts). */
   gates(runbook: Runbook): { extra: string[]; coverable: Set<string> } {
-    const access = this.#d.cfg.runbooks[runbook.name];
-    if (runbook.autoApprove && !runbook.destructive && access?.autoRun) return { extra: [], coverable: new Set() };
-    const mutating = runbook.steps.filter((s) => (catalog as Record<string, { mutates?: boolean }>)[s.action]?.mutates !== false && s.approval !== 'required' && s.action !== 'approve');
-    const extra = mutating.map((s) => s.id);
-    return { extra, coverable: runbook.destructive ? new Set() : new Set(extra) };
+    return gatesFor(runbook, this.#d.cfg.runbooks[runbook.name]);
   }
 
   /**
@@ -185,9 +202,12 @@ export class RunManager {
     const run: ActiveRun = {
       runId: '', runbook, cluster: req.cluster, requester: req.actor, dryRun, sink: req.sink, channel: req.channel,
       view: { runId: '', runbook: runbook.name, cluster: req.cluster, requestedBy: actorLabel(req.actor), dryRun, stepIds: runbook.steps.map((s) => s.id), state, notes: [] },
-      dirty: false, finished: false, coverable: gates.coverable,
+      finished: false, coverable: gates.coverable,
       settled: new Promise<void>((r) => { resolveSettled = r; }),
+      inventory, says: [],
+      message: undefined as unknown as ThrottledMessage,
     };
+    run.message = this.#messageOf(run);
     const onEvent = (rec: JournalRecord) => this.#onEvent(run, rec);
     try {
       const runOpts = {
@@ -212,7 +232,14 @@ export class RunManager {
     run.view.runId = run.runId;
     this.#active.set(run.runId, run);
     audit.record({ event: dryRun ? 'plan.started' : 'run.started', ...base, outcome: 'accepted', runId: run.runId, params: p.params, extraApprovals: gates.extra });
-    if (!dryRun) metrics.started.inc({ runbook: runbook.name, how: 'new' });
+    if (!dryRun) {
+      metrics.started.inc({ runbook: runbook.name, how: 'new' });
+      run.followed = {
+        runId: run.runId, cluster: req.cluster, origin: req.origin, requester: actorKey(req.actor), requesterLabel: actorLabel(req.actor),
+        platform: req.sink.platform, channel: req.channel,
+      };
+      await this.#saveFollow(run);
+    }
     this.#follow(run, base, resolveSettled);
     return run.runId;
   }
@@ -221,24 +248,155 @@ export class RunManager {
     return this.#d.replicaId ?? `${os.hostname()}:${process.pid}`;
   }
 
-  /** Post the run's message and keep it current; audit the end. */
+  /** Post the run's message (unless it has one: a resumed run) and keep it current; audit the end. */
   #follow(run: ActiveRun, base: { source: string } & Record<string, unknown>, resolveSettled: () => void): void {
     const { audit } = this.#d;
     const dryRun = run.dryRun;
-    run.posting = run.sink.postRun(run.channel, run.view).then(
-      (ref) => { run.ref = ref; },
-      (err) => this.#d.log(`run ${run.runId}: cannot post the progress message: ${messageOf(err)}`),
-    );
+    if (run.ref) {
+      run.message.schedule();
+    } else {
+      run.posting = run.sink.postRun(run.channel, run.view).then(
+        async (ref) => {
+          run.ref = ref;
+          run.chatDown = undefined;
+          if (run.followed) {
+            run.followed.message = { channel: ref.channel, id: ref.id };
+            await this.#saveFollow(run);
+          }
+        },
+        (err) => this.#chatFailed(run, 'cannot post the progress message', err),
+      );
+    }
     void run.handle!.done.then(async (result) => {
       run.finished = true;
-      audit.record({ event: dryRun ? 'plan.finished' : 'run.finished', ...base, runId: run.runId, outcome: result.status, ...(result.error ? { reason: result.error.message, stepId: result.error.stepId } : {}) });
-      await this.#flush(run, true);
+      const ours = await this.#endingIsOurs(run, result);
+      if (ours) {
+        await this.#runSays(run); // effects held while the store could not tell
+        // Interrupted by this server's own shutdown (state dir): the next `serve` resumes it; say so.
+        const handedOver = result.status === 'cancelled' && this.#closing;
+        if (handedOver) run.view.notes.push(`⏸ interrupted: \`runbook serve\` is stopping; the run resumes when it starts again (or: \`runbook resume ${run.runId}\`)`);
+        if (!dryRun) this.#d.metrics.observe(run.runbook.name, { ...(run.ending as JournalRecord) });
+        audit.record({ event: dryRun ? 'plan.finished' : 'run.finished', ...base, runId: run.runId, outcome: result.status, ...(result.error ? { reason: result.error.message, stepId: result.error.stepId } : {}) });
+        await run.message.flush(true);
+        if (run.followed && !handedOver) await this.#d.chatState?.unfollow(run.runId).catch((err: unknown) => this.#d.log(`run ${run.runId}: cannot forget it in the ${this.#d.chatState!.description}: ${messageOf(err)}`));
+      } else {
+        run.message.cancel();
+        if (this.#closing && !run.lost) this.#d.log(`run ${run.runId}: handed over (this replica is stopping); another replica or the next \`runbook serve\` resumes it`);
+        else this.#lose(run, run.lost ?? result.error?.message ?? 'its ending is not the one in the journal');
+      }
       this.#active.delete(run.runId); // later clicks and `status` read the run's files
       resolveSettled();
     }, (err) => {
       this.#d.log(`run ${run.runId}: ${messageOf(err)}`);
       resolveSettled();
     });
+  }
+
+  async #saveFollow(run: ActiveRun): Promise<void> {
+    const cs = this.#d.chatState;
+    if (!cs || !run.followed) return;
+    await cs.follow(run.followed).catch((err: unknown) => this.#d.log(`run ${run.runId}: cannot record it in the ${cs.description} (a restart would not resume it): ${messageOf(err)}`));
+  }
+
+  /**
+   * Is this run still ours to speak about? Always, without a shared store. With one: while our lock holds it, or
+   * once it has ended with the run.finished record this server wrote. 'no': the lock went to another replica (or
+   * expired): the run is marked lost, once, with a line on stderr. 'unknown': the store did not answer, or the
+   * answer is too old to act on (this process was frozen or starved meanwhile): ask again later, say nothing now.
+   */
+  async #ours(run: ActiveRun): Promise<'yes' | 'no' | 'unknown'> {
+    const store = this.#d.store;
+    if (!store || run.dryRun) return 'yes';
+    if (run.lost) return 'no';
+    const asked = Date.now();
+    let holder: Awaited<ReturnType<StateStore['lockHolder']>>;
+    try {
+      holder = await store.lockHolder(run.inventory);
+    } catch {
+      return 'unknown';
+    }
+    if (holder && holder.runId === run.runId && holder.pid === process.pid && holder.host === os.hostname()) {
+      // A "yes" holds while our lease cannot have run out since we asked (keep-alives renew it every third of it).
+      return Date.now() - asked < OWNERSHIP_VALID_MS ? 'yes' : 'unknown';
+    }
+    if (!holder && run.ending && await this.#endingInStore(run)) return 'yes';
+    this.#lose(run, holder ? `its lock is held by ${holder.owner ?? `pid ${holder.pid} on ${holder.host}`}` : 'its lock expired');
+    return 'no';
+  }
+
+  async #endingInStore(run: ActiveRun): Promise<boolean> {
+    const mine = run.ending;
+    if (!mine || !this.#d.store) return false;
+    try {
+      const records = (await this.#d.store.readJournal(run.runId)).records;
+      const there = records.find((r) => r.seq === mine.seq);
+      return there?.type === 'run.finished' && there.ts === mine.ts;
+    } catch {
+      return false;
+    }
+  }
+
+  /** After the run's handle settled: is its ending the one the journal keeps? */
+  async #endingIsOurs(run: ActiveRun, result: { status: string }): Promise<boolean> {
+    if (!this.#d.store || run.dryRun) return true;
+    if (run.lost) return false;
+    await run.saying;
+    if (run.lost) return false;
+    void result;
+    return this.#endingInStore(run);
+  }
+
+  #lose(run: ActiveRun, why: string): void {
+    if (run.lost) return;
+    run.lost = why;
+    run.says.length = 0;
+    run.message.cancel();
+    this.#d.log(`run ${run.runId}: this replica lost the run's lock (${why}); another runner carries it on: this replica says nothing more about it (no audit, chat or metrics)`);
+  }
+
+  /** Do `effect` if the run is still ours (checked against the store before each batch; at once without a store). */
+  #say(run: ActiveRun, effect: () => unknown): void {
+    if (!this.#d.store || run.dryRun) {
+      effect();
+      return;
+    }
+    if (run.lost) return;
+    run.says.push(effect);
+    if (run.saying) return;
+    run.saying = (async () => {
+      while (run.says.length && !run.lost) {
+        const verdict = await this.#ours(run);
+        if (verdict === 'no') return;
+        if (verdict === 'unknown') {
+          if (run.finished) return; // the ending decides (see #follow); the held effects stay queued
+          await new Promise((r) => setTimeout(r, 500));
+          continue;
+        }
+        await this.#runSays(run);
+      }
+    })().finally(() => { run.saying = undefined; });
+  }
+
+  async #runSays(run: ActiveRun): Promise<void> {
+    for (const e of run.says.splice(0)) {
+      try { await e(); } catch (err) { this.#d.log(`run ${run.runId}: ${messageOf(err)}`); }
+    }
+  }
+
+  /** Chat could not be reached: say so on stderr with what a person at a terminal can do instead. */
+  #chatFailed(run: ActiveRun, what: string, err: unknown): void {
+    const first = !run.chatDown;
+    run.chatDown = messageOf(err).split('\n')[0]!;
+    const pending = [...run.view.state.steps].find(([, st]) => st.status === 'awaiting-approval' && st.approval?.status === 'requested')?.[0];
+    this.#d.log(`run ${run.runId} (${run.runbook.name} on ${run.cluster}): ${what}: chat is unreachable (${run.chatDown})${pending ? `; ${this.#approveHint(run.runId, pending)}` : first ? `; follow it with: runbook status ${run.runId}${this.#where()}` : ''}`);
+  }
+
+  #where(): string {
+    return this.#d.whereFlags ? ` ${this.#d.whereFlags}` : '';
+  }
+
+  #approveHint(runId: string, stepId: string): string {
+    return `step ${stepId} waits for approval: approve from a terminal with: runbook approve ${runId} ${stepId}${this.#where()} --reason "…" (or deny: runbook deny ${runId} ${stepId}${this.#where()} --reason "…")`;
   }
 
   /**
@@ -276,12 +434,65 @@ export class RunManager {
     loop();
   }
 
-  async #takeOver(runId: string, meta: Awaited<ReturnType<StateStore['readRunMeta']>>): Promise<void> {
+  async #takeOver(runId: string, meta: RunMeta): Promise<void> {
     const store = this.#d.store!;
+    await this.#resume(runId, meta, await store.readRunbookCopy(runId), (await store.readJournal(runId)).records, 'takeover');
+  }
+
+  /**
+   * At start (state dir): resume the runs this server followed that a restart interrupted (ended `cancelled` by
+   * its shutdown, or left running by a kill). A run that cannot be resumed is reported in its channel and audited.
+   * With a shared store the takeover scan does this (a restarted replica's runs have no lock holder).
+   */
+  async resumeFollowed(): Promise<void> {
+    const cs = this.#d.chatState;
+    if (!cs || this.#d.store) return;
+    const stateDir = this.#d.cfg.stateDir;
+    for (const f of await cs.followed()) {
+      if (this.#closing) return;
+      if (this.#active.has(f.runId)) continue;
+      let meta: RunMeta;
+      let text: string;
+      let records: JournalRecord[];
+      try {
+        meta = await this.#runs.readRunMeta(f.runId);
+        text = await this.#runs.readRunbookCopy(f.runId);
+        records = (await this.#runs.readJournal(f.runId)).records;
+      } catch (err) {
+        await this.#cannotResume(f, `its files cannot be read: ${messageOf(err).split('\n')[0]}`);
+        continue;
+      }
+      const fold = foldJournal(records);
+      if (fold.finished && fold.status !== 'cancelled') {
+        await cs.unfollow(f.runId).catch(() => {}); // ended while this server was away (e.g. `runbook resume`)
+        continue;
+      }
+      await this.#resume(f.runId, meta, text, records, 'restart');
+    }
+  }
+
+  async #cannotResume(f: FollowedRun, why: string): Promise<void> {
+    const { audit, log, sinks } = this.#d;
+    log(`run ${f.runId}: cannot resume it after the restart: ${why}; resume it by hand: runbook resume ${f.runId}${this.#where()}`);
+    audit.record({ event: 'run.resume-refused', source: 'server', runId: f.runId, cluster: f.cluster, outcome: 'refused', reason: why });
+    const sink = f.platform ? sinks?.[f.platform] : undefined;
+    await sink?.notice(f.channel, `⚠️ run \`${f.runId}\` on *${f.cluster}* was interrupted by a restart of \`runbook serve\` and cannot be resumed: ${why}. Resume it by hand: \`runbook resume ${f.runId}\``).catch((err: unknown) => log(`run ${f.runId}: cannot post to ${f.channel}: ${messageOf(err)}`));
+    await this.#d.chatState?.unfollow(f.runId).catch(() => {});
+  }
+
+  /** Resume a stored run in this server (after a restart, or taking over a dead replica's run). */
+  async #resume(runId: string, meta: RunMeta, text: string, records: readonly JournalRecord[], how: 'takeover' | 'restart'): Promise<void> {
+    const store = this.#d.store;
     const { audit, metrics } = this.#d;
-    const text = await store.readRunbookCopy(runId);
-    const runbook = loadRunbookText(text, meta.runbookFile);
-    const clusterName = this.#clusterOf(meta.inventory);
+    const followed = (await this.#d.chatState?.followed().catch(() => []))?.find((f) => f.runId === runId);
+    let runbook: Runbook;
+    try {
+      runbook = loadRunbookText(text, meta.runbookFile);
+    } catch (err) {
+      if (followed && how === 'restart') await this.#cannotResume(followed, messageOf(err).split('\n')[0]!);
+      return;
+    }
+    const clusterName = followed?.cluster ?? this.#clusterOf(meta.inventory);
     const configured = this.#d.cfg.clusters[clusterName];
     let inventory: Inventory = meta.inventory;
     if (configured) {
@@ -291,20 +502,24 @@ export class RunManager {
     const gates = this.gates(runbook);
     const [platform, ...idParts] = (meta.requestedBy ?? 'alertmanager:unknown').split(':');
     const requester: Actor = { platform: (platform as Actor['platform']) || 'alertmanager', id: idParts.join(':') || 'unknown' };
-    const records = (await store.readJournal(runId)).records;
-    let coveredBy: ActiveRun['coveredBy'];
-    for (const rec of records) {
-      if (rec.type === 'approval.granted' && gates.coverable.has(rec.stepId) && !rec.via.includes('covered by')) { coveredBy = { by: rec.by, stepId: rec.stepId }; break; }
-    }
-    const sink = this.#d.takeoverSink;
+    const coveredBy = coveringApproval(records, gates.coverable);
+    // Its own message when it is known (same bot, same channel), else the takeover channel.
+    const ownSink = followed?.platform ? this.#d.sinks?.[followed.platform] : undefined;
+    const sink = ownSink ? { sink: ownSink, channel: followed!.channel } : this.#d.takeoverSink;
     let resolveSettled!: () => void;
+    const note = how === 'takeover' ? `♻ taken over by ${this.replicaId} after its runner stopped` : `↻ resumed by ${this.replicaId} after \`runbook serve\` restarted`;
     const run: ActiveRun = {
       runId, runbook, cluster: clusterName, requester, dryRun: false,
       sink: sink?.sink ?? nullSink, channel: sink?.channel ?? '',
-      view: { runId, runbook: runbook.name, cluster: clusterName, requestedBy: actorLabel(requester), dryRun: false, stepIds: runbook.steps.map((s) => s.id), state: newRunState(), notes: [`♻ taken over by ${this.replicaId} after its runner stopped`] },
-      dirty: false, finished: false, coverable: gates.coverable, ...(coveredBy ? { coveredBy } : {}),
+      view: { runId, runbook: runbook.name, cluster: clusterName, requestedBy: followed?.requesterLabel ?? actorLabel(requester), dryRun: false, stepIds: runbook.steps.map((s) => s.id), state: newRunState(), notes: [note] },
+      finished: false, coverable: gates.coverable, ...(coveredBy ? { coveredBy } : {}),
       settled: new Promise<void>((r) => { resolveSettled = r; }),
+      inventory, says: [],
+      ...(followed ? { followed } : {}),
+      ...(ownSink && followed?.message ? { ref: { channel: followed.message.channel, id: followed.message.id } } : {}),
+      message: undefined as unknown as ThrottledMessage,
     };
+    run.message = this.#messageOf(run);
     for (const rec of records) applyRecord(run.view.state, rec);
     this.#active.set(runId, run);
     try {
@@ -317,78 +532,99 @@ export class RunManager {
       this.#active.delete(runId);
       resolveSettled();
       if (err instanceof UserError) {
+        if (how === 'restart' && followed) {
+          await this.#cannotResume(followed, err.message.split('\n')[0]!);
+          return;
+        }
         // locked by a faster replica, or ended meanwhile: nothing to do; anything else is worth a line
         if (err.exitCode !== ExitCode.locked && !/already ended/.test(err.message)) this.#d.log(`run ${runId}: cannot take it over: ${err.message.split('\n')[0]}`);
         return;
       }
       throw err;
     }
-    this.#d.log(`run ${runId}: taken over (its runner's lock expired); resuming from the journal`);
+    this.#d.log(how === 'takeover'
+      ? `run ${runId}: taken over (its runner's lock expired); resuming from the journal`
+      : `run ${runId}: resumed after the restart (interrupted by it); resuming from the journal`);
     const base = { source: 'server', runbook: runbook.name, cluster: clusterName, user: meta.requestedBy ?? '' };
-    audit.record({ event: 'run.takeover', ...base, outcome: 'accepted', runId, replica: this.replicaId });
-    metrics.started.inc({ runbook: runbook.name, how: 'takeover' });
+    audit.record({ event: how === 'takeover' ? 'run.takeover' : 'run.resumed', ...base, outcome: 'accepted', runId, replica: this.replicaId });
+    metrics.started.inc({ runbook: runbook.name, how: how === 'takeover' ? 'takeover' : 'resume' });
     this.#follow(run, base, resolveSettled);
   }
 
   #onEvent(run: ActiveRun, rec: JournalRecord): void {
     applyRecord(run.view.state, rec);
-    if (!run.dryRun) this.#d.metrics.observe(run.runbook.name, rec);
-    if (rec.type === 'approval.requested') {
-      this.#d.audit.record({ event: 'approval.requested', source: 'server', runId: rec.runId, stepId: rec.stepId, runbook: run.runbook.name, cluster: run.cluster, ...(rec.expiresAt ? { expiresAt: new Date(rec.expiresAt).toISOString() } : {}) });
-      if (run.coveredBy && run.coverable.has(rec.stepId)) {
-        const { by, stepId } = run.coveredBy;
-        const reason = `covered by the approval of step ${stepId}`;
-        const audit = (outcome: string, error?: string) =>
-          this.#d.audit.record({ event: 'approval.granted', source: 'server', runId: run.runId, stepId: rec.stepId, user: by, outcome, reason: error ? `${reason}: ${error}` : reason });
-        queueMicrotask(() => {
-          run.handle?.approve(rec.stepId, by, `chat (covered by the approval of ${stepId})`).then(
-            (first) => audit(first ? 'accepted' : 'already-decided'),
-            // Not recorded: the step keeps waiting for a decision from chat or `runbook approve`.
-            (err: unknown) => audit('failed', `cannot record the decision: ${messageOf(err)}`),
-          );
-        });
-      }
-    } else if (rec.type === 'approval.granted' || rec.type === 'approval.denied') {
-      // The first human approval of a gated step (from chat, or `runbook approve` in a terminal) covers the rest.
-      if (rec.type === 'approval.granted' && !run.coveredBy && run.coverable.has(rec.stepId) && !rec.via.includes('covered by')) {
-        run.coveredBy = { by: rec.by, stepId: rec.stepId };
-      }
-      if (rec.via === 'expiry') {
-        this.#d.audit.record({ event: 'approval.expired', source: 'server', runId: rec.runId, stepId: rec.stepId, runbook: run.runbook.name, cluster: run.cluster, outcome: 'denied' });
-        run.view.notes.push(`⌛ approval of \`${rec.stepId}\` expired`);
-      }
+    if (rec.type === 'run.finished') {
+      run.ending = rec; // counted, audited and shown once the handle settles, if this ending is the one kept
+      return;
     }
-    this.#schedule(run);
-  }
-
-  #schedule(run: ActiveRun): void {
-    run.dirty = true;
-    if (run.timer || run.updating) return;
-    run.timer = setTimeout(() => {
-      run.timer = undefined;
-      void this.#flush(run, false);
-    }, this.#d.updateIntervalMs ?? 1000);
-    run.timer.unref?.();
-  }
-
-  /** Edit the run's message to its current state. `final`: wait for everything and send the last state. */
-  async #flush(run: ActiveRun, final: boolean): Promise<void> {
-    if (run.timer && final) {
-      clearTimeout(run.timer);
-      run.timer = undefined;
+    // The first human approval of a gated step (from chat, or `runbook approve` in a terminal) covers the rest.
+    if (!run.coveredBy && isCoveringApproval(rec, run.coverable)) {
+      run.coveredBy = { by: rec.by, stepId: rec.stepId };
     }
-    await run.posting;
-    if (final) await run.updating;
-    if (run.updating) return; // the running update reschedules when it ends
-    if (!run.ref || (!run.dirty && !final)) return;
-    run.dirty = false;
-    const ref = run.ref;
-    run.updating = run.sink.updateRun(ref, run.view).catch((err) => this.#d.log(`run ${run.runId}: cannot update its message: ${messageOf(err)}`)).finally(() => {
-      run.updating = undefined;
-      if (run.dirty && !final) this.#schedule(run);
+    this.#say(run, () => {
+      if (!run.dryRun) this.#d.metrics.observe(run.runbook.name, rec);
+      if (rec.type === 'approval.requested') this.#onApprovalRequested(run, rec);
+      else if (rec.type === 'approval.granted' || rec.type === 'approval.denied') return this.#auditDecision(run, rec);
     });
-    await run.updating;
-    if (final && run.dirty) await this.#flush(run, true);
+    run.message.schedule();
+  }
+
+  #onApprovalRequested(run: ActiveRun, rec: Extract<JournalRecord, { type: 'approval.requested' }>): void {
+    this.#d.audit.record({ event: 'approval.requested', source: 'server', runId: rec.runId, stepId: rec.stepId, runbook: run.runbook.name, cluster: run.cluster, ...(rec.expiresAt ? { expiresAt: new Date(rec.expiresAt).toISOString() } : {}) });
+    if (run.chatDown) this.#d.log(`run ${run.runId} (${run.runbook.name} on ${run.cluster}): chat is unreachable (${run.chatDown}); ${this.#approveHint(run.runId, rec.stepId)}`);
+    if (run.coveredBy && run.coverable.has(rec.stepId)) {
+      const { by, stepId } = run.coveredBy;
+      const reason = `covered by the approval of step ${stepId} by ${by}`;
+      const audit = (outcome: string, error?: string) =>
+        this.#d.audit.record({ event: 'approval.granted', source: 'coverage', runId: run.runId, stepId: rec.stepId, runbook: run.runbook.name, cluster: run.cluster, user: by, via: coveredVia(stepId), outcome, reason: error ? `${reason}: ${error}` : reason });
+      queueMicrotask(() => {
+        if (run.lost) return;
+        run.handle?.approve(rec.stepId, by, coveredVia(stepId)).then(
+          (first) => audit(first ? 'accepted' : 'already-decided'),
+          // Not recorded: the step keeps waiting for a decision from chat or `runbook approve`.
+          (err: unknown) => audit('failed', `cannot record the decision: ${messageOf(err)}`),
+        );
+      });
+    }
+  }
+
+  /**
+   * Decisions this server did not take itself reach the audit log here, from the run's journal: `runbook approve`
+   * and `deny` in a terminal (with their --reason), a prompt, `--yes`, and expiry. Chat decisions are audited where
+   * the click or command was taken (any replica), covered grants where they are made.
+   */
+  async #auditDecision(run: ActiveRun, rec: Extract<JournalRecord, { type: 'approval.granted' | 'approval.denied' }>): Promise<void> {
+    const via = rec.via;
+    if (CHAT_VIAS.has(via) || via.includes('covered by')) return;
+    const granted = rec.type === 'approval.granted';
+    if (via === 'expiry') {
+      run.view.notes.push(`⌛ approval of \`${rec.stepId}\` expired`);
+      this.#d.audit.record({ event: 'approval.denied', source: 'expiry', runId: run.runId, stepId: rec.stepId, runbook: run.runbook.name, cluster: run.cluster, user: rec.by, via, outcome: 'denied', reason: (rec.type === 'approval.denied' ? rec.reason : undefined) ?? 'approval expired' });
+      return;
+    }
+    let reason = rec.type === 'approval.denied' ? rec.reason : undefined;
+    if (reason === undefined) {
+      // The journal record of a grant has no reason: the decision (approval file or store key) keeps it.
+      const decision = await this.#runs.readApproval(run.runId, rec.stepId).catch(() => undefined);
+      reason = decision?.reason;
+    }
+    const source = via.startsWith('cli') ? 'cli' : via;
+    reason ??= via === 'cli --yes' ? 'approved up front (--yes)' : via === 'cli prompt' ? `${granted ? 'approved' : 'denied'} at a terminal prompt` : 'no reason given';
+    this.#d.audit.record({ event: granted ? 'approval.granted' : 'approval.denied', source, runId: run.runId, stepId: rec.stepId, runbook: run.runbook.name, cluster: run.cluster, user: rec.by, via, outcome: 'accepted', reason });
+    run.view.notes.push(`${granted ? '👍' : '👎'} \`${rec.stepId}\` ${granted ? 'approved' : 'denied'} by ${rec.by} (${via})`);
+  }
+
+  #messageOf(run: ActiveRun): ThrottledMessage {
+    return new ThrottledMessage({
+      intervalMs: this.#d.updateIntervalMs ?? 1000,
+      ready: async () => { await run.posting; return Boolean(run.ref); },
+      send: (validUntil) => run.sink.updateRun(run.ref!, run.view, validUntil === undefined ? undefined : { validUntil }),
+      ...(this.#d.store && !run.dryRun ? { mayEdit: () => this.#ours(run) } : {}),
+      validMs: OWNERSHIP_VALID_MS,
+      quiet: () => Boolean(run.lost || run.ending), // an ended run gets its last edit when it settles
+      onSent: () => { run.chatDown = undefined; },
+      onError: (err) => this.#chatFailed(run, 'cannot update its message', err),
+    });
   }
 
   /**
@@ -423,23 +659,24 @@ export class RunManager {
     const auth = mayApprove(cfg, meta.runbook, cluster, actor, meta.requestedBy);
     if (!auth.ok) return refuse(auth.reason);
     const by = actorKey(actor);
+    const reasonText = `${decision === 'granted' ? 'approved' : 'denied'} in chat by ${actorLabel(actor)}`;
     let first: boolean;
     try {
       if (active?.handle && !active.finished) {
         // Through the run: recorded in its store, and its waiting step woken at once.
-        first = await (decision === 'granted' ? active.handle.approve(stepId, by, via) : active.handle.deny(stepId, by, via, `denied in chat by ${actorLabel(actor)}`));
+        first = await (decision === 'granted' ? active.handle.approve(stepId, by, via) : active.handle.deny(stepId, by, via, reasonText));
       } else {
         // In the store the run is kept in: whichever process runs the step (another replica, a resumed CLI) polls it; first wins.
-        first = (await this.#runs.decideApproval(runId, stepId, { decision, by, via, ...(decision === 'denied' ? { reason: `denied in chat by ${actorLabel(actor)}` } : {}) })).first;
+        first = (await this.#runs.decideApproval(runId, stepId, { decision, by, via, reason: reasonText })).first;
       }
     } catch (err) {
       return refuse(err instanceof UserError ? err.message : `cannot record the decision: ${messageOf(err)}`);
     }
     if (!first) return refuse(`step "${stepId}" was already decided`);
-    audit.record({ event: decision === 'granted' ? 'approval.granted' : 'approval.denied', ...base, runbook: meta.runbook, cluster, outcome: 'accepted' });
+    audit.record({ event: decision === 'granted' ? 'approval.granted' : 'approval.denied', ...base, runbook: meta.runbook, cluster, via, outcome: 'accepted', reason: reasonText });
     if (active) {
       active.view.notes.push(`${decision === 'granted' ? '👍' : '👎'} \`${stepId}\` ${decision === 'granted' ? 'approved' : 'denied'} by ${actorLabel(actor)}`);
-      this.#schedule(active);
+      active.message.schedule();
     }
     const note = active || this.#d.store ? '' : ` (run ${runId} is not running in this server: \`runbook resume ${runId}\` continues it)`;
     return { ok: true, message: `${decision === 'granted' ? 'Approved' : 'Denied'} step "${stepId}" of run ${runId}${note}` };
@@ -488,6 +725,15 @@ export class RunManager {
     await this.#active.get(runId)?.settled;
   }
 }
+
+/**
+ * How long a "this replica holds the run's lock" answer may be acted on. Well under the lease TTL (10 s by default,
+ * 3 s in tests): keep-alives renew the lease every third of it, so the lock cannot have moved within this time.
+ */
+const OWNERSHIP_VALID_MS = 800;
+
+/** Decisions taken in chat (audited where they are taken, by whichever replica took them). */
+const CHAT_VIAS = new Set(['slack', 'mattermost', 'slack command', 'mattermost command']);
 
 /** Takeovers without a configured channel post nowhere. */
 const nullSink: ChatSink = {

@@ -1,7 +1,9 @@
 /**
  * `runbook serve`: one node:http server for Slack and Mattermost slash commands and buttons, the Alertmanager
- * webhook, /metrics and /healthz. Requests are authenticated on the raw body before anything is parsed, bodies
- * are size-capped, slow requests time out, and every refusal is audited.
+ * webhook, /metrics and /healthz. The handlers of each source live in their own file (slack.ts, mattermost.ts,
+ * alertmanager.ts, chat-commands.ts); this file builds what they share and routes requests to them. Requests are
+ * authenticated on the raw body before anything is parsed, bodies are size-capped, slow requests time out, and
+ * every refusal is audited.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,29 +16,23 @@ import type { ActionRegistry, StateStore } from '../index.ts';
 import { loadInventory } from '../inventory/load.ts';
 import { findRunbook } from '../authoring.ts';
 import { UserError, messageOf } from '../util/errors.ts';
-import { actorKey, allowedHere, mayRead, type Actor } from './access.ts';
-import { AlertRouter, zNotification } from './alerts.ts';
+import { AlertRouter } from './alerts.ts';
 import { openAuditLog, scrubber, type AuditLog } from './audit.ts';
 import { mattermostSink, slackSink, type ChatSink, type Platform } from './chat.ts';
-import { parseCommand, USAGE } from './command.ts';
 import { SECRET_NAMES, type ChatopsConfig, type Secrets } from './config.ts';
-import { HttpError, header, isForm, isJson, readBody, remoteOf, sendJson, sendText } from './http.ts';
+import { HttpError, readBody, remoteOf, sendJson, sendText } from './http.ts';
 import { createMetrics, type ChatopsMetrics } from './metrics.ts';
-import { ACTION_APPROVE, ACTION_DENY } from './render.ts';
 import { RunManager } from './run-manager.ts';
-import { actionMac, ReplayCache, verifyActionMac, verifyBearer, verifySlack, verifyToken } from './verify.ts';
+import type { Handler, HandlerContext } from './handler-context.ts';
+import { slackHandlers } from './slack.ts';
+import { mattermostHandlers } from './mattermost.ts';
+import { alertmanagerHandlers } from './alertmanager.ts';
+import { actionMac, ReplayCache } from './verify.ts';
+import { openChatopsState, type ChatopsState } from '../run-records.ts';
 import { mkdirp } from '../util/mkdirp.ts';
 
-/** The server's routes, also what examples/slack-app-manifest.yaml and examples/alertmanager.yaml point at. */
-export const ROUTES = {
-  slackCommands: '/slack/commands',
-  slackInteractions: '/slack/interactions',
-  mattermostCommands: '/mattermost/commands',
-  mattermostActions: '/mattermost/actions',
-  alertmanager: '/alertmanager',
-  metrics: '/metrics',
-  healthz: '/healthz',
-} as const;
+export { ROUTES } from './routes.ts';
+import { ROUTES } from './routes.ts';
 
 export interface ServerOptions {
   config: ChatopsConfig;
@@ -59,6 +55,38 @@ export interface ServerOptions {
   takeoverIntervalMs?: number;
   /** This build's version, for runbook_build_info (the CLI passes its own). */
   version?: string;
+  /** Alert dedupe/cooldown and followed runs (default: beside the runs, in the store or the state dir). */
+  chatState?: ChatopsState;
+}
+
+/**
+ * Refuse a store that is one of the clusters the config targets (by client URL or by cluster id). Inventories
+ * that cannot be loaded are left to the run-time check (their runs are refused then).
+ */
+async function refuseTargetStore(cfg: ChatopsConfig, store: StateStore): Promise<void> {
+  for (const [name, c] of Object.entries(cfg.clusters)) {
+    let inventory;
+    try {
+      inventory = loadInventory(c.inventory);
+    } catch {
+      continue;
+    }
+    try {
+      await store.checkNotTarget(inventory);
+    } catch (err) {
+      if (err instanceof UserError) throw new UserError(`${cfg.file}: clusters.${name}: ${err.message}`, { exitCode: err.exitCode });
+      throw err;
+    }
+  }
+}
+
+/** The flags that point `runbook approve`/`resume` in a terminal at this server's runs. */
+function whereFlags(cfg: ChatopsConfig, store: StateStore | undefined): string {
+  if (store?.kind === 'etcd') {
+    const endpoints = (store as StateStore & { endpoints?: string[] }).endpoints ?? [];
+    return `--store etcd://${endpoints.map((e) => e.replace(/^https?:\/\//, '')).join(',')}`;
+  }
+  return `--state-dir ${/^[\w./@:+-]+$/.test(cfg.stateDir) ? cfg.stateDir : JSON.stringify(cfg.stateDir)}`;
 }
 
 export interface ChatopsServer {
@@ -74,7 +102,6 @@ export interface ChatopsServer {
   close(opts?: { waitForRuns?: boolean }): Promise<void>;
 }
 
-type Handler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => Promise<void>;
 
 export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsServer> {
   const cfg = opts.config;
@@ -94,6 +121,10 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
   const rawLog = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const log = (msg: string) => rawLog(scrub(`runbook serve: ${msg}`));
 
+  // Before anything is written (audit records go to the store too): the store must not be a cluster this server may
+  // have to recover. A store that is the target fails with it (NOSPACE refuses the writes that record the recovery).
+  if (opts.store && opts.store.kind !== 'file') await refuseTargetStore(cfg, opts.store);
+
   mkdirp(cfg.stateDir);
   let auditFailures = 0;
   const auditInFlight = new Set<Promise<void>>();
@@ -110,7 +141,8 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
     : undefined);
   const metrics = createMetrics({ defaultMetrics: true, ...(opts.version ? { version: opts.version } : {}) });
   const replay = new ReplayCache();
-  const alerts = new AlertRouter(cfg);
+  const chatState = opts.chatState ?? await openChatopsState(store, cfg.stateDir);
+  const alerts = new AlertRouter(cfg, chatState);
 
   let registryPromise: Promise<ActionRegistry> | undefined;
   const registry = opts.registry ?? (() => (registryPromise ??= import('../engine.ts').then((m) => m.createRegistry())));
@@ -136,6 +168,9 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
     ...(opts.store ? { store: opts.store } : {}),
     ...(opts.replicaId ? { replicaId: opts.replicaId } : {}),
     ...(opts.store && sinks.slack && cfg.slack?.channel ? { takeoverSink: { sink: sinks.slack, channel: cfg.slack.channel } } : {}),
+    sinks,
+    chatState,
+    whereFlags: whereFlags(cfg, store),
   });
 
   const refuse401 = (res: ServerResponse, req: IncomingMessage, route: string, source: string, reason: string) => {
@@ -144,176 +179,16 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
     sendText(res, 401, 'unauthorized\n', 'text/plain; charset=utf-8', { 'WWW-Authenticate': source === 'alertmanager' ? 'Bearer' : 'Signature' });
   };
 
-  // ---- chat commands (Slack and Mattermost share the grammar) ----------------------------------------------------
-
-  /** Answer a parsed command. Returns the ephemeral text; starts runs in the background. */
-  const command = async (platform: 'slack' | 'mattermost', f: URLSearchParams, remote: string): Promise<string> => {
-    const actor: Actor = { platform, id: f.get('user_id') ?? '', ...(f.get('user_name') ? { name: f.get('user_name')! } : {}) };
-    const channel = f.get('channel_id') ?? '';
-    const text = (f.get('text') ?? '').trim();
-    const base = { source: platform, remote, user: actorKey(actor), ...(actor.name ? { userName: actor.name } : {}), channel, command: `${f.get('command') ?? ''} ${text}`.trim().slice(0, 1000) };
-    const refused = (reason: string) => {
-      audit.record({ event: 'command.refused', ...base, outcome: 'refused', reason });
-      metrics.requests.inc({ route: platform, outcome: 'forbidden' });
-      return `⛔ ${reason}`;
-    };
-    if (!actor.id || !channel) return refused('the request has no user_id or channel_id');
-    const parsed = parseCommand(text, { maxValueLength: cfg.limits.maxParamValueLength });
-    if (!parsed.ok) return refused(parsed.error);
-    const cmd = parsed.command;
-    switch (cmd.verb) {
-      case 'help':
-        audit.record({ event: 'command.accepted', ...base, outcome: 'accepted' });
-        return USAGE;
-      case 'list': {
-        audit.record({ event: 'command.accepted', ...base, outcome: 'accepted' });
-        const rows = allowedHere(cfg, actor, channel);
-        if (!rows.length) return 'You may not start any runbook from this channel.';
-        return ['Runbooks you may start here:', ...rows.map((r) => `• *${r.runbook}* on ${r.clusters.map((c) => `\`${c}\``).join(', ')}`)].join('\n');
-      }
-      case 'status': {
-        let st;
-        try {
-          st = await runs.statusText(cmd.runId);
-        } catch (err) {
-          return refused(err instanceof UserError ? err.message.split('\n')[0]! : 'cannot read that run');
-        }
-        if (!mayRead(cfg, st.runbook, actor)) return refused(`you may not read runs of "${st.runbook}"`);
-        audit.record({ event: 'command.accepted', ...base, outcome: 'accepted', runId: cmd.runId });
-        return st.text;
-      }
-      case 'run':
-      case 'plan': {
-        const sink = sinks[platform];
-        if (!sink) return refused(`${platform} is not configured to post messages`);
-        let prepared;
-        try {
-          prepared = runs.prepare({ verb: cmd.verb, runbook: cmd.runbook, cluster: cmd.cluster, params: cmd.params, actor, sink, channel, origin: platform });
-        } catch (err) {
-          if (err instanceof UserError) return refused(err.message.split('\n').slice(0, 5).join('\n'));
-          log(`prepare ${cmd.runbook}: ${messageOf(err)}`);
-          return refused('internal error (see the server log)');
-        }
-        audit.record({ event: 'command.accepted', ...base, outcome: 'accepted', runbook: cmd.runbook, cluster: cmd.cluster, params: cmd.params });
-        metrics.requests.inc({ route: platform, outcome: 'ok' });
-        setImmediate(() => {
-          runs.launch(prepared).catch((err) => log(`launch ${cmd.runbook}: ${messageOf(err)}`));
-        });
-        return `Starting ${cmd.verb === 'plan' ? 'a dry run of ' : ''}*${cmd.runbook}* on *${cmd.cluster}*; progress follows in this channel.`;
-      }
-    }
-  };
-
-  const slackCommand: Handler = async (req, res, body) => {
-    const v = verifySlack(secrets.slackSigningSecret!, { timestamp: header(req, 'x-slack-request-timestamp'), signature: header(req, 'x-slack-signature') }, body, replay);
-    if (!v.ok) return refuse401(res, req, ROUTES.slackCommands, 'slack', v.reason);
-    if (!isForm(req)) return sendJson(res, 415, { error: 'expected application/x-www-form-urlencoded' });
-    const text = await command('slack', new URLSearchParams(body.toString('utf8')), remoteOf(req));
-    sendJson(res, 200, { response_type: 'ephemeral', text });
-  };
-
-  const slackInteraction: Handler = async (req, res, body) => {
-    const v = verifySlack(secrets.slackSigningSecret!, { timestamp: header(req, 'x-slack-request-timestamp'), signature: header(req, 'x-slack-signature') }, body, replay);
-    if (!v.ok) return refuse401(res, req, ROUTES.slackInteractions, 'slack', v.reason);
-    let payload: any;
-    try {
-      payload = JSON.parse(new URLSearchParams(body.toString('utf8')).get('payload') ?? '');
-    } catch {
-      return sendJson(res, 400, { error: 'no payload' });
-    }
-    const action = payload?.actions?.[0];
-    const user = payload?.user;
-    const channel: string = payload?.channel?.id ?? payload?.container?.channel_id ?? '';
-    if (payload?.type !== 'block_actions' || !action || typeof user?.id !== 'string') return sendText(res, 200, '');
-    const decision = action.action_id === ACTION_APPROVE ? 'granted' : action.action_id === ACTION_DENY ? 'denied' : undefined;
-    const m = typeof action.value === 'string' ? /^(\S{1,80}) ([a-z][a-z0-9-]{0,80})$/.exec(action.value) : null;
-    if (!decision || !m) return sendText(res, 200, '');
-    const actor: Actor = { platform: 'slack', id: user.id, ...(typeof user.username === 'string' ? { name: user.username } : {}) };
-    const r = await runs.decide(m[1]!, m[2]!, decision, actor, 'slack', channel);
-    metrics.requests.inc({ route: 'slack-interactions', outcome: r.ok ? 'ok' : 'forbidden' });
-    sendText(res, 200, '');
-    if (!r.ok && channel) sinks.slack?.ephemeral(channel, user.id, `⛔ ${r.message}`).catch((err) => log(`cannot answer ${user.id}: ${messageOf(err)}`));
-  };
-
-  const mattermostCommand: Handler = async (req, res, body) => {
-    const f = new URLSearchParams(isForm(req) ? body.toString('utf8') : '');
-    const v = verifyToken(secrets.mattermostToken!, f.get('token') ?? undefined);
-    if (!v.ok) return refuse401(res, req, ROUTES.mattermostCommands, 'mattermost', v.reason);
-    const text = await command('mattermost', f, remoteOf(req));
-    sendJson(res, 200, { response_type: 'ephemeral', text: text.replace(/(^|[^*])\*([^*\n]+)\*/g, '$1**$2**') });
-  };
-
-  const mattermostAction: Handler = async (req, res, body) => {
-    let p: any;
-    try {
-      p = isJson(req) ? JSON.parse(body.toString('utf8')) : undefined;
-    } catch {
-      p = undefined;
-    }
-    const ctx = p?.context;
-    const fields = [String(ctx?.runId ?? ''), String(ctx?.stepId ?? ''), String(ctx?.decision ?? '')];
-    if (!ctx || !verifyActionMac(secrets.mattermostToken!, fields, ctx.mac)) return refuse401(res, req, ROUTES.mattermostActions, 'mattermost', 'bad-signature');
-    if (typeof p.user_id !== 'string' || !p.user_id) return sendJson(res, 400, { error: 'no user_id' });
-    const actor: Actor = { platform: 'mattermost', id: p.user_id, ...(typeof p.user_name === 'string' ? { name: p.user_name } : {}) };
-    const r = await runs.decide(fields[0]!, fields[1]!, fields[2] === 'approve' ? 'granted' : 'denied', actor, 'mattermost', typeof p.channel_id === 'string' ? p.channel_id : undefined);
-    metrics.requests.inc({ route: 'mattermost-actions', outcome: r.ok ? 'ok' : 'forbidden' });
-    sendJson(res, 200, { ephemeral_text: r.ok ? r.message : `⛔ ${r.message}` });
-  };
-
-  // ---- Alertmanager ---------------------------------------------------------------------------------------------
-
   const alertSink = (): { sink: ChatSink; channel: string } | undefined => {
     if (sinks.slack && cfg.slack?.channel) return { sink: sinks.slack, channel: cfg.slack.channel };
     if (sinks.mattermost && cfg.mattermost?.channel) return { sink: sinks.mattermost, channel: cfg.mattermost.channel };
     return undefined;
   };
 
-  const alertmanager: Handler = async (req, res, body) => {
-    const v = verifyBearer(secrets.alertmanagerToken!, header(req, 'authorization'));
-    if (!v.ok) return refuse401(res, req, ROUTES.alertmanager, 'alertmanager', v.reason);
-    let data: unknown;
-    try {
-      data = JSON.parse(body.toString('utf8'));
-    } catch {
-      return sendJson(res, 400, { error: 'body is not JSON' });
-    }
-    const parsed = zNotification.safeParse(data);
-    if (!parsed.success) return sendJson(res, 400, { error: 'not an Alertmanager webhook notification (version 4)' });
-    const n = parsed.data;
-    const remote = remoteOf(req);
-    const results: { alertname: string; outcome: string; cluster?: string; reason?: string }[] = [];
-    for (const o of alerts.route(n)) {
-      metrics.alerts.inc({ alertname: o.alertname.slice(0, 100), outcome: o.outcome === 'start' ? 'started' : o.outcome });
-      if (o.outcome !== 'start') {
-        if (o.outcome !== 'resolved') audit.record({ event: 'alert.skipped', source: 'alertmanager', remote, alert: o.alertname, ...(o.cluster ? { cluster: o.cluster } : {}), outcome: o.outcome, reason: o.reason });
-        results.push({ alertname: o.alertname, outcome: o.outcome, ...(o.cluster ? { cluster: o.cluster } : {}), reason: o.reason });
-        continue;
-      }
-      const target = alertSink();
-      const actor: Actor = { platform: 'alertmanager', id: o.alertname };
-      audit.record({ event: 'alert.accepted', source: 'alertmanager', remote, alert: o.alertname, runbook: o.route.runbook, cluster: o.cluster, outcome: 'accepted' });
-      if (!target) {
-        audit.record({ event: 'run.refused', source: 'alertmanager', alert: o.alertname, runbook: o.route.runbook, cluster: o.cluster, outcome: 'refused', reason: 'no chat channel is configured for alert-started runs (slack.channel or mattermost.channel)' });
-        results.push({ alertname: o.alertname, outcome: 'refused', cluster: o.cluster, reason: 'no channel configured' });
-        continue;
-      }
-      let prepared;
-      try {
-        prepared = runs.prepare({ verb: 'run', runbook: o.route.runbook, cluster: o.cluster, params: o.route.params, actor, sink: target.sink, channel: target.channel, origin: 'alertmanager' });
-      } catch (err) {
-        const reason = err instanceof UserError ? err.message.split('\n')[0]! : `internal error: ${messageOf(err)}`;
-        audit.record({ event: 'run.refused', source: 'alertmanager', alert: o.alertname, runbook: o.route.runbook, cluster: o.cluster, outcome: 'refused', reason });
-        results.push({ alertname: o.alertname, outcome: 'refused', cluster: o.cluster, reason });
-        continue;
-      }
-      results.push({ alertname: o.alertname, outcome: 'started', cluster: o.cluster });
-      setImmediate(() => {
-        runs.launch(prepared).catch((err) => log(`launch for alert ${o.alertname}: ${messageOf(err)}`));
-      });
-    }
-    metrics.requests.inc({ route: 'alertmanager', outcome: 'ok' });
-    sendJson(res, 200, { results });
-  };
+  const ctx: HandlerContext = { cfg, secrets, audit, metrics, runs, sinks, log, replay, refuse401, alerts, alertSink };
+  const { slackCommand, slackInteraction } = slackHandlers(ctx);
+  const { mattermostCommand, mattermostAction } = mattermostHandlers(ctx);
+  const { alertmanager } = alertmanagerHandlers(ctx);
 
   // ---- routing ----------------------------------------------------------------------------------------------------
 
@@ -393,6 +268,8 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
   const url = `${tlsKey ? 'https' : 'http'}://${host}:${port}`;
   audit.record({ event: 'server.started', source: 'server', outcome: 'ok', listen: url, pid: process.pid });
   if (opts.store) runs.startTakeover(opts.takeoverIntervalMs ?? 1000);
+  // Runs a restart interrupted (state dir; with a store the takeover scan finds them): resumed in the background.
+  else void runs.resumeFollowed().catch((err: unknown) => log(`cannot resume the runs interrupted by the restart: ${messageOf(err)}`));
   // A guard per cluster whose entry has `guard:` (src/guard/fleet.ts), on this server's metrics, audit log and channel.
   const notice = alertSink();
   const guards = Object.values(cfg.clusters).some((c) => c.guard)

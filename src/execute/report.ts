@@ -88,9 +88,14 @@ export function buildReport(runbook: Runbook, run: RunState, startedAt: number):
       for (const [key, it] of st.item) {
         const o = it.output as DefragOutput | undefined;
         if (!o || it.status !== 'succeeded') continue;
-        const before = o.before ?? (o.dbSize !== undefined ? { dbSize: o.dbSize, dbSizeInUse: o.dbSizeInUse ?? o.dbSize } : undefined);
+        let before = o.before ?? (o.dbSize !== undefined ? { dbSize: o.dbSize, dbSizeInUse: o.dbSizeInUse ?? o.dbSize } : undefined);
         const after = o.after ?? before;
         if (!before || !after) continue;
+        // Defragmented by an attempt that died before journaling it (a runner killed or taken over): the probe
+        // found the member already small. What that attempt reclaimed is the size it logged before, minus now.
+        const earlier = o.skipped && it.via === 'probe' ? it.loggedBefore : undefined;
+        const byEarlier = earlier !== undefined && earlier.dbSize > after.dbSize;
+        if (byEarlier) before = earlier;
         const inB = before.dbSizeInUse ?? before.inUse ?? before.dbSize;
         const inA = after.dbSizeInUse ?? after.inUse ?? after.dbSize;
         space.push({
@@ -99,10 +104,10 @@ export function buildReport(runbook: Runbook, run: RunState, startedAt: number):
           dbSizeAfter: after.dbSize,
           inUseBefore: inB,
           inUseAfter: inA,
-          reclaimedBytes: o.reclaimedBytes ?? Math.max(0, before.dbSize - after.dbSize),
+          reclaimedBytes: byEarlier ? before.dbSize - after.dbSize : o.reclaimedBytes ?? Math.max(0, before.dbSize - after.dbSize),
           fragmentationBefore: frag(before.dbSize, inB),
           fragmentationAfter: frag(after.dbSize, inA),
-          ...(o.skipped ? { skipped: true } : {}),
+          ...(o.skipped && !byEarlier ? { skipped: true } : {}),
         });
       }
     }

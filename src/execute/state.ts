@@ -10,6 +10,11 @@ export interface ItemState {
   output?: unknown;
   error?: ErrorInfo;
   via?: 'run' | 'probe';
+  /**
+   * Sizes an attempt logged just before its side effect (etcd.defrag: `before`). When a runner dies after the
+   * effect and before journaling it, the probe of the next runner sees only the result: this is the "before".
+   */
+  loggedBefore?: { dbSize: number; inUse: number };
 }
 
 export interface StepState {
@@ -77,6 +82,13 @@ export function applyRecord(run: RunState, rec: JournalRecord): void {
       s.status = 'skipped';
       s.skipReason = rec.reason;
       s.finishedAt = at;
+      break;
+    }
+    case 'step.log': {
+      const b = rec.data?.before as { dbSize?: unknown; inUse?: unknown } | undefined;
+      if (b && typeof b.dbSize === 'number' && typeof b.inUse === 'number') {
+        itemState(stepState(run, rec.stepId), rec.item ?? NO_ITEM).loggedBefore = { dbSize: b.dbSize, inUse: b.inUse };
+      }
       break;
     }
     case 'step.items':

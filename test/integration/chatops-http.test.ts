@@ -410,7 +410,7 @@ describe('approval expiry', () => {
       await sendSlack(`${srv.url}${ROUTES.slackInteractions}`, blockActionBody({ user_id: APPROVER, channel_id: CHANNEL, action_id: 'runbook_approve', value: `${runId} change` }), { secret: SECRETS.SLACK_SIGNING_SECRET });
       await srv.audit.flush();
       const audit = fs.readFileSync(srv.audit.file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-      expect(audit.find((a) => a.event === 'approval.expired' && a.runId === runId)).toBeTruthy();
+      expect(audit.find((a) => a.event === 'approval.denied' && a.runId === runId)).toMatchObject({ source: 'expiry', reason: 'approval expired', outcome: 'denied' });
       expect(audit.find((a) => a.event === 'approval.refused' && a.runId === runId)?.reason).toMatch(/already denied by runbook|not waiting/);
     } finally {
       await srv.close();

@@ -160,6 +160,11 @@ describe('two serve replicas on a management etcd', () => {
     const doubtItem = (inDoubt[0] as { item?: string }).item;
     const afterResume = records.slice(records.indexOf(resumed));
     expect(afterResume.find((r) => r.type === 'step.succeeded' && r.stepId === 'defrag' && (r as { item?: string }).item === doubtItem)).toMatchObject({ via: 'probe' });
+    // The report counts what A's defragment of that member reclaimed (B's probe only saw it already small).
+    const space = ((records.at(-1) as { report?: { space?: { member: string; reclaimedBytes: number; skipped?: boolean }[] } }).report?.space ?? []).find((x) => x.member === doubtItem);
+    expect(space, JSON.stringify(space)).toBeDefined();
+    expect(space!.skipped).toBeUndefined();
+    expect(space!.reclaimedBytes).toBeGreaterThan(0);
 
     const alarms = await target.client().maintenance.alarm({ action: AlarmAction.Get });
     expect(alarms.alarms).toEqual([]);

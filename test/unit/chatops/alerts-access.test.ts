@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { mayApprove, mayRun } from '../../../src/chatops/access.ts';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { AlertRouter, type Notification } from '../../../src/chatops/alerts.ts';
+import { FileChatopsState } from '../../../src/store/chatops-state-file.ts';
 import type { ChatopsConfig } from '../../../src/chatops/config.ts';
 
 const cfg: ChatopsConfig = {
@@ -51,18 +55,18 @@ describe('AlertRouter', () => {
   });
   const note = (alerts: Notification['alerts'], groupKey = 'g1'): Notification => ({ groupKey, status: 'firing', alerts });
 
-  it('takes an alert once per groupKey+fingerprint+startsAt and once per cluster per cooldown', () => {
+  it('takes an alert once per groupKey+fingerprint+startsAt and once per cluster per cooldown', async () => {
     const r = new AlertRouter(cfg);
-    expect(r.route(note([alert()]), 0).map((o) => o.outcome)).toEqual(['start']);
-    expect(r.route(note([alert()]), 1000).map((o) => o.outcome)).toEqual(['duplicate']);
-    expect(r.route(note([alert({ startsAt: '2026-01-01T00:05:00Z' })]), 2000).map((o) => o.outcome)).toEqual(['cooldown']);
-    expect(r.route(note([alert({ startsAt: '2026-01-01T00:06:00Z' })]), 61_000).map((o) => o.outcome)).toEqual(['start']);
-    expect(r.route(note([alert({ labels: { alertname: 'etcdNoSpace', cluster: 'dev' }, fingerprint: 'f2' })]), 61_000).map((o) => o.outcome)).toEqual(['start']);
+    expect((await r.route(note([alert()]), 0)).map((o) => o.outcome)).toEqual(['start']);
+    expect((await r.route(note([alert()]), 1000)).map((o) => o.outcome)).toEqual(['duplicate']);
+    expect((await r.route(note([alert({ startsAt: '2026-01-01T00:05:00Z' })]), 2000)).map((o) => o.outcome)).toEqual(['cooldown']);
+    expect((await r.route(note([alert({ startsAt: '2026-01-01T00:06:00Z' })]), 61_000)).map((o) => o.outcome)).toEqual(['start']);
+    expect((await r.route(note([alert({ labels: { alertname: 'etcdNoSpace', cluster: 'dev' }, fingerprint: 'f2' })]), 61_000)).map((o) => o.outcome)).toEqual(['start']);
   });
 
-  it('skips resolved, unmapped, unlabelled and unknown-cluster alerts', () => {
+  it('skips resolved, unmapped, unlabelled and unknown-cluster alerts', async () => {
     const r = new AlertRouter(cfg);
-    const out = r.route(note([
+    const out = await r.route(note([
       alert({ status: 'resolved' }),
       alert({ labels: { alertname: 'Other', cluster: 'prod' } }),
       alert({ labels: { alertname: 'etcdNoSpace' }, fingerprint: 'x1' }),
@@ -70,5 +74,19 @@ describe('AlertRouter', () => {
       alert({ labels: { alertname: 'toString', cluster: 'prod' }, fingerprint: 'x3' }),
     ]), 0);
     expect(out.map((o) => o.outcome)).toEqual(['resolved', 'unmapped', 'no-cluster', 'unknown-cluster', 'unmapped']);
+  });
+
+  it('keeps dedupe and cooldown in the state dir: a new router (a restarted serve) on the same dir remembers both', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'runbook-alerts-'));
+    try {
+      expect((await new AlertRouter(cfg, new FileChatopsState(dir)).route(note([alert()]), 0)).map((o) => o.outcome)).toEqual(['start']);
+      const restarted = new AlertRouter(cfg, new FileChatopsState(dir));
+      expect((await restarted.route(note([alert()]), 1000)).map((o) => o.outcome)).toEqual(['duplicate']);
+      expect((await restarted.route(note([alert({ startsAt: '2026-01-01T00:05:00Z' })]), 2000)).map((o) => o.outcome)).toEqual(['cooldown']);
+      // past the cooldown (60 s in this config) the expired claim is taken again
+      expect((await new AlertRouter(cfg, new FileChatopsState(dir)).route(note([alert({ startsAt: '2026-01-01T00:06:00Z' })]), 61_000)).map((o) => o.outcome)).toEqual(['start']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -10,6 +10,8 @@ describe('parseCommand', () => {
     });
     expect(parseCommand('  plan   nospace-recovery\u00a0cluster=staging ')).toMatchObject({ ok: true, command: { verb: 'plan', cluster: 'staging', params: {} } });
     expect(parseCommand('status 20260101-120000-nospace-recovery-a1b2c3')).toEqual({ ok: true, command: { verb: 'status', runId: '20260101-120000-nospace-recovery-a1b2c3' } });
+    expect(parseCommand('approve 20260101-120000-nospace-recovery-a1b2c3 compact')).toEqual({ ok: true, command: { verb: 'approve', runId: '20260101-120000-nospace-recovery-a1b2c3', stepId: 'compact' } });
+    expect(parseCommand('deny 20260101-120000-nospace-recovery-a1b2c3 raise-quota')).toEqual({ ok: true, command: { verb: 'deny', runId: '20260101-120000-nospace-recovery-a1b2c3', stepId: 'raise-quota' } });
     expect(parseCommand('list')).toEqual({ ok: true, command: { verb: 'list' } });
     expect(parseCommand('')).toEqual({ ok: true, command: { verb: 'help' } });
   });
@@ -30,6 +32,8 @@ describe('parseCommand', () => {
     ['run nospace-recovery cluster=<prod>', /not allowed/],
     ['run nospace-recovery cluster=prod a="x"', /not allowed/],
     ['status ../etc', /not a run id/],
+    ['approve 20260101-120000-nospace-recovery-a1b2c3', /usage: approve <run-id> <step>/],
+    ['deny 20260101-120000-nospace-recovery-a1b2c3 ../x', /not a step id/],
     ['list extra', /takes no arguments/],
     ['rm -rf /', /unknown command/],
   ])('refuses %j', (text, message) => {
