@@ -7,7 +7,7 @@
 import crypto from 'node:crypto';
 import { shortGrpcMessage } from '../etcd/errors.ts';
 import { ExitCode, UserError } from '../util/errors.ts';
-import type { ChatopsState, Claim, FollowedRun } from './chatops-state.ts';
+import type { ChatopsState, Claim, FollowedRun } from './chatops-state-types.ts';
 import type { EtcdStore } from './etcd.ts';
 import { PREFIX } from './etcd-keys.ts';
 

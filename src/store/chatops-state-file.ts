@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from './journal.ts';
 import { mkdirp } from '../util/mkdirp.ts';
-import type { ChatopsState, Claim, FollowedRun } from './chatops-state.ts';
+import type { ChatopsState, Claim, FollowedRun } from './chatops-state-types.ts';
 
 const RUN_ID = /^[0-9]{8}-[0-9]{6}-[a-z0-9-]{1,40}-[0-9a-f]{6}$/;
 

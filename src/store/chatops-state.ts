@@ -8,36 +8,9 @@
  */
 import type { StateStore } from './types.ts';
 
-/** A run a `serve` started and shows in chat. */
-export interface FollowedRun {
-  runId: string;
-  /** Which configured cluster it runs on. */
-  cluster: string;
-  origin: 'slack' | 'mattermost' | 'alertmanager';
-  /** `slack:U123`, `alertmanager:etcdNoSpace`. */
-  requester: string;
-  requesterLabel: string;
-  platform?: 'slack' | 'mattermost';
-  channel: string;
-  /** The run's message, once posted. */
-  message?: { channel: string; id: string };
-}
+import type { ChatopsState, Claim, FollowedRun } from './chatops-state-types.ts';
 
-export interface Claim {
-  /** True when this call took the claim; false when a live claim was there already. */
-  first: boolean;
-  /** When the claim in force was taken (ms since the epoch). */
-  at: number;
-}
-
-export interface ChatopsState {
-  readonly description: string;
-  /** Take `key` for `ttlMs` unless someone holds it (atomically: one of several replicas wins). */
-  claim(key: string, ttlMs: number, now?: number): Promise<Claim>;
-  follow(run: FollowedRun): Promise<void>;
-  unfollow(runId: string): Promise<void>;
-  followed(): Promise<FollowedRun[]>;
-}
+export type { ChatopsState, Claim, FollowedRun };
 
 /**
  * The chat-ops state beside a store's runs: in the management etcd for an etcd store, else in the state dir.
