@@ -5,7 +5,7 @@ import type { Handler, HandlerContext } from './handler-context.ts';
 import { header, remoteOf, sendJson } from './http.ts';
 import { ROUTES } from './routes.ts';
 import { verifyBearer } from './verify.ts';
-import { messageOf, UserError } from '../util/errors.ts';
+import { messageOf, UserError } from '../common.ts';
 
 /** The Alertmanager route's handler. */
 export function alertmanagerHandlers(ctx: HandlerContext): { alertmanager: Handler } {

@@ -12,8 +12,8 @@
  * takeovers.
  */
 import { catalog } from '../authoring.ts';
-import type { JournalRecord } from '../events/types.ts';
-import type { Runbook } from '../runbook/model.ts';
+import type { JournalRecord } from '../common.ts';
+import type { Runbook } from '../authoring.ts';
 import type { RunbookAccess } from './config.ts';
 
 export interface Gates {

@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { mkdirp } from '../util/mkdirp.ts';
+import { mkdirp } from '../common.ts';
 
 export interface AuditRecord {
   event: string;

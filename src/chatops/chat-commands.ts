@@ -1,5 +1,5 @@
 /** Slash commands from Slack and Mattermost: one grammar (src/chatops/command.ts), one set of checks. */
-import { messageOf, UserError } from '../util/errors.ts';
+import { messageOf, UserError } from '../common.ts';
 import { actorKey, allowedHere, mayRead, type Actor } from './access.ts';
 import { parseCommand, USAGE } from './command.ts';
 import type { HandlerContext } from './handler-context.ts';

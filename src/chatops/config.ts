@@ -7,12 +7,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { defaultStateDir } from '../run-records.ts';
-import { UserError, type Diagnostic } from '../util/errors.ts';
-import { parseDuration } from '../util/units.ts';
-import { guardConfig, zGuardSpec, type GuardConfig } from '../guard/config.ts';
-import { backupStreamConfig, zBackupSpec, type BackupStreamConfig } from '../backup/serve-config.ts';
-import { describeIssues, type SchemaIssue } from '../util/schema-issues.ts';
-import { readYamlFile, type YamlSource } from '../util/yaml-source.ts';
+import { UserError, type Diagnostic } from '../common.ts';
+import { parseDuration } from '../common.ts';
+import { guardConfig, zGuardSpec, type GuardConfig } from '../authoring.ts';
+import { backupStreamConfig, zBackupSpec, type BackupStreamConfig } from '../authoring.ts';
+import { describeIssues, type SchemaIssue } from '../authoring.ts';
+import { readYamlFile, type YamlSource } from '../authoring.ts';
 
 /** Where a secret comes from. Inline values are refused: config files get copied, pasted and committed. */
 export type SecretRef = { env: string } | { file: string };

@@ -1,6 +1,6 @@
 /** Prometheus metrics for `runbook serve`, on a registry of its own (several servers may live in one process). */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { JournalRecord } from '../events/types.ts';
+import type { JournalRecord } from '../common.ts';
 
 export interface ChatopsMetrics {
   registry: Registry;

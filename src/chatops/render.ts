@@ -3,8 +3,8 @@
  * from the run's folded journal, for Slack (Block Kit) and Mattermost (message attachments). Pure.
  */
 import type { RunReport, RunState } from '../index.ts';
-import { formatReport } from '../events/terminal.ts';
-import { formatDuration } from '../util/units.ts';
+import { formatReport } from '../common.ts';
+import { formatDuration } from '../common.ts';
 
 export interface RunView {
   runId: string;

@@ -19,7 +19,7 @@ import { catalog, loadRunbookText, resolveParams } from '../authoring.ts';
 import { resumeRun, startRun } from '../engine.ts';
 import type { ActionRegistry, Inventory, JournalRecord, RunHandle, Runbook, RunMeta, RunState, StateStore } from '../index.ts';
 import { applyRecord, FileStore, foldJournal, newRunState } from '../run-records.ts';
-import { ExitCode, UserError, messageOf } from '../util/errors.ts';
+import { ExitCode, UserError, messageOf } from '../common.ts';
 import { actorKey, actorLabel, mayApprove, mayRun, type Actor } from './access.ts';
 import type { AuditLog } from './audit.ts';
 import type { ChatSink, MessageRef } from './chat.ts';

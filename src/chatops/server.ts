@@ -13,9 +13,9 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ActionRegistry, StateStore } from '../index.ts';
-import { loadInventory } from '../inventory/load.ts';
+import { loadInventory } from '../authoring.ts';
 import { findRunbook } from '../authoring.ts';
-import { UserError, messageOf } from '../util/errors.ts';
+import { UserError, messageOf } from '../common.ts';
 import { AlertRouter } from './alerts.ts';
 import { openAuditLog, scrubber, type AuditLog } from './audit.ts';
 import { mattermostSink, slackSink, type ChatSink, type Platform } from './chat.ts';
@@ -29,7 +29,7 @@ import { mattermostHandlers } from './mattermost.ts';
 import { alertmanagerHandlers } from './alertmanager.ts';
 import { actionMac, ReplayCache } from './verify.ts';
 import { openChatopsState, type ChatopsState } from '../run-records.ts';
-import { mkdirp } from '../util/mkdirp.ts';
+import { mkdirp } from '../common.ts';
 
 export { ROUTES } from './routes.ts';
 import { ROUTES } from './routes.ts';
@@ -273,7 +273,7 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
   // A guard per cluster whose entry has `guard:` (src/guard/fleet.ts), on this server's metrics, audit log and channel.
   const notice = alertSink();
   const guards = Object.values(cfg.clusters).some((c) => c.guard)
-    ? (await import('../guard/fleet.ts')).startGuards({
+    ? (await import('../operations.ts')).startGuards({
       cfg, registry: metrics.registry, audit, actions: registry, log, operator: opts.replicaId ?? `serve@${os.hostname()}`,
       ...(notice ? { notify: (text: string) => notice.sink.notice(notice.channel, text) } : {}),
       ...(opts.store ? { store: opts.store } : {}),
@@ -281,7 +281,7 @@ export async function startChatopsServer(opts: ServerOptions): Promise<ChatopsSe
     : undefined;
   // A backup stream per cluster whose entry has `backup:` (src/backup/serve-streams.ts), under a stream lock per cluster.
   const backups = Object.values(cfg.clusters).some((c) => c.backup)
-    ? (await import('../backup/serve-streams.ts')).startBackupStreams({ cfg, registry: metrics.registry, audit, log, owner: opts.replicaId ?? `serve@${os.hostname()}`, ...(opts.store ? { store: opts.store } : {}) })
+    ? (await import('../operations.ts')).startBackupStreams({ cfg, registry: metrics.registry, audit, log, owner: opts.replicaId ?? `serve@${os.hostname()}`, ...(opts.store ? { store: opts.store } : {}) })
     : undefined;
 
   return {

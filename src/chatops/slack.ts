@@ -6,7 +6,7 @@ import { header, isForm, remoteOf, sendJson, sendText } from './http.ts';
 import { ACTION_APPROVE, ACTION_DENY } from './render.ts';
 import { ROUTES } from './routes.ts';
 import { verifySlack } from './verify.ts';
-import { messageOf } from '../util/errors.ts';
+import { messageOf } from '../common.ts';
 
 /** The Slack routes' handlers. */
 export function slackHandlers(ctx: HandlerContext): { slackCommand: Handler; slackInteraction: Handler } {

@@ -5,7 +5,7 @@
  */
 import type { Runbook, RunState, StateStore } from '../index.ts';
 import { foldJournal } from '../run-records.ts';
-import { UserError, messageOf } from '../util/errors.ts';
+import { UserError, messageOf } from '../common.ts';
 
 type RunReader = Pick<StateStore, 'readRunMeta' | 'readJournal' | 'readRunbookCopy' | 'readApproval'>;
 

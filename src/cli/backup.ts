@@ -1,9 +1,9 @@
 /** `runbook backup stream` (continuous backup: full snapshot + delta segments) and `runbook backup status` (its lag). */
 import type { Command } from 'commander';
-import type { CopyDestination } from '../backup/copy.ts';
-import type { Inventory } from '../inventory/types.ts';
-import { ExitCode, UserError } from '../util/errors.ts';
-import { parseBytes, parseDuration } from '../util/units.ts';
+import type { CopyDestination } from '../operations.ts';
+import type { Inventory } from '../common.ts';
+import { ExitCode, UserError } from '../common.ts';
+import { parseBytes, parseDuration } from '../common.ts';
 import { json, type Io } from './output.ts';
 import { setExit } from './exit.ts';
 import { abortOnSignals } from './signals.ts';
@@ -37,7 +37,7 @@ export async function copyDestinations(inventory: Inventory, specs: string[], s3
   const out: CopyDestination[] = [];
   for (const spec of specs) {
     if (spec.startsWith('s3://')) {
-      const { parseS3Url, s3Destination } = await import('../backup/copy-s3.ts');
+      const { parseS3Url, s3Destination } = await (await import('../operations.ts')).loadS3();
       out.push(s3Destination({ ...parseS3Url(spec, flag), ...(s3Endpoint ? { endpoint: s3Endpoint } : {}) }));
       continue;
     }
@@ -48,8 +48,8 @@ export async function copyDestinations(inventory: Inventory, specs: string[], s3
     if (!member || !dir.startsWith('/')) {
       throw new UserError(`${flag}: expected <member>:<absolute dir> (a member of inventory ${inventory.source}: ${inventory.members.map((m) => m.name).join(', ')}) or s3://<bucket>/<prefix>; got ${JSON.stringify(spec.slice(0, 200))}`);
     }
-    const { hostFor } = await import('../hosts/index.ts');
-    const { hostDestination } = await import('../backup/copy.ts');
+    const { hostFor } = await import('../operations.ts');
+    const { hostDestination } = await import('../operations.ts');
     out.push(hostDestination(hostFor(member), dir));
   }
   return out;
@@ -97,7 +97,7 @@ export function registerBackupCommands(program: Command, io: Io): void {
       const inventory = await resolveInventory(opts, io);
       const backupDir = backupDirOf(inventory, opts.dir);
       const copyTo = await copyDestinations(inventory, opts.copyTo, opts.s3Endpoint, '--copy-to');
-      const { runStream } = await import('../backup/stream.ts');
+      const { runStream } = await import('../operations.ts');
       const sig = abortOnSignals();
       try {
         await runStream({
@@ -125,7 +125,7 @@ export function registerBackupCommands(program: Command, io: Io): void {
     .action(async (opts: TargetOpts & { to: string; s3Endpoint?: string; dir?: string; json?: boolean }, cmd: Command) => {
       const inventory = await resolveInventory(opts, io);
       const [target] = await copyDestinations(inventory, [opts.to], opts.s3Endpoint, '--to');
-      const { copyBackups } = await import('../backup/copy.ts');
+      const { copyBackups } = await import('../operations.ts');
       const r = await copyBackups(backupDirOf(inventory, opts.dir), inventory.name, target!, { log: (m) => io.err(`backup: ${m}`) });
       io.out(opts.json ? json(r) : `${r.copied.length} copied, ${r.already.length} already there${r.conflicts.length ? `, ${r.conflicts.length} conflict(s):\n${r.conflicts.map((c) => `  ${c.reason}`).join('\n')}` : ''}`);
       setExit(cmd, r.conflicts.length ? ExitCode.failed : ExitCode.ok);
@@ -138,7 +138,7 @@ export function registerBackupCommands(program: Command, io: Io): void {
     .action(async (opts: TargetOpts & { dir?: string; warnLag?: string; json?: boolean }, cmd: Command) => {
       const warnMs = duration('--warn-lag', opts.warnLag)!;
       const inventory = await resolveInventory(opts, io);
-      const { backupStatus, formatBackupStatus } = await import('../backup/report.ts');
+      const { backupStatus, formatBackupStatus } = await import('../operations.ts');
       const s = await backupStatus(backupDirOf(inventory, opts.dir), inventory.name, warnMs);
       io.out(opts.json ? json(s) : formatBackupStatus(s));
       setExit(cmd, s.warnings.length ? ExitCode.failed : ExitCode.ok);

@@ -7,7 +7,7 @@
  *   runbook completion fish > ~/.config/fish/completions/runbook.fish
  */
 import type { Command } from 'commander';
-import { UserError } from '../util/errors.ts';
+import { UserError } from '../common.ts';
 
 interface Spec {
   commands: { name: string; description: string; options: string[]; takesRunbook: boolean }[];

@@ -1,7 +1,7 @@
 /** `runbook diagnose`: a read-only health report with the runbook that fits; exit 6 when something is critical. */
 import type { Command } from 'commander';
-import { ExitCode, UserError } from '../util/errors.ts';
-import { parseDuration } from '../util/units.ts';
+import { ExitCode, UserError } from '../common.ts';
+import { parseDuration } from '../common.ts';
 import { json, type Io } from './output.ts';
 import { setExit } from './exit.ts';
 import { resolveInventory, targetOptions, type TargetOpts } from './target.ts';
@@ -27,7 +27,7 @@ a db above 90% of its quota, an expired certificate) · 2 invalid input. Suitabl
         if (timeoutMs === undefined || timeoutMs <= 0) throw new UserError(`--timeout: not a duration: ${JSON.stringify(opts.timeout)} (e.g. 3s)`);
       }
       const inventory = await resolveInventory(opts, io);
-      const { diagnose, formatDiagnosis } = await import('../diagnose/diagnose.ts');
+      const { diagnose, formatDiagnosis } = await import('../operations.ts');
       const d = await diagnose(inventory, timeoutMs !== undefined ? { timeoutMs } : {});
       io.out(opts.json ? json(d) : formatDiagnosis(d, { color: io.color }));
       setExit(cmd, d.status === 'critical' ? ExitCode.critical : ExitCode.ok);

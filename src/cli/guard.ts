@@ -4,11 +4,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { UserError } from '../util/errors.ts';
+import { UserError } from '../common.ts';
 import { json, type Io } from './output.ts';
 import { stateDirOf } from './runs.ts';
 import { resolveInventory, targetOptions, type TargetOpts } from './target.ts';
-import { mkdirp } from '../util/mkdirp.ts';
+import { mkdirp } from '../common.ts';
 import { untilSignal } from './signals.ts';
 
 interface GuardFlags extends TargetOpts {
@@ -77,7 +77,7 @@ compactRevision, compactionKnown, history, autoCompaction, kubernetes, alarms}.
 Stop with Ctrl-C or SIGTERM: a run in progress is interrupted and the next guard resumes it.`,
     )
     .action(async (opts: GuardFlags) => {
-      const { guardConfig } = await import('../guard/config.ts');
+      const { guardConfig } = await import('../authoring.ts');
       const flag = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
       if (opts.approval !== 'policy' && opts.approval !== 'required') throw new UserError(`--approval: expected policy or required, got ${JSON.stringify(opts.approval)}`);
       const config = guardConfig({
@@ -105,9 +105,9 @@ Stop with Ctrl-C or SIGTERM: a run in progress is interrupted and the next guard
       const stateDir = stateDirOf(opts, io);
       mkdirp(stateDir);
 
-      const { ClusterGuard } = await import('../guard/guard.ts');
-      const { createGuardMetrics } = await import('../guard/metrics.ts');
-      const { formatGuardEvent } = await import('../guard/events.ts');
+      const { ClusterGuard } = await import('../operations.ts');
+      const { createGuardMetrics } = await import('../operations.ts');
+      const { formatGuardEvent } = await import('../operations.ts');
       const { openAuditLog } = await import('../chatops/audit.ts');
       const metrics = createGuardMetrics({ defaultMetrics: true });
       const audit = opts.once ? undefined : openAuditLog(opts.auditFile ?? path.join(stateDir, 'audit.jsonl'));
@@ -126,11 +126,11 @@ Stop with Ctrl-C or SIGTERM: a run in progress is interrupted and the next guard
 
       if (opts.once) {
         const facts = await guard.tick({ act: false });
-        const { evaluateRules } = await import('../guard/rules.ts');
+        const { evaluateRules } = await import('../operations.ts');
         const rules = evaluateRules(config.rules, facts);
         if (opts.json) io.out(json({ facts, rules, findings: guard.findings }));
         else {
-          const { summarize } = await import('../guard/guard.ts');
+          const { summarize } = await import('../operations.ts');
           io.out(`${inventory.name}: ${summarize(facts)}`);
           for (const r of rules) io.out(`  rule ${r.rule}: ${r.error ? `error: ${r.error}` : r.holds ? 'HOLDS' : 'clear'}`);
           for (const f of guard.findings) io.out(`  ${f.severity}: ${f.message}`);
@@ -139,7 +139,7 @@ Stop with Ctrl-C or SIGTERM: a run in progress is interrupted and the next guard
         return;
       }
 
-      const server = listen ? await (await import('../guard/metrics-server.ts')).serveMetrics(metrics.registry, listen) : undefined;
+      const server = listen ? await (await import('../operations.ts')).serveMetrics(metrics.registry, listen) : undefined;
       if (server) io.err(`runbook guard: metrics on ${server.url}/metrics`);
       guard.start();
       await untilSignal('runbook guard', (l) => io.err(l), () => 'stopping (a run in progress is interrupted; the next guard resumes it)', async (sig) => {

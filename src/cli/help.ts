@@ -1,6 +1,6 @@
 /** `runbook help [COMMAND|TOPIC]` and `runbook completion SHELL`. */
 import type { Command } from 'commander';
-import { UserError } from '../util/errors.ts';
+import { UserError } from '../common.ts';
 import { completionScript } from './completion.ts';
 import { HELP_TOPICS } from './help-topics.ts';
 import type { Io } from './output.ts';
@@ -28,7 +28,7 @@ export function registerHelpCommands(program: Command, io: Io): void {
     .description('print a shell completion script: bash, zsh or fish (runbook help completion)')
     .argument('<shell>', 'bash, zsh or fish')
     .action(async (shell: string) => {
-      const { listRunbooks } = await import('../runbook/find.ts');
+      const { listRunbooks } = await import('../authoring.ts');
       io.out(completionScript(shell, program, listRunbooks(io.env).map((r) => r.name)));
     });
 }

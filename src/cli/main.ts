@@ -5,7 +5,7 @@
  *   as it is (a state dir not writable, a disk full: the message says what to fix) · 130/143 interrupted (resumable)
  */
 import { Command, CommanderError, Option } from 'commander';
-import { ExitCode, UserError, environmentError, formatDiagnostic, messageOf } from '../util/errors.ts';
+import { ExitCode, UserError, environmentError, formatDiagnostic, messageOf } from '../common.ts';
 import { exitOf } from './exit.ts';
 import { processIo, type Io } from './output.ts';
 import { VERSION } from './version.ts';

@@ -1,9 +1,9 @@
 /** `runbook rehearse`: a runbook against a throwaway local cluster with the fault it recovers from. */
 import type { Command } from 'commander';
-import type { JournalRecord } from '../events/types.ts';
+import type { JournalRecord } from '../common.ts';
 import { abortOnSignals } from './signals.ts';
-import { ExitCode, UserError } from '../util/errors.ts';
-import { parseBytes } from '../util/units.ts';
+import { ExitCode, UserError } from '../common.ts';
+import { parseBytes } from '../common.ts';
 import { defaultStateDir } from '../run-records.ts';
 import { json, type Io } from './output.ts';
 import { setExit } from './exit.ts';
@@ -27,7 +27,7 @@ function collect(value: string, prev: string[] = []): string[] {
 }
 
 /** The run's progress as `runbook run` prints it; the final record without its report (the rehearsal prints its own). */
-function progress(io: Io, verbose: boolean, formatRecord: typeof import('../events/terminal.ts').formatRecord): (rec: JournalRecord) => void {
+function progress(io: Io, verbose: boolean, formatRecord: typeof import('../common.ts').formatRecord): (rec: JournalRecord) => void {
   return (rec) => {
     const shown = rec.type === 'run.finished' ? { ...rec, report: undefined } : rec;
     const line = formatRecord(shown as JournalRecord, { color: io.color, ...(verbose ? { verbose: true } : {}) });
@@ -77,11 +77,11 @@ Exit codes: 0 passed · 1 failed (the report says which step or check) · 2 inva
         if (quotaBytes === undefined || quotaBytes <= 0) throw new UserError(`--quota: not a size: ${JSON.stringify(flags.quota)} (e.g. 16MiB)`);
       }
       // Loaded here: the etcd client and the engine stay out of other commands' start-up.
-      const { rehearse, prepareRehearsal } = await import('../rehearse/rehearse.ts');
-      const { parseFault, NOT_REHEARSABLE } = await import('../rehearse/faults.ts');
-      const { formatRehearsal } = await import('../rehearse/report.ts');
+      const { rehearse, prepareRehearsal } = await import('../operations.ts');
+      const { parseFault, NOT_REHEARSABLE } = await import('../operations.ts');
+      const { formatRehearsal } = await import('../operations.ts');
       const { listRunbooks, parseParamFlags } = await import('../authoring.ts');
-      const { formatRecord } = await import('../events/terminal.ts');
+      const { formatRecord } = await import('../common.ts');
       const fault = flags.fault !== undefined ? parseFault(flags.fault) : undefined;
       const params = parseParamFlags(flags.param ?? []);
       const stateDir = flags.stateDir ?? defaultStateDir(io.env);

@@ -1,8 +1,8 @@
 /** Commands that read runbooks only: list, show, validate, schema. They load no etcd client (fast cold start). */
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { ExitCode, UserError, formatDiagnostic } from '../util/errors.ts';
-import { formatDuration } from '../util/units.ts';
+import { ExitCode, UserError, formatDiagnostic } from '../common.ts';
+import { formatDuration } from '../common.ts';
 import { json, type Io } from './output.ts';
 import { setExit } from './exit.ts';
 
@@ -73,7 +73,7 @@ export function registerRunbookCommands(program: Command, io: Io): void {
     .option('--json', 'machine-readable output')
     .action(async (files: string[], opts: { json?: boolean }, cmd: Command) => {
       const { findRunbook, validateFiles } = await import('../authoring.ts');
-      const { validateInventoryFile, looksLikeInventory } = await import('../inventory/load.ts');
+      const { validateInventoryFile, looksLikeInventory } = await import('../authoring.ts');
       const paths = files.map((f) => (fs.existsSync(f) ? f : findRunbook(f)));
       const results = paths.map((p) => (looksLikeInventory(p) ? validateInventoryFile(p) : validateFiles([p])[0]!));
       const bad = results.filter((r) => r.diagnostics.length > 0);

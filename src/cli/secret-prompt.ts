@@ -1,7 +1,7 @@
 /** Ask for a secret on the terminal without echoing it (etcdctl's "Password:" for `--user NAME`). */
 import readline from 'node:readline';
 import { Writable } from 'node:stream';
-import { ExitCode, UserError } from '../util/errors.ts';
+import { ExitCode, UserError } from '../common.ts';
 
 export function readSecret(question: string): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -1,6 +1,6 @@
 /** `runbook serve`: the chat-ops server (Slack/Mattermost commands and approvals, Alertmanager webhook, metrics). */
 import type { Command } from 'commander';
-import { UserError } from '../util/errors.ts';
+import { UserError } from '../common.ts';
 import type { Io } from './output.ts';
 import { VERSION } from './version.ts';
 import type { StoreFlags } from '../index.ts';
@@ -30,7 +30,7 @@ export function registerServeCommand(program: Command, io: Io): void {
       }
       const secrets = resolveSecrets(config, io.env);
       if (config.tls) {
-        const { tlsPairProblem } = await import('../util/tls-pair.ts');
+        const { tlsPairProblem } = await import('../common.ts');
         const problem = tlsPairProblem(config.tls.cert, config.tls.key);
         if (problem) throw new UserError(`${config.file}: tls: ${problem}`);
       }

@@ -4,9 +4,9 @@
  * --kubeconfig / --context for the Kubernetes checks.
  */
 import type { Command } from 'commander';
-import type { Inventory } from '../inventory/types.ts';
-import { UserError } from '../util/errors.ts';
-import { parseDuration } from '../util/units.ts';
+import type { Inventory } from '../common.ts';
+import { UserError } from '../common.ts';
+import { parseDuration } from '../common.ts';
 import type { Io } from './output.ts';
 import { readSecret } from './secret-prompt.ts';
 
@@ -80,7 +80,7 @@ export async function applyTargetFlags(inv: Inventory, opts: TargetOpts, io: Io)
   if (dial !== undefined) out.dialTimeoutMs = dial;
   if (opts.user !== undefined) {
     // Only an explicit flag overrides a file's auth; ETCDCTL_USER applies to --endpoints (below).
-    const { authFrom } = await import('../inventory/endpoints.ts');
+    const { authFrom } = await import('../authoring.ts');
     const user = await userWithPassword(opts, io);
     const auth = authFrom({ user: user!, ...(opts.password !== undefined ? { password: opts.password } : {}) }, io.env);
     if (auth) out.auth = auth;
@@ -99,11 +99,11 @@ export async function applyTargetFlags(inv: Inventory, opts: TargetOpts, io: Io)
 export async function resolveInventory(opts: TargetOpts, io: Io): Promise<Inventory> {
   const file = opts.inventory ?? io.env.RUNBOOK_INVENTORY;
   if (file && opts.endpoints) throw new UserError('give either --inventory or --endpoints, not both');
-  if (file) return applyTargetFlags((await import('../inventory/load.ts')).loadInventory(file), opts, io);
+  if (file) return applyTargetFlags((await import('../authoring.ts')).loadInventory(file), opts, io);
   const endpoints = opts.endpoints ?? io.env.ETCDCTL_ENDPOINTS;
   if (!endpoints) throw new UserError('no cluster given: use --inventory cluster.yaml (see examples/) or --endpoints http://host:2379,...');
   const insecureTransport = bool('--insecure-transport', opts.insecureTransport ?? io.env.ETCDCTL_INSECURE_TRANSPORT);
-  const { inventoryFromEndpoints } = await import('../inventory/endpoints.ts');
+  const { inventoryFromEndpoints } = await import('../authoring.ts');
   const user = await userWithPassword(opts, io);
   const inv = inventoryFromEndpoints(endpoints, {
     ...(opts.cacert ? { cacert: opts.cacert } : {}),
