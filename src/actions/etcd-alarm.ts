@@ -10,13 +10,10 @@ import { StepError } from '../util/errors.ts';
 import { formatBytes } from '../util/units.ts';
 import { requestTarget } from './etcd-compact.ts';
 import { atQuota, callOpts, effectiveQuota, etcdPool, NEAR_QUOTA_FRACTION } from './etcd-common.ts';
-import type { ActionContext, ActionImpl } from './types.ts';
+import type { ActionContext } from './types.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
-export interface DisarmInput {
-  alarm: AlarmName;
-  quotaBytes?: number;
-  requireBelowQuota: boolean;
-}
+export type DisarmInput = ActionInput<'etcd.alarm-disarm'>;
 
 export interface DisarmOutput {
   alarm: AlarmName;
@@ -53,7 +50,7 @@ async function belowQuotaCheck(ctx: ActionContext, view: ClusterView, input: Dis
   return { quotaBytes: quota.bytes, dbSizes };
 }
 
-export const alarmDisarmAction: ActionImpl<DisarmInput, DisarmOutput> = {
+export const alarmDisarmAction: ImplementedAction = implement('etcd.alarm-disarm', {
   async probe(ctx, input) {
     const view = await clusterView(etcdPool(ctx), callOpts(ctx));
     requestTarget(view); // fails when no voter answers
@@ -103,13 +100,11 @@ export const alarmDisarmAction: ActionImpl<DisarmInput, DisarmOutput> = {
       });
     }
   },
-};
+});
 
-export interface WriteProbeInput {
-  key: string;
-}
+export type WriteProbeInput = ActionInput<'etcd.write-probe'>;
 
-export const writeProbeAction: ActionImpl<WriteProbeInput, CanaryResult> = {
+export const writeProbeAction: ImplementedAction = implement('etcd.write-probe', {
   async plan(_ctx, input) {
     return `put a unique value at ${input.key}, read it back, delete it`;
   },
@@ -120,4 +115,4 @@ export const writeProbeAction: ActionImpl<WriteProbeInput, CanaryResult> = {
     ctx.log(`canary ${input.key} written, read back and deleted through ${r.member} in ${r.durationMs} ms (revision ${r.revision})`);
     return r;
   },
-};
+});

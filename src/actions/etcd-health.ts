@@ -12,12 +12,10 @@ import type { MemberSpec } from '../inventory/types.ts';
 import { StepError } from '../util/errors.ts';
 import { formatBytes } from '../util/units.ts';
 import { atQuota, callOpts, effectiveQuota, etcdPool, pollUntil, preflightOutput } from './etcd-common.ts';
-import type { ActionContext, ActionImpl } from './types.ts';
+import type { ActionContext } from './types.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
-export interface MemberHealthyInput {
-  member?: string;
-  waitFor: number;
-}
+export type MemberHealthyInput = ActionInput<'etcd.member-healthy'>;
 
 export interface MemberHealthyOutput {
   member: string;
@@ -60,7 +58,7 @@ function judge(s: MemberStatus, quotaBytes: number): { value: MemberHealthyOutpu
   return { value: { member: s.name, memberId: s.memberId, leaderId: s.leaderId, dbSize: s.dbSize, isLearner: s.isLearner, alarms: own.map((a) => a.alarm) } };
 }
 
-export const memberHealthyAction: ActionImpl<MemberHealthyInput, MemberHealthyOutput> = {
+export const memberHealthyAction: ImplementedAction = implement('etcd.member-healthy', {
   async run(ctx, input) {
     const pool = etcdPool(ctx);
     const spec = await targetMember(ctx, pool, input);
@@ -91,15 +89,11 @@ export const memberHealthyAction: ActionImpl<MemberHealthyInput, MemberHealthyOu
       { what: `${spec.name} healthy`, member: spec.name, intervalMs: 200 },
     );
   },
-};
+});
 
 const HASH_TIMEOUT_MS = 60_000;
 
-export interface ClusterHealthyInput {
-  expectVoters?: number;
-  hashes: boolean;
-  waitFor: number;
-}
+export type ClusterHealthyInput = ActionInput<'etcd.cluster-healthy'>;
 
 export interface ClusterHealthyOutput {
   clusterId: string;
@@ -209,7 +203,7 @@ async function checkCluster(ctx: ActionContext, pool: EtcdPool, input: ClusterHe
   };
 }
 
-export const clusterHealthyAction: ActionImpl<ClusterHealthyInput, ClusterHealthyOutput> = {
+export const clusterHealthyAction: ImplementedAction = implement('etcd.cluster-healthy', {
   async run(ctx, input) {
     const pool = etcdPool(ctx);
     const moved = new Set<string>();
@@ -230,4 +224,4 @@ export const clusterHealthyAction: ActionImpl<ClusterHealthyInput, ClusterHealth
     ctx.log(`cluster healthy: leader ${out.leader}, voters ${out.voters.join(', ')}${out.hash ? `, equal hashes at revision ${out.hash.revision}` : ''}${skipped}`);
     return out;
   },
-};
+});

@@ -4,15 +4,10 @@ import { StepError } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
 import { sleep } from '../execute/retry.ts';
 import { remoteArgv } from '../exec/ssh.ts';
-import type { ActionContext, ActionImpl } from './types.ts';
+import type { ActionContext } from './types.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
-interface ExecInput {
-  argv: string[];
-  env?: Record<string, string>;
-  cwd?: string;
-  idempotent: boolean;
-  probe?: string[];
-}
+type ExecInput = ActionInput<'exec'>;
 
 async function runArgv(ctx: ActionContext, argv: string[], input: ExecInput, what: string) {
   const ssh = ctx.item?.member?.ssh;
@@ -37,7 +32,7 @@ function tail(text: string | undefined, n = 20): string {
   return (text ?? '').split('\n').slice(-n).join('\n').trim();
 }
 
-export const exec: ActionImpl<ExecInput, { exitCode: number; output: string }> = {
+export const exec: ImplementedAction = implement('exec', {
   async probe(ctx, input) {
     if (!input.probe) return { done: false };
     const r = await runArgv(ctx, input.probe, input, 'probe');
@@ -59,9 +54,9 @@ export const exec: ActionImpl<ExecInput, { exitCode: number; output: string }> =
     if (output) ctx.log(output);
     return { exitCode: r.exitCode ?? 0, output };
   },
-};
+});
 
-export const wait: ActionImpl<{ duration: number }, { waitedMs: number }> = {
+export const wait: ImplementedAction = implement('wait', {
   async plan(_ctx, input) {
     return `would wait ${formatDuration(input.duration)}`;
   },
@@ -71,10 +66,10 @@ export const wait: ActionImpl<{ duration: number }, { waitedMs: number }> = {
     await sleep(remaining, ctx.signal);
     return { waitedMs: input.duration };
   },
-};
+});
 
-export const approve: ActionImpl<{ message?: string }, { approved: true }> = {
+export const approve: ImplementedAction = implement('approve', {
   async run() {
     return { approved: true };
   },
-};
+});

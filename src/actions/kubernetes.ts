@@ -9,16 +9,14 @@ import { checkNodesReady, checkReadyz, type CheckResult, type KubectlOptions } f
 import { StepError, messageOf } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
 import { pollUntil, sleep } from './etcd-common.ts';
-import type { ActionContext, ActionImpl } from './types.ts';
+import type { ActionContext } from './types.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
 // ---- kubectl.verify ---------------------------------------------------------------------------------------------
 
 export type KubeCheck = 'readyz' | 'nodes-ready';
 
-export interface VerifyInput {
-  checks: KubeCheck[];
-  waitFor: number;
-}
+export type VerifyInput = ActionInput<'kubectl.verify'>;
 
 export interface VerifyOutput {
   checks: Partial<Record<KubeCheck, string>>;
@@ -49,7 +47,7 @@ function kubectlOptions(ctx: ActionContext, waitFor: number): KubectlOptions {
   };
 }
 
-export const verifyAction: ActionImpl<VerifyInput, VerifyOutput> = {
+export const verifyAction: ImplementedAction = implement('kubectl.verify', {
   async run(ctx, input) {
     const opts = kubectlOptions(ctx, input.waitFor);
     const started = Date.now();
@@ -76,7 +74,7 @@ export const verifyAction: ActionImpl<VerifyInput, VerifyOutput> = {
     ctx.log(`kubectl: ${Object.entries(out.checks).map(([c, d]) => `${c} ${d}`).join(', ')}`);
     return { ...out, attempts, durationMs };
   },
-};
+});
 
 // ---- fencing ----------------------------------------------------------------------------------------------------
 
@@ -119,7 +117,7 @@ async function eachServer(ctx: ActionContext, servers: Driven[], verb: string, o
   }
 }
 
-export const stopApiServersAction: ActionImpl<Record<string, never>, FenceOutput> = {
+export const stopApiServersAction: ImplementedAction = implement('kubernetes.stop-apiservers', {
   async probe(ctx) {
     const servers = apiServers(ctx);
     if (servers.length === 0) return { done: true, output: { servers: [] }, detail: 'no kubernetes.apiServers in the inventory: nothing to fence' };
@@ -150,9 +148,9 @@ export const stopApiServersAction: ActionImpl<Record<string, never>, FenceOutput
     const up = (await states(apiServers(ctx))).filter((s) => s.running);
     if (up.length > 0) throw new StepError('failed', `API servers still running after the stop: ${up.map((s) => `${s.server.name} (pid ${s.pid ?? '?'})`).join(', ')}`);
   },
-};
+});
 
-export const startApiServersAction: ActionImpl<Record<string, never>, FenceOutput> = {
+export const startApiServersAction: ImplementedAction = implement('kubernetes.start-apiservers', {
   async probe(ctx) {
     const servers = apiServers(ctx);
     if (servers.length === 0) return { done: true, output: { servers: [] }, detail: 'no kubernetes.apiServers in the inventory' };
@@ -183,10 +181,4 @@ export const startApiServersAction: ActionImpl<Record<string, never>, FenceOutpu
     const after = await states(servers);
     return { servers: after.map((a, i) => ({ name: a.server.name, wasRunning: before[i]!.running, ...(a.pid ? { pid: a.pid } : {}) })) };
   },
-};
-
-export const kubeActions: Record<string, ActionImpl> = {
-  'kubectl.verify': verifyAction,
-  'kubernetes.stop-apiservers': stopApiServersAction,
-  'kubernetes.start-apiservers': startApiServersAction,
-};
+});

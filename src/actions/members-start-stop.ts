@@ -12,7 +12,8 @@ import { StepError } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
 import { etcdPool, itemMember, pollUntil } from './etcd-common.ts';
 import { askStatus, memberLogTail, quorumOf } from './members-common.ts';
-import type { ActionContext, ActionImpl } from './types.ts';
+import type { ActionContext } from './types.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
 export interface StopOutput {
   member: string;
@@ -20,7 +21,7 @@ export interface StopOutput {
   pid?: number;
 }
 
-export const stopAction: ActionImpl<Record<string, never>, StopOutput> = {
+export const stopAction: ImplementedAction = implement('members.stop', {
   async probe(ctx) {
     const m = itemMember(ctx, 'members.stop');
     const st = await driverFor(m).status();
@@ -45,7 +46,7 @@ export const stopAction: ActionImpl<Record<string, never>, StopOutput> = {
     const st = await driverFor(m).status();
     if (st.running) throw new StepError('failed', `${m.name} still runs (pid ${st.pid ?? '?'}) after stop`, { member: m.name });
   },
-};
+});
 
 /** The member's process exited right after a start (bad data, bad flag, port in use): it will not come back by itself. */
 export class MemberExitedError extends StepError {
@@ -59,9 +60,7 @@ export class MemberExitedError extends StepError {
   }
 }
 
-export interface StartInput {
-  waitFor: number;
-}
+export type StartInput = ActionInput<'members.start'>;
 
 export interface StartOutput {
   member: string;
@@ -124,7 +123,7 @@ export async function waitStarted(ctx: ActionContext, m: MemberSpec, waitForMs: 
   );
 }
 
-export const startAction: ActionImpl<StartInput, StartOutput> = {
+export const startAction: ImplementedAction = implement('members.start', {
   async probe(ctx) {
     const m = itemMember(ctx, 'members.start');
     const st = await driverFor(m).status();
@@ -146,4 +145,4 @@ export const startAction: ActionImpl<StartInput, StartOutput> = {
     if (out.answering) ctx.log(`${m.name} answers (pid ${out.pid ?? '?'})`);
     return out;
   },
-};
+});
