@@ -33,7 +33,7 @@ import type { AuditLog } from './audit.ts';
 import type { ChatSink, MessageRef } from './chat.ts';
 import type { ChatopsConfig } from './config.ts';
 import type { ChatopsMetrics } from './metrics.ts';
-import type { RunView } from './render.ts';
+import type { RunView } from '../events/chat.ts';
 
 export interface StartRequest {
   verb: 'run' | 'plan';

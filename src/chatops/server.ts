@@ -22,7 +22,7 @@ import { parseCommand, USAGE } from './command.ts';
 import { SECRET_NAMES, type ChatopsConfig, type Secrets } from './config.ts';
 import { HttpError, header, isForm, isJson, readBody, remoteOf, sendJson, sendText } from './http.ts';
 import { createMetrics, type ChatopsMetrics } from './metrics.ts';
-import { ACTION_APPROVE, ACTION_DENY } from './render.ts';
+import { ACTION_APPROVE, ACTION_DENY } from '../events/chat.ts';
 import { RunManager } from './run-manager.ts';
 import { actionMac, ReplayCache, verifyActionMac, verifyBearer, verifySlack, verifyToken } from './verify.ts';
 import type { StateStore } from '../store/types.ts';

@@ -4,7 +4,7 @@
  */
 import type { RunReport } from '../execute/report.ts';
 import type { RunState } from '../execute/state.ts';
-import { formatReport } from '../events/terminal.ts';
+import { formatReport } from './terminal.ts';
 import { formatDuration } from '../util/units.ts';
 
 export interface RunView {
