@@ -105,7 +105,7 @@ export const catalog = {
     input: z.strictObject({ key: z.string().min(1).max(512).default('/runbook/canary') }),
     mutates: true,
     idempotent: true,
-    load: async () => (await import('./etcd-alarm.ts')).writeProbeAction,
+    load: async () => (await import('./etcd-write-probe.ts')).writeProbeAction,
   }),
   'etcd.member-healthy': defineAction({
     name: 'etcd.member-healthy',
@@ -362,7 +362,7 @@ export const catalog = {
     mutates: true,
     idempotent: false,
     perMember: 'optional',
-    load: async () => (await import('./generic.ts')).exec,
+    load: async () => (await import('./exec.ts')).exec,
   }),
   script: defineAction({
     name: 'script',
@@ -385,7 +385,7 @@ export const catalog = {
     input: z.strictObject({ duration: zDuration }),
     mutates: false,
     idempotent: true,
-    load: async () => (await import('./generic.ts')).wait,
+    load: async () => (await import('./wait.ts')).wait,
   }),
   approve: defineAction({
     name: 'approve',
@@ -393,7 +393,7 @@ export const catalog = {
     input: z.strictObject({ message: z.string().max(2000).optional() }),
     mutates: false,
     idempotent: true,
-    load: async () => (await import('./generic.ts')).approve,
+    load: async () => (await import('./approve.ts')).approve,
   }),
 } as const satisfies Record<string, CatalogEntry>;
 

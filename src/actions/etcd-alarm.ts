@@ -1,10 +1,9 @@
 /**
- * etcd.alarm-disarm and etcd.write-probe. NOSPACE is disarmed only when every member's db is clearly below the
+ * etcd.alarm-disarm. NOSPACE is disarmed only when every member's db is clearly below the
  * quota (under 95% of it): otherwise the next write raises it again. Every disarm is checked against the alarm list afterwards (the
  * client does not fail when it disarmed nothing).
  */
 import { disarmAlarm, listAlarms, type Alarm, type AlarmName } from '../etcd/maintenance.ts';
-import { putDeleteCanary, type CanaryResult } from '../etcd/kv.ts';
 import { clusterView, idOf, type ClusterView } from '../etcd/view.ts';
 import { StepError } from '../util/errors.ts';
 import { formatBytes } from '../util/units.ts';
@@ -99,20 +98,5 @@ export const alarmDisarmAction: ImplementedAction = implement('etcd.alarm-disarm
         hint: 'another write may have raised it again: check db sizes against the quota',
       });
     }
-  },
-});
-
-export type WriteProbeInput = ActionInput<'etcd.write-probe'>;
-
-export const writeProbeAction: ImplementedAction = implement('etcd.write-probe', {
-  async plan(_ctx, input) {
-    return `put a unique value at ${input.key}, read it back, delete it`;
-  },
-  async run(ctx, input) {
-    const pool = etcdPool(ctx);
-    const to = requestTarget(await clusterView(pool, callOpts(ctx)));
-    const r = await putDeleteCanary(pool, to.endpoint, input.key, { ...callOpts(ctx), tag: `${ctx.runId}/${ctx.stepId}#${ctx.attempt}` });
-    ctx.log(`canary ${input.key} written, read back and deleted through ${r.member} in ${r.durationMs} ms (revision ${r.revision})`);
-    return r;
   },
 });

@@ -1,8 +1,6 @@
-/** Actions that are not about etcd: exec (argv only, never a shell string), wait, approve. */
+/** exec: run a command as an argv array (never a shell string), on the member's host when in a member forEach. */
 import { execa } from 'execa';
 import { StepError } from '../util/errors.ts';
-import { formatDuration } from '../util/units.ts';
-import { sleep } from '../execute/retry.ts';
 import { remoteArgv } from '../exec/ssh.ts';
 import type { ActionContext } from './types.ts';
 import { implement, type ImplementedAction, type ActionInput } from './define.ts';
@@ -53,23 +51,5 @@ export const exec: ImplementedAction = implement('exec', {
     }
     if (output) ctx.log(output);
     return { exitCode: r.exitCode ?? 0, output };
-  },
-});
-
-export const wait: ImplementedAction = implement('wait', {
-  async plan(_ctx, input) {
-    return `would wait ${formatDuration(input.duration)}`;
-  },
-  async run(ctx, input) {
-    // A resumed wait counts the time already waited since the step first started.
-    const remaining = Math.max(0, ctx.firstStartedAt + input.duration - Date.now());
-    await sleep(remaining, ctx.signal);
-    return { waitedMs: input.duration };
-  },
-});
-
-export const approve: ImplementedAction = implement('approve', {
-  async run() {
-    return { approved: true };
   },
 });
