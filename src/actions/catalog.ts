@@ -117,7 +117,7 @@ export const catalog = {
     mutates: false,
     idempotent: true,
     perMember: 'optional',
-    load: async () => (await import('./etcd-health.ts')).memberHealthyAction,
+    load: async () => (await import('./etcd-member-healthy.ts')).memberHealthyAction,
   }),
   'etcd.move-leader': defineAction({
     name: 'etcd.move-leader',
@@ -141,7 +141,7 @@ export const catalog = {
     }),
     mutates: false,
     idempotent: true,
-    load: async () => (await import('./etcd-health.ts')).clusterHealthyAction,
+    load: async () => (await import('./etcd-cluster-healthy.ts')).clusterHealthyAction,
   }),
   'etcd.snapshot-save': defineAction({
     name: 'etcd.snapshot-save',
@@ -265,7 +265,7 @@ export const catalog = {
     idempotent: true,
     perMember: 'required',
     needsInventory: true,
-    load: async () => (await import('./members-start-stop.ts')).stopAction,
+    load: async () => (await import('./members-stop.ts')).stopAction,
   }),
   'members.start': defineAction({
     name: 'members.start',
@@ -275,7 +275,7 @@ export const catalog = {
     idempotent: true,
     perMember: 'required',
     needsInventory: true,
-    load: async () => (await import('./members-start-stop.ts')).startAction,
+    load: async () => (await import('./members-start.ts')).startAction,
   }),
   'members.start-all': defineAction({
     name: 'members.start-all',
@@ -327,7 +327,7 @@ export const catalog = {
     mutates: true,
     idempotent: true,
     needsInventory: true,
-    load: async () => (await import('./kubernetes.ts')).stopApiServersAction,
+    load: async () => (await import('./kubernetes-apiservers.ts')).stopApiServersAction,
   }),
   'kubernetes.start-apiservers': defineAction({
     name: 'kubernetes.start-apiservers',
@@ -336,7 +336,7 @@ export const catalog = {
     mutates: true,
     idempotent: true,
     needsInventory: true,
-    load: async () => (await import('./kubernetes.ts')).startApiServersAction,
+    load: async () => (await import('./kubernetes-apiservers.ts')).startApiServersAction,
   }),
   'kubectl.verify': defineAction({
     name: 'kubectl.verify',
@@ -347,7 +347,7 @@ export const catalog = {
     }),
     mutates: false,
     idempotent: true,
-    load: async () => (await import('./kubernetes.ts')).verifyAction,
+    load: async () => (await import('./kubectl-verify.ts')).verifyAction,
   }),
   exec: defineAction({
     name: 'exec',

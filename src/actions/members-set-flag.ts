@@ -15,7 +15,7 @@ import { flagName } from '../etcd/versions.ts';
 import type { MemberSpec } from '../inventory/types.ts';
 import { callOpts, etcdPool, itemMember } from './etcd-common.ts';
 import { POLL_CALL_MS, askStatus, moveLeadershipOff, quorumOf } from './members-common.ts';
-import { MemberExitedError, waitStarted } from './members-start-stop.ts';
+import { MemberExitedError, waitStarted } from './members-start.ts';
 import type { ActionContext } from './types.ts';
 import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 

@@ -3,7 +3,7 @@
  * address counts even while the inventory still names the old one), they agree on one leader, and their KV hashes
  * are equal.
  */
-import { compareHashes } from './etcd-health.ts';
+import { compareHashes } from './etcd-cluster-healthy.ts';
 import { callOpts, etcdPool, pollUntil } from './etcd-common.ts';
 import type { ActionContext } from './types.ts';
 import { StepError } from '../util/errors.ts';

@@ -1,5 +1,5 @@
 /**
- * members.stop and members.start, one member per forEach item, through the member's driver.
+ * members.start: start one member (a forEach item) through its driver.
  *
  * A restarted etcd member serves clients only once it is part of a quorum (it accepts TCP and leaves calls
  * hanging before that). So start waits until the member answers when enough members run to form a quorum;
@@ -14,39 +14,6 @@ import { etcdPool, itemMember, pollUntil } from './etcd-common.ts';
 import { askStatus, memberLogTail, quorumOf } from './members-common.ts';
 import type { ActionContext } from './types.ts';
 import { implement, type ImplementedAction, type ActionInput } from './define.ts';
-
-export interface StopOutput {
-  member: string;
-  wasRunning: boolean;
-  pid?: number;
-}
-
-export const stopAction: ImplementedAction = implement('members.stop', {
-  async probe(ctx) {
-    const m = itemMember(ctx, 'members.stop');
-    const st = await driverFor(m).status();
-    return st.running ? { done: false, detail: `${m.name} runs (pid ${st.pid ?? '?'})` } : { done: true, output: { member: m.name, wasRunning: false }, detail: `${m.name} is not running` };
-  },
-  async plan(ctx) {
-    const m = itemMember(ctx, 'members.stop');
-    const st = await driverFor(m).status();
-    return `stop ${m.name}${st.pid ? ` (pid ${st.pid})` : ''}: ${describeDriver(m).stop}`;
-  },
-  async run(ctx) {
-    const m = itemMember(ctx, 'members.stop');
-    const driver = driverFor(m);
-    const before = await driver.status();
-    ctx.log(`stopping ${m.name}${before.pid ? ` (pid ${before.pid})` : ''}`);
-    await driver.stop();
-    etcdPool(ctx).forget(m.name);
-    return { member: m.name, wasRunning: before.running, ...(before.pid ? { pid: before.pid } : {}) };
-  },
-  async verify(ctx) {
-    const m = itemMember(ctx, 'members.stop');
-    const st = await driverFor(m).status();
-    if (st.running) throw new StepError('failed', `${m.name} still runs (pid ${st.pid ?? '?'}) after stop`, { member: m.name });
-  },
-});
 
 /** The member's process exited right after a start (bad data, bad flag, port in use): it will not come back by itself. */
 export class MemberExitedError extends StepError {
