@@ -11,3 +11,4 @@ export type { JournalRecord, RunEvent, RunStatus, ErrorInfo } from './events/typ
 export { formatRecord, formatReport } from './events/terminal.ts';
 export { createProgress } from './events/progress.ts';
 export type { Inventory, MemberSpec, DriverSpec, TlsSpec } from './inventory/types.ts';
+export { statusLine, stepLines, pendingApproval, finalSummary, plainText, slackBlocks, mattermostPost, ACTION_APPROVE, ACTION_DENY, type RunView } from './events/chat.ts';

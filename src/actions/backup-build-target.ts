@@ -18,15 +18,10 @@ import { localRestoreTool, revisionBump } from '../snapshot/etcd-tools.ts';
 import { localHost, sha256File } from '../hosts/local.ts';
 import { StepError } from '../util/errors.ts';
 import { etcdPool } from './etcd-common.ts';
-import type { ActionContext, ActionImpl } from './types.ts';
+import type { ActionContext } from './types.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
-export interface BuildTargetInput {
-  at?: string;
-  revision?: number;
-  newest: boolean;
-  onlyIfNewerThan?: number;
-  dirs?: string[];
-}
+export type BuildTargetInput = ActionInput<'backup.build-target'>;
 
 /** With `newest`, when deltas add nothing to the snapshot another step chose: nothing is built. */
 export interface NotUsed {
@@ -108,7 +103,7 @@ async function notWorthIt(ctx: ActionContext, input: BuildTargetInput): Promise<
 /** What etcd.restore-member needs besides the snapshot: how far to move revisions (absent: the tool cannot). */
 export type BuildTargetOutput = BuiltTarget & { bumpRevision?: number };
 
-export const buildTargetAction: ActionImpl<BuildTargetInput, BuildTargetOutput | NotUsed> = {
+export const buildTargetAction: ImplementedAction = implement('backup.build-target', {
   async probe(ctx) {
     const file = join(outDir(ctx), 'target.json');
     if (!existsSync(file)) return { done: false, detail: 'no target built by this run yet' };
@@ -161,4 +156,4 @@ export const buildTargetAction: ActionImpl<BuildTargetInput, BuildTargetOutput |
     if (!('path' in output)) return;
     if ((await sha256File(output.path)) !== output.sha256) throw new StepError('failed', `${output.path} changed right after it was built`);
   },
-};
+});

@@ -1,11 +1,13 @@
 /**
- * Every action a runbook can name: its input schema and what it does to the world. Metadata only (no I/O,
- * no etcd3 import), so `validate`, `show` and the JSON Schema load fast. Implementations are bound by name
- * in src/actions/registry.ts.
+ * Every action a runbook can name: its input schema, what it does to the world, and the file that implements it.
+ * Metadata only (no I/O, no etcd3 import): the implementation is imported the first time the action is about to
+ * run (`load`), so `validate`, `show` and the JSON Schema load fast, and a NOSPACE recovery never loads execa,
+ * kubectl or the snapshot code (BENCHMARKS.md). Adding an action: one entry here plus one file that exports
+ * `implement('<name>', { probe, plan, run, verify })` (src/actions/define.ts), its input typed from this schema.
  */
 import { z } from 'zod';
 import { parseBytes, parseDuration } from '../util/units.ts';
-import type { ActionMeta } from './types.ts';
+import type { ActionMeta, CatalogEntry } from './types.ts';
 
 export const zBytes = z
   .union([z.number(), z.string()])
@@ -34,8 +36,8 @@ export const zDuration = z
 const alarmName = z.enum(['NOSPACE', 'CORRUPT']);
 const memberRef = z.string().min(1).max(256).describe('member name, hex member id, or peer URL');
 
-function action<S extends z.ZodType>(meta: ActionMeta<S>): ActionMeta<S> {
-  return meta;
+function defineAction<S extends z.ZodType>(entry: CatalogEntry<S>): CatalogEntry<S> {
+  return entry;
 }
 
 /** What a snapshot save takes, whether it finishes in one step (etcd.snapshot-save) or two (snapshot-begin/-wait). */
@@ -48,7 +50,7 @@ const snapshotSaveInput = z.strictObject({
 });
 
 export const catalog = {
-  'etcd.preflight': action({
+  'etcd.preflight': defineAction({
     name: 'etcd.preflight',
     summary: 'Status and alarms of every member, leader, learners, versions, db sizes, disk headroom; refuses on CORRUPT or an unreachable member',
     input: z.strictObject({
@@ -59,8 +61,9 @@ export const catalog = {
     }),
     mutates: false,
     idempotent: true,
+    load: async () => (await import('./etcd-preflight.ts')).preflightAction,
   }),
-  'etcd.compact': action({
+  'etcd.compact': defineAction({
     name: 'etcd.compact',
     summary: 'Compact the keyspace history once, cluster-wide, at the current revision minus `keep` (physical)',
     input: z.strictObject({
@@ -69,8 +72,9 @@ export const catalog = {
     }),
     mutates: true,
     idempotent: true,
+    load: async () => (await import('./etcd-compact.ts')).compactAction,
   }),
-  'etcd.defrag': action({
+  'etcd.defrag': defineAction({
     name: 'etcd.defrag',
     summary: 'Defragment one member (forEach over voters, followers first, the leader last); with moveLeaderFirst, moves leadership away before defragmenting the leader',
     input: z.strictObject({
@@ -81,8 +85,9 @@ export const catalog = {
     mutates: true,
     idempotent: true,
     perMember: 'required',
+    load: async () => (await import('./etcd-defrag.ts')).defragAction,
   }),
-  'etcd.alarm-disarm': action({
+  'etcd.alarm-disarm': defineAction({
     name: 'etcd.alarm-disarm',
     summary: 'Disarm an alarm on every member that has it; NOSPACE only when every member is below the quota',
     input: z.strictObject({
@@ -92,15 +97,17 @@ export const catalog = {
     }),
     mutates: true,
     idempotent: true,
+    load: async () => (await import('./etcd-alarm.ts')).alarmDisarmAction,
   }),
-  'etcd.write-probe': action({
+  'etcd.write-probe': defineAction({
     name: 'etcd.write-probe',
     summary: 'Put and delete a canary key: proves the cluster accepts writes',
     input: z.strictObject({ key: z.string().min(1).max(512).default('/runbook/canary') }),
     mutates: true,
     idempotent: true,
+    load: async () => (await import('./etcd-write-probe.ts')).writeProbeAction,
   }),
-  'etcd.member-healthy': action({
+  'etcd.member-healthy': defineAction({
     name: 'etcd.member-healthy',
     summary: 'A member answers status, knows a leader, has no alarm of its own (a gate between members)',
     input: z.strictObject({
@@ -110,8 +117,9 @@ export const catalog = {
     mutates: false,
     idempotent: true,
     perMember: 'optional',
+    load: async () => (await import('./etcd-member-healthy.ts')).memberHealthyAction,
   }),
-  'etcd.move-leader': action({
+  'etcd.move-leader': defineAction({
     name: 'etcd.move-leader',
     summary: 'Move raft leadership to another healthy voter',
     input: z.strictObject({
@@ -121,8 +129,9 @@ export const catalog = {
     mutates: true,
     idempotent: true,
     perMember: 'optional',
+    load: async () => (await import('./etcd-leader.ts')).moveLeaderAction,
   }),
-  'etcd.cluster-healthy': action({
+  'etcd.cluster-healthy': defineAction({
     name: 'etcd.cluster-healthy',
     summary: 'One leader, one cluster id, every voter answering, no alarms, equal KV hashes',
     input: z.strictObject({
@@ -132,29 +141,33 @@ export const catalog = {
     }),
     mutates: false,
     idempotent: true,
+    load: async () => (await import('./etcd-cluster-healthy.ts')).clusterHealthyAction,
   }),
-  'etcd.snapshot-save': action({
+  'etcd.snapshot-save': defineAction({
     name: 'etcd.snapshot-save',
     summary: 'Stream a snapshot to a file (constant memory), verify it, record sha256/revision/size in a manifest, apply retention',
     input: snapshotSaveInput,
     mutates: true,
     idempotent: false,
+    load: async () => (await import('./snapshot-save.ts')).snapshotSaveAction,
   }),
-  'etcd.snapshot-begin': action({
+  'etcd.snapshot-begin': defineAction({
     name: 'etcd.snapshot-begin',
     summary: 'Begin a snapshot and go on once its point in time is fixed (its first bytes arrived); a later etcd.snapshot-wait finishes it (verified, manifest, retention)',
     input: snapshotSaveInput,
     mutates: true,
     idempotent: false,
+    load: async () => (await import('./snapshot-background.ts')).snapshotBeginAction,
   }),
-  'etcd.snapshot-wait': action({
+  'etcd.snapshot-wait': defineAction({
     name: 'etcd.snapshot-wait',
     summary: 'Wait until a snapshot begun by etcd.snapshot-begin is written and verified; a new one if a runner restart cut it short',
     input: z.strictObject({ step: z.string().min(1).describe('id of the etcd.snapshot-begin step') }),
     mutates: true,
     idempotent: false,
+    load: async () => (await import('./snapshot-background.ts')).snapshotWaitAction,
   }),
-  'etcd.snapshot-select': action({
+  'etcd.snapshot-select': defineAction({
     name: 'etcd.snapshot-select',
     summary: 'Newest snapshot that passes integrity (sha256 trailer, status, trial restore on a copy); older ones are fallbacks',
     input: z.strictObject({
@@ -165,8 +178,9 @@ export const catalog = {
     }),
     mutates: false,
     idempotent: true,
+    load: async () => (await import('./snapshot-select.ts')).snapshotSelectAction,
   }),
-  'backup.build-target': action({
+  'backup.build-target': defineAction({
     name: 'backup.build-target',
     summary: 'Rebuild, offline, the snapshot of a past point from the backups: full snapshot + delta segments replayed on a scratch member, saved and verified',
     input: z.strictObject({
@@ -178,8 +192,9 @@ export const catalog = {
     }),
     mutates: true,
     idempotent: true,
+    load: async () => (await import('./backup-build-target.ts')).buildTargetAction,
   }),
-  'etcd.restore-member': action({
+  'etcd.restore-member': defineAction({
     name: 'etcd.restore-member',
     summary: "Restore one member's data dir from the chosen snapshot into <dir>.part, then rename (old data must be moved aside first)",
     input: z.strictObject({
@@ -196,36 +211,41 @@ export const catalog = {
     idempotent: true,
     perMember: 'required',
     needsInventory: true,
+    load: async () => (await import('./snapshot-restore.ts')).restoreMemberAction,
   }),
-  'etcd.replacement-preflight': action({
+  'etcd.replacement-preflight': defineAction({
     name: 'etcd.replacement-preflight',
     summary: 'Identify the member to replace; refuse when removal would lose quorum, on a 2-member cluster, or when a learner exists',
     input: z.strictObject({ member: memberRef.optional().describe('default: the one unhealthy member, when unambiguous') }),
     mutates: false,
     idempotent: true,
+    load: async () => (await import('./etcd-replacement-preflight.ts')).replacementPreflightAction,
   }),
-  'etcd.member-remove': action({
+  'etcd.member-remove': defineAction({
     name: 'etcd.member-remove',
     summary: 'Remove a member from the cluster (already gone = done)',
     input: z.strictObject({ member: memberRef }),
     mutates: true,
     idempotent: true,
+    load: async () => (await import('./etcd-member-remove.ts')).memberRemoveAction,
   }),
-  'etcd.member-add': action({
+  'etcd.member-add': defineAction({
     name: 'etcd.member-add',
     summary: 'Add a member (as a learner where supported); peer URL already present = done',
     input: z.strictObject({ name: z.string().min(1), peerURL: z.string().url(), learner: z.boolean().default(true) }),
     mutates: true,
     idempotent: true,
+    load: async () => (await import('./etcd-member-add.ts')).memberAddAction,
   }),
-  'etcd.member-promote': action({
+  'etcd.member-promote': defineAction({
     name: 'etcd.member-promote',
     summary: 'Promote a learner once it is in sync (polled with backoff); already a voter = done',
     input: z.strictObject({ member: memberRef, waitFor: zDuration.default(120_000) }),
     mutates: true,
     idempotent: true,
+    load: async () => (await import('./etcd-member-promote.ts')).memberPromoteAction,
   }),
-  'members.set-flag': action({
+  'members.set-flag': defineAction({
     name: 'members.set-flag',
     summary: "Change one etcd flag of a member through its driver and restart it (rolling, with a health gate)",
     input: z.strictObject({
@@ -236,8 +256,9 @@ export const catalog = {
     idempotent: true,
     perMember: 'required',
     needsInventory: true,
+    load: async () => (await import('./members-set-flag.ts')).setFlagAction,
   }),
-  'members.stop': action({
+  'members.stop': defineAction({
     name: 'members.stop',
     summary: 'Stop a member through its driver',
     input: z.strictObject({}),
@@ -245,8 +266,9 @@ export const catalog = {
     idempotent: true,
     perMember: 'required',
     needsInventory: true,
+    load: async () => (await import('./members-stop.ts')).stopAction,
   }),
-  'members.start': action({
+  'members.start': defineAction({
     name: 'members.start',
     summary: 'Start a member through its driver and wait until it answers',
     input: z.strictObject({ waitFor: zDuration.default(30_000) }),
@@ -254,24 +276,27 @@ export const catalog = {
     idempotent: true,
     perMember: 'required',
     needsInventory: true,
+    load: async () => (await import('./members-start.ts')).startAction,
   }),
-  'members.start-all': action({
+  'members.start-all': defineAction({
     name: 'members.start-all',
     summary: 'Start every member that is not running, all at once, and wait until every member answers with one leader; fails at once when one exits (says so when its log shows damaged data)',
     input: z.strictObject({ waitFor: zDuration.default(60_000) }),
     mutates: true,
     idempotent: true,
     needsInventory: true,
+    load: async () => (await import('./members-start-all.ts')).startAllAction,
   }),
-  'members.try-restart': action({
+  'members.try-restart': defineAction({
     name: 'members.try-restart',
     summary: 'Start every stopped member on its existing data; reports whether a healthy quorum formed (never fails for that)',
     input: z.strictObject({ waitFor: zDuration.default(30_000) }),
     mutates: true,
     idempotent: true,
     needsInventory: true,
+    load: async () => (await import('./members-try-restart.ts')).tryRestartAction,
   }),
-  'members.move-data-aside': action({
+  'members.move-data-aside': defineAction({
     name: 'members.move-data-aside',
     summary: "Move a stopped member's data dir to <dir>.<label>-<timestamp> (never deleted)",
     input: z.strictObject({ label: z.string().regex(/^[a-z0-9-]{1,40}$/).default('pre-restore') }),
@@ -279,8 +304,9 @@ export const catalog = {
     idempotent: true,
     perMember: 'required',
     needsInventory: true,
+    load: async () => (await import('./members-data.ts')).moveDataAsideAction,
   }),
-  'members.start-replacement': action({
+  'members.start-replacement': defineAction({
     name: 'members.start-replacement',
     summary: 'Start the replacement member with --initial-cluster-state existing and the current --initial-cluster',
     input: z.strictObject({
@@ -293,24 +319,27 @@ export const catalog = {
     mutates: true,
     idempotent: true,
     needsInventory: true,
+    load: async () => (await import('./members-start-replacement.ts')).startReplacementAction,
   }),
-  'kubernetes.stop-apiservers': action({
+  'kubernetes.stop-apiservers': defineAction({
     name: 'kubernetes.stop-apiservers',
     summary: 'Fence: stop the kube-apiservers named in the inventory before etcd is touched',
     input: z.strictObject({}),
     mutates: true,
     idempotent: true,
     needsInventory: true,
+    load: async () => (await import('./kubernetes-apiservers.ts')).stopApiServersAction,
   }),
-  'kubernetes.start-apiservers': action({
+  'kubernetes.start-apiservers': defineAction({
     name: 'kubernetes.start-apiservers',
     summary: 'Start the kube-apiservers named in the inventory again',
     input: z.strictObject({}),
     mutates: true,
     idempotent: true,
     needsInventory: true,
+    load: async () => (await import('./kubernetes-apiservers.ts')).startApiServersAction,
   }),
-  'kubectl.verify': action({
+  'kubectl.verify': defineAction({
     name: 'kubectl.verify',
     summary: 'kubectl checks with the inventory kubeconfig: readyz (get --raw /readyz), nodes-ready',
     input: z.strictObject({
@@ -319,8 +348,9 @@ export const catalog = {
     }),
     mutates: false,
     idempotent: true,
+    load: async () => (await import('./kubectl-verify.ts')).verifyAction,
   }),
-  exec: action({
+  exec: defineAction({
     name: 'exec',
     summary: 'Run a command as an argv array (never a shell string); on the member host when in a member forEach',
     input: z.strictObject({
@@ -333,8 +363,9 @@ export const catalog = {
     mutates: true,
     idempotent: false,
     perMember: 'optional',
+    load: async () => (await import('./exec.ts')).exec,
   }),
-  script: action({
+  script: defineAction({
     name: 'script',
     summary: 'Run a zx script (a file next to the runbook) as a child process; params, step outputs and `args` reach it as data ($RUNBOOK_INPUT), never as code',
     input: z.strictObject({
@@ -347,24 +378,25 @@ export const catalog = {
     mutates: true,
     idempotent: false,
     perMember: 'optional',
+    load: async () => (await import('./script.ts')).script,
   }),
-  wait: action({
+  wait: defineAction({
     name: 'wait',
     summary: 'Wait a fixed time (bounded; resumes count the time already waited)',
     input: z.strictObject({ duration: zDuration }),
     mutates: false,
     idempotent: true,
+    load: async () => (await import('./wait.ts')).wait,
   }),
-  approve: action({
+  approve: defineAction({
     name: 'approve',
     summary: 'A pause that only a human approval ends (use with approval: required)',
     input: z.strictObject({ message: z.string().max(2000).optional() }),
     mutates: false,
     idempotent: true,
+    load: async () => (await import('./approve.ts')).approve,
   }),
-} as const satisfies Record<string, ActionMeta>;
-
-export type ActionName = keyof typeof catalog;
+} as const satisfies Record<string, CatalogEntry>;
 
 export function actionMeta(name: string): ActionMeta | undefined {
   return Object.hasOwn(catalog, name) ? (catalog as Record<string, ActionMeta>)[name] : undefined;

@@ -1,22 +1,18 @@
 /**
- * etcd.alarm-disarm and etcd.write-probe. NOSPACE is disarmed only when every member's db is clearly below the
+ * etcd.alarm-disarm. NOSPACE is disarmed only when every member's db is clearly below the
  * quota (under 95% of it): otherwise the next write raises it again. Every disarm is checked against the alarm list afterwards (the
  * client does not fail when it disarmed nothing).
  */
 import { disarmAlarm, listAlarms, type Alarm, type AlarmName } from '../etcd/maintenance.ts';
-import { putDeleteCanary, type CanaryResult } from '../etcd/kv.ts';
 import { clusterView, idOf, type ClusterView } from '../etcd/view.ts';
 import { StepError } from '../util/errors.ts';
 import { formatBytes } from '../util/units.ts';
 import { requestTarget } from './etcd-compact.ts';
 import { atQuota, callOpts, effectiveQuota, etcdPool, NEAR_QUOTA_FRACTION } from './etcd-common.ts';
-import type { ActionContext, ActionImpl } from './types.ts';
+import type { ActionContext } from './types.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
-export interface DisarmInput {
-  alarm: AlarmName;
-  quotaBytes?: number;
-  requireBelowQuota: boolean;
-}
+export type DisarmInput = ActionInput<'etcd.alarm-disarm'>;
 
 export interface DisarmOutput {
   alarm: AlarmName;
@@ -53,7 +49,7 @@ async function belowQuotaCheck(ctx: ActionContext, view: ClusterView, input: Dis
   return { quotaBytes: quota.bytes, dbSizes };
 }
 
-export const alarmDisarmAction: ActionImpl<DisarmInput, DisarmOutput> = {
+export const alarmDisarmAction: ImplementedAction = implement('etcd.alarm-disarm', {
   async probe(ctx, input) {
     const view = await clusterView(etcdPool(ctx), callOpts(ctx));
     requestTarget(view); // fails when no voter answers
@@ -103,21 +99,4 @@ export const alarmDisarmAction: ActionImpl<DisarmInput, DisarmOutput> = {
       });
     }
   },
-};
-
-export interface WriteProbeInput {
-  key: string;
-}
-
-export const writeProbeAction: ActionImpl<WriteProbeInput, CanaryResult> = {
-  async plan(_ctx, input) {
-    return `put a unique value at ${input.key}, read it back, delete it`;
-  },
-  async run(ctx, input) {
-    const pool = etcdPool(ctx);
-    const to = requestTarget(await clusterView(pool, callOpts(ctx)));
-    const r = await putDeleteCanary(pool, to.endpoint, input.key, { ...callOpts(ctx), tag: `${ctx.runId}/${ctx.stepId}#${ctx.attempt}` });
-    ctx.log(`canary ${input.key} written, read back and deleted through ${r.member} in ${r.durationMs} ms (revision ${r.revision})`);
-    return r;
-  },
-};
+});

@@ -10,12 +10,10 @@ import { clusterView, isLearner, type ClusterView, type MemberProbe } from '../e
 import { StepError } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
 import { callOpts, etcdPool, pollUntil } from './etcd-common.ts';
-import type { ActionContext, ActionImpl } from './types.ts';
+import type { ActionContext } from './types.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
-export interface CompactInput {
-  keep: number;
-  physical: boolean;
-}
+export type CompactInput = ActionInput<'etcd.compact'>;
 
 export interface CompactOutput {
   /** Compacted up to this revision (or it already was). */
@@ -70,7 +68,7 @@ const FINISH_WAIT_MS = 10 * 60_000;
 /** Physical compaction of a big backend takes a while: give it more than a plain request. */
 const COMPACT_TIMEOUT_MS = 120_000;
 
-export const compactAction: ActionImpl<CompactInput, CompactOutput> = {
+export const compactAction: ImplementedAction = implement('etcd.compact', {
   async probe(ctx, input) {
     const pool = etcdPool(ctx);
     const t0 = performance.now();
@@ -156,4 +154,4 @@ export const compactAction: ActionImpl<CompactInput, CompactOutput> = {
       { what: `compaction finished on every voter`, intervalMs: 25 },
     );
   },
-};
+});

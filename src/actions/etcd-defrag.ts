@@ -12,13 +12,10 @@ import { StepError } from '../util/errors.ts';
 import { formatBytes, formatDuration } from '../util/units.ts';
 import { atQuota, callOpts, etcdPool, itemMember, pollUntil, preflightOutput } from './etcd-common.ts';
 import { pickSuccessor, transferLeadership } from './etcd-leader.ts';
-import type { ActionContext, ActionImpl } from './types.ts';
+import type { ActionContext } from './types.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
-export interface DefragInput {
-  minReclaimBytes: number;
-  timeoutPerGiB: number;
-  moveLeaderFirst: boolean;
-}
+export type DefragInput = ActionInput<'etcd.defrag'>;
 
 export interface DefragOutput {
   member: string;
@@ -165,7 +162,7 @@ export async function defragMember(ctx: ActionContext, input: DefragInput): Prom
   };
 }
 
-export const defragAction: ActionImpl<DefragInput, DefragOutput> = {
+export const defragAction: ImplementedAction = implement('etcd.defrag', {
   async probe(ctx, input) {
     const s = await statusOrAllowedDown(ctx, etcdPool(ctx));
     if (!('endpoint' in s)) return { done: true, output: s, detail: s.reason ?? 'skipped' };
@@ -182,4 +179,4 @@ export const defragAction: ActionImpl<DefragInput, DefragOutput> = {
     return `defragment ${s.name}: db ${formatBytes(s.dbSize)}, in use ${formatBytes(s.dbSizeInUse)}, ~${formatBytes(reclaimable(s))} to reclaim; deadline ${formatDuration(defragTimeoutMs(s.dbSize, input.timeoutPerGiB))}${lead}`;
   },
   run: defragMember,
-};
+});

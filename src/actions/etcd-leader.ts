@@ -5,7 +5,8 @@ import { memberStatus } from '../etcd/status.ts';
 import { clusterView, findMember, idOf, isLearner, type ClusterView, type MemberProbe } from '../etcd/view.ts';
 import { StepError } from '../util/errors.ts';
 import { callOpts, etcdPool, pollUntil } from './etcd-common.ts';
-import type { ActionContext, ActionImpl } from './types.ts';
+import type { ActionContext } from './types.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
 type Answering = MemberProbe & { ok: true };
 
@@ -47,11 +48,7 @@ export async function transferLeadership(ctx: ActionContext, pool: EtcdPool, lea
   );
 }
 
-interface MoveLeaderInput {
-  to?: string;
-  /** Only move when this member (name, hex id or URL) leads; default the forEach item. */
-  awayFrom?: string;
-}
+type MoveLeaderInput = ActionInput<'etcd.move-leader'>;
 
 /** The member leadership should move away from: input.awayFrom, else the forEach item (as a view entry name). */
 function awayName(ctx: ActionContext, view: ClusterView, input: MoveLeaderInput): string | undefined {
@@ -84,7 +81,7 @@ function target(ctx: ActionContext, view: ClusterView, input: MoveLeaderInput): 
   return succ;
 }
 
-export const moveLeaderAction: ActionImpl<MoveLeaderInput, MoveLeaderOutput> = {
+export const moveLeaderAction: ImplementedAction = implement('etcd.move-leader', {
   async probe(ctx, input) {
     const view = await clusterView(etcdPool(ctx), callOpts(ctx));
     const leader = view.leader;
@@ -119,5 +116,5 @@ export const moveLeaderAction: ActionImpl<MoveLeaderInput, MoveLeaderOutput> = {
     await transferLeadership(ctx, pool, leader, to);
     return { from: leader.name, to: to.name, fromId: leader.status.memberId, toId: to.status.memberId, moved: true };
   },
-};
+});
 

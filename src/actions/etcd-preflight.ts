@@ -10,14 +10,10 @@ import { oldestOf } from '../etcd/versions.ts';
 import { StepError } from '../util/errors.ts';
 import { formatBytes } from '../util/units.ts';
 import { atQuota, callOpts, etcdPool, liveQuotas, quotaDisagreement, resolveQuota, type QuotaInfo } from './etcd-common.ts';
-import type { ActionContext, ActionImpl } from './types.ts';
+import type { ActionContext } from './types.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
-export interface PreflightInput {
-  expectAlarms: AlarmName[];
-  allowUnreachable: boolean;
-  headroomFactor: number;
-  quotaBytes?: number;
-}
+export type PreflightInput = ActionInput<'etcd.preflight'>;
 
 export interface PreflightMember {
   name: string;
@@ -211,7 +207,7 @@ export async function preflight(ctx: ActionContext, input: PreflightInput): Prom
   };
 }
 
-export const preflightAction: ActionImpl<PreflightInput, PreflightOutput> = {
+export const preflightAction: ImplementedAction = implement('etcd.preflight', {
   /** The facts the run will decide on, read now: the quota the members run with (and where it came from), each db against it. */
   async plan(ctx, input) {
     const view = await clusterView(etcdPool(ctx), callOpts(ctx));
@@ -222,4 +218,4 @@ export const preflightAction: ActionImpl<PreflightInput, PreflightOutput> = {
     return `check alarms, leader, members and disk; quota ${formatBytes(quota.bytes)} (${quota.source}); db ${dbs.join(', ')}${warn ? `; warning: ${warn}` : ''}`;
   },
   run: preflight,
-};
+});

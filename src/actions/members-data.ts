@@ -12,11 +12,10 @@ import { StepError, messageOf } from '../util/errors.ts';
 import { describeLocalListener } from '../hosts/listener.ts';
 import { itemMember } from './etcd-common.ts';
 import { acceptsConnections } from './members-common.ts';
-import type { ActionContext, ActionImpl } from './types.ts';
+import type { ActionContext } from './types.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
-export interface MoveAsideInput {
-  label: string;
-}
+export type MoveAsideInput = ActionInput<'members.move-data-aside'>;
 
 export interface MoveAsideOutput {
   member: string;
@@ -60,7 +59,7 @@ async function refuseWhileInUse(m: MemberSpec): Promise<void> {
   }
 }
 
-export const moveDataAsideAction: ActionImpl<MoveAsideInput, MoveAsideOutput> = {
+export const moveDataAsideAction: ImplementedAction = implement('members.move-data-aside', {
   async probe(ctx, input) {
     const { m, dataDir, host } = target(ctx);
     if (await host.stat(dataDir)) return { done: false, detail: `${dataDir} exists on ${host.label}` };
@@ -107,4 +106,4 @@ export const moveDataAsideAction: ActionImpl<MoveAsideInput, MoveAsideOutput> = 
       throw new StepError('failed', `${output.member}: after the move, ${output.from} ${from ? 'still exists' : 'is gone'} and ${output.to} ${to ? 'exists' : 'is missing'}`, { member: output.member });
     }
   },
-};
+});

@@ -15,13 +15,11 @@ import { flagName } from '../etcd/versions.ts';
 import type { MemberSpec } from '../inventory/types.ts';
 import { callOpts, etcdPool, itemMember } from './etcd-common.ts';
 import { POLL_CALL_MS, askStatus, moveLeadershipOff, quorumOf } from './members-common.ts';
-import { MemberExitedError, waitStarted } from './members-start-stop.ts';
-import type { ActionContext, ActionImpl } from './types.ts';
+import { MemberExitedError, waitStarted } from './members-start.ts';
+import type { ActionContext } from './types.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
-export interface SetFlagInput {
-  flag: string;
-  value: string | number | boolean;
-}
+export type SetFlagInput = ActionInput<'members.set-flag'>;
 
 export interface SetFlagOutput {
   member: string;
@@ -82,7 +80,7 @@ async function checkQuorumWithout(ctx: ActionContext, name: string): Promise<voi
   }
 }
 
-export const setFlagAction: ActionImpl<SetFlagInput, SetFlagOutput> = {
+export const setFlagAction: ImplementedAction = implement('members.set-flag', {
   async probe(ctx, input) {
     const m = itemMember(ctx, 'members.set-flag');
     const flag = await flagFor(ctx, m, input.flag);
@@ -178,4 +176,4 @@ export const setFlagAction: ActionImpl<SetFlagInput, SetFlagOutput> = {
     const live = await driverFor(m).getFlag(flag);
     if (live !== valueOf(input)) throw new StepError('failed', `${m.name}: --${flag} is ${live ?? 'not set'} after the restart`, { member: m.name });
   },
-};
+});

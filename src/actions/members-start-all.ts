@@ -15,11 +15,10 @@ import { formatDuration } from '../util/units.ts';
 import { dataErrorIn } from './member-log.ts';
 import { etcdPool, sleep } from './etcd-common.ts';
 import { askStatus, memberLogTail } from './members-common.ts';
-import type { ActionContext, ActionImpl } from './types.ts';
+import type { ActionContext } from './types.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
-export interface StartAllInput {
-  waitFor: number;
-}
+export type StartAllInput = ActionInput<'members.start-all'>;
 
 export interface StartAllMember {
   member: string;
@@ -89,7 +88,7 @@ async function everyoneAnswers(ctx: ActionContext): Promise<StartAllOutput | und
   };
 }
 
-export const startAllAction: ActionImpl<StartAllInput, StartAllOutput> = {
+export const startAllAction: ImplementedAction = implement('members.start-all', {
   async probe(ctx) {
     for (const m of ctx.inventory.members) {
       const st = await driverFor(m).status();
@@ -169,4 +168,4 @@ export const startAllAction: ActionImpl<StartAllInput, StartAllOutput> = {
       await sleep(POLL_MS, ctx.signal);
     }
   },
-};
+});

@@ -20,11 +20,10 @@ import { formatDuration } from '../util/units.ts';
 import { callOpts, etcdPool, sleep } from './etcd-common.ts';
 import { POLL_CALL_MS, memberLogTail, quorumOf } from './members-common.ts';
 import { permanentDataError } from './member-log.ts';
-import type { ActionContext, ActionImpl } from './types.ts';
+import type { ActionContext } from './types.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
-export interface TryRestartInput {
-  waitFor: number;
-}
+export type TryRestartInput = ActionInput<'members.try-restart'>;
 
 export interface TryRestartMember {
   name: string;
@@ -117,7 +116,7 @@ async function quorumCheck(ctx: ActionContext, view: ClusterView, n: number): Pr
   }
 }
 
-export const tryRestartAction: ActionImpl<TryRestartInput, TryRestartOutput> = {
+export const tryRestartAction: ImplementedAction = implement('members.try-restart', {
   async plan(ctx, input) {
     const down: string[] = [];
     for (const m of ctx.inventory.members) {
@@ -207,4 +206,4 @@ export const tryRestartAction: ActionImpl<TryRestartInput, TryRestartOutput> = {
       durationMs: Date.now() - t0,
     };
   },
-};
+});

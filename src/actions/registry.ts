@@ -1,88 +1,39 @@
 /**
- * The action registry: catalog metadata bound to implementations. Implementations are grouped in families (etcd,
- * snapshot, members, membership, kubernetes, generic) and a family's modules are imported the first time one of
- * its actions is about to run: a NOSPACE recovery never loads execa, kubectl or the snapshot code, which is a
- * third of the CLI's cold start (BENCHMARKS.md). Commands that only read runbooks (list, show, validate) use the
- * catalog alone.
+ * The action registry: catalog metadata bound to implementations. An action's file is imported the first time
+ * the action is about to run (its catalog entry's `load`): a NOSPACE recovery never loads execa, kubectl or the
+ * snapshot code, which is a third of the CLI's cold start (BENCHMARKS.md). Commands that only read runbooks
+ * (list, show, validate) use the catalog alone.
  *
- * `impl(name)` is synchronous and answers only for loaded families: call `load(names)` first (the executor does
+ * `impl(name)` is synchronous and answers only for loaded actions: call `load(names)` first (the executor does
  * before every step and gate), or use `loadRegistry()` to get a registry with everything loaded.
  */
 import type { MemberSpec } from '../inventory/types.ts';
 import { catalog } from './catalog.ts';
-import type { ActionContext, ActionImpl, ActionMeta, ActionRegistry } from './types.ts';
+import type { ActionContext, ActionImpl, ActionMeta, ActionRegistry, CatalogEntry } from './types.ts';
 
-type Family = 'etcd' | 'snapshot' | 'backup' | 'members' | 'membership' | 'kubernetes' | 'generic';
-
-/** Which family implements each catalog action. A catalog action missing here has no implementation. */
-const FAMILY_OF: Record<string, Family> = {
-  'etcd.preflight': 'etcd',
-  'etcd.compact': 'etcd',
-  'etcd.defrag': 'etcd',
-  'etcd.alarm-disarm': 'etcd',
-  'etcd.write-probe': 'etcd',
-  'etcd.member-healthy': 'etcd',
-  'etcd.move-leader': 'etcd',
-  'etcd.cluster-healthy': 'etcd',
-  'etcd.snapshot-save': 'snapshot',
-  'etcd.snapshot-begin': 'snapshot',
-  'etcd.snapshot-wait': 'snapshot',
-  'etcd.snapshot-select': 'snapshot',
-  'etcd.restore-member': 'snapshot',
-  'backup.build-target': 'backup',
-  'members.set-flag': 'members',
-  'members.stop': 'members',
-  'members.start': 'members',
-  'members.start-all': 'members',
-  'members.try-restart': 'members',
-  'members.move-data-aside': 'members',
-  'etcd.replacement-preflight': 'membership',
-  'etcd.member-remove': 'membership',
-  'etcd.member-add': 'membership',
-  'etcd.member-promote': 'membership',
-  'members.start-replacement': 'membership',
-  'kubectl.verify': 'kubernetes',
-  'kubernetes.stop-apiservers': 'kubernetes',
-  'kubernetes.start-apiservers': 'kubernetes',
-  exec: 'generic',
-  script: 'generic',
-  wait: 'generic',
-  approve: 'generic',
-};
-
-const FAMILIES: Record<Family, () => Promise<Record<string, ActionImpl>>> = {
-  etcd: async () => (await import('./etcd.ts')).etcdActions,
-  snapshot: async () => (await import('./snapshot.ts')).snapshotActions,
-  backup: async () => ({ 'backup.build-target': (await import('./backup-build-target.ts')).buildTargetAction }),
-  members: async () => (await import('./members.ts')).memberActions,
-  membership: async () => (await import('./membership.ts')).membershipActions,
-  kubernetes: async () => (await import('./kubernetes.ts')).kubeActions,
-  generic: async () => {
-    const [{ approve, exec, wait }, { script }] = await Promise.all([import('./generic.ts'), import('./script.ts')]);
-    return { exec, script, wait, approve };
-  },
-};
-
-/** Loaded families, shared by every registry of the process (a module is imported once anyway). */
-const loaded = new Map<Family, Promise<Record<string, ActionImpl>>>();
+/** Implementations imported so far, shared by every registry of the process (a module is imported once anyway). */
+const loading = new Map<string, Promise<void>>();
 const impls: Record<string, ActionImpl> = {};
 
-function loadFamily(family: Family): Promise<Record<string, ActionImpl>> {
-  let p = loaded.get(family);
+function loadAction(name: string, entry: CatalogEntry): Promise<void> {
+  let p = loading.get(name);
   if (!p) {
-    p = FAMILIES[family]().then((actions) => {
-      for (const [name, impl] of Object.entries(actions)) if (FAMILY_OF[name] === family) impls[name] = impl;
-      return actions;
+    p = entry.load().then((impl) => {
+      // The catalog line names the wrong export: a programming error, caught by test/unit/actions/registry.test.ts.
+      if (impl.action !== name) throw new Error(`catalog entry ${name} loads the implementation of ${impl.action}`);
+      impls[name] = impl;
     });
     // A failed import (a broken install) is retried on the next call rather than cached.
-    p.catch(() => loaded.delete(family));
-    loaded.set(family, p);
+    p.catch(() => loading.delete(name));
+    loading.set(name, p);
   }
   return p;
 }
 
+const entries = catalog as Record<string, CatalogEntry>;
+
 export function createRegistry(extra: Record<string, { meta: ActionMeta; impl: ActionImpl }> = {}): ActionRegistry {
-  const metas: Record<string, ActionMeta> = { ...(catalog as Record<string, ActionMeta>) };
+  const metas: Record<string, ActionMeta> = { ...entries };
   const own: Record<string, ActionImpl> = {};
   for (const [name, a] of Object.entries(extra)) {
     metas[name] = a.meta;
@@ -93,12 +44,10 @@ export function createRegistry(extra: Record<string, { meta: ActionMeta; impl: A
     names: () => Object.keys(metas),
     impl: (name) => (Object.hasOwn(own, name) ? own[name] : Object.hasOwn(impls, name) ? impls[name] : undefined),
     async load(names) {
-      const families = new Set<Family>();
-      for (const n of names) if (!Object.hasOwn(own, n) && Object.hasOwn(FAMILY_OF, n)) families.add(FAMILY_OF[n]!);
-      await Promise.all([...families].map(loadFamily));
+      await Promise.all([...new Set(names)].filter((n) => !Object.hasOwn(own, n) && Object.hasOwn(entries, n)).map((n) => loadAction(n, entries[n]!)));
     },
     async resolveMembers(ctx: ActionContext, selector: 'all' | 'voters' | 'learners', order: 'as-listed' | 'followers-then-leader'): Promise<MemberSpec[]> {
-      const { resolveMembers } = await import('./etcd.ts');
+      const { resolveMembers } = await import('./resolve-members.ts');
       return resolveMembers(ctx, selector, order);
     },
     async clusterIdentity(inventory, signal) {
@@ -113,14 +62,4 @@ export async function loadRegistry(extra: Record<string, { meta: ActionMeta; imp
   const registry = createRegistry(extra);
   await registry.load!(registry.names());
   return registry;
-}
-
-/** Names of catalog actions that have no implementation (they fail loudly if a runbook reaches them). */
-export function unimplementedActions(): string[] {
-  return Object.keys(catalog).filter((n) => !Object.hasOwn(FAMILY_OF, n));
-}
-
-/** Which family module implements an action (for tests that check the table against the modules). */
-export function familyOf(name: string): Family | undefined {
-  return Object.hasOwn(FAMILY_OF, name) ? FAMILY_OF[name] : undefined;
 }

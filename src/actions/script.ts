@@ -21,15 +21,10 @@ import { execa } from 'execa';
 import { authPassword } from '../inventory/endpoints.ts';
 import type { Inventory } from '../inventory/types.ts';
 import { StepError, messageOf } from '../util/errors.ts';
-import type { ActionContext, ActionImpl } from './types.ts';
+import type { ActionContext } from './types.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
-interface ScriptInput {
-  file: string;
-  args?: Record<string, unknown>;
-  env?: Record<string, string>;
-  idempotent: boolean;
-  probe?: string;
-}
+type ScriptInput = ActionInput<'script'>;
 
 export interface ScriptOutput {
   exitCode: number;
@@ -139,7 +134,7 @@ async function runScript(ctx: ActionContext, file: string, input: ScriptInput, p
   }
 }
 
-export const script: ActionImpl<ScriptInput, ScriptOutput> = {
+export const script: ImplementedAction = implement('script', {
   async probe(ctx, input) {
     if (!input.probe) return { done: false };
     const r = await runScript(ctx, input.probe, input, 'probe');
@@ -159,4 +154,4 @@ export const script: ActionImpl<ScriptInput, ScriptOutput> = {
     if (r.output) ctx.log(r.output);
     return { exitCode: r.exitCode, output: r.output, ...(r.result !== undefined ? { result: r.result } : {}) };
   },
-};
+});

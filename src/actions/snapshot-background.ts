@@ -23,7 +23,8 @@ import { StepError } from '../util/errors.ts';
 import { formatBytes, formatDuration } from '../util/units.ts';
 import { etcdPool } from './etcd-common.ts';
 import { policyOf, snapshotDir, snapshotSaveAction, sourceMember, type SnapshotSaveInput, type SnapshotSaveOutput } from './snapshot-save.ts';
-import type { ActionContext, ActionImpl } from './types.ts';
+import type { ActionContext } from './types.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
 export interface BackgroundStarted {
   background: true;
@@ -78,20 +79,18 @@ function finish(ctx: ActionContext, input: SnapshotSaveInput, member: string, t0
   return { ...saved, member, durationMs, retention };
 }
 
-export const snapshotBeginAction: ActionImpl<SnapshotSaveInput, BackgroundStarted | SnapshotSaveOutput> = {
+export const snapshotBeginAction: ImplementedAction = implement('etcd.snapshot-begin', {
   async plan(ctx, input) {
     return `${await snapshotSaveAction.plan!(ctx, input)}; go on once the member has begun to send it (its point in time is then fixed); a later etcd.snapshot-wait step finishes it`;
   },
   run: beginSnapshot,
-};
+});
 
-export interface SnapshotWaitInput {
-  step: string;
-}
+export type SnapshotWaitInput = ActionInput<'etcd.snapshot-wait'>;
 
 export type SnapshotWaitOutput = SnapshotSaveOutput & { takenAfter?: string };
 
-export const snapshotWaitAction: ActionImpl<SnapshotWaitInput, SnapshotWaitOutput> = {
+export const snapshotWaitAction: ImplementedAction = implement('etcd.snapshot-wait', {
   async plan(_ctx, input) {
     return `wait until the snapshot step "${input.step}" began is written and verified (sha256 trailer, status, manifest); if it was cut short by a restart of the runner, take a new one`;
   },
@@ -118,4 +117,4 @@ export const snapshotWaitAction: ActionImpl<SnapshotWaitInput, SnapshotWaitOutpu
     const out = (await snapshotSaveAction.run(ctx, { verify: true, dir: dirname(path),  })) as SnapshotSaveOutput;
     return { ...out, takenAfter: `the steps after "${input.step}"` };
   },
-};
+});

@@ -12,18 +12,10 @@ import { BUMP_REVISION } from '../snapshot/etcd-tools.ts';
 import { StepError } from '../util/errors.ts';
 import { itemMember } from './etcd-common.ts';
 import { acceptsConnections } from './members-common.ts';
-import type { ActionContext, ActionImpl } from './types.ts';
+import type { ActionContext } from './types.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
-export interface RestoreInput {
-  snapshot: string;
-  sha256?: string;
-  clusterToken?: string;
-  /** The cluster's etcd version (snapshot-select's restore.etcdVersion). */
-  etcdVersion?: string | null;
-  allowRevisionRewind?: boolean;
-  /** How far revisions move forward (backup.build-target computes it from the cluster's revision); default 1e9. */
-  bumpRevision?: number | null;
-}
+export type RestoreInput = ActionInput<'etcd.restore-member'>;
 
 export type RestoreOutput = Omit<RestoreMemberResult, 'durationMs' | 'stagedSnapshot'> & { durationMs: number; stagedSnapshot?: string; restoredAt?: string };
 
@@ -41,7 +33,7 @@ function driverOf(ctx: ActionContext): MemberDriver | undefined {
   }
 }
 
-export const restoreMemberAction: ActionImpl<RestoreInput, RestoreOutput> = {
+export const restoreMemberAction: ImplementedAction = implement<'etcd.restore-member', RestoreOutput>('etcd.restore-member', {
   async probe(ctx, input) {
     const m = itemMember(ctx, 'etcd.restore-member');
     const host = hostFor(m);
@@ -107,4 +99,4 @@ export const restoreMemberAction: ActionImpl<RestoreInput, RestoreOutput> = {
     const r = await restoredAlready({ member: m, host: hostFor(m), token: tokenOf(ctx, input), ...(input.sha256 ? { sha256: input.sha256 } : {}) });
     if (!r.done) throw new StepError('failed', `${m.name}: after the restore, ${r.detail}`, { member: m.name });
   },
-};
+});

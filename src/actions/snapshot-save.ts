@@ -14,16 +14,10 @@ import { saveSnapshot, snapshotFileName, type SaveResult } from '../snapshot/sav
 import { StepError } from '../util/errors.ts';
 import { formatBytes, formatDuration } from '../util/units.ts';
 import { callOpts, etcdPool } from './etcd-common.ts';
-import type { ActionContext, ActionImpl } from './types.ts';
+import type { ActionContext } from './types.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
-export interface SnapshotSaveInput {
-  dir?: string;
-  keepLast?: number;
-  maxAge?: number;
-  verify: boolean;
-  /** Never stream from this member (the one a runbook is about to remove or restart). */
-  avoidMember?: string;
-}
+export type SnapshotSaveInput = ActionInput<'etcd.snapshot-save'>;
 
 export interface SnapshotSaveOutput extends SaveResult {
   member: string;
@@ -96,7 +90,7 @@ async function finishedByEarlierAttempt(ctx: ActionContext, input: SnapshotSaveI
   return { detail: since.length ? `no intact snapshot since the step started (${reasons.join('; ')})` : 'no snapshot saved since the step started' };
 }
 
-export const snapshotSaveAction: ActionImpl<SnapshotSaveInput, SnapshotSaveOutput> = {
+export const snapshotSaveAction: ImplementedAction = implement('etcd.snapshot-save', {
   async probe(ctx, input) {
     const found = await finishedByEarlierAttempt(ctx, input);
     return 'output' in found ? { done: true, output: found.output, detail: found.detail } : { done: false, detail: found.detail };
@@ -145,4 +139,4 @@ export const snapshotSaveAction: ActionImpl<SnapshotSaveInput, SnapshotSaveOutpu
     ctx.log(`snapshot ${saved.path}: revision ${saved.revision}, ${formatBytes(saved.size)}, sha256 ${saved.sha256.slice(0, 12)}…, ${formatDuration(durationMs)}`);
     return { ...saved, member: src.name, durationMs, retention };
   },
-};
+});

@@ -9,15 +9,10 @@ import { join } from 'node:path';
 import { membersEtcdVersion, planRestore, type RestorePlan } from '../snapshot/restore-plan.ts';
 import { candidates, selectSnapshot, type SelectedSnapshot } from '../snapshot/select.ts';
 import { StepError } from '../util/errors.ts';
-import type { ActionContext, ActionImpl } from './types.ts';
+import type { ActionContext } from './types.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
-export interface SnapshotSelectInput {
-  dirs?: string[];
-  trialRestore: boolean;
-  maxCandidates: number;
-  /** Accept a restore that takes revisions back (no tool on a member's host can bump them). */
-  allowRevisionRewind?: boolean;
-}
+export type SnapshotSelectInput = ActionInput<'etcd.snapshot-select'>;
 
 export type SnapshotSelectOutput = SelectedSnapshot & { restore: RestorePlan };
 
@@ -35,7 +30,7 @@ function describePlan(p: RestorePlan): string {
   return `etcd ${p.etcdVersion ?? '(version unknown)'} (from the ${p.versionSource}); restore with ${tools}: ${p.consequence}`;
 }
 
-export const snapshotSelectAction: ActionImpl<SnapshotSelectInput, SnapshotSelectOutput> = {
+export const snapshotSelectAction: ImplementedAction<SnapshotSelectOutput> = implement('etcd.snapshot-select', {
   async plan(ctx, input) {
     const dirs = dirsOf(ctx, input);
     const found = candidates(dirs);
@@ -67,4 +62,4 @@ export const snapshotSelectAction: ActionImpl<SnapshotSelectInput, SnapshotSelec
     ctx.log(describePlan(restore));
     return { ...chosen, restore };
   },
-};
+});

@@ -1,6 +1,7 @@
 /**
  * The contract between the engine and the outside world. The engine (src/execute) only sees these types;
- * implementations live in src/actions/<family>.ts and are the only code that touches etcd, processes or kubectl.
+ * implementations live in src/actions/ (one file per action, named by its catalog entry) and are the only code
+ * that touches etcd, processes or kubectl.
  */
 import type { z } from 'zod';
 import type { ClusterIdentity } from '../events/cluster-identity.ts';
@@ -79,8 +80,10 @@ export interface ActionMeta<S extends z.ZodType = z.ZodType> {
   resetsIdentity?: boolean;
 }
 
-export interface ActionDef<S extends z.ZodType = z.ZodType, O = unknown> extends ActionMeta<S> {
-  impl?: ActionImpl<z.output<S>, O>;
+/** A catalog entry: the metadata, and the implementation imported on first use (a dynamic import of its file). */
+export interface CatalogEntry<S extends z.ZodType = z.ZodType> extends ActionMeta<S> {
+  /** Resolves to the action file's `implement(...)` export, stamped with the action's name. */
+  load(): Promise<ActionImpl & { readonly action: string }>;
 }
 
 /** Registry the engine uses: metadata for validation, implementations for running, member ordering for forEach. */

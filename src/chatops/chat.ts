@@ -4,7 +4,7 @@
  * (it expires). Errors carry the API's error code only, never the token.
  */
 import { LogLevel, WebClient, type Logger } from '@slack/web-api';
-import { mattermostPost, plainText, slackBlocks, type RunView } from './render.ts';
+import { mattermostPost, plainText, slackBlocks, type RunView } from '../common.ts';
 
 export type Platform = 'slack' | 'mattermost';
 

@@ -26,7 +26,7 @@ import type { ChatSink, MessageRef } from './chat.ts';
 import { ThrottledMessage } from './message-updates.ts';
 import type { ChatopsConfig } from './config.ts';
 import type { ChatopsMetrics } from './metrics.ts';
-import type { RunView } from './render.ts';
+import type { RunView } from '../common.ts';
 import type { ChatopsState, FollowedRun } from '../run-records.ts';
 import type { Platform } from './chat.ts';
 import { coveredVia, coveringApproval, gatesFor, isCoveringApproval } from './approval-policy.ts';

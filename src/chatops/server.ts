@@ -22,6 +22,7 @@ import { mattermostSink, slackSink, type ChatSink, type Platform } from './chat.
 import { SECRET_NAMES, type ChatopsConfig, type Secrets } from './config.ts';
 import { HttpError, readBody, remoteOf, sendJson, sendText } from './http.ts';
 import { createMetrics, type ChatopsMetrics } from './metrics.ts';
+import { ACTION_APPROVE, ACTION_DENY } from '../common.ts';
 import { RunManager } from './run-manager.ts';
 import type { Handler, HandlerContext } from './handler-context.ts';
 import { slackHandlers } from './slack.ts';

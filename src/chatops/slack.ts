@@ -3,7 +3,7 @@ import type { Actor } from './access.ts';
 import { answerCommand } from './chat-commands.ts';
 import type { Handler, HandlerContext } from './handler-context.ts';
 import { header, isForm, remoteOf, sendJson, sendText } from './http.ts';
-import { ACTION_APPROVE, ACTION_DENY } from './render.ts';
+import { ACTION_APPROVE, ACTION_DENY } from '../common.ts';
 import { ROUTES } from './routes.ts';
 import { verifySlack } from './verify.ts';
 import { messageOf } from '../common.ts';

@@ -12,6 +12,7 @@
  * Any error goes to `__failed` (or on to the next step when the step is optional); a denial to `__denied`.
  */
 import type { Runbook, Step } from '../runbook/model.ts';
+import type { ErrorInfo } from '../events/types.ts';
 
 export const FINAL = { succeeded: '__succeeded', failed: '__failed', denied: '__denied' } as const;
 
@@ -22,7 +23,7 @@ export interface MachineContext {
   /** forEach item keys per step and the index of the next item. */
   items: Record<string, string[]>;
   index: Record<string, number>;
-  error?: { stepId: string; kind: string; message: string; member?: string; hint?: string };
+  error?: ErrorInfo & { stepId: string };
 }
 
 export interface StepInput {

@@ -17,7 +17,7 @@ import {
   GRPCUnauthenticatedError,
   GRPCUnavailableError,
 } from 'etcd3';
-import { StepError, messageOf, type StepErrorKind } from '../util/errors.ts';
+import { StepError, messageOf, type FailureKind } from '../util/errors.ts';
 
 /** "mvcc: database space exceeded": the NOSPACE alarm is armed (writes refused until it is disarmed). */
 export function isNoSpace(err: unknown): boolean {
@@ -138,7 +138,7 @@ export interface ClassifyContext {
 }
 
 /** The StepError kind and hint for an error thrown by an etcd3 call. */
-export function classify(err: unknown): { kind: StepErrorKind; hint?: string } {
+export function classify(err: unknown): { kind: FailureKind; hint?: string } {
   if (err instanceof StepError) return { kind: err.kind, ...(err.hint ? { hint: err.hint } : {}) };
   if (err instanceof GRPCResourceExhastedError) {
     return { kind: 'precondition', hint: 'the NOSPACE alarm is armed: run the nospace-recovery runbook (compact, defragment, disarm)' };

@@ -3,7 +3,7 @@
  * is an entry with its error, not a failure), the member list, the alarms, the leader and the cluster id.
  */
 import type { MemberSpec } from '../inventory/types.ts';
-import { StepError, type StepErrorKind } from '../util/errors.ts';
+import { StepError, type FailureKind } from '../util/errors.ts';
 import type { CallOpts } from './call.ts';
 import { classify, errorClass, shortGrpcMessage, type ErrorClass } from './errors.ts';
 import { looksLikeHexId, normalizeURL, sameURL } from './ids.ts';
@@ -25,7 +25,7 @@ export type MemberProbe =
    * `error` is the reason without the member's name (messages add it); `hint` what to check; `errorClass` what it
    * means: only `unreachable` says the member may be down, `auth`/`tls` say the tool could not read it.
    */
-  | (ProbeBase & { ok: false; error: string; errorKind: StepErrorKind; errorClass: ErrorClass; hint?: string });
+  | (ProbeBase & { ok: false; error: string; errorKind: FailureKind; errorClass: ErrorClass; hint?: string });
 
 export interface ClusterView {
   /** One entry per inventory member, in inventory order. */

@@ -2,7 +2,7 @@
  * Human-readable progress: one line per thing that happened, with durations, per step and per member.
  * Colours only on a TTY (and not with NO_COLOR). Secrets never reach events, so nothing is filtered here.
  */
-import type { JournalRecord } from './types.ts';
+import { unhandled, type JournalRecord } from './types.ts';
 import type { RunReport } from '../execute/report.ts';
 import { formatBytes, formatDuration } from '../util/units.ts';
 
@@ -96,8 +96,10 @@ export function formatRecord(rec: JournalRecord, opts: TerminalOptions): string 
       if ((rec.status === 'failed' || rec.status === 'cancelled') && !opts.dryRun) lines.push(`  resume with: runbook resume ${rec.runId}`);
       return lines.join('\n');
     }
+    case 'step.finished':
+      return undefined; // its step.succeeded / step.failed line said it, with the duration
     default:
-      return undefined;
+      return unhandled(rec);
   }
 }
 

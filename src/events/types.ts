@@ -3,12 +3,22 @@
  * the terminal display, --json, chat-ops and metrics are formatters over the same stream.
  */
 import type { ClusterIdentity, IdentityReason } from './cluster-identity.ts';
+import type { FailureKind } from '../util/errors.ts';
 
+/** A failure as the journal keeps it (src/execute/step-runner.ts toErrorInfo). */
 export interface ErrorInfo {
-  kind: string;
+  kind: FailureKind;
   message: string;
+  /** One line fit for a chat message: `<step>[<item>]: <first line of message>`, clipped. */
+  short?: string;
   member?: string;
   hint?: string;
+  stepId?: string;
+  item?: string;
+  attempt?: number;
+  durationMs?: number;
+  /** The original error (a gRPC, errno or S3 error) the message explains: its name, message and code. */
+  cause?: { name: string; message: string; code?: string };
 }
 
 export type RunStatus = 'running' | 'awaiting-approval' | 'succeeded' | 'failed' | 'cancelled' | 'denied';
@@ -47,3 +57,13 @@ export type RunEvent =
 
 /** A journal record: an event with its sequence number and wall-clock time. */
 export type JournalRecord = RunEvent & { seq: number; ts: string; runId: string };
+
+/**
+ * The end of a switch over the record types (`default: return unhandled(rec)`): a record type added to RunEvent
+ * does not compile until every such switch handles it. At run time (a journal written by a newer runbook) the
+ * record is passed over.
+ */
+export function unhandled(rec: never): undefined {
+  void rec;
+  return undefined;
+}

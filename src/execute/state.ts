@@ -1,5 +1,5 @@
 /** What a journal says about a run: folded per step and per forEach item. Pure. */
-import type { ErrorInfo, JournalRecord, RunStatus } from '../events/types.ts';
+import { unhandled, type ErrorInfo, type JournalRecord, type RunStatus } from '../events/types.ts';
 
 export interface ItemState {
   status: 'pending' | 'started' | 'succeeded' | 'failed';
@@ -156,8 +156,15 @@ export function applyRecord(run: RunState, rec: JournalRecord): void {
       run.status = rec.status;
       run.finished = rec;
       break;
-    default:
+    // Nothing the folded state keeps (the terminal and --json show them from the records themselves).
+    case 'cluster.identity':
+    case 'step.probe':
+    case 'step.log':
+    case 'step.plan':
+    case 'run.interrupted':
       break;
+    default:
+      unhandled(rec);
   }
 }
 

@@ -7,9 +7,9 @@
 import type { ActionContext, ActionImpl, ActionMeta, StepItem } from '../actions/types.ts';
 import type { ErrorInfo } from '../events/types.ts';
 import type { Step } from '../runbook/model.ts';
-import { StepError, UserError, messageOf } from '../util/errors.ts';
+import { StepError, UserError, clipMessage, messageOf } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
-import { backoffMs, isRetryable, sleep } from './retry.ts';
+import { retryDecision, sleep } from './retry.ts';
 import { NO_ITEM, isInDoubt, itemState, stepState, type RunState } from './state.ts';
 import type { JournalWriter } from '../store/journal.ts';
 
@@ -30,12 +30,36 @@ export interface StepEnv {
 /** Grace period for an aborted attempt to settle before the engine gives up on it (no overlapping attempts). */
 const SETTLE_MS = 15_000;
 
+/** An error as the journal keeps it: plain data, the original's name, message and code as `cause`. */
 export function toErrorInfo(err: unknown): ErrorInfo {
   if (err instanceof StepError) {
-    return { kind: err.kind, message: err.message, ...(err.member ? { member: err.member } : {}), ...(err.hint ? { hint: err.hint } : {}) };
+    return {
+      kind: err.kind,
+      message: err.message,
+      ...(err.stepId !== undefined ? { short: err.shortMessage } : {}),
+      ...(err.member ? { member: err.member } : {}),
+      ...(err.hint ? { hint: err.hint } : {}),
+      ...(err.stepId !== undefined ? { stepId: err.stepId } : {}),
+      ...(err.item !== undefined ? { item: err.item } : {}),
+      ...(err.attempt !== undefined ? { attempt: err.attempt } : {}),
+      ...(err.durationMs !== undefined ? { durationMs: err.durationMs } : {}),
+      ...(err.cause !== undefined ? { cause: causeInfo(err.cause) } : {}),
+    };
   }
   if (err instanceof UserError) return { kind: 'invalid', message: err.message };
   return { kind: 'failed', message: messageOf(err) };
+}
+
+/** The innermost cause worth naming: a StepError that merely wraps another error says less than what it wraps. */
+function causeInfo(cause: unknown): NonNullable<ErrorInfo['cause']> {
+  let e = cause;
+  while (e instanceof StepError && e.cause !== undefined) e = e.cause;
+  const code = (e as { code?: unknown } | null)?.code;
+  return {
+    name: e instanceof Error ? e.name : typeof e,
+    message: clipMessage(messageOf(e)),
+    ...(typeof code === 'string' || typeof code === 'number' ? { code: String(code) } : {}),
+  };
 }
 
 function itemLabel(step: Step, item: StepItem | undefined): string {
@@ -80,7 +104,10 @@ export async function runStep(
     } catch (err) {
       if (env.signal.aborted) throw new StepError('cancelled', 'run interrupted');
       const info = toErrorInfo(err);
-      throw new StepError(info.kind === 'failed' ? 'transient' : (info.kind as StepError['kind']), `${label}: probe failed: ${info.message}`, info.member ? { member: info.member } : {});
+      throw new StepError(info.kind === 'failed' ? 'transient' : info.kind, `${label}: probe failed: ${info.message}`, {
+        ...(info.member ? { member: info.member } : {}),
+        stepId: step.id, ...itemField, cause: err,
+      });
     }
     env.journal.append({ type: 'step.probe', stepId: step.id, ...itemField, done: probe.done, ...(probe.detail ? { detail: probe.detail } : {}), ...(inDoubt ? { inDoubt } : {}) });
     if (probe.done) {
@@ -131,17 +158,24 @@ export async function runStep(
       env.journal.append({ type: 'step.succeeded', stepId: step.id, ...itemField, output, durationMs: Date.now() - started, via: 'run' });
       return output;
     } catch (err) {
-      const info = toErrorInfo(err);
-      if (!info.member && item?.member) info.member = item.member.name;
-      const retryable = isRetryable(info.kind, policy) && n + 1 < policy.maximumAttempts && (idempotent || info.kind !== 'timeout') && info.kind !== 'stuck';
-      const retryInMs = retryable ? backoffMs(policy, n + 2) : undefined;
-      env.journal.append({
-        type: 'step.failed', stepId: step.id, ...itemField, attempt, error: info, willRetry: retryable,
-        ...(retryInMs !== undefined ? { retryInMs } : {}), durationMs: Date.now() - started,
+      const durationMs = Date.now() - started;
+      const first = toErrorInfo(err);
+      const member = first.member ?? item?.member?.name;
+      // One error that says where and when: the step, the item, the attempt and its duration, the original as cause.
+      const failure = new StepError(first.kind, first.message, {
+        ...(member ? { member } : {}),
+        ...(first.hint ? { hint: first.hint } : {}),
+        stepId: step.id, ...itemField, attempt, durationMs, cause: err,
       });
-      if (!retryable) throw new StepError(info.kind as StepError['kind'], info.message, { ...(info.member ? { member: info.member } : {}), ...(info.hint ? { hint: info.hint } : {}) });
+      const info = toErrorInfo(failure);
+      const decision = retryDecision(info.kind, n + 1, policy, idempotent);
+      env.journal.append({
+        type: 'step.failed', stepId: step.id, ...itemField, attempt, error: info, willRetry: decision.retry,
+        ...(decision.retry ? { retryInMs: decision.inMs } : {}), durationMs,
+      });
+      if (!decision.retry) throw failure;
       try {
-        await sleep(retryInMs!, env.signal);
+        await sleep(decision.inMs, env.signal);
       } catch {
         throw new StepError('cancelled', 'run interrupted');
       }

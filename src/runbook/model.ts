@@ -1,4 +1,5 @@
 /** The typed runbook: what `load` + `validate` produce from YAML and what `compile` consumes. */
+import type { FailureKind } from '../util/errors.ts';
 
 export interface SourcePos {
   file: string;
@@ -25,8 +26,8 @@ export interface RetryPolicy {
   backoffCoefficient: number;
   maximumIntervalMs: number;
   maximumAttempts: number;
-  /** StepError kinds that are never retried. `precondition`, `invalid`, `cancelled` and `unimplemented` always are. */
-  nonRetryable: string[];
+  /** Failure kinds never retried, besides those never retried whatever the policy says (ALWAYS_NON_RETRYABLE in src/execute/retry.ts). */
+  nonRetryable: FailureKind[];
 }
 
 export type MemberSelector = 'all' | 'voters' | 'learners';

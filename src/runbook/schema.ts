@@ -5,14 +5,9 @@
 import { z } from 'zod';
 import { catalog, zDuration } from '../actions/catalog.ts';
 import type { ActionMeta } from '../actions/types.ts';
-import type { StepErrorKind } from '../util/errors.ts';
+import { POLICY_KINDS } from '../execute/retry.ts';
 import { unitsOverride } from './units-schema.ts';
 
-export const STEP_ERROR_KINDS = ['transient', 'precondition', 'invalid', 'timeout', 'cancelled', 'unimplemented', 'denied', 'stuck', 'failed'] as const satisfies readonly StepErrorKind[];
-// Fails to typecheck when src/util/errors.ts gains a kind this list lacks ('paused' is no failure a retry policy sees:
-// it only ends a run that waits for an approval nobody here can give).
-const allKindsListed: Exclude<StepErrorKind, (typeof STEP_ERROR_KINDS)[number] | 'paused'> extends never ? true : false = true;
-void allKindsListed;
 export const PARAM_TYPES = ['string', 'integer', 'number', 'boolean', 'bytes', 'duration', 'list'] as const;
 
 export const RUNBOOK_NAME_RE = /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/;
@@ -37,7 +32,7 @@ export const zRetry = z.strictObject({
   initialInterval: zPositiveDuration().optional().describe('wait before the first retry (default 1s)'),
   backoffCoefficient: z.number().min(1).max(100).optional().describe('each wait is the previous one times this (default 2)'),
   maximumInterval: zPositiveDuration().optional().describe('cap on the wait between attempts (default 30s)'),
-  nonRetryable: z.array(z.enum(STEP_ERROR_KINDS)).max(20).optional().describe('error kinds never retried'),
+  nonRetryable: z.array(z.enum(POLICY_KINDS)).max(20).optional().describe('error kinds never retried'),
 });
 
 export const zForEachMembers = z.strictObject({

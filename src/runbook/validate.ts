@@ -11,8 +11,8 @@ import type { Diagnostic } from '../util/errors.ts';
 import { describeIssues, valueAt, type SchemaIssue } from '../util/schema-issues.ts';
 import { suggest } from '../util/suggest.ts';
 import type { YamlPath, YamlSource } from '../util/yaml-source.ts';
-import { DEFAULT_RETRY } from './model.ts';
-import type { ForEachSpec, ParamSpec, ParamType, RetryPolicy, Runbook, Step } from './model.ts';
+import { retryPolicyOf, retrySpecProblem } from '../execute/retry.ts';
+import type { ForEachSpec, ParamSpec, ParamType, Runbook, Step } from './model.ts';
 import { normalizeParamValue } from './params.ts';
 import { shellScriptIndex } from './shell-splice.ts';
 import { misfit, wholeParamUses } from './param-ranges.ts';
@@ -249,21 +249,13 @@ class Validator {
       }
     }
 
-    // retry intervals
-    if (r.success && r.data.retry?.initialInterval !== undefined && r.data.retry.maximumInterval !== undefined && r.data.retry.maximumInterval < r.data.retry.initialInterval) {
-      this.at([...path, 'retry', 'maximumInterval'], 'is shorter than initialInterval');
-    }
+    // retry policy, beyond its shape
+    const retryProblem = r.success && r.data.retry ? retrySpecProblem(r.data.retry) : undefined;
+    if (retryProblem) this.at([...path, 'retry', retryProblem.field], retryProblem.message);
 
     if (!r.success || !meta || forEach === null) return undefined;
     const d = r.data;
-    const retry: RetryPolicy = { ...DEFAULT_RETRY, nonRetryable: [...DEFAULT_RETRY.nonRetryable] };
-    if (d.retry) {
-      if (d.retry.maximumAttempts !== undefined) retry.maximumAttempts = d.retry.maximumAttempts;
-      if (d.retry.initialInterval !== undefined) retry.initialIntervalMs = d.retry.initialInterval;
-      if (d.retry.backoffCoefficient !== undefined) retry.backoffCoefficient = d.retry.backoffCoefficient;
-      if (d.retry.maximumInterval !== undefined) retry.maximumIntervalMs = d.retry.maximumInterval;
-      if (d.retry.nonRetryable !== undefined) retry.nonRetryable = [...d.retry.nonRetryable];
-    }
+    const retry = retryPolicyOf(d.retry);
     const step: Step = {
       id: d.id,
       action: d.action,

@@ -61,39 +61,70 @@ export class UserError extends Error {
 }
 
 /**
- * Kinds used by retry policies (`nonRetryable: [precondition]`) and by the engine.
- * - transient: the outside world may get better by itself (timeouts, unavailable member)
+ * Every way a step can fail: one list, the type derived from it. Retry policies name these (`nonRetryable:
+ * [precondition]`; src/execute/retry.ts decides, and lists the kinds never retried whatever the policy says).
+ * - transient: the outside world may get better by itself (timeouts of a call, an unavailable member)
  * - precondition: the cluster is not in a state where the step is safe (quorum, CORRUPT alarm); a human must look
  * - invalid: the inputs are wrong; retrying cannot help
  * - timeout: the step's own deadline passed
  * - cancelled: the operator interrupted the run
  * - unimplemented: the action has no implementation in this build
+ * - denied: an approval was refused
  * - paused: an approval is needed and nobody can be asked here (no TTY, no --yes): the run stops, resumable (exit 3)
+ * - stuck: an aborted attempt did not stop: a human must look
+ * - failed: anything else
+ * - engine: the engine itself failed (a bug), not a step: only ever the error of a whole run
  */
-export type StepErrorKind =
-  | 'transient'
-  | 'precondition'
-  | 'invalid'
-  | 'timeout'
-  | 'cancelled'
-  | 'unimplemented'
-  | 'denied'
-  | 'paused'
-  /** an aborted attempt did not stop: never retried, a human must look */
-  | 'stuck'
-  | 'failed';
+export const FAILURE_KINDS = ['transient', 'precondition', 'invalid', 'timeout', 'cancelled', 'unimplemented', 'denied', 'paused', 'stuck', 'failed', 'engine'] as const;
+export type FailureKind = (typeof FAILURE_KINDS)[number];
+
+/** Where a step error happened and how long the attempt ran: set by the step runner, which knows. */
+export interface StepErrorOptions {
+  member?: string;
+  hint?: string;
+  /** The error this one explains (a gRPC error, an errno error): kept, and summarized in the journal. */
+  cause?: unknown;
+  stepId?: string;
+  /** The forEach item's key. */
+  item?: string;
+  attempt?: number;
+  durationMs?: number;
+}
+
+/** A chat line is about this long; longer messages are clipped for it (the full message stays in the journal). */
+const SHORT_MESSAGE_MAX = 200;
 
 export class StepError extends Error {
   override name = 'StepError';
-  readonly kind: StepErrorKind;
+  readonly kind: FailureKind;
   readonly member: string | undefined;
   readonly hint: string | undefined;
-  constructor(kind: StepErrorKind, message: string, opts: { member?: string; hint?: string; cause?: unknown } = {}) {
+  readonly stepId: string | undefined;
+  readonly item: string | undefined;
+  readonly attempt: number | undefined;
+  readonly durationMs: number | undefined;
+  constructor(kind: FailureKind, message: string, opts: StepErrorOptions = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.kind = kind;
     this.member = opts.member;
     this.hint = opts.hint;
+    this.stepId = opts.stepId;
+    this.item = opts.item;
+    this.attempt = opts.attempt;
+    this.durationMs = opts.durationMs;
   }
+
+  /** One line fit for a chat message: the step (and item) when known, then the first line of the message, clipped. */
+  get shortMessage(): string {
+    return shortMessage(this.message, this.stepId === undefined ? undefined : this.item === undefined ? this.stepId : `${this.stepId}[${this.item}]`);
+  }
+}
+
+/** `<where>: <first line of message>`, at most SHORT_MESSAGE_MAX characters; `where` is left out when the message starts with it. */
+export function shortMessage(message: string, where?: string): string {
+  const line = message.split(/\r?\n/, 1)[0]!.trim();
+  const text = where && !line.startsWith(where) ? `${where}: ${line}` : line;
+  return text.length > SHORT_MESSAGE_MAX ? `${text.slice(0, SHORT_MESSAGE_MAX - 1)}…` : text;
 }
 
 /** The message of anything thrown, never its stack. */

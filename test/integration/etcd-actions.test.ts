@@ -7,7 +7,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { execa } from 'execa';
 import { join } from 'node:path';
 import { catalog } from '../../src/actions/catalog.ts';
-import { etcdActions, resolveMembers } from '../../src/actions/etcd.ts';
+import { resolveMembers } from '../../src/actions/resolve-members.ts';
+import { actions } from '../support/actions.ts';
 import type { ActionContext, ActionImpl } from '../../src/actions/types.ts';
 import { etcdPool } from '../../src/actions/etcd-common.ts';
 import { defragmentOnce } from '../../src/actions/etcd-defrag.ts';

@@ -14,8 +14,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { catalog } from '../../src/actions/catalog.ts';
-import { etcdActions, resolveMembers } from '../../src/actions/etcd.ts';
-import { kubeActions } from '../../src/actions/kubernetes.ts';
+import { resolveMembers } from '../../src/actions/resolve-members.ts';
+import { actions } from '../support/actions.ts';
 import type { ActionImpl } from '../../src/actions/types.ts';
 import { isAlive } from '../../src/drivers/process.ts';
 import type { Inventory } from '../../src/inventory/types.ts';
@@ -25,12 +25,12 @@ import { makeActionContext, memberItem, type TestActionContext, stepError } from
 import { startApiServerStandin, writeKubeconfig, type ApiServerStandin } from '../support/apiserver-standin.ts';
 
 const MiB = 1024 * 1024;
-const verify: ActionImpl = kubeActions['kubectl.verify']!;
-const stopApi: ActionImpl = kubeActions['kubernetes.stop-apiservers']!;
-const startApi: ActionImpl = kubeActions['kubernetes.start-apiservers']!;
+const verify: ActionImpl = actions['kubectl.verify']!;
+const stopApi: ActionImpl = actions['kubernetes.stop-apiservers']!;
+const startApi: ActionImpl = actions['kubernetes.start-apiservers']!;
 const verifyInput = (raw: Record<string, unknown>) => catalog['kubectl.verify'].input.parse(raw);
-const etcd = (name: keyof typeof etcdActions & keyof typeof catalog) => ({
-  impl: etcdActions[name]!,
+const etcd = (name: keyof typeof actions & keyof typeof catalog) => ({
+  impl: actions[name]!,
   input: (raw: Record<string, unknown> = {}) => (catalog[name].input as any).parse(raw),
 });
 

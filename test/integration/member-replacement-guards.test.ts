@@ -9,12 +9,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { catalog } from '../../src/actions/catalog.ts';
-import { membershipActions } from '../../src/actions/membership.ts';
+import { actions } from '../support/actions.ts';
 import type { ActionImpl, StepRecord } from '../../src/actions/types.ts';
 import { driverFor } from '../../src/drivers/index.ts';
 import { isAlive } from '../../src/drivers/process.ts';
 import type { Inventory } from '../../src/inventory/types.ts';
-import { relocatedPath } from '../../src/membership/data-dir.ts';
+import { relocatedPath } from '../../src/actions/membership-data-dir.ts';
 import { StepError } from '../../src/util/errors.ts';
 import { freePorts, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { makeActionContext, stepError } from '../support/action-context.ts';
@@ -22,7 +22,7 @@ import { makeActionContext, stepError } from '../support/action-context.ts';
 type Name = 'etcd.replacement-preflight' | 'etcd.member-remove' | 'etcd.member-add' | 'etcd.member-promote' | 'members.start-replacement';
 
 function action(name: Name): { impl: ActionImpl; input: (raw?: Record<string, unknown>) => any } {
-  return { impl: membershipActions[name]!, input: (raw = {}) => catalog[name].input.parse(raw) };
+  return { impl: actions[name]!, input: (raw = {}) => catalog[name].input.parse(raw) };
 }
 
 const preflight = action('etcd.replacement-preflight');

@@ -10,8 +10,8 @@ import { basename, dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Etcd3 } from 'etcd3';
 import { catalog } from '../../src/actions/catalog.ts';
-import { etcdActions, resolveMembers } from '../../src/actions/etcd.ts';
-import { memberActions } from '../../src/actions/members.ts';
+import { resolveMembers } from '../../src/actions/resolve-members.ts';
+import { actions } from '../support/actions.ts';
 import { flagValue } from '../../src/actions/members-set-flag.ts';
 import type { ActionContext, ActionImpl } from '../../src/actions/types.ts';
 import type { Inventory } from '../../src/inventory/types.ts';
@@ -208,7 +208,7 @@ describe('member lifecycle through the process driver (3 members)', () => {
   it('move-data-aside refuses while anything else listens on the stopped member\'s port, naming that process', async () => {
     const m1 = cluster.members.find((m) => m.name === 'm1')!;
     await stop.impl.run(step('stop-members', 'm1'), {});
-    expect((await memberActions['members.stop']!.probe!(step('stop-members', 'm1'), {})).done).toBe(true); // m1 is stopped
+    expect((await actions['members.stop']!.probe!(step('stop-members', 'm1'), {})).done).toBe(true); // m1 is stopped
     const port = Number(new URL(m1.clientURL).port);
     const squatter = createServer();
     await new Promise<void>((resolve, reject) => squatter.once('error', reject).listen(port, '127.0.0.1', resolve));

@@ -25,8 +25,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AlarmAction } from 'etcd3';
 import { Document, parse, parseDocument } from 'yaml';
 import { catalog } from '../../src/actions/catalog.ts';
-import { etcdActions } from '../../src/actions/etcd.ts';
-import { memberActions } from '../../src/actions/members.ts';
+import { actions } from '../support/actions.ts';
 import type { ActionImpl } from '../../src/actions/types.ts';
 import { isAlive, processArgv } from '../../src/drivers/process.ts';
 import { staticPodDriver } from '../../src/drivers/static-pod.ts';
@@ -148,8 +147,8 @@ for (const via of ['this machine', 'ssh'] as const) describe(`members.set-flag t
 
   it('backs up each manifest, changes only the flag, restarts each process with it, followers first, and keeps the cluster healthy', async () => {
     const NEW = 40 * MiB;
-    const setFlag: ActionImpl = memberActions['members.set-flag']!;
-    const clusterHealthy: ActionImpl = etcdActions['etcd.cluster-healthy']!;
+    const setFlag: ActionImpl = actions['members.set-flag']!;
+    const clusterHealthy: ActionImpl = actions['etcd.cluster-healthy']!;
     const input = catalog['members.set-flag'].input.parse({ flag: 'quota-backend-bytes', value: NEW });
     const names = cluster.members.map((m) => m.name);
     const before = Object.fromEntries(names.map((n) => [n, cluster.pid(n)!]));

@@ -25,8 +25,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AlarmAction } from 'etcd3';
 import { catalog } from '../../src/actions/catalog.ts';
-import { etcdActions } from '../../src/actions/etcd.ts';
-import { memberActions } from '../../src/actions/members.ts';
+import { actions } from '../support/actions.ts';
 import type { ActionImpl } from '../../src/actions/types.ts';
 import { readMemberFlags } from '../../src/diagnose/collect.ts';
 import { flagEnvName } from '../../src/drivers/env-file.ts';
@@ -140,8 +139,8 @@ describe('systemd driver: members as units (kubespray layout) under a systemctl 
 
   it('raises the quota as a rolling restart: env file backed up and edited by one line, each process restarted with it, followers first', async () => {
     const NEW = 40 * MiB;
-    const setFlag: ActionImpl = memberActions['members.set-flag']!;
-    const clusterHealthy: ActionImpl = etcdActions['etcd.cluster-healthy']!;
+    const setFlag: ActionImpl = actions['members.set-flag']!;
+    const clusterHealthy: ActionImpl = actions['etcd.cluster-healthy']!;
     const input = catalog['members.set-flag'].input.parse({ flag: 'quota-backend-bytes', value: NEW });
     const names = cluster.members.map((m) => m.name);
     const before = Object.fromEntries(await Promise.all(names.map(async (n) => [n, (await driverFor(spec(n)).status()).pid!] as const)));

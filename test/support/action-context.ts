@@ -92,7 +92,7 @@ export async function rollingSetFlag(t: TestActionContext, inv: Inventory, flag:
   const setFlag = action('members.set-flag');
   const gate = action('etcd.member-healthy');
   const input = setFlag.input({ flag, value });
-  const { resolveMembers } = await import('../../src/actions/etcd.ts');
+  const { resolveMembers } = await import('../../src/actions/resolve-members.ts');
   const order = (await resolveMembers(t.step('raise-quota'), 'voters', 'followers-then-leader')).map((m) => m.name);
   const done: string[] = [];
   const outs: any[] = [];

@@ -115,6 +115,31 @@ describe('executor', () => {
     expect(r.error).toMatchObject({ kind: 'timeout', stepId: 'a' });
   });
 
+  it('a failed step says where and when: step, member item, attempt, duration, a one-line message, the original as cause', async () => {
+    const original = Object.assign(new Error('14 UNAVAILABLE: No connection established\nlast error: connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    const reg = registry({});
+    reg.impl('effect')!.run = async () => {
+      throw new StepError('transient', 'm2: status: the member does not answer\nsecond line with detail', { cause: original });
+    };
+    const retry = { ...DEFAULT_RETRY, maximumAttempts: 2, initialIntervalMs: 10 };
+    const rb = runbook([step('probe-all', 'effect', { retry, forEach: { kind: 'members', members: 'all', order: 'as-listed', moveLeaderFirst: false } })]);
+    const h = await startRun({ runbook: rb, runbookText: 'x', inventory, params: {}, registry: reg, stateDir: dir });
+    const r = await h.done;
+    expect(r.status).toBe('failed');
+    const failed = r.records.filter((x) => x.type === 'step.failed');
+    expect(failed.map((f) => f.error.attempt)).toEqual([1, 2]);
+    expect(failed[1]!.error).toMatchObject({
+      kind: 'transient', stepId: 'probe-all', item: 'm1', member: 'm1', attempt: 2,
+      short: 'probe-all[m1]: m2: status: the member does not answer',
+      cause: { name: 'Error', code: 'ECONNREFUSED', message: '14 UNAVAILABLE: No connection established last error: connect ECONNREFUSED' },
+    });
+    expect(typeof failed[1]!.error.durationMs).toBe('number');
+    // Through the journal on disk, and into the run's result.
+    const onDisk = readJournal(files.journal(h.dir!)).records.filter((x) => x.type === 'step.failed');
+    expect(onDisk.at(-1)).toMatchObject({ error: { cause: { code: 'ECONNREFUSED' }, attempt: 2, stepId: 'probe-all' } });
+    expect(r.error).toMatchObject({ stepId: 'probe-all', item: 'm1', attempt: 2, cause: { code: 'ECONNREFUSED' } });
+  });
+
   it('resume after a failure does not repeat steps that succeeded', async () => {
     const effects: Record<string, number> = {};
     const rb = runbook([step('a', 'effect'), step('b', 'effect', { forEach: { kind: 'members', members: 'all', order: 'as-listed', moveLeaderFirst: false } }), step('c', 'effect-once')]);

@@ -3,18 +3,17 @@
  * removed, once a leader answers. Already gone = done. An unknown outcome (timeout, leader change) is settled by
  * reading the member list again, never by blindly re-sending.
  */
-import { callOpts, etcdPool, sleep } from '../actions/etcd-common.ts';
-import type { ActionContext, ActionImpl } from '../actions/types.ts';
+import { callOpts, etcdPool, sleep } from './etcd-common.ts';
+import type { ActionContext } from './types.ts';
 import { shortGrpcMessage } from '../etcd/errors.ts';
 import { memberRemove } from '../etcd/membership.ts';
 import { StepError } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
-import { backoff, isMemberNotFound, isUnhealthyCluster, isUnknownOutcome, rosterWithLeader } from './common.ts';
-import { answers, findInRoster, isVoter, label, readRoster, type Roster, type RosterEntry } from './roster.ts';
+import { backoff, isMemberNotFound, isUnhealthyCluster, isUnknownOutcome, rosterWithLeader } from './membership-common.ts';
+import { answers, findInRoster, isVoter, label, readRoster, type Roster, type RosterEntry } from './membership-roster.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
-export interface RemoveInput {
-  member: string;
-}
+export type RemoveInput = ActionInput<'etcd.member-remove'>;
 
 export interface RemoveOutput {
   /** Hex id of the removed member (null when the reference matched no member: nothing to remove). */
@@ -60,7 +59,7 @@ async function removeOnce(ctx: ActionContext, input: RemoveInput): Promise<{ don
   }
 }
 
-export const memberRemoveAction: ActionImpl<RemoveInput, RemoveOutput> = {
+export const memberRemoveAction: ImplementedAction = implement('etcd.member-remove', {
   async probe(ctx, input) {
     const roster = await readRoster(etcdPool(ctx), callOpts(ctx));
     if (!roster.linearizable) return { done: false, detail: 'no quorum read of the member list' };
@@ -102,4 +101,4 @@ export const memberRemoveAction: ActionImpl<RemoveInput, RemoveOutput> = {
     }
     void input;
   },
-};
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { quorumOf, replacementVerdict, type VoterHealth } from '../../../src/membership/quorum.ts';
+import { quorumOf, replacementVerdict, type VoterHealth } from '../../../src/actions/membership-quorum.ts';
 
 const voters = (spec: string): VoterHealth[] => [...spec].map((c, i) => ({ name: `m${i + 1}`, healthy: c === '+' }));
 

@@ -1,84 +1,14 @@
 /**
- * kubectl verification (kubectl.verify) and control-plane fencing (kubernetes.stop-apiservers / start-apiservers).
- * Fencing drives the inventory's `kubernetes.apiServers` through the same drivers as etcd members (process or
- * static-pod): stopping the API servers before a restore keeps anything from writing to etcd meanwhile.
+ * Control-plane fencing: kubernetes.stop-apiservers and kubernetes.start-apiservers, a pair sharing one notion of
+ * the inventory's `kubernetes.apiServers`, driven through the same drivers as etcd members (process or static-pod):
+ * stopping the API servers before a restore keeps anything from writing to etcd meanwhile.
  */
-import { join } from 'node:path';
 import { describeDriver, driverFor, type Driven } from '../drivers/index.ts';
-import { checkNodesReady, checkReadyz, type CheckResult, type KubectlOptions } from '../kube/kubectl.ts';
 import { StepError, messageOf } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
-import { pollUntil, sleep } from './etcd-common.ts';
-import type { ActionContext, ActionImpl } from './types.ts';
-
-// ---- kubectl.verify ---------------------------------------------------------------------------------------------
-
-export type KubeCheck = 'readyz' | 'nodes-ready';
-
-export interface VerifyInput {
-  checks: KubeCheck[];
-  waitFor: number;
-}
-
-export interface VerifyOutput {
-  checks: Partial<Record<KubeCheck, string>>;
-  nodes?: string[];
-  attempts: number;
-  durationMs: number;
-}
-
-const CHECKS: Record<KubeCheck, (o: KubectlOptions) => Promise<CheckResult>> = {
-  readyz: checkReadyz,
-  'nodes-ready': checkNodesReady,
-};
-
-function kubectlOptions(ctx: ActionContext, waitFor: number): KubectlOptions {
-  const k = ctx.inventory.kubernetes;
-  if (!k) {
-    throw new StepError('invalid', `kubectl.verify: inventory ${ctx.inventory.name} has no kubernetes section (kubeconfig, context)`, {
-      hint: 'add kubernetes: { kubeconfig: ..., context: ... } to the inventory, or guard the step with `when: inventory.kubernetes != null`',
-    });
-  }
-  return {
-    ...(k.kubeconfig ? { kubeconfig: k.kubeconfig } : {}),
-    ...(k.context ? { context: k.context } : {}),
-    requestTimeoutMs: Math.min(10_000, Math.max(2_000, waitFor)),
-    signal: ctx.signal,
-    // Discovery cache in the run's state dir: the operator's ~/.kube stays untouched and no stale cache is reused.
-    cacheDir: join(ctx.stateDir, 'kubectl-cache'),
-  };
-}
-
-export const verifyAction: ActionImpl<VerifyInput, VerifyOutput> = {
-  async run(ctx, input) {
-    const opts = kubectlOptions(ctx, input.waitFor);
-    const started = Date.now();
-    let attempts = 0;
-    const out = await pollUntil<Omit<VerifyOutput, 'attempts' | 'durationMs'>>(
-      ctx,
-      input.waitFor,
-      async () => {
-        attempts++;
-        const results = await Promise.all(input.checks.map(async (c) => [c, await CHECKS[c](opts)] as const));
-        const failed = results.filter(([, r]) => !r.ok);
-        if (failed.length > 0) return { reason: failed.map(([, r]) => r.detail).join('; ') };
-        const nodes = results.find(([c]) => c === 'nodes-ready')?.[1].nodes;
-        return {
-          value: {
-            checks: Object.fromEntries(results.map(([c, r]) => [c, r.detail])),
-            ...(nodes ? { nodes: nodes.map((n) => n.name) } : {}),
-          },
-        };
-      },
-      { what: `kubectl ${input.checks.join(', ')} passing`, intervalMs: 1000, hint: 'the API server may still be starting, or etcd may refuse writes: check kubectl get --raw "/readyz?verbose"' },
-    );
-    const durationMs = Date.now() - started;
-    ctx.log(`kubectl: ${Object.entries(out.checks).map(([c, d]) => `${c} ${d}`).join(', ')}`);
-    return { ...out, attempts, durationMs };
-  },
-};
-
-// ---- fencing ----------------------------------------------------------------------------------------------------
+import { sleep } from './etcd-common.ts';
+import type { ActionContext } from './types.ts';
+import { implement, type ImplementedAction } from './define.ts';
 
 export interface FenceServer {
   name: string;
@@ -119,7 +49,7 @@ async function eachServer(ctx: ActionContext, servers: Driven[], verb: string, o
   }
 }
 
-export const stopApiServersAction: ActionImpl<Record<string, never>, FenceOutput> = {
+export const stopApiServersAction: ImplementedAction = implement('kubernetes.stop-apiservers', {
   async probe(ctx) {
     const servers = apiServers(ctx);
     if (servers.length === 0) return { done: true, output: { servers: [] }, detail: 'no kubernetes.apiServers in the inventory: nothing to fence' };
@@ -150,9 +80,9 @@ export const stopApiServersAction: ActionImpl<Record<string, never>, FenceOutput
     const up = (await states(apiServers(ctx))).filter((s) => s.running);
     if (up.length > 0) throw new StepError('failed', `API servers still running after the stop: ${up.map((s) => `${s.server.name} (pid ${s.pid ?? '?'})`).join(', ')}`);
   },
-};
+});
 
-export const startApiServersAction: ActionImpl<Record<string, never>, FenceOutput> = {
+export const startApiServersAction: ImplementedAction = implement('kubernetes.start-apiservers', {
   async probe(ctx) {
     const servers = apiServers(ctx);
     if (servers.length === 0) return { done: true, output: { servers: [] }, detail: 'no kubernetes.apiServers in the inventory' };
@@ -183,10 +113,4 @@ export const startApiServersAction: ActionImpl<Record<string, never>, FenceOutpu
     const after = await states(servers);
     return { servers: after.map((a, i) => ({ name: a.server.name, wasRunning: before[i]!.running, ...(a.pid ? { pid: a.pid } : {}) })) };
   },
-};
-
-export const kubeActions: Record<string, ActionImpl> = {
-  'kubectl.verify': verifyAction,
-  'kubernetes.stop-apiservers': stopApiServersAction,
-  'kubernetes.start-apiservers': startApiServersAction,
-};
+});

@@ -4,19 +4,18 @@
  * quorum, on a 2-member cluster, or when a learner exists. Read-only; its output (the member's id, peer URL, and
  * the identity of its data dir) is journaled and used by the later steps.
  */
-import { callOpts, etcdPool, sleep } from '../actions/etcd-common.ts';
-import type { ActionContext, ActionImpl } from '../actions/types.ts';
+import { callOpts, etcdPool, sleep } from './etcd-common.ts';
+import type { ActionContext } from './types.ts';
 import { effectiveCommand, getFlag } from '../drivers/process.ts';
 import type { MemberSpec } from '../inventory/types.ts';
 import { StepError } from '../util/errors.ts';
-import type { PreflightRecord } from './common.ts';
-import { dirIdentity, type DirIdentity } from './data-dir.ts';
-import { quorumOf, replacementVerdict } from './quorum.ts';
-import { answers, describeEntry, findInRoster, isVoter, label, readRoster, type Found, type Roster } from './roster.ts';
+import type { PreflightRecord } from './membership-common.ts';
+import { dirIdentity, type DirIdentity } from './membership-data-dir.ts';
+import { quorumOf, replacementVerdict } from './membership-quorum.ts';
+import { answers, describeEntry, findInRoster, isVoter, label, readRoster, type Found, type Roster } from './membership-roster.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
-export interface PreflightInput {
-  member?: string;
-}
+export type PreflightInput = ActionInput<'etcd.replacement-preflight'>;
 
 export interface PreflightOutput extends PreflightRecord {
   /** Whether the old member's data dir was there at preflight (null: not on this machine, unknown). */
@@ -112,7 +111,7 @@ async function assess(ctx: ActionContext, input: PreflightInput): Promise<{ out:
   return { out, roster };
 }
 
-export const replacementPreflightAction: ActionImpl<PreflightInput, PreflightOutput> = {
+export const replacementPreflightAction: ImplementedAction = implement('etcd.replacement-preflight', {
   async run(ctx, input) {
     const until = Math.min(Date.now() + LEADER_WAIT_MS, ctx.deadline ?? Infinity);
     for (let i = 0; ; i++) {
@@ -131,4 +130,4 @@ export const replacementPreflightAction: ActionImpl<PreflightInput, PreflightOut
       await sleep(Math.min(250 * 2 ** Math.min(i, 3), Math.max(0, until - Date.now())), ctx.signal);
     }
   },
-};
+});

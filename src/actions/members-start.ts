@@ -1,5 +1,5 @@
 /**
- * members.stop and members.start, one member per forEach item, through the member's driver.
+ * members.start: start one member (a forEach item) through its driver.
  *
  * A restarted etcd member serves clients only once it is part of a quorum (it accepts TCP and leaves calls
  * hanging before that). So start waits until the member answers when enough members run to form a quorum;
@@ -12,40 +12,8 @@ import { StepError } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
 import { etcdPool, itemMember, pollUntil } from './etcd-common.ts';
 import { askStatus, memberLogTail, quorumOf } from './members-common.ts';
-import type { ActionContext, ActionImpl } from './types.ts';
-
-export interface StopOutput {
-  member: string;
-  wasRunning: boolean;
-  pid?: number;
-}
-
-export const stopAction: ActionImpl<Record<string, never>, StopOutput> = {
-  async probe(ctx) {
-    const m = itemMember(ctx, 'members.stop');
-    const st = await driverFor(m).status();
-    return st.running ? { done: false, detail: `${m.name} runs (pid ${st.pid ?? '?'})` } : { done: true, output: { member: m.name, wasRunning: false }, detail: `${m.name} is not running` };
-  },
-  async plan(ctx) {
-    const m = itemMember(ctx, 'members.stop');
-    const st = await driverFor(m).status();
-    return `stop ${m.name}${st.pid ? ` (pid ${st.pid})` : ''}: ${describeDriver(m).stop}`;
-  },
-  async run(ctx) {
-    const m = itemMember(ctx, 'members.stop');
-    const driver = driverFor(m);
-    const before = await driver.status();
-    ctx.log(`stopping ${m.name}${before.pid ? ` (pid ${before.pid})` : ''}`);
-    await driver.stop();
-    etcdPool(ctx).forget(m.name);
-    return { member: m.name, wasRunning: before.running, ...(before.pid ? { pid: before.pid } : {}) };
-  },
-  async verify(ctx) {
-    const m = itemMember(ctx, 'members.stop');
-    const st = await driverFor(m).status();
-    if (st.running) throw new StepError('failed', `${m.name} still runs (pid ${st.pid ?? '?'}) after stop`, { member: m.name });
-  },
-};
+import type { ActionContext } from './types.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
 /** The member's process exited right after a start (bad data, bad flag, port in use): it will not come back by itself. */
 export class MemberExitedError extends StepError {
@@ -59,9 +27,7 @@ export class MemberExitedError extends StepError {
   }
 }
 
-export interface StartInput {
-  waitFor: number;
-}
+export type StartInput = ActionInput<'members.start'>;
 
 export interface StartOutput {
   member: string;
@@ -124,7 +90,7 @@ export async function waitStarted(ctx: ActionContext, m: MemberSpec, waitForMs: 
   );
 }
 
-export const startAction: ActionImpl<StartInput, StartOutput> = {
+export const startAction: ImplementedAction = implement('members.start', {
   async probe(ctx) {
     const m = itemMember(ctx, 'members.start');
     const st = await driverFor(m).status();
@@ -146,4 +112,4 @@ export const startAction: ActionImpl<StartInput, StartOutput> = {
     if (out.answering) ctx.log(`${m.name} answers (pid ${out.pid ?? '?'})`);
     return out;
   },
-};
+});

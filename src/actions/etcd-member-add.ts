@@ -4,21 +4,18 @@
  * Right after another membership change etcd refuses with "unhealthy cluster" for a few seconds (its strict
  * reconfiguration check wants every voter connected for a while): that is waited out here, with backoff.
  */
-import { callOpts, etcdPool, sleep } from '../actions/etcd-common.ts';
-import type { ActionContext, ActionImpl } from '../actions/types.ts';
+import { callOpts, etcdPool, sleep } from './etcd-common.ts';
+import type { ActionContext } from './types.ts';
 import { shortGrpcMessage } from '../etcd/errors.ts';
 import { sameURL } from '../etcd/ids.ts';
 import { memberAdd } from '../etcd/membership.ts';
 import { StepError } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
-import { backoff, isPeerURLExists, isTooManyLearners, isUnhealthyCluster, isUnknownOutcome, preflightRecord, rosterWithLeader } from './common.ts';
-import { describeEntry, readRoster, type Roster, type RosterEntry } from './roster.ts';
+import { backoff, isPeerURLExists, isTooManyLearners, isUnhealthyCluster, isUnknownOutcome, preflightRecord, rosterWithLeader } from './membership-common.ts';
+import { describeEntry, readRoster, type Roster, type RosterEntry } from './membership-roster.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
-export interface AddInput {
-  name: string;
-  peerURL: string;
-  learner: boolean;
-}
+export type AddInput = ActionInput<'etcd.member-add'>;
 
 export interface AddOutput {
   /** Hex id of the new member: the later steps (start, promote) use this one. */
@@ -42,7 +39,7 @@ function holder(ctx: ActionContext, roster: Roster, input: AddInput): { entry: R
 
 const existing = (input: AddInput, e: RosterEntry): AddOutput => ({ id: e.member.id, name: input.name, peerURL: input.peerURL, isLearner: e.member.isLearner, added: false });
 
-export const memberAddAction: ActionImpl<AddInput, AddOutput> = {
+export const memberAddAction: ImplementedAction = implement('etcd.member-add', {
   async probe(ctx, input) {
     const roster = await readRoster(etcdPool(ctx), callOpts(ctx));
     if (!roster.linearizable) return { done: false, detail: 'no quorum read of the member list' };
@@ -99,4 +96,4 @@ export const memberAddAction: ActionImpl<AddInput, AddOutput> = {
     const e = roster.entries.find((x) => x.member.id === output.id);
     if (!e) throw new StepError('failed', `member ${output.id} (${input.peerURL}) is not listed after the add`, { member: input.name });
   },
-};
+});

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { MemberSpec } from '../../../src/inventory/types.ts';
-import { findInRoster, type Roster } from '../../../src/membership/roster.ts';
+import { findInRoster, type Roster } from '../../../src/actions/membership-roster.ts';
 
 const spec = (name: string, n: number): MemberSpec => ({ name, clientURL: `http://127.0.0.1:${2379 + 10 * n}`, peerURL: `http://127.0.0.1:${2380 + 10 * n}`, driver: { type: 'none' } });
 const m1 = spec('m1', 1);

@@ -3,11 +3,11 @@
  * address counts even while the inventory still names the old one), they agree on one leader, and their KV hashes
  * are equal.
  */
-import { compareHashes } from '../actions/etcd-health.ts';
-import { callOpts, etcdPool, pollUntil } from '../actions/etcd-common.ts';
-import type { ActionContext } from '../actions/types.ts';
+import { compareHashes } from './etcd-cluster-healthy.ts';
+import { callOpts, etcdPool, pollUntil } from './etcd-common.ts';
+import type { ActionContext } from './types.ts';
 import { StepError } from '../util/errors.ts';
-import { answers, isVoter, label, readRoster } from './roster.ts';
+import { answers, isVoter, label, readRoster } from './membership-roster.ts';
 
 export interface VotersHealthy {
   voters: string[];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { EtcdMember } from '../../../src/etcd/membership.ts';
-import { initialCluster, replacementFlags, rewriteListen } from '../../../src/membership/flags.ts';
+import { initialCluster, replacementFlags, rewriteListen } from '../../../src/actions/membership-flags.ts';
 import { StepError } from '../../../src/util/errors.ts';
 
 const member = (id: string, name: string, peer: string, isLearner = false): EtcdMember => ({ id, name, peerURLs: [peer], clientURLs: name ? [peer.replace('2380', '2379')] : [], isLearner });

@@ -4,12 +4,12 @@
  */
 import { GRPCDeadlineExceededError, GRPCFailedPreconditionError, GRPCNotFoundError, GRPCUnavailableError } from 'etcd3';
 import type { EtcdPool } from '../etcd/pool.ts';
-import { callOpts, sleep } from '../actions/etcd-common.ts';
-import type { ActionContext } from '../actions/types.ts';
+import { callOpts, sleep } from './etcd-common.ts';
+import type { ActionContext } from './types.ts';
 import { StepError, messageOf } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
-import type { DirIdentity } from './data-dir.ts';
-import { readRoster, type Roster, type RosterEntry } from './roster.ts';
+import type { DirIdentity } from './membership-data-dir.ts';
+import { readRoster, type Roster, type RosterEntry } from './membership-roster.ts';
 
 /** The etcd3 error behind a StepError made by callMember (or the error itself). */
 function grpc(err: unknown): unknown {

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { chooseDataDir, chooseGivenDataDir, dirIdentity, relocatedPath } from '../../../src/membership/data-dir.ts';
+import { chooseDataDir, chooseGivenDataDir, dirIdentity, relocatedPath } from '../../../src/actions/membership-data-dir.ts';
 
 describe('chooseDataDir: never the old member\'s data', () => {
   let dir: string;

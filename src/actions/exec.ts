@@ -1,18 +1,11 @@
-/** Actions that are not about etcd: exec (argv only, never a shell string), wait, approve. */
+/** exec: run a command as an argv array (never a shell string), on the member's host when in a member forEach. */
 import { execa } from 'execa';
 import { StepError } from '../util/errors.ts';
-import { formatDuration } from '../util/units.ts';
-import { sleep } from '../execute/retry.ts';
 import { remoteArgv } from '../exec/ssh.ts';
-import type { ActionContext, ActionImpl } from './types.ts';
+import type { ActionContext } from './types.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
-interface ExecInput {
-  argv: string[];
-  env?: Record<string, string>;
-  cwd?: string;
-  idempotent: boolean;
-  probe?: string[];
-}
+type ExecInput = ActionInput<'exec'>;
 
 async function runArgv(ctx: ActionContext, argv: string[], input: ExecInput, what: string) {
   const ssh = ctx.item?.member?.ssh;
@@ -37,7 +30,7 @@ function tail(text: string | undefined, n = 20): string {
   return (text ?? '').split('\n').slice(-n).join('\n').trim();
 }
 
-export const exec: ActionImpl<ExecInput, { exitCode: number; output: string }> = {
+export const exec: ImplementedAction = implement('exec', {
   async probe(ctx, input) {
     if (!input.probe) return { done: false };
     const r = await runArgv(ctx, input.probe, input, 'probe');
@@ -59,22 +52,4 @@ export const exec: ActionImpl<ExecInput, { exitCode: number; output: string }> =
     if (output) ctx.log(output);
     return { exitCode: r.exitCode ?? 0, output };
   },
-};
-
-export const wait: ActionImpl<{ duration: number }, { waitedMs: number }> = {
-  async plan(_ctx, input) {
-    return `would wait ${formatDuration(input.duration)}`;
-  },
-  async run(ctx, input) {
-    // A resumed wait counts the time already waited since the step first started.
-    const remaining = Math.max(0, ctx.firstStartedAt + input.duration - Date.now());
-    await sleep(remaining, ctx.signal);
-    return { waitedMs: input.duration };
-  },
-};
-
-export const approve: ActionImpl<{ message?: string }, { approved: true }> = {
-  async run() {
-    return { approved: true };
-  },
-};
+});

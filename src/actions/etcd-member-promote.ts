@@ -3,20 +3,18 @@
  * member which is in sync with leader") until then, so the promote is polled with backoff up to `waitFor`.
  * Already a voter = done. Verification: every voter answers, one leader, equal KV hashes.
  */
-import { callOpts, etcdPool, sleep } from '../actions/etcd-common.ts';
-import type { ActionContext, ActionImpl } from '../actions/types.ts';
+import { callOpts, etcdPool, sleep } from './etcd-common.ts';
+import type { ActionContext } from './types.ts';
 import { shortGrpcMessage } from '../etcd/errors.ts';
 import { memberPromote } from '../etcd/membership.ts';
 import { StepError } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
-import { isLearnerNotReady, isNotLearner, isUnhealthyCluster, isUnknownOutcome, preflightRecord, rosterWithLeader } from './common.ts';
-import { findInRoster, label, readRoster } from './roster.ts';
-import { votersHealthy, type VotersHealthy } from './verify.ts';
+import { isLearnerNotReady, isNotLearner, isUnhealthyCluster, isUnknownOutcome, preflightRecord, rosterWithLeader } from './membership-common.ts';
+import { findInRoster, label, readRoster } from './membership-roster.ts';
+import { votersHealthy, type VotersHealthy } from './membership-verify.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
-export interface PromoteInput {
-  member: string;
-  waitFor: number;
-}
+export type PromoteInput = ActionInput<'etcd.member-promote'>;
 
 export interface PromoteOutput {
   id: string;
@@ -29,7 +27,7 @@ export interface PromoteOutput {
 const VERIFY_WAIT_MS = 60_000;
 const PROBE_VERIFY_MS = 3_000;
 
-export const memberPromoteAction: ActionImpl<PromoteInput, PromoteOutput> = {
+export const memberPromoteAction: ImplementedAction = implement('etcd.member-promote', {
   async probe(ctx, input) {
     const roster = await readRoster(etcdPool(ctx), callOpts(ctx));
     if (!roster.linearizable) return { done: false, detail: 'no quorum read of the member list' };
@@ -88,7 +86,7 @@ export const memberPromoteAction: ActionImpl<PromoteInput, PromoteOutput> = {
       hint: 'is the new member running and reachable from the leader on its peer URL? look at its log',
     });
   },
-};
+});
 
 /**
  * Between promote attempts: 100 ms growing to 500 ms. A learner is promotable the moment it is in sync, and each

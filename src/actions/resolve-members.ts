@@ -1,29 +1,12 @@
 /**
- * The etcd actions of the catalog, by name, and member ordering for `forEach: { members: ... }`. Each action
- * family lives in its own module (etcd-*.ts); they share the run's EtcdPool (ctx.resources 'etcd-pool').
+ * Members of a `forEach: { members: ... }`, selected and ordered from what the cluster says (learners, the leader).
+ * Used by the registry (resolveMembers), so loaded with the first member loop of a run, not at start.
  */
 import type { MemberSpec } from '../inventory/types.ts';
 import { clusterView, isLearner } from '../etcd/view.ts';
 import { StepError } from '../util/errors.ts';
-import { alarmDisarmAction, writeProbeAction } from './etcd-alarm.ts';
 import { callOpts, etcdPool } from './etcd-common.ts';
-import { compactAction } from './etcd-compact.ts';
-import { defragAction } from './etcd-defrag.ts';
-import { clusterHealthyAction, memberHealthyAction } from './etcd-health.ts';
-import { moveLeaderAction } from './etcd-leader.ts';
-import { preflightAction } from './etcd-preflight.ts';
-import type { ActionContext, ActionImpl } from './types.ts';
-
-export const etcdActions: Record<string, ActionImpl> = {
-  'etcd.preflight': preflightAction,
-  'etcd.compact': compactAction,
-  'etcd.defrag': defragAction,
-  'etcd.alarm-disarm': alarmDisarmAction,
-  'etcd.write-probe': writeProbeAction,
-  'etcd.member-healthy': memberHealthyAction,
-  'etcd.move-leader': moveLeaderAction,
-  'etcd.cluster-healthy': clusterHealthyAction,
-};
+import type { ActionContext } from './types.ts';
 
 /**
  * Inventory members for a forEach, ordered. `voters`: members etcd does not list as learners (matched by id, peer

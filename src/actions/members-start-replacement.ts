@@ -5,9 +5,9 @@
  * data dir (never the old member's data). Done when the new member answers status as the new member id (a
  * learner answers once it has caught up). Tells the operator which inventory entries to update.
  */
-import { callOpts, etcdPool, pollUntil } from '../actions/etcd-common.ts';
-import { memberLogTail } from '../actions/members-common.ts';
-import type { ActionContext, ActionImpl } from '../actions/types.ts';
+import { callOpts, etcdPool, pollUntil } from './etcd-common.ts';
+import { memberLogTail } from './members-common.ts';
+import type { ActionContext } from './types.ts';
 import { driverFor, type MemberDriver } from '../drivers/index.ts';
 import { sidecarPath } from '../drivers/process.ts';
 import { errorClass, shortGrpcMessage } from '../etcd/errors.ts';
@@ -18,19 +18,13 @@ import { memberStatus, type MemberStatus } from '../etcd/status.ts';
 import type { MemberSpec } from '../inventory/types.ts';
 import { StepError } from '../util/errors.ts';
 import { formatDuration } from '../util/units.ts';
-import { preflightRecord, rosterWithLeader } from './common.ts';
-import { chooseDataDir, chooseGivenDataDir } from './data-dir.ts';
-import { flagsForHumans, initialCluster, replacementFlags } from './flags.ts';
-import { describeEntry, readRoster, type Roster, type RosterEntry } from './roster.ts';
+import { preflightRecord, rosterWithLeader } from './membership-common.ts';
+import { chooseDataDir, chooseGivenDataDir } from './membership-data-dir.ts';
+import { flagsForHumans, initialCluster, replacementFlags } from './membership-flags.ts';
+import { describeEntry, readRoster, type Roster, type RosterEntry } from './membership-roster.ts';
+import { implement, type ImplementedAction, type ActionInput } from './define.ts';
 
-export interface StartInput {
-  member: string;
-  peerURL?: string;
-  clientURL?: string;
-  /** An empty data dir for the replacement (a new disk or host); default the old member's. */
-  dataDir?: string;
-  waitFor: number;
-}
+export type StartInput = ActionInput<'members.start-replacement'>;
 
 export interface StartOutput {
   member: string;
@@ -189,7 +183,7 @@ async function runsReplacement(driver: MemberDriver, flags: [string, string][]):
   return true;
 }
 
-export const startReplacementAction: ActionImpl<StartInput, StartOutput> = {
+export const startReplacementAction: ImplementedAction = implement('members.start-replacement', {
   async probe(ctx, input) {
     const t = target(ctx, input);
     const pool = etcdPool(ctx);
@@ -277,4 +271,4 @@ export const startReplacementAction: ActionImpl<StartInput, StartOutput> = {
     logInventoryChanges(ctx, out);
     return out;
   },
-};
+});

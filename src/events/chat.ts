@@ -2,9 +2,10 @@
  * One chat message per run: what it is, where it is, and (while a step waits) Approve/Deny buttons. Rendered
  * from the run's folded journal, for Slack (Block Kit) and Mattermost (message attachments). Pure.
  */
-import type { RunReport, RunState } from '../index.ts';
-import { formatReport } from '../common.ts';
-import { formatDuration } from '../common.ts';
+import type { RunReport } from '../execute/report.ts';
+import type { RunState } from '../execute/state.ts';
+import { formatReport } from './terminal.ts';
+import { formatDuration } from '../util/units.ts';
 
 export interface RunView {
   runId: string;
