@@ -4,6 +4,7 @@
  * ids in etcdctl's spellings, a member without a driver, and a replacement whose old data dir was not moved
  * aside (it must start on a fresh dir, the old data left as it was).
  */
+import { dirname } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
@@ -12,12 +13,12 @@ import { catalog } from '../../src/actions/catalog.ts';
 import { actions } from '../support/actions.ts';
 import type { ActionImpl, StepRecord } from '../../src/actions/types.ts';
 import { driverFor } from '../../src/drivers/index.ts';
-import { isAlive } from '../../src/drivers/process.ts';
 import type { Inventory } from '../../src/inventory/types.ts';
 import { relocatedPath } from '../../src/actions/membership-data-dir.ts';
 import { StepError } from '../../src/util/errors.ts';
 import { freePorts, startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { makeActionContext, stepError } from '../support/action-context.ts';
+import { killIfStill } from '../support/child-processes.ts';
 
 type Name = 'etcd.replacement-preflight' | 'etcd.member-remove' | 'etcd.member-add' | 'etcd.member-promote' | 'members.start-replacement';
 
@@ -173,7 +174,7 @@ describe('membership actions: guards (3 members)', () => {
       await t.dispose();
       // The harness knows m2 by its old data dir: stop the replacement through the driver (its flags are in the sidecar).
       await driverFor(m2).stop({ force: true });
-      if (replacementPid !== undefined && isAlive(replacementPid)) process.kill(replacementPid, 'SIGKILL');
+      killIfStill(replacementPid, dirname(m2.dataDir!)); // the cluster's own temp dir is in the replacement's argv
     }
   }, 120_000);
 });

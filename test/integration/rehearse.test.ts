@@ -14,6 +14,7 @@ import { SEED_KEYS } from '../../src/rehearse/faults.ts';
 import { listRunbooks } from '../../src/runbook/find.ts';
 import { createHash } from 'node:crypto';
 import { livePids, startCluster } from '../support/etcd-cluster.ts';
+import { killIfStill } from '../support/child-processes.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/runbook.js', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'runbook-rehearse-test-'));
@@ -267,7 +268,7 @@ describe('runbook rehearse', () => {
       expect(await d.exited, d.err()).toBe(0);
       expect(JSON.parse(d.out())).toMatchObject({ status: expect.stringMatching(/healthy|warning/), alarms: [], members: [{ reachable: true, isLeader: true }] });
     } finally {
-      for (const pid of r.cluster.kept?.pids ?? []) process.kill(pid, 'SIGKILL');
+      for (const pid of r.cluster.kept?.pids ?? []) killIfStill(pid, r.cluster.dir);
       await until('the kept member to exit', () => livePids(r.cluster.kept?.pids ?? []).length === 0, 10_000);
       if (r.cluster.dir && existsSync(r.cluster.dir)) rmSync(r.cluster.dir, { recursive: true, force: true });
     }

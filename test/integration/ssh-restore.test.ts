@@ -20,6 +20,7 @@ import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { sshdAvailable, startSshd, type TestSshd } from '../support/sshd.ts';
 import { rewindParams } from '../support/etcd-versions.ts';
 import { cli as runCli } from '../support/cli.ts';
+import { killIfStill } from '../support/child-processes.ts';
 
 const root = join(import.meta.dirname, '../..');
 const bin = join(root, 'bin/runbook.js');
@@ -96,7 +97,7 @@ describe('members on a remote host (real sshd on 127.0.0.1)', () => {
       expect(await driverFor({ ...member, clientURL: 'http://127.0.0.1:1', peerURL: 'http://127.0.0.1:2' } as MemberSpec).status()).toEqual({ running: false });
     } finally {
       const pid = Number(existsSync(member.driver.pidFile) ? readFileSync(member.driver.pidFile, 'utf8') : 0);
-      if (pid > 1 && isAlive(pid)) process.kill(pid, 'SIGKILL');
+      killIfStill(pid, 'sleep 297');
       rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
