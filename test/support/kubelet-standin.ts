@@ -23,6 +23,7 @@ import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isAlive, startProcess, stopProcess, type ProcessSpec } from '../../src/drivers/process.ts';
 import { manifestArgv } from '../../src/drivers/pod-manifest.ts';
+import { killIfStill } from './child-processes.ts';
 
 export interface KubeletStandinOptions {
   manifestsDir: string;
@@ -65,13 +66,8 @@ function installExitHook(): void {
   process.on('exit', () => {
     for (const pods of running) {
       for (const pod of pods.values()) {
-        if (pod.pid !== undefined && isAlive(pod.pid)) {
-          try {
-            process.kill(pod.pid, 'SIGKILL');
-          } catch {
-            // gone
-          }
-        }
+        // Only while the pid still runs the pod's command: a recycled pid may name another test's process.
+        if (pod.pid !== undefined) killIfStill(pod.pid, pod.spec.command.join(' '));
       }
     }
   });
