@@ -8,7 +8,7 @@ import { dirname } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { catalog } from '../../src/actions/catalog.ts';
 import { actions } from '../support/actions.ts';
 import type { ActionImpl, StepRecord } from '../../src/actions/types.ts';
@@ -49,11 +49,12 @@ async function memberIds(endpoint: string): Promise<string[]> {
 describe('membership actions: guards (3 members)', () => {
   let cluster: TestCluster;
   let inv: Inventory;
-  beforeAll(async () => {
+  // A cluster per test: the replacement test leaves m2 replaced and stopped, the first one stops a member.
+  beforeEach(async () => {
     cluster = await startCluster({ members: 3, name: 'guards' });
     inv = cluster.inventory({ snapshots: undefined });
   }, 60_000);
-  afterAll(async () => {
+  afterEach(async () => {
     await cluster?.teardown();
   });
 

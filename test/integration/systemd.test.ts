@@ -22,7 +22,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AlarmAction } from 'etcd3';
 import { catalog } from '../../src/actions/catalog.ts';
 import { actions } from '../support/actions.ts';
@@ -107,7 +107,8 @@ describe('systemd driver: members as units (kubespray layout) under a systemctl 
   const envFile = (name: string) => envFileOf(cluster, name);
   const original: Record<string, string> = {};
 
-  beforeAll(async () => {
+  // A cluster (and its units) per test: the quota raise and the stop/start leave their marks on it.
+  beforeEach(async () => {
     systemd = startSystemdStandin();
     cluster = await startCluster({ members: 3, quotaBytes: 16 * MiB, name: 'systemd' });
     Object.assign(original, await asUnits(cluster, systemd));
@@ -118,7 +119,7 @@ describe('systemd driver: members as units (kubespray layout) under a systemctl 
     t = makeActionContext(inv);
   }, 90_000);
 
-  afterAll(async () => {
+  afterEach(async () => {
     await t?.dispose();
     await systemd?.stop();
     await cluster?.teardown();
@@ -181,7 +182,7 @@ describe('systemd driver: members as units (kubespray layout) under a systemctl 
     await d.stop();
     expect(isAlive(pid!)).toBe(false);
     expect(await d.status()).toEqual({ running: false });
-    expect(await d.getFlag('quota-backend-bytes')).toBe(String(40 * MiB)); // configured: unit + env file
+    expect(await d.getFlag('quota-backend-bytes')).toBe(String(16 * MiB)); // configured (stopped): unit + env file
     await d.stop();
     await d.start();
     const again = await d.status();
