@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { catalog } from '../../src/backup/chain.ts';
 import { listSegments } from '../../src/backup/segments.ts';
@@ -17,12 +17,9 @@ import { listSnapshots } from '../../src/snapshot/list.ts';
 import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { poll } from '../support/backup-workload.ts';
 import { killAll } from '../support/child-processes.ts';
+import { cli as runCli } from '../support/cli.ts';
 
-const bin = join(import.meta.dirname, '../../bin/runbook.js');
-
-function cli(args: string[]): ResultPromise<{ reject: false; timeout: number; env: Record<string, string> }> {
-  return execa(process.execPath, [bin, ...args], { reject: false, timeout: 240_000, env: { NO_COLOR: '1' } });
-}
+const cli = (args: string[]) => runCli(args, { timeout: 240_000 });
 
 const sha256 = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
 

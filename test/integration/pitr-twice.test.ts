@@ -6,7 +6,7 @@
  * restore). etcd 3.4's etcdctl cannot bump at all: there the restored cluster is at the target revision itself.
  */
 import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readStatus } from '../../src/backup/status.ts';
 import { localHost } from '../../src/hosts/local.ts';
@@ -15,12 +15,9 @@ import { startCluster, type TestCluster } from '../support/etcd-cluster.ts';
 import { keyspaceAt, poll, type Keyspace } from '../support/backup-workload.ts';
 import { rewindParams } from '../support/etcd-versions.ts';
 import { killAll } from '../support/child-processes.ts';
+import { cli as runCli } from '../support/cli.ts';
 
-const bin = join(import.meta.dirname, '../../bin/runbook.js');
-
-function cli(args: string[]): ResultPromise<{ reject: false; timeout: number; env: Record<string, string> }> {
-  return execa(process.execPath, [bin, ...args], { reject: false, timeout: 240_000, env: { NO_COLOR: '1' } });
-}
+const cli = (args: string[]) => runCli(args, { timeout: 240_000 });
 
 let cluster: TestCluster | undefined;
 const children: ResultPromise[] = [];
