@@ -78,6 +78,11 @@ export interface ActionMeta<S extends z.ZodType = z.ZodType> {
   needsInventory?: boolean;
   /** Gives the cluster a new identity (a restore: new cluster and member ids); the run re-pins to it after. */
   resetsIdentity?: boolean;
+  /**
+   * Its forEach items may run at once (`parallel: true`): each item changes only its own stopped member and cannot
+   * cost the others their quorum (a restore into a member's own dir). Read-only actions may always run in parallel.
+   */
+  parallelItems?: boolean;
 }
 
 /** A catalog entry: the metadata, and the implementation imported on first use (a dynamic import of its file). */

@@ -8,6 +8,7 @@
  *     ├─(approval needed)─▶ approval ─▶ items|run
  *     └──────────────────────────────▶ items|run
  *   items ─▶ next ─(more)─▶ item ─▶ [gate] ─▶ next ─(done)─▶ next step     (forEach: a loop over context.items)
+ *   items ─▶ all ─▶ next step                                                (forEach parallel: every item at once)
  *   run ─▶ [gate] ─▶ next step
  * Any error goes to `__failed` (or on to the next step when the step is optional); a denial to `__denied`.
  */
@@ -75,7 +76,24 @@ function compileStep(step: Step, next: string): StateConfig {
       },
     },
   };
-  if (step.forEach) {
+  if (step.forEach?.parallel) {
+    states.items = {
+      invoke: {
+        src: 'items',
+        input: { $fn: 'ctxInput', stepId: step.id },
+        onDone: { target: 'all', actions: [{ type: 'setItems', params: { stepId: step.id } }] },
+        onError: fail,
+      },
+    };
+    states.all = {
+      invoke: {
+        src: 'parallelItems',
+        input: { $fn: 'ctxInput', stepId: step.id },
+        onDone: { target: ref(next), actions: [{ type: 'recordAllItems', params: { stepId: step.id } }, { type: 'finishItems', params: { stepId: step.id } }] },
+        onError: fail,
+      },
+    };
+  } else if (step.forEach) {
     states.items = {
       invoke: {
         src: 'items',
@@ -184,14 +202,14 @@ export function toMermaid(runbook: Runbook): string {
   runbook.steps.forEach((step, i) => {
     const id = name(step.id);
     const next = name(runbook.steps[i + 1]?.id ?? FINAL.succeeded);
-    const label = [step.action, step.forEach ? (step.forEach.kind === 'members' ? `forEach ${step.forEach.members} (${step.forEach.order})` : 'forEach items') : '', step.approval === 'required' ? 'approval' : '', step.gate ? `gate ${step.gate}` : '']
+    const label = [step.action, step.forEach ? `${step.forEach.kind === 'members' ? `forEach ${step.forEach.members} (${step.forEach.parallel ? 'at once' : step.forEach.order})` : 'forEach items'}${step.forEach.kind === 'items' && step.forEach.parallel ? ' (at once)' : ''}` : '', step.approval === 'required' ? 'approval' : '', step.gate ? `gate ${step.gate}` : '']
       .filter(Boolean)
       .join(' · ');
     // Mermaid's line break in a label is <br/>; a "\n" would be shown as the two characters.
     lines.push(`  ${id} : ${step.id}<br/>${label}`);
     lines.push(`  ${id} --> ${next} : done`);
     if (step.when) lines.push(`  ${id} --> ${next} : skip unless ${step.when.replace(/[:"]/g, ' ')}`);
-    if (step.forEach) lines.push(`  ${id} --> ${id} : next item`);
+    if (step.forEach && !step.forEach.parallel) lines.push(`  ${id} --> ${id} : next item`);
     lines.push(`  ${id} --> ${step.optional ? next : name(FINAL.failed)} : ${step.optional ? 'error (optional)' : 'error'}`);
     if (step.approval === 'required') lines.push(`  ${id} --> ${name(FINAL.denied)} : denied`);
   });

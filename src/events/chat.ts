@@ -62,8 +62,8 @@ export function stepLines(v: RunView): string[] {
     let detail = '';
     if (st?.items?.length) {
       const done = st.items.filter((k) => st.item.get(k)?.status === 'succeeded').length;
-      const current = st.items.find((k) => st.item.get(k)?.status === 'started');
-      detail = ` (${done}/${st.items.length}${current && status === 'running' ? `, now ${current}` : ''})`;
+      const current = st.items.filter((k) => st.item.get(k)?.status === 'started');
+      detail = ` (${done}/${st.items.length}${current.length > 0 && status === 'running' ? `, now ${current.join(', ')}` : ''})`;
     }
     if (status === 'skipped') detail = ' (skipped)';
     if (st?.approval?.status === 'granted' && st.approval.by && !st.approval.via?.includes('covered by')) detail += ` — approved by ${who(st.approval.by)}`;

@@ -56,7 +56,7 @@ export function formatRecord(rec: JournalRecord, opts: TerminalOptions): string 
     case 'step.skipped':
       return `${c.dim(`- ${rec.stepId}: skipped (${rec.reason})`)}`;
     case 'step.items':
-      return `${c.dim(`  ${rec.stepId}: ${rec.items.length} item(s) in order: ${rec.items.join(' → ')}`)}`;
+      return `${c.dim(`  ${rec.stepId}: ${rec.items.length} item(s) ${rec.parallel ? `at once: ${rec.items.join(', ')}` : `in order: ${rec.items.join(' → ')}`}`)}`;
     case 'step.started':
       return `${c.cyan('…')} ${who(rec)}${rec.attempt > 1 ? c.yellow(` (attempt ${rec.attempt})`) : ''}`;
     case 'step.probe':

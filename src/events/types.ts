@@ -41,7 +41,7 @@ export type RunEvent =
   /** The cluster the run is pinned to (src/execute/identity.ts); `previousClusterId` names the one a restore replaced. */
   | { type: 'cluster.identity'; reason: IdentityReason; identity: ClusterIdentity; previousClusterId?: string | null }
   | { type: 'step.skipped'; stepId: string; reason: string }
-  | { type: 'step.items'; stepId: string; items: string[] }
+  | { type: 'step.items'; stepId: string; items: string[]; parallel?: boolean }
   | { type: 'step.started'; stepId: string; item?: string; attempt: number; deadline?: number; member?: string }
   | { type: 'step.probe'; stepId: string; item?: string; done: boolean; detail?: string; inDoubt?: boolean }
   | { type: 'step.log'; stepId: string; item?: string; message: string; data?: Record<string, unknown> }

@@ -1,7 +1,8 @@
 /**
  * The actors the compiled machine invokes by name (src/compile/machine.ts): `decide` (skip? approval?), `approval`,
- * `items` (a forEach's list, pinned on first resolution), `gate`, and one step actor under every action's name,
- * which runs the step through the step runner (probe / run / verify).
+ * `items` (a forEach's list, pinned on first resolution), `parallelItems` (every item of a parallel forEach at
+ * once), `gate`, and one step actor under every action's name, which runs the step (or one item) through the step
+ * runner (probe / run / verify).
  */
 import { fromPromise } from 'xstate';
 import type { MachineContext, StepInput } from '../compile/machine.ts';
@@ -28,7 +29,8 @@ export function createActors(rc: RunContext, approvals: Approvals) {
   const { x, registry, fold, emit, abort } = rc;
   const extraApprovals = new Set(x.extraApprovals ?? []);
 
-  const stepActor = fromPromise<unknown, ActorInput>(async ({ input }) => {
+  /** One step, or one item of a forEach step: skipped when the journal says it succeeded. */
+  async function runOne(input: ActorInput): Promise<unknown> {
     const s = rc.step(input.stepId);
     const meta = registry.meta(s.action)!;
     const item = input.index === undefined ? undefined : rc.itemFor(s, input.context, input.index);
@@ -49,6 +51,25 @@ export function createActors(rc: RunContext, approvals: Approvals) {
     const output = await runStep(rc.env, s, meta, registry.impl(s.action), value, item);
     if (!x.dryRun && pinnedIdentity(rc.journal.records)?.clusterId === null) await repinIfAnswering(rc);
     return output;
+  }
+
+  const stepActor = fromPromise<unknown, ActorInput>(({ input }) => runOne(input));
+
+  /**
+   * Every item of a `parallel: true` forEach at once, each through runOne (journaled, probed and retried on its
+   * own, so a resume redoes only the items that did not succeed). A failed item does not abort the others: an
+   * attempt cut off halfway (a restore into its .part dir) helps nobody. Once every item has ended the step fails
+   * with the first failure in the items' order, the others' failures logged; or answers every output, in order.
+   */
+  const parallelItems = fromPromise<unknown[], ActorInput>(async ({ input }) => {
+    const keys = input.context.items[input.stepId] ?? [];
+    const settled = await Promise.allSettled(keys.map((_, index) => runOne({ ...input, index })));
+    const failed = settled.flatMap((r, i) => (r.status === 'rejected' ? [{ key: keys[i]!, error: r.reason as unknown }] : []));
+    if (failed.length > 0) {
+      for (const f of failed.slice(1)) emit({ type: 'step.log', stepId: input.stepId, item: f.key, message: `also failed: ${f.error instanceof Error ? f.error.message : String(f.error)}` });
+      throw failed[0]!.error;
+    }
+    return settled.map((r) => (r.status === 'fulfilled' ? r.value : null));
   });
 
   const decide = fromPromise<StepDecision, ActorInput>(async ({ input }) => {
@@ -96,7 +117,7 @@ export function createActors(rc: RunContext, approvals: Approvals) {
       keys = list.map((v) => (v && typeof v === 'object' && 'name' in v ? String((v as { name: unknown }).name) : String(v)));
       if (new Set(keys).size !== keys.length) throw new StepError('invalid', `step "${s.id}": forEach.items has duplicate entries`);
     }
-    emit({ type: 'step.items', stepId: s.id, items: keys });
+    emit({ type: 'step.items', stepId: s.id, items: keys, ...(fe.parallel ? { parallel: true } : {}) });
     return keys;
   });
 
@@ -117,7 +138,7 @@ export function createActors(rc: RunContext, approvals: Approvals) {
     emit({ type: 'step.log', stepId: s.id, ...(item ? { item: item.key } : {}), message: `gate ${s.gate} passed` });
   });
 
-  return { stepActor, decide, approval, items, gate };
+  return { stepActor, decide, approval, items, parallelItems, gate };
 }
 
 export type RunActors = ReturnType<typeof createActors>;

@@ -33,7 +33,7 @@ export function createRunMachine(rc: RunContext, compiled: CompiledRunbook, acto
 
   const runSetup = setup({
     types: {} as { context: MachineContext; input: MachineInput; events: MachineEvent },
-    actors: { ...stepActors, decide: actors.decide, approval: actors.approval, items: actors.items, gate: actors.gate },
+    actors: { ...stepActors, decide: actors.decide, approval: actors.approval, items: actors.items, parallelItems: actors.parallelItems, gate: actors.gate },
     guards: {
       decidedSkip: ({ event }) => decided(event, 'skip'),
       decidedApproval: ({ event }) => decided(event, 'approval'),
@@ -58,6 +58,18 @@ export function createRunMachine(rc: RunContext, compiled: CompiledRunbook, acto
           steps: { ...context.steps, [p.stepId]: { ...prev, items: { ...prev.items, [key]: outputOf(event) ?? null } } },
           index: s.gate ? context.index : { ...context.index, [p.stepId]: i + 1 },
         };
+      }),
+      /** parallelItems' answer: every item's output, in the items' order. */
+      recordAllItems: assign(({ context, event }, p: { stepId: string }) => {
+        const keys = context.items[p.stepId] ?? [];
+        const outputs = outputOf(event);
+        const list = Array.isArray(outputs) ? outputs : [];
+        const prev = context.steps[p.stepId] ?? { status: 'succeeded' as const, items: {} };
+        const items = { ...prev.items };
+        keys.forEach((key, i) => {
+          items[key] = list[i] ?? null;
+        });
+        return { steps: { ...context.steps, [p.stepId]: { ...prev, items } }, index: { ...context.index, [p.stepId]: keys.length } };
       }),
       advanceItem: assign(({ context }, p: { stepId: string }) => ({ index: { ...context.index, [p.stepId]: (context.index[p.stepId] ?? 0) + 1 } })),
       finishItems: ({ context }, p: { stepId: string }) => {

@@ -33,10 +33,14 @@ export interface RetryPolicy {
 export type MemberSelector = 'all' | 'voters' | 'learners';
 export type MemberOrder = 'as-listed' | 'followers-then-leader';
 
+/**
+ * `parallel`: every item at once (each still journaled, probed and retried on its own); the step fails once every
+ * item in flight has ended, when any failed. Without it, one item after another (with the gate between them).
+ */
 export type ForEachSpec =
-  | { kind: 'members'; members: MemberSelector; order: MemberOrder; moveLeaderFirst: boolean }
+  | { kind: 'members'; members: MemberSelector; order: MemberOrder; moveLeaderFirst: boolean; parallel?: boolean }
   /** A CEL expression that yields a list (of strings or objects with a `name`). */
-  | { kind: 'items'; items: string };
+  | { kind: 'items'; items: string; parallel?: boolean };
 
 export interface Step {
   id: string;

@@ -39,10 +39,12 @@ export const zForEachMembers = z.strictObject({
   members: z.enum(['all', 'voters', 'learners']).describe('which members to loop over'),
   order: z.enum(['as-listed', 'followers-then-leader']).default('as-listed'),
   moveLeaderFirst: z.boolean().default(false).describe('move leadership to a finished member before the leader'),
+  parallel: z.boolean().default(false).describe('run every item at once, each journaled on its own (no gate, order or moveLeaderFirst)'),
 });
 
 export const zForEachItems = z.strictObject({
   items: z.string().min(1).describe('a CEL expression yielding a list (of strings, or objects with a name)'),
+  parallel: z.boolean().default(false).describe('run every item at once, each journaled on its own (no gate)'),
 });
 
 /** A step as validated structurally; `forEach` is checked by shape (members or items) in validate.ts. */
@@ -76,7 +78,7 @@ export const TOP_KEYS = Object.keys(zRunbookTop.shape);
 export const STEP_KEYS = Object.keys(zStep.shape);
 export const PARAM_KEYS = Object.keys(zParam.shape);
 export const RETRY_KEYS = Object.keys(zRetry.shape);
-export const FOREACH_KEYS = [...Object.keys(zForEachMembers.shape), ...Object.keys(zForEachItems.shape)];
+export const FOREACH_KEYS = [...new Set([...Object.keys(zForEachMembers.shape), ...Object.keys(zForEachItems.shape)])];
 
 /** Allowed keys at a path inside a schema (best effort over zod 4 internals), for "did you mean". */
 export function shapeKeysAt(schema: z.ZodType, path: readonly (string | number)[]): string[] | undefined {

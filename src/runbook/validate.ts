@@ -233,12 +233,20 @@ class Validator {
     if (action === 'exec' && isObj(withRaw)) this.shellSplices(withRaw, [...path, 'with']);
     const scriptFiles = action === 'script' && isObj(withRaw) ? this.scriptFiles(withRaw, [...path, 'with']) : undefined;
 
+    // Items at once only where no item can cost the others their quorum (a rolling restart at once is an outage).
+    if (forEach?.parallel && meta && meta.mutates && !meta.parallelItems) {
+      const allowed = ACTION_NAMES.filter((n) => actionMeta(n)!.mutates && actionMeta(n)!.parallelItems);
+      this.at([...path, 'forEach', 'parallel'], `"${meta.name}" changes members one at a time (at once it could cost the cluster its quorum); parallel is for read-only actions and ${allowed.join(', ')}`);
+    }
+
     // when
     // `when` decides about the whole step, before its forEach: `item` is not set there.
     if (typeof raw.when === 'string') this.expr([...path, 'when'], raw.when, 0, i, false, 'when');
 
     // gate
-    if (typeof raw.gate === 'string') {
+    if (typeof raw.gate === 'string' && forEach?.parallel) {
+      this.at([...path, 'gate'], 'a gate is checked between items, and parallel items have no "between": drop the gate or parallel');
+    } else if (typeof raw.gate === 'string') {
       const g = actionMeta(raw.gate);
       if (!g) {
         const gates = ACTION_NAMES.filter((n) => !actionMeta(n)!.mutates);
@@ -343,14 +351,17 @@ class Validator {
         return null;
       }
       this.expr([...path, 'items'], r.data.items, 0, i, false, 'forEach.items');
-      return { kind: 'items', items: r.data.items };
+      return { kind: 'items', items: r.data.items, ...(r.data.parallel ? { parallel: true } : {}) };
     }
     const r = zForEachMembers.safeParse(raw);
     if (!r.success) {
       this.issues(path, r.error.issues, raw, (p) => (p.length === 0 ? known() : undefined));
       return null;
     }
-    return { kind: 'members', members: r.data.members, order: r.data.order, moveLeaderFirst: r.data.moveLeaderFirst };
+    if (r.data.parallel && (r.data.order !== 'as-listed' || r.data.moveLeaderFirst)) {
+      this.at([...path, 'parallel'], 'parallel runs every member at once: order and moveLeaderFirst have no meaning with it (drop one or the other)');
+    }
+    return { kind: 'members', members: r.data.members, order: r.data.order, moveLeaderFirst: r.data.moveLeaderFirst, ...(r.data.parallel ? { parallel: true } : {}) };
   }
 
   /** Check `with` against the action's input schema; values holding templates are checked at run time. */

@@ -151,6 +151,43 @@ describe('executor', () => {
     expect(effects).toEqual({ a: 1, 'b:m1': 1, 'b:m2': 1, 'b:m3': 1, c: 1 });
   });
 
+  it('a parallel forEach runs its items at once; a failed item lets the others finish, and the resume redoes only it', async () => {
+    const effects: Record<string, number> = {};
+    let inFlight = 0;
+    let most = 0;
+    let failM2 = true;
+    const reg = registry(effects);
+    reg.impl('effect')!.run = async (ctx) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      try {
+        await new Promise((r) => setTimeout(r, ctx.item!.key === 'm2' ? 10 : 60));
+        if (ctx.item!.key === 'm2' && failM2) throw new StepError('failed', 'm2 failed on purpose');
+        effects[`${ctx.stepId}:${ctx.item!.key}`] = (effects[`${ctx.stepId}:${ctx.item!.key}`] ?? 0) + 1;
+        return { key: ctx.item!.key };
+      } finally {
+        inFlight--;
+      }
+    };
+    const rb = runbook([step('b', 'effect', { forEach: { kind: 'members', members: 'all', order: 'as-listed', moveLeaderFirst: false, parallel: true } }), step('c', 'read')]);
+    const first = await (await startRun({ runbook: rb, runbookText: 'x', inventory, params: {}, registry: reg, stateDir: dir })).done;
+    expect(first.status).toBe('failed');
+    expect(most).toBe(3);
+    expect(first.error).toMatchObject({ stepId: 'b', item: 'm2' });
+    // m2 failed first; m1 and m3 were not cut off, they finished and are journaled as done.
+    expect(effects).toEqual({ 'b:m1': 1, 'b:m3': 1 });
+    expect(first.records.filter((x) => x.type === 'step.succeeded' && x.stepId === 'b').map((x) => 'item' in x && x.item).sort()).toEqual(['m1', 'm3']);
+    expect(first.records.find((x) => x.type === 'step.items')).toMatchObject({ items: ['m1', 'm2', 'm3'], parallel: true });
+
+    failM2 = false;
+    const second = await (await resumeRun({ stateDir: dir, runId: first.runId, registry: reg, runbook: rb, runbookText: 'x' })).done;
+    expect(second.status).toBe('succeeded');
+    expect(effects).toEqual({ 'b:m1': 1, 'b:m2': 1, 'b:m3': 1, c: 1 });
+    // Every item's output reaches the step's output, by member, in order.
+    const finished = second.records.find((x) => x.type === 'step.finished' && x.stepId === 'b' && x.status === 'succeeded');
+    expect(finished).toMatchObject({ output: { m1: { key: 'm1' }, m2: { key: 'm2' }, m3: { key: 'm3' } } });
+  });
+
   it('a step left in doubt by a crash (started, never finished) is probed on resume: done there, it is not run again', async () => {
     const effects: Record<string, number> = {};
     const rb = runbook([step('a', 'effect-once'), step('b', 'effect')]);

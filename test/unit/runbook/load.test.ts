@@ -90,6 +90,21 @@ describe('loadRunbook', () => {
     ]);
   });
 
+  it('parallel forEach: loaded for a restore, refused with a gate, with an order, and for an action that changes members one at a time', () => {
+    const head = 'apiVersion: runbook/v1\nname: x\nsummary: s\nsteps:\n';
+    const rb = loadRunbookText(`${head}  - { id: r, action: etcd.restore-member, with: { snapshot: /s.db }, forEach: { members: all, parallel: true } }\n`, 'x.yaml');
+    expect(rb.steps[0]!.forEach).toEqual({ kind: 'members', members: 'all', order: 'as-listed', moveLeaderFirst: false, parallel: true });
+    expect(problems(`${head}  - { id: h, action: etcd.member-healthy, forEach: { members: all, parallel: true }, gate: etcd.member-healthy }\n`)).toEqual([
+      '5:92 step "h": gate: a gate is checked between items, and parallel items have no "between": drop the gate or parallel',
+    ]);
+    expect(problems(`${head}  - { id: h, action: etcd.member-healthy, forEach: { members: all, order: followers-then-leader, parallel: true } }\n`)).toEqual([
+      '5:108 step "h": forEach.parallel: parallel runs every member at once: order and moveLeaderFirst have no meaning with it (drop one or the other)',
+    ]);
+    const refused = problems(`${head}  - { id: q, action: members.set-flag, with: { flag: quota-backend-bytes, value: "1" }, forEach: { members: all, parallel: true } }\n`);
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatch(/^5:\d+ step "q": forEach.parallel: "members.set-flag" changes members one at a time \(at once it could cost the cluster its quorum\); parallel is for read-only actions and etcd.restore-member, members.move-data-aside$/);
+  });
+
   it('hashes the exact bytes, so any edit changes the hash', () => {
     const text = 'apiVersion: runbook/v1\nname: x\nsummary: s\nsteps:\n  - { id: a, action: etcd.write-probe }\n';
     const a = loadRunbookText(text, 'x.yaml').source.hash;
