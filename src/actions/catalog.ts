@@ -154,7 +154,12 @@ export const catalog = {
   'etcd.snapshot-begin': defineAction({
     name: 'etcd.snapshot-begin',
     summary: 'Begin a snapshot and go on once its point in time is fixed (its first bytes arrived); a later etcd.snapshot-wait finishes it (verified, manifest, retention)',
-    input: snapshotSaveInput,
+    input: snapshotSaveInput.extend({
+      hold: z
+        .boolean()
+        .default(false)
+        .describe('once begun, send nothing more until the etcd.snapshot-wait step (or the end of the run): the steps between get the disk and CPU first; the content is fixed either way'),
+    }),
     mutates: true,
     idempotent: false,
     load: async () => (await import('./snapshot-background.ts')).snapshotBeginAction,
@@ -211,6 +216,7 @@ export const catalog = {
     idempotent: true,
     perMember: 'required',
     needsInventory: true,
+    parallelItems: true,
     load: async () => (await import('./snapshot-restore.ts')).restoreMemberAction,
   }),
   'etcd.replacement-preflight': defineAction({
@@ -304,6 +310,7 @@ export const catalog = {
     idempotent: true,
     perMember: 'required',
     needsInventory: true,
+    parallelItems: true,
     load: async () => (await import('./members-data.ts')).moveDataAsideAction,
   }),
   'members.start-replacement': defineAction({
@@ -315,6 +322,10 @@ export const catalog = {
       clientURL: z.string().url().optional(),
       dataDir: z.string().min(1).optional().describe('start on this empty data dir (a new disk or host) instead of the old member\'s'),
       waitFor: zDuration.default(60_000),
+      until: z
+        .enum(['answering', 'peer-listening'])
+        .default('answering')
+        .describe('answering: until it answers clients as the new member (it has caught up); peer-listening: until its peer port listens (an etcd.member-promote step then waits for it to catch up)'),
     }),
     mutates: true,
     idempotent: true,

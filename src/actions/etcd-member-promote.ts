@@ -26,10 +26,16 @@ export interface PromoteOutput {
 
 const VERIFY_WAIT_MS = 60_000;
 const PROBE_VERIFY_MS = 3_000;
+/**
+ * Each member's status while the promote is polled: a learner that is still loading what the leader sent it
+ * accepts connections but answers nothing until it is ready, and waiting out that call would hold up the very
+ * promote etcd is about to allow. The leader and the member list come from the members that answer at once.
+ */
+const ROSTER_CALL_MS = 1000;
 
 export const memberPromoteAction: ImplementedAction = implement('etcd.member-promote', {
   async probe(ctx, input) {
-    const roster = await readRoster(etcdPool(ctx), callOpts(ctx));
+    const roster = await readRoster(etcdPool(ctx), callOpts(ctx, { timeoutMs: ROSTER_CALL_MS }));
     if (!roster.linearizable) return { done: false, detail: 'no quorum read of the member list' };
     const f = findInRoster(roster, input.member);
     if (f?.kind !== 'member') return { done: false, detail: `${input.member} is not a member` };
@@ -55,7 +61,7 @@ export const memberPromoteAction: ImplementedAction = implement('etcd.member-pro
     const until = Math.min(started + input.waitFor, ctx.deadline ?? Infinity);
     let reason = '';
     for (let i = 0; ; i++) {
-      const roster = await rosterWithLeader(ctx, pool);
+      const roster = await rosterWithLeader(ctx, pool, undefined, ROSTER_CALL_MS);
       const f = findInRoster(roster, input.member);
       if (f?.kind !== 'member') {
         throw new StepError('precondition', `cannot promote ${input.member}: it is not a member of the cluster`, { hint: 'was it removed? add it again (etcd.member-add) and start it' });
@@ -89,12 +95,13 @@ export const memberPromoteAction: ImplementedAction = implement('etcd.member-pro
 });
 
 /**
- * Between promote attempts: 100 ms growing to 500 ms. A learner is promotable the moment it is in sync, and each
- * attempt is one cheap call to the leader, so a tight poll costs little and the cluster regains its full
- * redundancy as soon as etcd allows (a backoff up to seconds would leave it waiting at reduced strength).
+ * Between promote attempts: 100 ms for the first ~minute (about 600 attempts), 500 ms after. A learner is
+ * promotable the moment it is in sync (this poll is the wait for its catch-up), and each attempt is a few cheap
+ * calls, so a tight poll costs little and the cluster regains its full redundancy as soon as etcd allows (a
+ * backoff would leave it waiting at reduced strength for up to the last interval).
  */
 function promotePollMs(i: number): number {
-  return Math.min(500, Math.round(100 * 1.5 ** i));
+  return i < 600 ? 100 : 500;
 }
 
 /** The member the preflight of this run chose to replace (promote must never take it for its replacement). */

@@ -6,7 +6,7 @@
  * learner answers once it has caught up). Tells the operator which inventory entries to update.
  */
 import { callOpts, etcdPool, pollUntil } from './etcd-common.ts';
-import { memberLogTail } from './members-common.ts';
+import { acceptsConnections, memberLogTail } from './members-common.ts';
 import type { ActionContext } from './types.ts';
 import { driverFor, type MemberDriver } from '../drivers/index.ts';
 import { sidecarPath } from '../drivers/process.ts';
@@ -130,7 +130,7 @@ function tryDriver(spec: MemberSpec): MemberDriver | undefined {
   }
 }
 
-async function output(t: Target, s: MemberStatus, driver: MemberDriver | undefined, flagsChanged: boolean): Promise<StartOutput> {
+async function output(t: Target, s: Pick<MemberStatus, 'memberId' | 'isLearner'>, driver: MemberDriver | undefined, flagsChanged: boolean): Promise<StartOutput> {
   const info = await driverInfo(driver);
   return {
     member: t.spec.name,
@@ -171,6 +171,37 @@ async function waitAnswering(ctx: ActionContext, pool: EtcdPool, driver: MemberD
     // Polled tightly (every 100 ms, no backoff): the replacement answers the moment it has caught up, and every
     // poll is one status call to it; the cluster waits at reduced redundancy meanwhile.
     { what: `${t.spec.name} answering as member ${id} at ${t.clientURL}`, member: t.spec.name, intervalMs: 100, maxIntervalMs: 100, hint: 'a learner answers once it has caught up with the leader: look at the member log' },
+  );
+}
+
+/**
+ * Until the replacement's process listens on its peer URL (the leader can reach it and send it the keyspace);
+ * fails fast (with the log's end) when its process exits. The promote step that follows waits for it to catch up
+ * (etcd refuses to promote a learner that is not in sync) and then for every voter to answer.
+ */
+async function waitPeerListening(ctx: ActionContext, pool: EtcdPool, driver: MemberDriver, t: Target, id: string, waitForMs: number): Promise<void> {
+  let exitedSince: number | undefined;
+  await pollUntil<true>(
+    ctx,
+    waitForMs,
+    async () => {
+      if (!(await driver.status()).running) {
+        if (Date.now() - (exitedSince ??= Date.now()) >= 1000) {
+          const tail = memberLogTail(t.spec);
+          throw new StepError('failed', `${t.spec.name} exited right after it was started${tail ? `; last log lines:\n${tail}` : ''}`, {
+            member: t.spec.name,
+            hint: 'read the member log: a wrong flag, its port in use, or a data dir that is not empty',
+          });
+        }
+        return { reason: 'its process is not running' };
+      }
+      exitedSince = undefined;
+      if (await acceptsConnections(t.peerURL, 500)) return { value: true as const };
+      // A runner the peer port is firewalled from sees it answer clients once it has caught up.
+      if ('ok' in (await statusAs(ctx, pool, t.clientURL, id))) return { value: true as const };
+      return { reason: `nothing listens on ${t.peerURL} yet` };
+    },
+    { what: `${t.spec.name} listening on its peer URL ${t.peerURL}`, member: t.spec.name, intervalMs: 100, maxIntervalMs: 100, hint: 'look at the member log' },
   );
 }
 
@@ -255,6 +286,14 @@ export const startReplacementAction: ImplementedAction = implement('members.star
       await driver.stop();
     }
 
+    // Something else on the peer port would answer for the replacement (and etcd would exit: address in use).
+    if (!(await driver.status()).running && (await acceptsConnections(t.peerURL, 500))) {
+      throw new StepError('precondition', `${t.spec.name}: something already listens on its peer URL ${t.peerURL} while its etcd is not running`, {
+        member: t.spec.name,
+        hint: 'find what holds that port (ss -ltnp) and stop it, then resume',
+      });
+    }
+
     let changed = false;
     for (const [flag, value] of flags) changed = (await driver.setFlag(flag, value)).changed || changed;
     if (choice.why === 'relocated') ctx.log(`the old data dir ${base} is still there (not moved aside): the replacement uses ${choice.path}`);
@@ -262,6 +301,16 @@ export const startReplacementAction: ImplementedAction = implement('members.star
     pool.forget(t.clientURL);
 
     const started = Date.now();
+    if (input.until === 'peer-listening') {
+      await waitPeerListening(ctx, pool, driver, t, id, input.waitFor);
+      const out = await output(t, { memberId: id, isLearner: e.member.isLearner }, driver, changed);
+      ctx.log(`started ${t.spec.name} as member ${id} (data dir ${out.dataDir ?? '?'}); it listens on ${t.peerURL} after ${formatDuration(Date.now() - started)} and catches up from the leader now`, {
+        id,
+        ...(out.pid ? { pid: out.pid } : {}),
+      });
+      logInventoryChanges(ctx, out);
+      return out;
+    }
     const s = await waitAnswering(ctx, pool, driver, t, id, input.waitFor);
     const out = await output(t, s, driver, changed);
     ctx.log(`started ${t.spec.name} as member ${id} at ${t.clientURL} (data dir ${out.dataDir ?? '?'}); it answered after ${formatDuration(Date.now() - started)}`, {

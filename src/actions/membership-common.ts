@@ -57,11 +57,11 @@ export const LEADER_WAIT_MS = 30_000;
  * Read the roster until the member list is a quorum read and a leader that answers is agreed on (after a leader
  * was killed, the others name it until the election timeout; a membership change sent then is lost).
  */
-export async function rosterWithLeader(ctx: ActionContext, pool: EtcdPool, waitMs = LEADER_WAIT_MS): Promise<Roster & { leader: RosterEntry }> {
+export async function rosterWithLeader(ctx: ActionContext, pool: EtcdPool, waitMs = LEADER_WAIT_MS, callMs?: number): Promise<Roster & { leader: RosterEntry }> {
   const until = Math.min(Date.now() + waitMs, ctx.deadline ?? Infinity);
   let reason = '';
   for (let i = 0; ; i++) {
-    const roster = await readRoster(pool, callOpts(ctx));
+    const roster = await readRoster(pool, callOpts(ctx, callMs === undefined ? {} : { timeoutMs: callMs }));
     if (roster.linearizable && roster.leader) return roster as Roster & { leader: RosterEntry };
     reason = !roster.entries.length
       ? `no member answers the member list${roster.errors.length ? ` (${roster.errors.join('; ')})` : ''}`

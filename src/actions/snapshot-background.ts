@@ -41,16 +41,24 @@ interface InFlight {
   member: string;
   t0: number;
   done: Promise<SaveResult>;
+  /** Let a held stream go on (no-op when it was not held). */
+  release: () => void;
 }
 
-/** The run's snapshots in flight, by step id. Disposal at the end of the run waits for every one of them. */
+export type SnapshotBeginInput = ActionInput<'etcd.snapshot-begin'>;
+
+/** A held stream goes on by itself after this long, whatever happens between (a bound, not a schedule). */
+const MAX_HOLD_MS = 30 * 60_000;
+
+/** The run's snapshots in flight, by step id. Disposal at the end of the run lets each go on and waits for it. */
 function inFlight(ctx: ActionContext): Map<string, InFlight> {
   return ctx.resources.get('background-snapshots', () => new Map<string, InFlight>(), async (m) => {
+    for (const f of m.values()) f.release();
     await Promise.allSettled([...m.values()].map((f) => f.done));
   });
 }
 
-async function beginSnapshot(ctx: ActionContext, input: SnapshotSaveInput): Promise<BackgroundStarted | SnapshotSaveOutput> {
+async function beginSnapshot(ctx: ActionContext, input: SnapshotBeginInput): Promise<BackgroundStarted | SnapshotSaveOutput> {
   const dir = snapshotDir(ctx, input);
   const src = await sourceMember(ctx, input.avoidMember);
   const t0 = Date.now();
@@ -58,16 +66,27 @@ async function beginSnapshot(ctx: ActionContext, input: SnapshotSaveInput): Prom
   const streaming = new Promise<{ path: string; revision?: number }>((resolve) => {
     started = resolve;
   });
+  let release: () => void = () => {};
+  const hold = input.hold
+    ? new Promise<void>((resolve) => {
+        const bound = setTimeout(resolve, MAX_HOLD_MS);
+        bound.unref();
+        release = () => {
+          clearTimeout(bound);
+          resolve();
+        };
+      })
+    : undefined;
   // Not the step's signal: the stream outlives the step (it is bounded by its own idle timeout).
-  const done = saveSnapshot({ pool: etcdPool(ctx), inventory: ctx.inventory, endpoint: src.endpoint, dir, verify: input.verify, log: (m) => ctx.log(m), onStreaming: started });
+  const done = saveSnapshot({ pool: etcdPool(ctx), inventory: ctx.inventory, endpoint: src.endpoint, dir, verify: input.verify, log: (m) => ctx.log(m), onStreaming: started, ...(hold ? { hold } : {}) });
   done.catch(() => {}); // reported by the wait step (or lost with the run: it then reports nothing it could fix)
-  inFlight(ctx).set(ctx.stepId, { input, member: src.name, t0, done });
+  inFlight(ctx).set(ctx.stepId, { input, member: src.name, t0, done, release: () => release() });
   const first = await Promise.race([streaming, done.then((r) => ({ finished: r }))]);
   if ('finished' in first) {
     // etcdctl took it (auth): no first-bytes signal, so it was waited for in full.
     return finish(ctx, input, src.name, t0, first.finished);
   }
-  ctx.log(`snapshot from ${src.name} begun${first.revision !== undefined ? ` at revision ${first.revision}` : ''}: its content is fixed; it is written to ${first.path} while the next steps run`);
+  ctx.log(`snapshot from ${src.name} begun${first.revision !== undefined ? ` at revision ${first.revision}` : ''}: its content is fixed; it is written to ${first.path} ${input.hold ? 'once the snapshot-wait step comes (held until then: the steps between go first)' : 'while the next steps run'}`);
   return { background: true, path: first.path, member: src.name, ...(first.revision !== undefined ? { revision: first.revision } : {}), startedAt: new Date(t0).toISOString() };
 }
 
@@ -102,6 +121,7 @@ export const snapshotWaitAction: ImplementedAction = implement('etcd.snapshot-wa
     if (!started?.background) return started as SnapshotWaitOutput; // it finished in its own step
     const f = inFlight(ctx).get(input.step);
     if (f) {
+      f.release();
       const saved = await f.done; // its failure (verification, stream) is this step's failure
       inFlight(ctx).delete(input.step);
       return finish(ctx, f.input, f.member, f.t0, saved);

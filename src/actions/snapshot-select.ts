@@ -47,6 +47,11 @@ export const snapshotSelectAction: ImplementedAction<SnapshotSelectOutput> = imp
     const tmpRoot = process.env.RUNBOOK_TMPDIR ?? join(ctx.stateDir, 'tmp');
     mkdirSync(tmpRoot, { recursive: true });
     const clusterVersion = await membersEtcdVersion(ctx.inventory, ctx.signal);
+    // The restore tools of every member's host are probed while the candidates are checked, for the version the
+    // newest candidate's manifest names; asked again below only when the chosen one names another.
+    const newestVersion = candidates(dirsOf(ctx, input))[0]?.manifest?.etcdVersion;
+    const early = restorePlanOf(ctx, input, newestVersion);
+    early.catch(() => {});
     const chosen = await selectSnapshot({
       tmpRoot,
       dirs: dirsOf(ctx, input),
@@ -58,7 +63,7 @@ export const snapshotSelectAction: ImplementedAction<SnapshotSelectOutput> = imp
       signal: ctx.signal,
       log: (m) => ctx.log(m),
     });
-    const restore = await restorePlanOf(ctx, input, chosen.etcdVersion);
+    const restore = await (chosen.etcdVersion === newestVersion ? early : restorePlanOf(ctx, input, chosen.etcdVersion));
     ctx.log(describePlan(restore));
     return { ...chosen, restore };
   },

@@ -81,32 +81,51 @@ async function runQuiet(host: Host, argv: string[], signal?: AbortSignal): Promi
   }
 }
 
+/**
+ * What a binary says about itself, remembered briefly: one run asks the same binaries on the same host many times
+ * (the cluster's version, the check tool, every member's restore tool, members restored at once), and each answer
+ * is a process spawn (an ssh round trip on a remote host). A binary replaced meanwhile is seen after PROBE_TTL_MS;
+ * a probe that failed (cancelled, host unreachable) is not remembered.
+ */
+const PROBE_TTL_MS = 60_000;
+const probes = new Map<string, { at: number; answer: Promise<unknown> }>();
+
+function remembered<T>(host: Host, argv: string[], probe: () => Promise<T>): Promise<T> {
+  const key = `${host.label}\0${argv.join('\0')}`;
+  const known = probes.get(key);
+  if (known && Date.now() - known.at < PROBE_TTL_MS) return known.answer as Promise<T>;
+  const answer = probe();
+  probes.set(key, { at: Date.now(), answer });
+  answer.catch(() => {
+    if (probes.get(key)?.answer === answer) probes.delete(key);
+  });
+  return answer;
+}
+
 /** The version of the etcd binary at `path` on the host (`etcd --version`), if it runs. */
 export async function etcdBinaryVersion(host: Host, path: string, signal?: AbortSignal): Promise<EtcdVersion | undefined> {
-  const r = await runQuiet(host, [path, '--version'], signal);
-  return r && r.exitCode === 0 ? parseEtcdVersion(r.out) : undefined;
+  return remembered(host, [path, '--version'], async () => {
+    const r = await runQuiet(host, [path, '--version'], signal);
+    return r && r.exitCode === 0 ? parseEtcdVersion(r.out) : undefined;
+  });
 }
 
 /** One tool at `path`: its version and whether its restore can bump revisions (capability probe: `--help`). */
 export async function probeTool(host: Host, kind: SnapshotToolKind, path: string, signal?: AbortSignal): Promise<RestoreTool | undefined> {
-  const v = await runQuiet(host, [path, 'version'], signal);
-  const version = v && v.exitCode === 0 ? parseEtcdVersion(v.out) : undefined;
-  if (!version) return undefined;
-  const help = await runQuiet(host, [path, 'snapshot', 'restore', '--help'], signal);
-  const canBump = help !== undefined && help.out.includes('--bump-revision') && help.out.includes('--mark-compacted');
-  return { kind, path, toolVersion: version.text, canBump };
+  return remembered(host, [path, 'version', kind], async () => {
+    const v = await runQuiet(host, [path, 'version'], signal);
+    const version = v && v.exitCode === 0 ? parseEtcdVersion(v.out) : undefined;
+    if (!version) return undefined;
+    const help = await runQuiet(host, [path, 'snapshot', 'restore', '--help'], signal);
+    const canBump = help !== undefined && help.out.includes('--bump-revision') && help.out.includes('--mark-compacted');
+    return { kind, path, toolVersion: version.text, canBump };
+  });
 }
 
-/** Every etcdutl and etcdctl found in these dirs (undefined = PATH) on the host, in dir order. */
+/** Every etcdutl and etcdctl found in these dirs (undefined = PATH) on the host, in dir order (probed at once). */
 export async function findTools(host: Host, dirs: (string | undefined)[], signal?: AbortSignal): Promise<RestoreTool[]> {
-  const found: RestoreTool[] = [];
-  for (const dir of dirs) {
-    for (const kind of ['etcdutl', 'etcdctl'] as const) {
-      const t = await probeTool(host, kind, binPath(dir, kind), signal);
-      if (t) found.push(t);
-    }
-  }
-  return found;
+  const probed = await Promise.all(dirs.flatMap((dir) => (['etcdutl', 'etcdctl'] as const).map((kind) => probeTool(host, kind, binPath(dir, kind), signal))));
+  return probed.filter((t): t is RestoreTool => t !== undefined);
 }
 
 export interface ToolChoice {

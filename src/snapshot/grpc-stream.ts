@@ -42,6 +42,12 @@ export interface SnapshotStreamOptions {
    * taken from, so its point in time is fixed from here on, however long the rest of the stream takes.
    */
   onFirstMessage?: (revision: number | undefined) => void;
+  /**
+   * Once the first message has arrived, read nothing more until this settles: HTTP/2 flow control then stops the
+   * member's sending (its read transaction stays open, so the content does not change) and this machine's disk and
+   * CPU go to other work first. The idle limit does not run while held.
+   */
+  hold?: Promise<void>;
 }
 
 export interface SnapshotStreamResult {
@@ -125,8 +131,13 @@ export async function streamSnapshot(fh: FileHandle, o: SnapshotStreamOptions): 
   let session: ClientHttp2Session | undefined;
   let idle: NodeJS.Timeout | undefined;
   let why: StepError | undefined;
+  let stopped: () => void = () => {};
+  const stopping = new Promise<void>((resolve) => {
+    stopped = resolve;
+  });
   const stop = (err: StepError) => {
     why ??= err;
+    stopped();
     session?.destroy();
   };
   const onAbort = () => stop(new StepError('cancelled', 'snapshot save cancelled'));
@@ -209,6 +220,12 @@ export async function streamSnapshot(fh: FileHandle, o: SnapshotStreamOptions): 
         if (!announced) {
           announced = true;
           o.onFirstMessage?.(revision);
+          if (o.hold) {
+            clearTimeout(idle);
+            await Promise.race([o.hold, stopping]);
+            if (why) break;
+            arm();
+          }
         }
         let from = fields.blobStart;
         while (from < fields.blobEnd) {

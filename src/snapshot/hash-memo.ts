@@ -9,6 +9,8 @@ import { statSync, type Stats } from 'node:fs';
 import { sha256File } from '../hosts/local.ts';
 
 const memo = new Map<string, { identity: string; sha256: string }>();
+/** Reads in progress, by path and identity: members restored at once share one read of the file. */
+const reading = new Map<string, Promise<string>>();
 
 function identity(st: Stats): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
@@ -41,9 +43,18 @@ export async function snapshotSha256(path: string, signal?: AbortSignal): Promis
   const before = statOf(path);
   const known = memo.get(path);
   if (before && known && known.identity === identity(before)) return known.sha256;
-  const sha256 = await sha256File(path, signal);
-  if (before) rememberSha256(path, before, sha256);
-  return sha256;
+  if (!before) return sha256File(path, signal);
+  const key = `${path}\0${identity(before)}`;
+  const inFlight = reading.get(key);
+  if (inFlight) return inFlight;
+  const read = sha256File(path, signal)
+    .then((sha256) => {
+      rememberSha256(path, before, sha256);
+      return sha256;
+    })
+    .finally(() => reading.delete(key));
+  reading.set(key, read);
+  return read;
 }
 
 export { statOf as statForMemo };

@@ -54,17 +54,19 @@ export async function planRestore(
     etcdVersion = await membersEtcdVersion(inventory, o.signal);
     if (etcdVersion) versionSource = "members' etcd binaries";
   }
-  const tools: MemberRestoreTool[] = [];
-  for (const m of inventory.members) {
-    const host = hostFor(m);
-    const c = await chooseSnapshotTool(host, toolDirs(m, inventory), {
-      purpose: 'restore',
-      ...(etcdVersion ? { clusterVersion: etcdVersion } : {}),
-      ...(o.allowRevisionRewind ? { allowRevisionRewind: true } : {}),
-      ...(o.signal ? { signal: o.signal } : {}),
-    });
-    tools.push({ member: m.name, host: host.label, tool: `${c.tool.kind} ${c.tool.toolVersion ?? '?'} (${c.tool.path})`, bump: c.bump });
-  }
+  // Every member's host at once (a refusal is the first member's in inventory order, as one after another gave).
+  const tools: MemberRestoreTool[] = await Promise.all(
+    inventory.members.map(async (m) => {
+      const host = hostFor(m);
+      const c = await chooseSnapshotTool(host, toolDirs(m, inventory), {
+        purpose: 'restore',
+        ...(etcdVersion ? { clusterVersion: etcdVersion } : {}),
+        ...(o.allowRevisionRewind ? { allowRevisionRewind: true } : {}),
+        ...(o.signal ? { signal: o.signal } : {}),
+      });
+      return { member: m.name, host: host.label, tool: `${c.tool.kind} ${c.tool.toolVersion ?? '?'} (${c.tool.path})`, bump: c.bump };
+    }),
+  );
   const rewind = tools.some((t) => !t.bump);
   const k8s = inventory.kubernetes?.apiServers?.length;
   const consequence = !rewind

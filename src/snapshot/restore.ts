@@ -165,10 +165,22 @@ async function checkIdentity(o: RestoreMemberOptions): Promise<void> {
   }
 }
 
+/** Copies in progress, by host and path: members of one host restored at once share one copy, not race on it. */
+const staging = new Map<string, Promise<string>>();
+
 /** Put the snapshot on the member's host and prove it arrived intact (sha256 computed there). */
 async function stage(o: RestoreMemberOptions, sha256: string, dataDir: string): Promise<string> {
   if (!o.host.remote) return o.snapshot;
   const staged = join(dirname(dataDir), `.runbook-snapshot-${sha256.slice(0, 16)}.db`);
+  const key = `${o.host.label}\0${staged}`;
+  const inFlight = staging.get(key);
+  if (inFlight) return inFlight;
+  const copy = stageOnce(o, sha256, staged).finally(() => staging.delete(key));
+  staging.set(key, copy);
+  return copy;
+}
+
+async function stageOnce(o: RestoreMemberOptions, sha256: string, staged: string): Promise<string> {
   const existing = await o.host.stat(staged);
   if (existing) {
     if ((await o.host.sha256(staged)) === sha256) return staged;

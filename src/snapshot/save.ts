@@ -42,6 +42,8 @@ export interface SaveOptions {
    * being written to: what comes after no longer changes its content. Not called when etcdctl takes it (auth).
    */
   onStreaming?: (info: { path: string; revision?: number }) => void;
+  /** Hold the stream after its first bytes until this settles (grpc-stream.ts); etcdctl (auth) is not held. */
+  hold?: Promise<void>;
 }
 
 export interface SaveResult extends SnapshotManifest {
@@ -58,10 +60,10 @@ export function snapshotFileName(dir: string, cluster: string, at: Date): string
 }
 
 /** Stream the member's snapshot into `part` (created, never overwritten), fsync'd. */
-async function streamToFile(inventory: Inventory, endpoint: string, part: string, signal?: AbortSignal, onFirstMessage?: (revision: number | undefined) => void): Promise<number | undefined> {
+async function streamToFile(inventory: Inventory, endpoint: string, part: string, signal?: AbortSignal, onFirstMessage?: (revision: number | undefined) => void, hold?: Promise<void>): Promise<number | undefined> {
   const fh = await open(part, 'wx', 0o600);
   try {
-    const r = await streamSnapshot(fh, { endpoint, ...(inventory.tls ? { tls: inventory.tls } : {}), idleMs: IDLE_MS, ...(signal ? { signal } : {}), ...(onFirstMessage ? { onFirstMessage } : {}) });
+    const r = await streamSnapshot(fh, { endpoint, ...(inventory.tls ? { tls: inventory.tls } : {}), idleMs: IDLE_MS, ...(signal ? { signal } : {}), ...(onFirstMessage ? { onFirstMessage } : {}), ...(hold ? { hold } : {}) });
     await fh.sync();
     return r.revision;
   } finally {
@@ -108,7 +110,7 @@ export async function saveSnapshot(o: SaveOptions): Promise<SaveResult> {
   if (via === 'etcdctl') await etcdctlSave(o.inventory, o.endpoint, part, o.signal);
   else {
     const onFirst = o.onStreaming ? (revision: number | undefined) => o.onStreaming!({ path: file, ...(revision !== undefined ? { revision } : {}) }) : undefined;
-    streamRevision = await streamToFile(o.inventory, o.endpoint, part, o.signal, onFirst);
+    streamRevision = await streamToFile(o.inventory, o.endpoint, part, o.signal, onFirst, o.hold);
   }
   fsyncPath(part);
   fsyncPath(o.dir);

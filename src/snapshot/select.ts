@@ -67,6 +67,7 @@ export async function checkCandidate(e: SnapshotEntry, tool: RestoreTool, o: Pic
   // restore works on a copy in a throwaway dir.
   const trial = o.trialRestore !== false;
   const tmp = trial ? await mkdtemp(join(o.tmpRoot ?? tmpdir(), 'runbook-snapcheck-')) : undefined;
+  let status: ReturnType<typeof snapshotStatus> | undefined;
   try {
     let copy = e.path;
     const before = statForMemo(e.path);
@@ -80,6 +81,10 @@ export async function checkCandidate(e: SnapshotEntry, tool: RestoreTool, o: Pic
     } else if (!before) {
       return { ok: false, reason: 'cannot read it: it is gone' };
     }
+    // `snapshot status` (the tool reads the db) alongside the sha256 read: two cores, one pass of the page cache.
+    // Its answer is looked at only once the file's own checks have passed.
+    status = snapshotStatus(localHost, tool, copy, o.signal);
+    status.catch(() => {});
     let file;
     try {
       file = await checkSnapshotFile(copy, o.signal);
@@ -98,7 +103,7 @@ export async function checkCandidate(e: SnapshotEntry, tool: RestoreTool, o: Pic
       const fit = toolFitsCluster(tool.kind, tool.toolVersion ?? '0.0.0', saved);
       if (!fit.ok) return { ok: false, reason: `it is a snapshot of etcd ${saved} and the tool here cannot check it: ${fit.why}` };
     }
-    const st = await snapshotStatus(localHost, tool, copy, o.signal);
+    const st = await status;
     if (!st.ok) return { ok: false, reason: st.problem };
     if (tmp) {
       const r = await trialRestore(localHost, tool, copy, join(tmp, 'trial.etcd'), o.signal);
@@ -106,6 +111,7 @@ export async function checkCandidate(e: SnapshotEntry, tool: RestoreTool, o: Pic
     }
     return { ok: true, sha256: file.sha256, revision: st.status.revision, size: file.size };
   } finally {
+    await status?.catch(() => {}); // no tool left running on a file once its answer is no longer wanted
     // The copy and the trial data dir are our own throwaway files.
     if (tmp) await rm(tmp, { recursive: true, force: true });
   }

@@ -4,6 +4,7 @@
  * ids in etcdctl's spellings, a member without a driver, and a replacement whose old data dir was not moved
  * aside (it must start on a fresh dir, the old data left as it was).
  */
+import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -176,6 +177,58 @@ describe('membership actions: guards (3 members)', () => {
       // The harness knows m2 by its old data dir: stop the replacement through the driver (its flags are in the sidecar).
       await driverFor(m2).stop({ force: true });
       killIfStill(replacementPid, dirname(m2.dataDir!)); // the cluster's own temp dir is in the replacement's argv
+    }
+  }, 120_000);
+});
+
+describe('membership actions: the replacement\'s peer port (3 members)', () => {
+  let cluster: TestCluster;
+  beforeEach(async () => {
+    cluster = await startCluster({ members: 3, name: 'peerport' });
+  }, 60_000);
+  afterEach(async () => {
+    await cluster?.teardown();
+  });
+
+  it('refuses to start the replacement while something else holds its peer port; once free, starts it (until: peer-listening) and the promote waits out its catch-up', async () => {
+    const inv = cluster.inventory({ snapshots: undefined });
+    const steps: Record<string, StepRecord> = {};
+    const t = makeActionContext(inv, { steps });
+    const m2 = inv.members.find((m) => m.name === 'm2')!;
+    const peer = new URL(m2.peerURL);
+    const squatter = createServer((sock) => sock.destroy());
+    let replacementPid: number | undefined;
+    try {
+      const c = cluster.client('m1');
+      for (let i = 0; i < 32; i++) await c.put(`peerport/${i}`).value('v'.repeat(32 * 1024)).exec();
+      await cluster.kill('m2');
+      const pre = await preflight.impl.run(t.step('preflight'), preflight.input({ member: 'm2' }));
+      steps.preflight = { status: 'succeeded', output: pre };
+      await remove.impl.run(t.step('remove'), remove.input({ member: pre.member.id }));
+      const added = await add.impl.run(t.step('add'), add.input({ name: 'm2', peerURL: m2.peerURL }));
+
+      await new Promise<void>((resolve) => squatter.listen(Number(peer.port), peer.hostname, resolve));
+      const err = await stepError(start.impl.run(t.step('start'), start.input({ member: 'm2', until: 'peer-listening' })));
+      expect(err.kind).toBe('precondition');
+      expect(err.message).toContain(`something already listens on its peer URL ${m2.peerURL}`);
+      expect((await driverFor(m2).status()).running).toBe(false); // nothing was started
+      await new Promise<void>((resolve) => squatter.close(() => resolve()));
+
+      const started = await start.impl.run(t.step('start'), start.input({ member: 'm2', until: 'peer-listening' }));
+      replacementPid = started.pid;
+      expect(started).toMatchObject({ memberId: added.id, isLearner: true });
+      expect(t.logs.some((l) => /listens on .* and catches up from the leader now/.test(l))).toBe(true);
+      const promoted = await promote.impl.run(t.step('promote'), promote.input({ member: added.id }));
+      expect(promoted).toMatchObject({ id: added.id, promoted: true });
+      expect(promoted.verified.voters.sort()).toEqual(['m1', 'm2', 'm3']);
+      // The replacement serves the data it caught up on.
+      const r = await cluster.client('m2').get('peerport/31').string();
+      expect(r).toHaveLength(32 * 1024);
+    } finally {
+      squatter.close();
+      await t.dispose();
+      await driverFor(m2).stop({ force: true }).catch(() => {});
+      killIfStill(replacementPid, dirname(m2.dataDir!));
     }
   }, 120_000);
 });

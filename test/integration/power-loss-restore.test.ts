@@ -226,7 +226,7 @@ describe('power-loss-restore (real runner, real 3-member cluster)', () => {
     for (const [p] of before) if (p.includes('/snapshots/')) expect(existsSync(p), p).toBe(true);
   }, 240_000);
 
-  it('resumes after the runner is SIGKILLed while restoring the second member: no double restore, no .part left', async () => {
+  it('resumes after the runner is SIGKILLed while restoring the members: no double restore, no .part left', async () => {
     cluster = await startCluster({ name: 'plr-resume', quotaBytes: 64 * MiB });
     const inv = cluster.writeInventory();
     const stateDir = join(cluster.dir, 'state');
@@ -239,7 +239,8 @@ describe('power-loss-restore (real runner, real 3-member cluster)', () => {
     cluster.checkpointData(); // teardown fails the test if any of these files is deleted instead of moved aside
 
     const child = runner(['run', 'power-loss-restore', '-i', inv, '--state-dir', stateDir, '--yes', '--json', '-p', 'restartWait=20s', ...rewindParams()]);
-    // Kill the runner while it is restoring m2: its restore has journaled its start and its <dataDir>.part exists.
+    // Kill the runner while it is restoring m2 (the members are restored at once: others may have finished by then,
+    // or not): its restore has journaled its start and its <dataDir>.part exists.
     const m2 = cluster.members[1]!;
     const m2Part = `${m2.dataDir}.part`;
     let killed = false;
@@ -265,23 +266,26 @@ describe('power-loss-restore (real runner, real 3-member cluster)', () => {
     expect(partAtKill, `${m2Part} existed when the runner was killed`).toBe(true);
     const runId = onlyRun(stateDir);
     const firstRecs = journal(stateDir);
-    const m1Restore = output(firstRecs, 'restore', 'm1');
-    expect(m1Restore).toBeDefined();
     expect(output(firstRecs, 'restore', 'm2'), 'restore[m2] had not finished at the kill').toBeUndefined();
-    const m1Marker = markerOf(cluster.members[0]!.dataDir);
-    // The restore tool the dead runner started may still be writing into m2's .part: wait until it has exited (as
-    // an operator would check), so the resume meets a settled half-written .part.
-    for (const until = Date.now() + 60_000; processesMentioning(m2Part).length > 0; await sleep(50)) {
-      expect(Date.now() < until, `a process still writes ${m2Part} 60 s after the runner died`).toBe(true);
+    // The members whose restore had finished before the kill, with what their data dirs hold.
+    const doneBefore = new Map(cluster.members.filter((m) => output(firstRecs, 'restore', m.name) !== undefined).map((m) => [m.name, markerOf(m.dataDir)]));
+    // The restore tools the dead runner started may still be writing into the .part dirs: wait until they have
+    // exited (as an operator would check), so the resume meets settled half-written .part dirs.
+    for (const m of cluster.members) {
+      for (const until = Date.now() + 60_000; processesMentioning(`${m.dataDir}.part`).length > 0; await sleep(50)) {
+        expect(Date.now() < until, `a process still writes ${m.dataDir}.part 60 s after the runner died`).toBe(true);
+      }
     }
 
     const resumed = await runner(['resume', runId, '--state-dir', stateDir, '--json']);
     expect(resumed.exitCode, resumed.stdout.slice(-4000) + resumed.stderr).toBe(0);
     const recs = journal(stateDir);
-    // m1 was restored once, in the first process; the resumed run did not touch it again.
-    expect(recs.filter((x: any) => x.type === 'step.started' && x.stepId === 'restore' && x.item === 'm1')).toHaveLength(1);
-    expect(markerOf(cluster.members[0]!.dataDir)).toEqual(m1Marker);
-    const token = m1Restore.token;
+    // A member restored before the kill was restored once, in the first process; the resumed run did not touch it.
+    for (const [name, marker] of doneBefore) {
+      expect(recs.filter((x: any) => x.type === 'step.started' && x.stepId === 'restore' && x.item === name), name).toHaveLength(1);
+      expect(markerOf(cluster.members.find((m) => m.name === name)!.dataDir)).toEqual(marker);
+    }
+    const token = output(recs, 'restore', 'm1').token;
     for (const m of cluster.members) expect(markerOf(m.dataDir).token).toBe(token);
     // The .part the killed runner left was moved aside (never reused, never deleted).
     const m2Out = output(recs, 'restore', 'm2');

@@ -4,7 +4,8 @@
  * the member it is told to avoid, the wait step hands back a verified file with its manifest, and a wait in a new
  * process (a resumed run: nothing in flight) finds the finished file, or takes a new one when it was cut short.
  */
-import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -62,6 +63,36 @@ describe('a snapshot begun before, finished after (real etcd)', () => {
     } finally {
       await t.dispose();
     }
+  }, 120_000);
+
+  it('held (hold: true): nothing more is written until the wait step, and it is still of the moment begin returned', async () => {
+    const steps: Record<string, StepRecord> = {};
+    const t = makeActionContext(inv, { steps });
+    try {
+      const begun: any = await snapshotBeginAction.run(t.step('snapshot'), { verify: true, hold: true });
+      expect(begun).toMatchObject({ background: true });
+      const afterRev = Number((await cluster.client().put('written-after-held-begin').value('x').exec()).header.revision);
+      // Unheld, ~4 MiB streams in well under a second; held, the file stays unfinished and (nearly) empty.
+      await sleep(1500);
+      expect(existsSync(begun.path)).toBe(false);
+      expect(statSync(`${begun.path}.part`).size).toBeLessThan(1024 * 1024);
+      expect(t.logs.some((l) => /held until then/.test(l))).toBe(true);
+      steps.snapshot = { status: 'succeeded', output: begun } as StepRecord;
+      const done: any = await snapshotWaitAction.run(t.step('snapshot-done'), { step: 'snapshot' });
+      expect(done).toMatchObject({ path: begun.path, verified: true });
+      expect(statSync(begun.path).size).toBeGreaterThan(4 * 1024 * 1024);
+      expect(done.revision).toBeLessThan(afterRev);
+    } finally {
+      await t.dispose();
+    }
+  }, 120_000);
+
+  it('held, and the run ends before its wait step (a later step failed): the end of the run lets it finish', async () => {
+    const t = makeActionContext(inv, { steps: {} });
+    const begun: any = await snapshotBeginAction.run(t.step('snapshot'), { verify: true, hold: true });
+    await t.dispose();
+    expect(existsSync(begun.path)).toBe(true);
+    expect(JSON.parse(readFileSync(`${begun.path}.json`, 'utf8'))).toMatchObject({ size: statSync(begun.path).size });
   }, 120_000);
 
   it('a wait after a runner restart that cut the snapshot short takes a new one and says so', async () => {
