@@ -246,7 +246,11 @@ export const catalog = {
   'etcd.member-promote': defineAction({
     name: 'etcd.member-promote',
     summary: 'Promote a learner once it is in sync (polled with backoff); already a voter = done',
-    input: z.strictObject({ member: memberRef, waitFor: zDuration.default(120_000) }),
+    input: z.strictObject({
+      member: memberRef,
+      waitFor: zDuration.default(120_000),
+      hashes: z.boolean().default(true).describe("compare every voter's KV hash after the promotion (false when an etcd.cluster-healthy step right after compares them: one read of every keyspace, not two)"),
+    }),
     mutates: true,
     idempotent: true,
     load: async () => (await import('./etcd-member-promote.ts')).memberPromoteAction,

@@ -72,12 +72,12 @@ export const memberPromoteAction: ImplementedAction = implement('etcd.member-pro
       }
       if (!e.member.isLearner) {
         ctx.log(`${label(e)} (${e.member.id}) is a voter${i > 0 ? ` after ${formatDuration(Date.now() - started)}` : ' already'}`);
-        return verified(ctx, { id: e.member.id, name: label(e), promoted: i > 0 });
+        return verified(ctx, { id: e.member.id, name: label(e), promoted: i > 0 }, input.hashes);
       }
       try {
         await memberPromote(pool, roster.leader.endpoint!, e.member.id, callOpts(ctx, { timeoutMs: Math.max(pool.requestTimeoutMs, 10_000) }));
         ctx.log(`promoted ${label(e)} (${e.member.id}) to a voter${i > 0 ? ` after ${formatDuration(Date.now() - started)} (${reason})` : ''}`);
-        return verified(ctx, { id: e.member.id, name: label(e), promoted: true });
+        return verified(ctx, { id: e.member.id, name: label(e), promoted: true }, input.hashes);
       } catch (err) {
         if (isLearnerNotReady(err)) reason = 'the learner is not in sync with the leader yet';
         else if (isNotLearner(err)) reason = 'etcd says it is not a learner (promoted meanwhile?)';
@@ -110,10 +110,10 @@ function isOldMember(ctx: ActionContext, id: string): boolean {
   return old !== undefined && old !== null && old === id;
 }
 
-/** The promotion is only done when the cluster took it well: every voter answers, one leader, equal hashes. */
-async function verified(ctx: ActionContext, out: PromoteOutput): Promise<PromoteOutput> {
-  const v = await votersHealthy(ctx, VERIFY_WAIT_MS);
+/** The promotion is only done when the cluster took it well: every voter answers, one leader, equal hashes (unless a later step compares them). */
+async function verified(ctx: ActionContext, out: PromoteOutput, hashes: boolean): Promise<PromoteOutput> {
+  const v = await votersHealthy(ctx, VERIFY_WAIT_MS, undefined, { hashes });
   if (!v.voters.includes(out.name)) throw new StepError('failed', `${out.name} is not among the voters after promotion: ${v.voters.join(', ')}`);
-  ctx.log(`every voter answers (${v.voters.join(', ')}), leader ${v.leader}, equal KV hashes at revision ${v.hash.revision}`);
+  ctx.log(`every voter answers (${v.voters.join(', ')}), leader ${v.leader}${v.hash ? `, equal KV hashes at revision ${v.hash.revision}` : ' (KV hashes: compared by a later step)'}`);
   return { ...out, verified: v };
 }

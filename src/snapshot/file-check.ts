@@ -19,16 +19,18 @@ export interface SnapshotFileCheck {
   problem?: string;
 }
 
-/** Hashes fed with a stream, holding the last 32 bytes back from the body hash. */
+/**
+ * Hashes fed with a stream, holding the last 32 bytes back: one sha256 of the body (everything before the last 32
+ * bytes), and the whole file's sha256 from a copy of that state with those 32 bytes added. One pass of hashing,
+ * not two: the CPU cost of checking a multi-GB snapshot is halved.
+ */
 export class TrailerHasher {
-  readonly #whole = createHash('sha256');
   readonly #body = createHash('sha256');
   #tail: Buffer = Buffer.alloc(0);
   size = 0;
 
   update(chunk: Buffer): void {
     this.size += chunk.length;
-    this.#whole.update(chunk);
     if (chunk.length >= TRAILER_BYTES) {
       this.#body.update(this.#tail);
       this.#body.update(chunk.subarray(0, chunk.length - TRAILER_BYTES));
@@ -42,7 +44,7 @@ export class TrailerHasher {
   }
 
   result(): SnapshotFileCheck {
-    const sha256 = this.#whole.digest('hex');
+    const sha256 = this.#body.copy().update(this.#tail).digest('hex');
     if (this.size <= TRAILER_BYTES) {
       return { size: this.size, sha256, trailerOk: false, problem: this.size === 0 ? 'the file is empty' : `the file is only ${this.size} bytes: not a snapshot` };
     }
