@@ -81,6 +81,8 @@ export type ErrorClass = 'unreachable' | 'auth' | 'tls' | 'nospace' | 'corrupt' 
 /** Errors of TLS configuration and handshakes, as grpc-js / OpenSSL word them (etcd 3.4 "bad certificate", 3.5 "certificate required"). */
 const TLS_TROUBLE = /certificate|SSL|TLS|handshake|self[- ]signed|unable to verify|key values mismatch|PEM|wrong version number/i;
 /** "user name is empty" is what etcd answers a call without credentials when auth is enabled (a GRPCInvalidArgumentError). */
+/** Node's words for a peer that hung up before the TLS handshake finished (ECONNRESET there). */
+const DISCONNECTED_IN_HANDSHAKE = /socket disconnected before secure TLS connection was established/i;
 const AUTH_TROUBLE = /user name is empty|authentication failed|permission denied|user name not found|token is not provided/i;
 
 /** The class of an error thrown by an etcd call (or a StepError wrapping one). */
@@ -97,6 +99,10 @@ export function errorClass(err: unknown): ErrorClass {
   ) {
     return 'auth';
   }
+  // The member closed the connection during the handshake (a process exiting, a listener going away): the
+  // connection failed, nothing was said about the TLS files. Said of a member dying at its start, "tls" would make
+  // a tool call an unreadable cluster what is a dead one.
+  if (DISCONNECTED_IN_HANDSHAKE.test(text)) return 'unreachable';
   if (TLS_TROUBLE.test(text)) return 'tls';
   if (e instanceof GRPCDataLossError || /corrupt/i.test(text)) return 'corrupt';
   if (/not supported for learner/i.test(text)) return 'learner';

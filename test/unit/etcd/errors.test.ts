@@ -7,7 +7,7 @@ import {
   GRPCResourceExhastedError,
   GRPCUnavailableError,
 } from 'etcd3';
-import { classify, isAlreadyCompacted, isDeadlineExceeded, isFutureRevision, isNoSpace, isNotLeader, isOutcomeUnknown, shortGrpcMessage, toStepError } from '../../../src/etcd/errors.ts';
+import { classify, errorClass, isAlreadyCompacted, isDeadlineExceeded, isFutureRevision, isNoSpace, isNotLeader, isOutcomeUnknown, shortGrpcMessage, toStepError } from '../../../src/etcd/errors.ts';
 import { StepError } from '../../../src/util/errors.ts';
 
 /** An error as grpc-js hands it to etcd3 (a plain Error with a numeric code), cast the way etcd3 casts it. */
@@ -69,6 +69,15 @@ describe('etcd error classification', () => {
     const denied = castGrpcError(Object.assign(new Error('7 PERMISSION_DENIED: etcdserver: permission denied'), { code: 7 }));
     expect(denied).toBeInstanceOf(EtcdPermissionDeniedError);
     expect(classify(denied).kind).toBe('invalid');
+  });
+
+  it('a member that hung up during the TLS handshake (a process dying at its start) is unreachable, not a TLS problem', () => {
+    // What grpc-js reported when try-restart polled a member that accepted the connection and then exited on its
+    // damaged db: read as "tls", it made the tool refuse a power-loss restore as "cannot read the cluster".
+    const dying = grpc(14, '14 UNAVAILABLE: No connection established. Last error: Error: Client network socket disconnected before secure TLS connection was established. Resolution note: ');
+    expect(errorClass(dying)).toBe('unreachable');
+    expect(classify(dying).kind).toBe('transient');
+    expect(errorClass(BAD_CERT())).toBe('tls');
   });
 
   it('recognizes a move-leader sent to a follower', () => {
