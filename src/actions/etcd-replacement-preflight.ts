@@ -113,7 +113,8 @@ async function assess(ctx: ActionContext, input: PreflightInput): Promise<{ out:
 
 export const replacementPreflightAction: ImplementedAction = implement('etcd.replacement-preflight', {
   async run(ctx, input) {
-    const until = Math.min(Date.now() + LEADER_WAIT_MS, ctx.deadline ?? Infinity);
+    const started = Date.now();
+    const until = Math.min(started + LEADER_WAIT_MS, ctx.deadline ?? Infinity);
     for (let i = 0; ; i++) {
       const r = await assess(ctx, input);
       if ('out' in r) {
@@ -127,7 +128,10 @@ export const replacementPreflightAction: ImplementedAction = implement('etcd.rep
         return r.out;
       }
       if (Date.now() >= until) throw new StepError('precondition', `not replacing a member: ${r.wait}`, { hint: 'a membership change needs a working quorum with a leader' });
-      await sleep(Math.min(250 * 2 ** Math.min(i, 3), Math.max(0, until - Date.now())), ctx.signal);
+      // Every 100 ms for the first 3 s (a member that died as leader leaves an election of about one election
+      // timeout: the change can go on the moment a new leader is there), then backing off to 2 s.
+      const pause = Date.now() - started < 3_000 ? 100 : 250 * 2 ** Math.min(i, 3);
+      await sleep(Math.min(pause, Math.max(0, until - Date.now())), ctx.signal);
     }
   },
 });
