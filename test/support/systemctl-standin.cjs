@@ -97,11 +97,25 @@ function writeState(name, st) {
   fs.renameSync(tmp, stateFile(name));
 }
 
-function alive(pid, program) {
+/** Field 22 of /proc/<pid>/stat: when the process started (clock ticks after boot). With the pid, it names one process. */
+function startTime(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch { return undefined; }
+}
+
+/**
+ * The unit's main process is still the one it started: alive, not a zombie, running its program, and started when
+ * it was (pids are recycled: a unit whose process was SIGKILLed may name, by pid and program alone, another test's
+ * etcd, and stopping the unit would then kill that one, silently if it had not yet set up its signal handlers).
+ */
+function alive(pid, program, started) {
   if (!pid) return false;
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     if (/\) Z /.test(stat)) return false;
+    if (started !== undefined && startTime(pid) !== started) return false;
     const argv0 = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0];
     return argv0 === program;
   } catch { return false; }
@@ -110,7 +124,7 @@ function alive(pid, program) {
 function view(name) {
   const unit = parseUnit(name);
   const st = readState(name);
-  const up = alive(st.pid, st.program);
+  const up = alive(st.pid, st.program, st.started);
   const failed = !up && (st.failed || (st.pid > 0 && !st.stopped));
   return {
     LoadState: unit ? 'loaded' : 'not-found',
@@ -127,9 +141,9 @@ function view(name) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function waitGone(pid, program, ms) {
-  for (const until = Date.now() + ms; Date.now() < until; await sleep(50)) if (!alive(pid, program)) return true;
-  return !alive(pid, program);
+async function waitGone(pid, program, started, ms) {
+  for (const until = Date.now() + ms; Date.now() < until; await sleep(50)) if (!alive(pid, program, started)) return true;
+  return !alive(pid, program, started);
 }
 
 function unitArg(args) {
@@ -181,7 +195,7 @@ async function main(argv) {
       const child = spawn(program, rest, { detached: true, stdio: ['ignore', out, out], env });
       const pid = await new Promise((resolve) => { child.once('spawn', () => resolve(child.pid)); child.once('error', () => resolve(0)); });
       child.unref();
-      writeState(name, { pid, program, stopped: false, failed: pid === 0 });
+      writeState(name, { pid, program, ...(pid ? { started: startTime(pid) } : {}), stopped: false, failed: pid === 0 });
       const pf = path.join(dirs.pidfiles, name);
       if (pid && fs.existsSync(pf)) fs.writeFileSync(fs.readFileSync(pf, 'utf8').trim(), `${pid}\n`);
       return 0;
@@ -193,9 +207,9 @@ async function main(argv) {
       const st = v._st;
       if (v._up) {
         try { process.kill(st.pid, 'SIGTERM'); } catch {}
-        if (!(await waitGone(st.pid, st.program, v._unit.timeoutStopSec * 1000))) {
+        if (!(await waitGone(st.pid, st.program, st.started, v._unit.timeoutStopSec * 1000))) {
           try { process.kill(st.pid, 'SIGKILL'); } catch {}
-          await waitGone(st.pid, st.program, 5000);
+          await waitGone(st.pid, st.program, st.started, 5000);
         }
       }
       writeState(name, { pid: 0, program: '', stopped: true, failed: false });
