@@ -30,6 +30,12 @@ const LOOK_SCRIPT =
   'if [ -e "$1" ]; then printf S; cat -- "$1"; fi; printf "\\0\\0"; ' +
   'pid=$(head -c 32 -- "$2" 2>/dev/null | tr -d " \\n"); case $pid in ""|*[!0-9]*) exit 0;; esac; ' +
   'printf "%s\\0" "$pid"; cat "/proc/$pid/cmdline" 2>/dev/null; exit 0';
+/**
+ * Signal pid `$1` with `$2` only while its command line is still `$3` (its argv joined by newlines): the check and
+ * the kill in one shell on the member's host, so a pid recycled between our look and the kill (an ssh round trip
+ * later, or after a 15 s wait) is never signalled. Exit 3: it is not that process any more.
+ */
+const KILL_IF_SAME_SCRIPT = '[ "$(tr "\\000" "\\n" < "/proc/$1/cmdline" 2>/dev/null)" = "$3" ] || exit 3; kill "-$2" "$1"';
 /** Remove the pid file `$1` only while it still names pid `$2`. */
 const FORGET_PID_SCRIPT = '[ "$(cat -- "$1" 2>/dev/null)" = "$2" ] && rm -f -- "$1"; exit 0';
 
@@ -120,13 +126,14 @@ export function remoteProcessDriver(target: { name: string; driver: DriverSpec; 
     },
 
     async stop(opts = {}) {
-      const { pid } = await look();
-      if (pid === undefined) return;
+      const { pid, live } = await look();
+      if (pid === undefined || live === undefined) return;
+      const signal = (sig: 'TERM' | 'KILL') => host.run(['sh', '-c', KILL_IF_SAME_SCRIPT, 'sh', String(pid), sig, live.join('\n')]);
       const first = opts.force ? 'KILL' : 'TERM';
-      await host.run(['kill', `-${first}`, String(pid)]);
+      await signal(first);
       let gone = await waitGone(pid, opts.force ? 5_000 : (opts.timeoutMs ?? 15_000));
       if (!gone && !opts.force) {
-        await host.run(['kill', '-KILL', String(pid)]);
+        await signal('KILL');
         gone = await waitGone(pid, 5_000);
       }
       if (!gone) throw new StepError('timeout', `${host.label}: pid ${pid} of ${member} did not exit 5s after SIGKILL`, { member });
