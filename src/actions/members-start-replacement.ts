@@ -148,24 +148,36 @@ function logInventoryChanges(ctx: ActionContext, out: StartOutput): void {
   ctx.log(`update the inventory entry of ${out.member}: ${out.inventoryChanges.join('; ')}`, { inventoryChanges: out.inventoryChanges });
 }
 
+/**
+ * Fed whether the started process runs, poll after poll: fails (with the log's end) once it has not run for a
+ * second.
+ */
+function exitWatch(t: Target): (running: boolean) => void {
+  let exitedSince: number | undefined;
+  return (running) => {
+    if (running) {
+      exitedSince = undefined;
+      return;
+    }
+    if (Date.now() - (exitedSince ??= Date.now()) < 1000) return;
+    const tail = memberLogTail(t.spec);
+    throw new StepError('failed', `${t.spec.name} exited right after it was started${tail ? `; last log lines:\n${tail}` : ''}`, {
+      member: t.spec.name,
+      hint: 'read the member log: a wrong flag, its port in use, or a data dir that is not empty',
+    });
+  };
+}
+
 /** Until the replacement answers as the new member; fails fast (with the log's end) when its process exits. */
 async function waitAnswering(ctx: ActionContext, pool: EtcdPool, driver: MemberDriver, t: Target, id: string, waitForMs: number): Promise<MemberStatus> {
-  let exitedSince: number | undefined;
+  const watch = exitWatch(t);
   return pollUntil<MemberStatus>(
     ctx,
     waitForMs,
     async () => {
       const r = await statusAs(ctx, pool, t.clientURL, id);
       if ('ok' in r) return { value: r.ok };
-      if ((await driver.status()).running) {
-        exitedSince = undefined;
-      } else if (Date.now() - (exitedSince ??= Date.now()) >= 1000) {
-        const tail = memberLogTail(t.spec);
-        throw new StepError('failed', `${t.spec.name} exited right after it was started${tail ? `; last log lines:\n${tail}` : ''}`, {
-          member: t.spec.name,
-          hint: 'read the member log: a wrong flag, its port in use, or a data dir that is not empty',
-        });
-      }
+      watch((await driver.status()).running);
       return { reason: r.reason };
     },
     // Polled tightly (every 100 ms, no backoff): the replacement answers the moment it has caught up, and every
@@ -180,22 +192,14 @@ async function waitAnswering(ctx: ActionContext, pool: EtcdPool, driver: MemberD
  * (etcd refuses to promote a learner that is not in sync) and then for every voter to answer.
  */
 async function waitPeerListening(ctx: ActionContext, pool: EtcdPool, driver: MemberDriver, t: Target, id: string, waitForMs: number): Promise<void> {
-  let exitedSince: number | undefined;
+  const watch = exitWatch(t);
   await pollUntil<true>(
     ctx,
     waitForMs,
     async () => {
-      if (!(await driver.status()).running) {
-        if (Date.now() - (exitedSince ??= Date.now()) >= 1000) {
-          const tail = memberLogTail(t.spec);
-          throw new StepError('failed', `${t.spec.name} exited right after it was started${tail ? `; last log lines:\n${tail}` : ''}`, {
-            member: t.spec.name,
-            hint: 'read the member log: a wrong flag, its port in use, or a data dir that is not empty',
-          });
-        }
-        return { reason: 'its process is not running' };
-      }
-      exitedSince = undefined;
+      const running = (await driver.status()).running;
+      watch(running);
+      if (!running) return { reason: 'its process is not running' };
       if (await acceptsConnections(t.peerURL, 500)) return { value: true as const };
       // A runner the peer port is firewalled from sees it answer clients once it has caught up.
       if ('ok' in (await statusAs(ctx, pool, t.clientURL, id))) return { value: true as const };

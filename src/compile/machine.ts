@@ -76,15 +76,17 @@ function compileStep(step: Step, next: string): StateConfig {
       },
     },
   };
-  if (step.forEach?.parallel) {
+  if (step.forEach) {
     states.items = {
       invoke: {
         src: 'items',
         input: { $fn: 'ctxInput', stepId: step.id },
-        onDone: { target: 'all', actions: [{ type: 'setItems', params: { stepId: step.id } }] },
+        onDone: { target: step.forEach.parallel ? 'all' : 'next', actions: [{ type: 'setItems', params: { stepId: step.id } }] },
         onError: fail,
       },
     };
+  }
+  if (step.forEach?.parallel) {
     states.all = {
       invoke: {
         src: 'parallelItems',
@@ -94,14 +96,6 @@ function compileStep(step: Step, next: string): StateConfig {
       },
     };
   } else if (step.forEach) {
-    states.items = {
-      invoke: {
-        src: 'items',
-        input: { $fn: 'ctxInput', stepId: step.id },
-        onDone: { target: 'next', actions: [{ type: 'setItems', params: { stepId: step.id } }] },
-        onError: fail,
-      },
-    };
     states.next = {
       always: [
         { guard: { type: 'hasMoreItems', params: { stepId: step.id } }, target: 'item' },
