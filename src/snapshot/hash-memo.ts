@@ -7,6 +7,7 @@
  */
 import { statSync, type Stats } from 'node:fs';
 import { sha256File } from '../hosts/local.ts';
+import { sharedWhileRunning } from '../util/in-flight.ts';
 
 const memo = new Map<string, { identity: string; sha256: string }>();
 /** Reads in progress, by path and identity: members restored at once share one read of the file. */
@@ -44,17 +45,11 @@ export async function snapshotSha256(path: string, signal?: AbortSignal): Promis
   const known = memo.get(path);
   if (before && known && known.identity === identity(before)) return known.sha256;
   if (!before) return sha256File(path, signal);
-  const key = `${path}\0${identity(before)}`;
-  const inFlight = reading.get(key);
-  if (inFlight) return inFlight;
-  const read = sha256File(path, signal)
-    .then((sha256) => {
-      rememberSha256(path, before, sha256);
-      return sha256;
-    })
-    .finally(() => reading.delete(key));
-  reading.set(key, read);
-  return read;
+  return sharedWhileRunning(reading, `${path}\0${identity(before)}`, async () => {
+    const sha256 = await sha256File(path, signal);
+    rememberSha256(path, before, sha256);
+    return sha256;
+  });
 }
 
 export { statOf as statForMemo };

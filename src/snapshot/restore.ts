@@ -23,6 +23,7 @@ import { snapshotSha256 } from './hash-memo.ts';
 import type { Host } from '../hosts/types.ts';
 import type { Inventory, MemberSpec } from '../inventory/types.ts';
 import { StepError } from '../util/errors.ts';
+import { sharedWhileRunning } from '../util/in-flight.ts';
 import { describeLocalListener } from '../hosts/listener.ts';
 import { BUMP_REVISION, binPath, chooseSnapshotTool, etcdBinaryVersion, memberEtcdDir, restoreArgv, toolDirs, toolEnv } from './etcd-tools.ts';
 
@@ -172,12 +173,7 @@ const staging = new Map<string, Promise<string>>();
 async function stage(o: RestoreMemberOptions, sha256: string, dataDir: string): Promise<string> {
   if (!o.host.remote) return o.snapshot;
   const staged = join(dirname(dataDir), `.runbook-snapshot-${sha256.slice(0, 16)}.db`);
-  const key = `${o.host.label}\0${staged}`;
-  const inFlight = staging.get(key);
-  if (inFlight) return inFlight;
-  const copy = stageOnce(o, sha256, staged).finally(() => staging.delete(key));
-  staging.set(key, copy);
-  return copy;
+  return sharedWhileRunning(staging, `${o.host.label}\0${staged}`, () => stageOnce(o, sha256, staged));
 }
 
 async function stageOnce(o: RestoreMemberOptions, sha256: string, staged: string): Promise<string> {
